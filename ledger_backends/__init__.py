@@ -1,0 +1,60 @@
+"""The healthledger ledger core: hash-chained blocks, MVCC, group commit and storage backends.
+
+Open a ledger by URL (`memory://`, `sqlite:///path`, `postgresql://...`,
+`redis://...`) with `open_ledger`; every backend implements `LedgerStore`
+(base.py) and passes the conformance suite in `testing.py`.
+"""
+
+from .base import LedgerStore
+from .errors import (
+    BackendUnavailableError,
+    ChainIntegrityError,
+    ConflictError,
+    LedgerError,
+    UnsupportedLedgerURLError,
+)
+from .ledger import ChannelLedger, Ledger
+from .records import (
+    Block,
+    Creator,
+    Event,
+    HistoryEntry,
+    Proposal,
+    Receipt,
+    StateRecord,
+    Tip,
+    Transaction,
+    Validation,
+    Version,
+)
+from .registry import open_ledger, open_store, supported_schemes
+from .simulation import TxSimulator
+from .verify import Verification, verify_channel
+
+__all__ = [
+    "BackendUnavailableError",
+    "Block",
+    "ChainIntegrityError",
+    "ChannelLedger",
+    "ConflictError",
+    "Creator",
+    "Event",
+    "HistoryEntry",
+    "Ledger",
+    "LedgerError",
+    "LedgerStore",
+    "Proposal",
+    "Receipt",
+    "StateRecord",
+    "Tip",
+    "Transaction",
+    "TxSimulator",
+    "UnsupportedLedgerURLError",
+    "Validation",
+    "Verification",
+    "Version",
+    "open_ledger",
+    "open_store",
+    "supported_schemes",
+    "verify_channel",
+]

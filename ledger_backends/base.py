@@ -1,0 +1,83 @@
+"""What every ledger backend must guarantee.
+
+A backend stores, per channel, a chain of blocks, the world state and the key
+history. It never decides what goes into a block: the chain writer
+(`chain.py`) validates and hashes, the backend only reads and appends. Every
+backend is proved by the same conformance suite (`testing.py`).
+
+Guarantees every implementation gives:
+
+- `append_if_tip` is atomic and exclusive: the block, its transactions, its
+  state writes and its history entries become visible together or not at all,
+  and only if the channel's tip is still the expected one. Two appenders in
+  different OS processes can never both extend the same tip.
+- An append that returned True is durable as far as the backend's settings
+  allow (documented per backend in docs/BACKENDS.md).
+- Reads return exactly the canonical texts that were appended.
+- A store that cannot be reached raises `BackendUnavailableError` within a few
+  seconds; no method blocks indefinitely on a dead connection.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+
+
+class LedgerStore(ABC):
+    """Storage of blocks, world state and history for any number of channels."""
+
+    url: str
+
+    @abstractmethod
+    def channels(self) -> list[str]:
+        """Names of the channels that have at least one block, sorted."""
+
+    @abstractmethod
+    def tip(self, channel: str) -> Tip:
+        """The channel's height and last block hash; `Tip.empty()` if it has no block."""
+
+    @abstractmethod
+    def read_state(self, channel: str, key: str) -> StateRecord | None:
+        """The key's current value and version, read together; None if absent."""
+
+    @abstractmethod
+    def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
+        """Current versions of those keys that exist (absent keys are left out)."""
+
+    @abstractmethod
+    def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
+        """Keys with start <= key < end in code-point order; an empty end means no upper bound."""
+
+    @abstractmethod
+    def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
+        """Every valid write of the key, oldest first."""
+
+    @abstractmethod
+    def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
+        """Up to `limit` consecutive blocks from number `start`, in order."""
+
+    @abstractmethod
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        """Append the block and apply its changes atomically if the tip is still `expected`.
+
+        Returns False, having changed nothing, when another appender moved the tip.
+        """
+
+    @abstractmethod
+    def scan_state(self, channel: str) -> Iterator[StateRecord]:
+        """Every key of the world state, for verification."""
+
+    @abstractmethod
+    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        """Every history entry of every key, for verification (any order)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise `BackendUnavailableError` unless the store answers now."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; a closed store may be opened again from its URL."""

@@ -1,0 +1,36 @@
+"""The ledger's small tree of errors; every message is a sentence for people."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every failure the ledger reports."""
+
+
+class ConflictError(LedgerError):
+    """A transaction read a key that another transaction changed first (MVCC).
+
+    Nothing of the transaction changed the world state. Simulating it again on
+    fresh state and resubmitting is the usual answer.
+    """
+
+    def __init__(self, message: str, *, block_number: int | None = None) -> None:
+        super().__init__(message)
+        self.block_number = block_number
+
+
+class ChainIntegrityError(LedgerError):
+    """The stored chain does not verify: a hash, a link or the world state is wrong."""
+
+    def __init__(self, message: str, *, channel: str, block_number: int | None) -> None:
+        super().__init__(message)
+        self.channel = channel
+        self.block_number = block_number
+
+
+class BackendUnavailableError(LedgerError):
+    """The storage backend cannot be reached; nothing was half-written."""
+
+
+class UnsupportedLedgerURLError(LedgerError, ValueError):
+    """A ledger URL names a scheme no backend is registered for, or is malformed."""

@@ -1,0 +1,114 @@
+"""The in-memory backend (`memory://`): for tests and demos; nothing survives the process."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .base import LedgerStore
+from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+
+
+@dataclass
+class _Channel:
+    blocks: list[Block] = field(default_factory=list)
+    state: dict[str, tuple[str, Version]] = field(default_factory=dict)
+    history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+    sorted_keys: list[str] | None = None  # rebuilt lazily after a key is added or deleted
+
+
+class MemoryStore(LedgerStore):
+    """Dictionaries behind one lock; `append_if_tip` is atomic within the process."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._channels: dict[str, _Channel] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryStore:
+        return cls(url)
+
+    def _channel(self, name: str) -> _Channel:
+        channel = self._channels.get(name)
+        return channel if channel is not None else _Channel()
+
+    def channels(self) -> list[str]:
+        with self._lock:
+            return sorted(name for name, channel in self._channels.items() if channel.blocks)
+
+    def tip(self, channel: str) -> Tip:
+        with self._lock:
+            blocks = self._channel(channel).blocks
+            return Tip(len(blocks), blocks[-1].hash) if blocks else Tip.empty()
+
+    def read_state(self, channel: str, key: str) -> StateRecord | None:
+        with self._lock:
+            found = self._channel(channel).state.get(key)
+        return None if found is None else StateRecord(key, found[0], found[1])
+
+    def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
+        with self._lock:
+            state = self._channel(channel).state
+            return {key: state[key][1] for key in keys if key in state}
+
+    def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
+        with self._lock:
+            data = self._channel(channel)
+            if data.sorted_keys is None:
+                data.sorted_keys = sorted(data.state)
+            keys = data.sorted_keys
+            records = []
+            for index in range(bisect_left(keys, start), len(keys)):
+                key = keys[index]
+                if end and key >= end:
+                    break
+                value, version = data.state[key]
+                records.append(StateRecord(key, value, version))
+            return records
+
+    def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
+        with self._lock:
+            return list(self._channel(channel).history.get(key, ()))
+
+    def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
+        with self._lock:
+            return self._channel(channel).blocks[max(start, 0) : max(start, 0) + max(limit, 0)]
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        with self._lock:
+            data = self._channels.setdefault(channel, _Channel())
+            blocks = data.blocks
+            current = Tip(len(blocks), blocks[-1].hash) if blocks else Tip.empty()
+            if current != expected:
+                return False
+            blocks.append(commit.block)
+            for write in commit.state_writes:
+                if write.value is None:
+                    if data.state.pop(write.key, None) is not None:
+                        data.sorted_keys = None
+                else:
+                    if write.key not in data.state:
+                        data.sorted_keys = None
+                    data.state[write.key] = (write.value, write.version)
+            for entry in commit.history:
+                data.history.setdefault(entry.key, []).append(entry)
+            return True
+
+    def scan_state(self, channel: str) -> Iterator[StateRecord]:
+        with self._lock:
+            items = list(self._channel(channel).state.items())
+        return (StateRecord(key, value, version) for key, (value, version) in items)
+
+    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        with self._lock:
+            entries = [e for history in self._channel(channel).history.values() for e in history]
+        return iter(entries)
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

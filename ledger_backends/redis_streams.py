@@ -1,0 +1,277 @@
+"""The Redis backend (`redis://host:port/db[?prefix=NAME]`): one stream per channel.
+
+Layout per channel (names under the prefix, default "healthledger:"):
+`CH:blocks` a stream with one entry per block (id "NUMBER-1"; header fields and
+the transactions' canonical texts), `CH:tip` a hash (height, hash),
+`CH:state` and `CH:versions` hashes, `CH:keys` a sorted set for range reads,
+`CH:history:KEY` a list per key and `CH:history-keys` the set of such keys.
+
+The compare-and-append is one Lua script, so it is atomic and two processes
+can never fork a chain. The script checks everything it can before its first
+write, because Redis does not roll a script back. Durability is Redis's own:
+with `appendonly yes` and `appendfsync always` an acknowledged block survives a
+crash; with the defaults, the last second (or everything, without AOF) may be
+lost. See docs/BACKENDS.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from .base import LedgerStore
+from .errors import BackendUnavailableError, UnsupportedLedgerURLError
+from .hashing import canonical_json
+from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+
+CONNECT_TIMEOUT_S = 1.5
+SOCKET_TIMEOUT_S = 10
+SCAN_PAGE = 1000
+
+_APPEND_IF_TIP = """#!lua
+local tip = redis.call('HMGET', KEYS[1], 'height', 'hash')
+local height = tonumber(tip[1]) or 0
+local hash = tip[2] or string.rep('0', 64)
+if height ~= tonumber(ARGV[1]) or hash ~= ARGV[2] then
+  return 0
+end
+redis.call('XADD', KEYS[2], ARGV[3], 'number', ARGV[4], 'previous_hash', ARGV[5],
+  'data_hash', ARGV[6], 'hash', ARGV[7], 'timestamp', ARGV[8], 'txs', ARGV[9])
+local writes = tonumber(ARGV[11])
+local i = 12
+for _ = 1, writes do
+  local key, value, version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if value == '' then
+    redis.call('HDEL', KEYS[3], key)
+    redis.call('HDEL', KEYS[4], key)
+    redis.call('ZREM', KEYS[5], key)
+  else
+    redis.call('HSET', KEYS[3], key, value)
+    redis.call('HSET', KEYS[4], key, version)
+    redis.call('ZADD', KEYS[5], 0, key)
+  end
+  i = i + 3
+end
+for k = 8, #KEYS do
+  redis.call('RPUSH', KEYS[k], ARGV[i + 1])
+  redis.call('SADD', KEYS[6], ARGV[i])
+  i = i + 2
+end
+redis.call('HSET', KEYS[1], 'height', tonumber(ARGV[4]) + 1, 'hash', ARGV[7])
+redis.call('SADD', KEYS[7], ARGV[10])
+return 1
+"""
+
+
+class RedisStore(LedgerStore):
+    """A LedgerStore on Redis streams and hashes; appends are one Lua script."""
+
+    def __init__(self, url: str, client: redis.Redis, prefix: str) -> None:
+        self.url = url
+        # Any: redis-py's annotations cannot express that decode_responses=True returns str.
+        self.client: Any = client
+        self.prefix = prefix
+        self._append = client.register_script(_APPEND_IF_TIP)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        prefix = query.pop("prefix", "healthledger")
+        if not prefix or any(c in prefix for c in "*?[]{} "):
+            raise UnsupportedLedgerURLError(
+                "The prefix in a Redis ledger URL must be a plain non-empty name."
+            )
+        client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+        try:
+            client = redis.Redis.from_url(
+                client_url,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+                decode_responses=True,
+            )
+        except ValueError as exc:
+            raise UnsupportedLedgerURLError(f"Bad Redis ledger URL: {exc}.") from exc
+        store = cls(url, client, prefix + ":")
+        store.ping()
+        return store
+
+    def _key(self, channel: str, part: str) -> str:
+        return f"{self.prefix}{channel}:{part}"
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailableError(
+                f"The Redis ledger cannot be reached: {exc}. Nothing was written."
+            ) from exc
+
+    def channels(self) -> list[str]:
+        with self._guard():
+            return sorted(self.client.smembers(f"{self.prefix}channels"))
+
+    def tip(self, channel: str) -> Tip:
+        with self._guard():
+            height, hash_ = self.client.hmget(self._key(channel, "tip"), ["height", "hash"])
+        return Tip.empty() if height is None else Tip(int(height), hash_)
+
+    def read_state(self, channel: str, key: str) -> StateRecord | None:
+        with self._guard():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hget(self._key(channel, "state"), key)
+            pipe.hget(self._key(channel, "versions"), key)
+            value, version = pipe.execute()
+        return None if value is None else StateRecord(key, value, _version(version))
+
+    def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        with self._guard():
+            found = self.client.hmget(self._key(channel, "versions"), wanted)
+        return {key: _version(v) for key, v in zip(wanted, found, strict=True) if v is not None}
+
+    def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
+        with self._guard():
+            keys: list[str] = self.client.zrangebylex(
+                self._key(channel, "keys"), f"[{start}", f"({end}" if end else "+"
+            )
+            return self._records(channel, keys)
+
+    def _records(self, channel: str, keys: list[str]) -> list[StateRecord]:
+        if not keys:
+            return []
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hmget(self._key(channel, "state"), keys)
+        pipe.hmget(self._key(channel, "versions"), keys)
+        values, versions = pipe.execute()
+        return [
+            StateRecord(key, value, _version(version))
+            for key, value, version in zip(keys, values, versions, strict=True)
+            if value is not None and version is not None
+        ]
+
+    def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
+        with self._guard():
+            raw: list[str] = self.client.lrange(self._key(channel, f"history:{key}"), 0, -1)
+        return [_history_entry(key, text) for text in raw]
+
+    def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
+        start = max(start, 0)
+        if limit <= 0:
+            return []
+        with self._guard():
+            entries = self.client.xrange(
+                self._key(channel, "blocks"), f"{start}-0", "+", count=limit
+            )
+        return [_block(fields) for _, fields in entries]
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        block = commit.block
+        keys = [self._key(channel, part) for part in _FIXED_KEYS]
+        keys.append(f"{self.prefix}channels")
+        args: list[Any] = [
+            expected.height,
+            expected.hash,
+            f"{block.number}-1",
+            block.number,
+            block.previous_hash,
+            block.data_hash,
+            block.hash,
+            block.timestamp,
+            json.dumps(list(block.tx_texts), ensure_ascii=False),
+            channel,
+            len(commit.state_writes),
+        ]
+        for write in commit.state_writes:
+            args.extend((write.key, write.value or "", f"{write.version[0]}:{write.version[1]}"))
+        for entry in commit.history:
+            keys.append(self._key(channel, f"history:{entry.key}"))
+            args.extend((entry.key, _history_text(entry)))
+        with self._guard():
+            return bool(self._append(keys=keys, args=args))
+
+    def scan_state(self, channel: str) -> Iterator[StateRecord]:
+        cursor = 0
+        while True:
+            with self._guard():
+                cursor, values = self.client.hscan(
+                    self._key(channel, "state"), cursor, count=SCAN_PAGE
+                )
+                keys = list(values)
+                versions = self.client.hmget(self._key(channel, "versions"), keys) if keys else []
+            for key, version in zip(keys, versions, strict=True):
+                yield StateRecord(key, values[key], _version(version or "-1:-1"))
+            if cursor == 0:
+                return
+
+    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        cursor = 0
+        while True:
+            with self._guard():
+                cursor, keys = self.client.sscan(
+                    self._key(channel, "history-keys"), cursor, count=SCAN_PAGE
+                )
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.lrange(self._key(channel, f"history:{key}"), 0, -1)
+                lists = pipe.execute()
+            for key, texts in zip(keys, lists, strict=True):
+                yield from (_history_entry(key, text) for text in texts)
+            if cursor == 0:
+                return
+
+    def ping(self) -> None:
+        with self._guard():
+            self.client.ping()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_FIXED_KEYS = ("tip", "blocks", "state", "versions", "keys", "history-keys")
+
+
+def _version(text: str) -> Version:
+    block, _, index = text.partition(":")
+    return (int(block), int(index))
+
+
+def _history_text(entry: HistoryEntry) -> str:
+    return canonical_json(
+        [
+            entry.block_number,
+            entry.tx_index,
+            entry.tx_id,
+            entry.value,
+            entry.creator_uid,
+            entry.creator_msp,
+            entry.timestamp,
+        ]
+    )
+
+
+def _history_entry(key: str, text: str) -> HistoryEntry:
+    block, index, tx_id, value, uid, msp, timestamp = json.loads(text)
+    return HistoryEntry(key, block, index, tx_id, value, uid, msp, timestamp)
+
+
+def _block(fields: dict[str, str]) -> Block:
+    return Block(
+        number=int(fields["number"]),
+        previous_hash=fields["previous_hash"],
+        data_hash=fields["data_hash"],
+        timestamp=fields["timestamp"],
+        hash=fields["hash"],
+        tx_texts=tuple(json.loads(fields["txs"])),
+    )

@@ -1,0 +1,107 @@
+"""Simulating a transaction: reads record versions, writes are only collected.
+
+As in Fabric, a simulation reads committed state only: it does not see its own
+writes. Reads need not come from one snapshot: the committer re-checks every
+version read, so a transaction that saw a mix of old and new state is marked
+MVCC_READ_CONFLICT and changes nothing. Range reads record the version of each
+key returned; keys inserted into the range later are not detected (no phantom
+protection), so contracts keep uniqueness rules on point keys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import LedgerStore
+from .hashing import canonical_json, sha256_hex
+from .records import Creator, Event, HistoryEntry, JSONValue, Proposal, Version
+
+
+class TxSimulator:
+    """Collects one transaction's read-set, write-set and events against a store."""
+
+    def __init__(self, store: LedgerStore, channel: str) -> None:
+        self._store = store
+        self.channel = channel
+        self._reads: dict[str, Version | None] = {}
+        self._writes: dict[str, JSONValue | None] = {}
+        self._events: list[Event] = []
+
+    def get_state(self, key: str) -> JSONValue | None:
+        """The committed value of `key`, or None if it does not exist."""
+        _check_key(key)
+        record = self._store.read_state(self.channel, key)
+        self._reads.setdefault(key, None if record is None else record.version)
+        return None if record is None else record.json()
+
+    def get_range(self, start: str, end: str = "") -> list[tuple[str, JSONValue]]:
+        """Committed (key, value) pairs with start <= key < end, in key order."""
+        records = self._store.read_range(self.channel, start, end)
+        for record in records:
+            self._reads.setdefault(record.key, record.version)
+        return [(record.key, record.json()) for record in records]
+
+    def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
+        """Committed (key, value) pairs whose key starts with `prefix`."""
+        _check_key(prefix)
+        return self.get_range(prefix, prefix + "\U0010ffff")
+
+    def get_history(self, key: str) -> list[HistoryEntry]:
+        """Every committed write of `key`, oldest first (not part of the read-set, as in Fabric)."""
+        _check_key(key)
+        return self._store.read_history(self.channel, key)
+
+    def put_state(self, key: str, value: JSONValue) -> None:
+        """Write a JSON value; raises ValueError for None, NaN or values JSON cannot hold."""
+        _check_key(key)
+        if value is None:
+            raise ValueError("A state value cannot be empty; use del_state to delete a key.")
+        try:
+            # A copy through canonical JSON: later changes by the caller cannot leak in.
+            self._writes[key] = json.loads(canonical_json(value))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"The value for {key!r} cannot be stored as JSON: {exc}") from exc
+
+    def del_state(self, key: str) -> None:
+        _check_key(key)
+        self._writes[key] = None
+
+    def set_event(self, name: str, payload: JSONValue = None) -> None:
+        if not name:
+            raise ValueError("An event needs a name.")
+        canonical_json(payload)
+        self._events.append(Event(name, payload))
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._writes)
+
+    def proposal(
+        self,
+        *,
+        tx_id: str,
+        contract: str,
+        function: str,
+        args: Any,
+        creator: Creator,
+        timestamp: str,
+    ) -> Proposal:
+        """The simulated transaction, ready for the committer."""
+        return Proposal(
+            tx_id=tx_id,
+            channel=self.channel,
+            contract=contract,
+            function=function,
+            args_digest=sha256_hex(canonical_json(args)),
+            creator=creator,
+            timestamp=timestamp,
+            read_set=dict(self._reads),
+            write_set=dict(self._writes),
+            events=tuple(self._events),
+        )
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError("A state key must be a non-empty string.")

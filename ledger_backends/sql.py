@@ -1,0 +1,339 @@
+"""The SQL hash chain shared by the SQLite and PostgreSQL backends.
+
+`append_if_tip` is one database transaction: read the channel's last block,
+compare it with the expected tip, insert the block, its transactions and
+history, and upsert the state. The primary key (channel, number) makes a
+concurrent append of the same block number fail, so two processes can never
+fork a chain; the loser rolls back and the chain writer retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from .base import LedgerStore
+from .errors import BackendUnavailableError, ChainIntegrityError
+from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+from .sql_models import LEDGER_TABLES, BlockRow, HistoryRow, StateRow, TransactionRow
+
+blocks_t = BlockRow.__table__  # type: ignore[attr-defined]
+transactions_t = TransactionRow.__table__  # type: ignore[attr-defined]
+state_t = StateRow.__table__  # type: ignore[attr-defined]
+history_t = HistoryRow.__table__  # type: ignore[attr-defined]
+
+SCAN_PAGE = 5000
+IN_LIST_CHUNK = 500
+
+
+class SqlStore(LedgerStore):
+    """A LedgerStore over an SQLAlchemy engine; subclasses choose the engine and upsert."""
+
+    backend_name = "SQL"
+
+    def __init__(self, url: str, engine: Engine, upsert_state: Any) -> None:
+        self.url = url
+        self.engine = engine
+        self._upsert_state = upsert_state
+        self._tip_query = (
+            select(blocks_t.c.number, blocks_t.c.hash)
+            .where(blocks_t.c.channel == bindparam("channel"))
+            .order_by(blocks_t.c.number.desc())
+            .limit(1)
+        )
+
+    def create_tables(self, connection: Connection) -> None:
+        for table in LEDGER_TABLES:
+            table.create(connection, checkfirst=True)
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        with self._unavailable_guard(), self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; SQLite takes its write lock at BEGIN (see sqlite.py)."""
+        with (
+            self._unavailable_guard(),
+            self.engine.connect() as connection,
+            connection.execution_options(ledger_write=True).begin(),
+        ):
+            yield connection
+
+    @contextmanager
+    def _unavailable_guard(self) -> Iterator[None]:
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            if self.is_unavailable(exc):
+                raise BackendUnavailableError(
+                    f"The {self.backend_name} ledger cannot be reached: "
+                    f"{self.describe_unavailable(exc)}. Nothing was written."
+                ) from exc
+            raise
+
+    def is_unavailable(self, exc: DBAPIError) -> bool:
+        """Whether a database error means the store is unreachable (not a bug in a query)."""
+        return bool(exc.connection_invalidated) or exc.__class__.__name__ in {
+            "OperationalError",
+            "InterfaceError",
+        }
+
+    def describe_unavailable(self, exc: DBAPIError) -> str:
+        return str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+
+    def channels(self) -> list[str]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                select(blocks_t.c.channel).distinct().order_by(blocks_t.c.channel)
+            ).all()
+        return [row.channel for row in rows]
+
+    def tip(self, channel: str) -> Tip:
+        with self._reading() as conn:
+            return self._tip(conn, channel)
+
+    def _tip(self, conn: Connection, channel: str) -> Tip:
+        row = conn.execute(self._tip_query, {"channel": channel}).first()
+        return Tip.empty() if row is None else Tip(row.number + 1, row.hash)
+
+    def read_state(self, channel: str, key: str) -> StateRecord | None:
+        query = select(state_t.c.value, state_t.c.block_number, state_t.c.tx_index).where(
+            state_t.c.channel == channel, state_t.c.key == key
+        )
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _state_record(row, key)
+
+    def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
+        wanted = list(keys)
+        versions: dict[str, Version] = {}
+        with self._reading() as conn:
+            for offset in range(0, len(wanted), IN_LIST_CHUNK):
+                chunk = wanted[offset : offset + IN_LIST_CHUNK]
+                query = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
+                    state_t.c.channel == channel, state_t.c.key.in_(chunk)
+                )
+                for row in conn.execute(query):
+                    versions[row.key] = (row.block_number, row.tx_index)
+        return versions
+
+    def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
+        query = select(state_t).where(state_t.c.channel == channel, state_t.c.key >= start)
+        if end:
+            query = query.where(state_t.c.key < end)
+        with self._reading() as conn:
+            rows = conn.execute(query.order_by(state_t.c.key)).all()
+        return [_state_record(row) for row in rows]
+
+    def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
+        query = (
+            select(history_t)
+            .where(history_t.c.channel == channel, history_t.c.key == key)
+            .order_by(history_t.c.block_number, history_t.c.tx_index)
+        )
+        with self._reading() as conn:
+            return [_history_entry(row) for row in conn.execute(query)]
+
+    def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
+        start = max(start, 0)
+        if limit <= 0:
+            return []
+        headers = (
+            select(blocks_t)
+            .where(
+                blocks_t.c.channel == channel,
+                blocks_t.c.number >= start,
+                blocks_t.c.number < start + limit,
+            )
+            .order_by(blocks_t.c.number)
+        )
+        with self._reading() as conn:
+            rows = conn.execute(headers).all()
+            if not rows:
+                return []
+            texts: dict[int, list[str]] = {row.number: [] for row in rows}
+            txs = (
+                select(transactions_t.c.block_number, transactions_t.c.record)
+                .where(
+                    transactions_t.c.channel == channel,
+                    transactions_t.c.block_number >= rows[0].number,
+                    transactions_t.c.block_number <= rows[-1].number,
+                )
+                .order_by(transactions_t.c.block_number, transactions_t.c.tx_index)
+            )
+            for tx in conn.execute(txs):
+                texts.setdefault(tx.block_number, []).append(tx.record)
+        return [
+            Block(
+                number=row.number,
+                previous_hash=row.previous_hash,
+                data_hash=row.data_hash,
+                timestamp=row.timestamp,
+                hash=row.hash,
+                tx_texts=tuple(texts[row.number]),
+            )
+            for row in rows
+        ]
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        block = commit.block
+        try:
+            with self._writing() as conn:
+                if self._tip(conn, channel) != expected:
+                    return False
+                self._insert_block(conn, channel, commit)
+        except IntegrityError as exc:
+            # Another process inserted this block number first: a lost race, not damage.
+            if self.tip(channel) != expected:
+                return False
+            raise ChainIntegrityError(
+                f"Block {block.number} of channel {channel!r} could not be stored: {exc.orig}",
+                channel=channel,
+                block_number=block.number,
+            ) from exc
+        return True
+
+    def _insert_block(self, conn: Connection, channel: str, commit: BlockCommit) -> None:
+        block = commit.block
+        conn.execute(
+            insert(blocks_t),
+            [
+                {
+                    "channel": channel,
+                    "number": block.number,
+                    "previous_hash": block.previous_hash,
+                    "data_hash": block.data_hash,
+                    "hash": block.hash,
+                    "timestamp": block.timestamp,
+                    "tx_count": len(block.tx_texts),
+                }
+            ],
+        )
+        conn.execute(
+            insert(transactions_t),
+            [
+                {
+                    "channel": channel,
+                    "block_number": block.number,
+                    "tx_index": index,
+                    "tx_id": tx_id,
+                    "record": text,
+                }
+                for index, (tx_id, text) in enumerate(
+                    zip(commit.tx_ids, block.tx_texts, strict=True)
+                )
+            ],
+        )
+        upserts = [w for w in commit.state_writes if w.value is not None]
+        deletes = [w for w in commit.state_writes if w.value is None]
+        if upserts:
+            conn.execute(
+                self._upsert_state,
+                [
+                    {
+                        "channel": channel,
+                        "key": w.key,
+                        "value": w.value,
+                        "block_number": w.version[0],
+                        "tx_index": w.version[1],
+                    }
+                    for w in upserts
+                ],
+            )
+        if deletes:
+            conn.execute(
+                delete(state_t).where(
+                    and_(state_t.c.channel == channel, state_t.c.key == bindparam("del_key"))
+                ),
+                [{"del_key": w.key} for w in deletes],
+            )
+        if commit.history:
+            conn.execute(
+                insert(history_t),
+                [
+                    {
+                        "channel": channel,
+                        "key": e.key,
+                        "block_number": e.block_number,
+                        "tx_index": e.tx_index,
+                        "tx_id": e.tx_id,
+                        "value": e.value,
+                        "creator_uid": e.creator_uid,
+                        "creator_msp": e.creator_msp,
+                        "timestamp": e.timestamp,
+                    }
+                    for e in commit.history
+                ],
+            )
+
+    def scan_state(self, channel: str) -> Iterator[StateRecord]:
+        after: str | None = None
+        while True:
+            query = select(state_t).where(state_t.c.channel == channel)
+            if after is not None:
+                query = query.where(state_t.c.key > after)
+            with self._reading() as conn:
+                rows = conn.execute(query.order_by(state_t.c.key).limit(SCAN_PAGE)).all()
+            yield from (_state_record(row) for row in rows)
+            if len(rows) < SCAN_PAGE:
+                return
+            after = rows[-1].key
+
+    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        after: tuple[str, int, int] | None = None
+        order = (history_t.c.key, history_t.c.block_number, history_t.c.tx_index)
+        while True:
+            query = select(history_t).where(history_t.c.channel == channel)
+            if after is not None:
+                query = query.where(tuple_(*order) > tuple_(*after))
+            with self._reading() as conn:
+                rows = conn.execute(query.order_by(*order).limit(SCAN_PAGE)).all()
+            yield from (_history_entry(row) for row in rows)
+            if len(rows) < SCAN_PAGE:
+                return
+            after = (rows[-1].key, rows[-1].block_number, rows[-1].tx_index)
+
+    def ping(self) -> None:
+        with self._reading() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _state_record(row: Any, key: str | None = None) -> StateRecord:
+    return StateRecord(key or row.key, row.value, (row.block_number, row.tx_index))
+
+
+def _history_entry(row: Any) -> HistoryEntry:
+    return HistoryEntry(
+        key=row.key,
+        block_number=row.block_number,
+        tx_index=row.tx_index,
+        tx_id=row.tx_id,
+        value=row.value,
+        creator_uid=row.creator_uid,
+        creator_msp=row.creator_msp,
+        timestamp=row.timestamp,
+    )
+
+
+def state_upsert(dialect_insert: Any) -> Any:
+    """INSERT ... ON CONFLICT (channel, key) DO UPDATE, in the dialect's own form."""
+    statement = dialect_insert(state_t)
+    return statement.on_conflict_do_update(
+        index_elements=[state_t.c.channel, state_t.c.key],
+        set_={
+            "value": statement.excluded.value,
+            "block_number": statement.excluded.block_number,
+            "tx_index": statement.excluded.tx_index,
+        },
+    )
