@@ -1,0 +1,447 @@
+"""The conformance suite every ledger backend must pass, written once.
+
+A backend's test module subclasses `LedgerStoreConformance` once and supplies
+a fresh, isolated URL per test, clean-up, an unreachable URL, and four ways to
+change one byte directly in the store (the tampering an administrator with
+database access could do). Capabilities a backend lacks (surviving a reopen,
+sharing with another OS process) are switched off with class attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from typing import Any
+
+import pytest
+
+from .base import LedgerStore
+from .chain import ChainWriter
+from .errors import BackendUnavailableError, ConflictError
+from .ledger import ChannelLedger, Ledger
+from .records import Creator, Event, Proposal, Tip, Validation
+from .registry import open_ledger, open_store
+
+Mutation = Callable[[str], str]
+
+# Block hashes of `golden_proposals()` committed as three blocks with `golden_clock()`.
+# Every backend must reproduce them byte for byte; change them only with the hash format.
+GOLDEN_BLOCK_HASHES = [
+    "223bd629d312de6134ae71c7c42f0de7779feb4e378b96865c9c624cd8a9b157",
+    "738dfb9a282b505061d93b33aa88e597ddecf71c5320557285bff7443511867f",
+    "4f6bdd8a77d11835a9e9c7a54e693ed2179db8a25d6b1f622848954c93a8d016",
+]
+
+ALICE = Creator(uid="alice", msp="ParentsMSP")
+DOCTOR = Creator(uid="dr-house", msp="HospitalMSP")
+
+
+def golden_clock() -> Callable[[], datetime]:
+    """A clock that starts at a fixed instant and ticks one second per call."""
+    moments = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n) for n in range(10**6))
+    return lambda: next(moments)
+
+
+def proposal(
+    tx_id: str,
+    *,
+    channel: str = "medical",
+    reads: dict[str, tuple[int, int] | None] | None = None,
+    writes: dict[str, object] | None = None,
+    creator: Creator = ALICE,
+    events: tuple[Event, ...] = (),
+) -> Proposal:
+    return Proposal(
+        tx_id=tx_id,
+        channel=channel,
+        contract="medical",
+        function="test",
+        args_digest="0" * 64,
+        creator=creator,
+        timestamp="2026-01-01T00:00:00.000000Z",
+        read_set=reads or {},
+        write_set=writes or {},
+        events=events,
+    )
+
+
+def golden_proposals() -> list[list[Proposal]]:
+    """Three blocks exercising writes, deletes, conflicts, events, Unicode and floats."""
+    return [
+        [
+            proposal(
+                "tx-a",
+                reads={"child/1": None},
+                writes={"child/1": {"fullName": "Émile Zola", "heightCm": 101.5}},
+                events=(Event("ChildRegistered", {"childId": "1"}),),
+            ),
+            proposal("tx-b", writes={"card/1": {"version": 1, "allergies": []}}),
+            proposal("tx-c", reads={"child/1": None}, writes={"child/1": {"fullName": "x"}}),
+        ],
+        [
+            proposal(
+                "tx-d",
+                reads={"card/1": (0, 1)},
+                writes={"card/1": {"version": 2, "allergies": ["pollen"]}},
+                creator=DOCTOR,
+            ),
+            proposal("tx-e", writes={"tmp/ключ": {"n": 1}}),
+        ],
+        [proposal("tx-f", reads={"tmp/ключ": (1, 1)}, writes={"tmp/ключ": None})],
+    ]
+
+
+def submit_all(
+    ledger: Ledger, channel: str, proposals: list[Proposal], **options: Any
+) -> list[object]:
+    """Submit concurrently through a group committer on a new event loop.
+
+    Results are receipts or the exceptions raised; options go to ChannelLedger.
+    """
+
+    async def run() -> list[object]:
+        target = ChannelLedger(ledger.store, channel, **options)
+        results = await asyncio.gather(
+            *(target.submit(p) for p in proposals), return_exceptions=True
+        )
+        await target.close()
+        return list(results)
+
+    return asyncio.run(run())
+
+
+def append_from_process(url: str, channel: str, writer: str, count: int) -> int:
+    """Run in a separate OS process: submit `count` transactions, return how many committed."""
+    ledger = open_ledger(url)
+    proposals = [
+        proposal(f"{writer}-{n}", channel=channel, writes={f"{writer}/{n}": {"n": n}})
+        for n in range(count)
+    ]
+
+    async def run() -> int:
+        target = ledger.channel(channel)
+        committed = 0
+        for start in range(0, count, 100):
+            results = await asyncio.gather(
+                *(target.submit(p) for p in proposals[start : start + 100])
+            )
+            committed += len(results)
+        await target.close()
+        return committed
+
+    try:
+        return asyncio.run(run())
+    finally:
+        ledger.close()
+
+
+class LedgerStoreConformance:
+    """Behaviour every backend shares; subclass once per backend as `TestXxxStore`."""
+
+    persistent = True  # data survives closing and reopening the URL
+    multiprocess = True  # several OS processes may append to one URL
+
+    # -- supplied by each backend's test class -------------------------------------
+
+    def fresh_url(self) -> str:
+        """A URL to an empty, isolated ledger for this test."""
+        raise NotImplementedError
+
+    def cleanup(self, url: str) -> None:
+        """Remove everything the test stored under `url`."""
+
+    def unreachable_url(self) -> str:
+        """A URL whose store cannot be reached."""
+        raise NotImplementedError
+
+    def tamper_block(self, store: LedgerStore, channel: str, number: int, mutate: Mutation) -> None:
+        """Change the stored block hash of block `number` with `mutate`."""
+        raise NotImplementedError
+
+    def tamper_transaction(
+        self, store: LedgerStore, channel: str, number: int, index: int, mutate: Mutation
+    ) -> None:
+        """Change the stored canonical text of one transaction with `mutate`."""
+        raise NotImplementedError
+
+    def tamper_state(self, store: LedgerStore, channel: str, key: str, mutate: Mutation) -> None:
+        """Change the stored value text of one world-state key with `mutate`."""
+        raise NotImplementedError
+
+    def tamper_history(
+        self, store: LedgerStore, channel: str, key: str, position: int, mutate: Mutation
+    ) -> None:
+        """Change the stored value text of one history entry with `mutate`."""
+        raise NotImplementedError
+
+    # -- fixtures ----------------------------------------------------------------
+
+    def setup_method(self) -> None:
+        self.url = self.fresh_url()
+        self.ledger = open_ledger(self.url)
+        self.store = self.ledger.store
+
+    def teardown_method(self) -> None:
+        self.ledger.close()
+        self.cleanup(self.url)
+
+    def commit_golden(self, clock: Callable[[], datetime] | None = None) -> list[list[object]]:
+        writer = ChainWriter(self.store, "medical", clock=clock or golden_clock())
+        return [list(writer.commit(batch)) for batch in golden_proposals()]
+
+    # -- the chain ---------------------------------------------------------------
+
+    def test_empty_channel_has_no_blocks(self) -> None:
+        assert self.store.tip("medical") == Tip.empty()
+        assert self.store.read_blocks("medical", 0, 10) == []
+        assert self.store.channels() == []
+        verification = self.ledger.channel("medical").verify()
+        assert verification.ok and verification.height == 0
+
+    def test_same_inputs_give_golden_block_hashes(self) -> None:
+        self.commit_golden()
+        blocks = self.store.read_blocks("medical", 0, 10)
+        assert [block.hash for block in blocks] == GOLDEN_BLOCK_HASHES
+        assert blocks[1].previous_hash == blocks[0].hash
+        assert self.store.tip("medical") == Tip(3, GOLDEN_BLOCK_HASHES[2])
+        assert self.store.channels() == ["medical"]
+
+    def test_stored_transactions_read_back_exactly(self) -> None:
+        self.commit_golden()
+        first = self.store.read_blocks("medical", 0, 1)[0].transactions()
+        assert [tx.tx_id for tx in first] == ["tx-a", "tx-b", "tx-c"]
+        assert first[0].write_set == {"child/1": {"fullName": "Émile Zola", "heightCm": 101.5}}
+        assert first[0].events[0].name == "ChildRegistered"
+        assert first[0].creator == ALICE
+        assert [tx.validation for tx in first] == ["VALID", "VALID", "MVCC_READ_CONFLICT"]
+
+    def test_read_blocks_pages_through_the_chain(self) -> None:
+        self.commit_golden()
+        assert [b.number for b in self.store.read_blocks("medical", 1, 1)] == [1]
+        assert [b.number for b in self.store.read_blocks("medical", 1, 50)] == [1, 2]
+        assert self.store.read_blocks("medical", 3, 5) == []
+
+    def test_channels_are_independent(self) -> None:
+        self.commit_golden()
+        submit_all(self.ledger, "report", [proposal("r-1", channel="report", writes={"x": 1})])
+        assert self.store.tip("report").height == 1
+        assert self.store.tip("medical").height == 3
+        assert self.store.read_state("report", "card/1") is None
+        assert self.store.channels() == ["medical", "report"]
+
+    # -- state, versions, MVCC ---------------------------------------------------
+
+    def test_state_holds_last_valid_write_with_its_version(self) -> None:
+        self.commit_golden()
+        card = self.store.read_state("medical", "card/1")
+        assert card is not None
+        assert card.json() == {"allergies": ["pollen"], "version": 2}
+        assert card.version == (1, 0)
+        child = self.store.read_state("medical", "child/1")
+        assert child is not None and child.json()["fullName"] == "Émile Zola"
+        assert self.store.read_versions("medical", ["card/1", "child/1", "nope"]) == {
+            "card/1": (1, 0),
+            "child/1": (0, 0),
+        }
+
+    def test_conflicting_transaction_in_same_block_changes_nothing(self) -> None:
+        results = self.commit_golden()
+        assert results[0][2].validation == Validation.MVCC_READ_CONFLICT  # type: ignore[attr-defined]
+        child = self.store.read_state("medical", "child/1")
+        assert child is not None and child.json() != {"fullName": "x"}
+
+    def test_stale_read_is_rejected_with_conflict_error(self) -> None:
+        (first,) = submit_all(self.ledger, "medical", [proposal("t1", writes={"k": 1})])
+        assert first.validation == Validation.VALID  # type: ignore[attr-defined]
+        submit_all(self.ledger, "medical", [proposal("t2", reads={"k": (0, 0)}, writes={"k": 2})])
+        (stale,) = submit_all(
+            self.ledger, "medical", [proposal("t3", reads={"k": (0, 0)}, writes={"k": 3})]
+        )
+        assert isinstance(stale, ConflictError)
+        record = self.store.read_state("medical", "k")
+        assert record is not None and record.json() == 2
+        last = self.store.read_blocks("medical", 2, 1)[0].transactions()[0]
+        assert last.validation == "MVCC_READ_CONFLICT"
+
+    def test_read_of_absent_key_conflicts_once_it_exists(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("t1", writes={"k": 1})])
+        (late,) = submit_all(
+            self.ledger, "medical", [proposal("t2", reads={"k": None}, writes={"k": 9})]
+        )
+        assert isinstance(late, ConflictError)
+
+    def test_delete_removes_key_and_is_kept_in_history(self) -> None:
+        self.commit_golden()
+        assert self.store.read_state("medical", "tmp/ключ") is None
+        history = self.store.read_history("medical", "tmp/ключ")
+        assert [(e.block_number, e.tx_index, e.is_delete) for e in history] == [
+            (1, 1, False),
+            (2, 0, True),
+        ]
+        assert "tmp/ключ" not in [r.key for r in self.store.read_range("medical", "", "")]
+
+    def test_simulation_records_versions_and_commits(self) -> None:
+        self.commit_golden()
+        channel = self.ledger.channel("medical")
+        sim = channel.simulator()
+        assert sim.get_state("card/1") == {"allergies": ["pollen"], "version": 2}
+        assert sim.get_state("absent") is None
+        sim.put_state("card/1", {"allergies": ["pollen", "nuts"], "version": 3})
+        sim.set_event("CardUpdated", {"childId": "1"})
+        prepared = sim.proposal(
+            tx_id="sim-1",
+            contract="medical",
+            function="updateMedicalCard",
+            args={"childId": "1"},
+            creator=DOCTOR,
+            timestamp="2026-01-02T00:00:00.000000Z",
+        )
+        assert prepared.read_set == {"card/1": (1, 0), "absent": None}
+        (receipt,) = submit_all(self.ledger, "medical", [prepared])
+        assert receipt.validation == Validation.VALID  # type: ignore[attr-defined]
+        card = self.store.read_state("medical", "card/1")
+        assert card is not None and card.version == (3, 0)
+
+    # -- range reads and history ---------------------------------------------------
+
+    def test_range_reads_are_in_code_point_order(self) -> None:
+        keys = ["a/2", "a/10", "a/é", "a/Z", "a/ß", "b/1", "a/"]
+        submit_all(self.ledger, "medical", [proposal(f"t{k}", writes={k: k}) for k in keys])
+        found = [r.key for r in self.store.read_range("medical", "a/", "a0")]
+        assert found == sorted(k for k in keys if k.startswith("a/"))
+        assert [r.key for r in self.store.read_range("medical", "a/2", "a/é")] == [
+            "a/2",
+            "a/Z",
+            "a/ß",
+        ]
+        everything = [r.key for r in self.store.read_range("medical", "", "")]
+        assert everything == sorted(keys)
+        prefix = self.ledger.channel("medical").simulator().get_prefix("a/")
+        assert [key for key, _ in prefix] == sorted(k for k in keys if k.startswith("a/"))
+
+    def test_history_lists_every_valid_write_oldest_first(self) -> None:
+        self.commit_golden()
+        history = self.ledger.channel("medical").history("card/1")
+        assert [(e.block_number, e.tx_index, e.tx_id) for e in history] == [
+            (0, 1, "tx-b"),
+            (1, 0, "tx-d"),
+        ]
+        assert history[1].json() == {"allergies": ["pollen"], "version": 2}
+        assert (history[1].creator_uid, history[1].creator_msp) == ("dr-house", "HospitalMSP")
+        assert history[0].timestamp == "2026-01-01T00:00:00.000000Z"
+        # The conflicting tx-c wrote child/1 too, but is not history.
+        assert [e.tx_id for e in self.store.read_history("medical", "child/1")] == ["tx-a"]
+
+    # -- group commit --------------------------------------------------------------
+
+    def test_concurrent_submissions_share_blocks(self) -> None:
+        proposals = [proposal(f"g{n}", writes={f"g/{n}": n}) for n in range(60)]
+        receipts = submit_all(self.ledger, "medical", proposals)
+        assert all(r.validation == Validation.VALID for r in receipts)  # type: ignore[attr-defined]
+        positions = {(r.block_number, r.tx_index) for r in receipts}  # type: ignore[attr-defined]
+        assert len(positions) == 60
+        assert self.store.tip("medical").height < 60
+
+    def test_max_batch_bounds_block_size(self) -> None:
+        proposals = [proposal(f"m{n}", writes={f"m/{n}": n}) for n in range(30)]
+        receipts = submit_all(self.ledger, "medical", proposals, max_batch=7)
+        assert len(receipts) == 30
+        sizes = [len(b.tx_texts) for b in self.store.read_blocks("medical", 0, 100)]
+        assert max(sizes) <= 7 and sum(sizes) == 30
+
+    # -- verify ----------------------------------------------------------------------
+
+    def test_verify_accepts_an_intact_chain(self) -> None:
+        self.commit_golden()
+        verification = self.ledger.channel("medical").verify()
+        assert (verification.ok, verification.height, verification.first_bad_block) == (
+            True,
+            3,
+            None,
+        )
+
+    def test_verify_names_block_with_changed_hash(self) -> None:
+        self.commit_golden()
+        self.tamper_block(self.store, "medical", 1, _flip_hex)
+        self.assert_damage_at(1)
+
+    def test_verify_names_block_with_changed_transaction(self) -> None:
+        self.commit_golden()
+        self.tamper_transaction(
+            self.store, "medical", 1, 0, lambda t: t.replace("pollen", "pollen!")
+        )
+        self.assert_damage_at(1)
+
+    def test_verify_names_block_that_wrote_changed_state(self) -> None:
+        self.commit_golden()
+        self.tamper_state(self.store, "medical", "card/1", lambda t: t.replace("pollen", "pollan"))
+        self.assert_damage_at(1)
+
+    def test_verify_names_block_that_wrote_changed_history(self) -> None:
+        self.commit_golden()
+        self.tamper_history(self.store, "medical", "card/1", 0, lambda t: t.replace("[]", "[1]"))
+        self.assert_damage_at(0)
+
+    def assert_damage_at(self, number: int) -> None:
+        verification = self.ledger.channel("medical").verify()
+        assert not verification.ok
+        assert verification.first_bad_block == number, verification.reason
+        assert verification.reason
+
+    # -- durability and sharing ------------------------------------------------------
+
+    def test_reopen_after_close_keeps_everything(self) -> None:
+        if not self.persistent:
+            pytest.skip("this backend keeps nothing after close")
+        self.commit_golden()
+        before = self.store.read_blocks("medical", 0, 10)
+        self.ledger.close()
+        self.ledger = open_ledger(self.url)
+        self.store = self.ledger.store
+        assert self.store.read_blocks("medical", 0, 10) == before
+        assert self.store.read_history("medical", "card/1")[-1].tx_id == "tx-d"
+        assert self.ledger.channel("medical").verify().ok
+        receipts = submit_all(self.ledger, "medical", [proposal("after", writes={"z": 1})])
+        assert receipts[0].block_number == 3  # type: ignore[attr-defined]
+
+    def test_two_processes_append_to_one_chain_without_loss(self) -> None:
+        if not self.multiprocess:
+            pytest.skip("this backend lives inside one process")
+        with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(append_from_process, self.url, "medical", writer, 1000)
+                for writer in ("p1", "p2")
+            ]
+            assert [f.result(timeout=240) for f in futures] == [1000, 1000]
+        blocks = self.store.read_blocks("medical", 0, 10_000)
+        tx_ids = [tx.tx_id for block in blocks for tx in block.transactions()]
+        assert len(tx_ids) == 2000 and len(set(tx_ids)) == 2000
+        assert [b.number for b in blocks] == list(range(len(blocks)))
+        verification = self.ledger.channel("medical").verify()
+        assert verification.ok, verification.reason
+        assert len(self.store.read_range("medical", "p", "q")) == 2000
+
+    def test_unreachable_store_fails_fast_and_clearly(self) -> None:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="cannot be"):
+            store = open_store(self.unreachable_url())
+            store.tip("medical")
+        assert time.monotonic() - started < 5
+
+    def test_stale_tip_append_changes_nothing(self) -> None:
+        self.commit_golden()
+        writer = ChainWriter(self.store, "medical", clock=golden_clock())
+        stale, _ = writer.build(Tip(1, GOLDEN_BLOCK_HASHES[0]), [proposal("late", writes={"q": 1})])
+        assert self.store.append_if_tip("medical", Tip(1, GOLDEN_BLOCK_HASHES[0]), stale) is False
+        assert self.store.tip("medical") == Tip(3, GOLDEN_BLOCK_HASHES[2])
+        assert self.store.read_state("medical", "q") is None
+        assert self.ledger.channel("medical").verify().ok
+
+
+def _flip_hex(text: str) -> str:
+    """Change the first hex digit: one byte, still a well-formed hash."""
+    return ("1" if text[0] != "1" else "2") + text[1:]

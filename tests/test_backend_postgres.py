@@ -1,0 +1,50 @@
+"""The conformance suite on PostgreSQL (the real server, one schema per test)."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ledger_backends.registry import open_ledger
+from ledger_backends.testing import LedgerStoreConformance, proposal, submit_all
+from tests.services import POSTGRES_URL, unique_name
+from tests.sql_tampering import SqlTampering
+
+
+def _admin_dsn() -> str:
+    return POSTGRES_URL.split("?", 1)[0]
+
+
+class TestPostgresStore(SqlTampering, LedgerStoreConformance):
+    def fresh_url(self) -> str:
+        self.schema = unique_name("hl_test")
+        return f"{_admin_dsn()}?schema={self.schema}&application_name={self.schema}"
+
+    def cleanup(self, url: str) -> None:
+        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def unreachable_url(self) -> str:
+        return "postgresql://postgres@127.0.0.1:1/test"
+
+    def test_commits_survive_server_side_disconnects(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("before", writes={"k": 1})])
+        with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+            terminated = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (self.schema,),
+            ).fetchone()
+        assert terminated is not None and terminated[0] >= 1
+        (receipt,) = submit_all(self.ledger, "medical", [proposal("after", writes={"k": 2})])
+        assert receipt.block_number == 1  # type: ignore[attr-defined]
+
+    def test_two_ledgers_on_separate_schemas_do_not_see_each_other(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("mine", writes={"k": 1})])
+        other_schema = unique_name("hl_test")
+        other = open_ledger(f"{_admin_dsn()}?schema={other_schema}")
+        try:
+            assert other.store.tip("medical").height == 0
+        finally:
+            other.close()
+            with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{other_schema}" CASCADE')

@@ -1,0 +1,72 @@
+"""The conformance suite on Redis streams (the real server, one key prefix per test)."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from ledger_backends.base import LedgerStore
+from ledger_backends.redis_streams import RedisStore
+from ledger_backends.testing import LedgerStoreConformance, Mutation
+from tests.services import REDIS_URL, unique_name
+
+
+class TestRedisStore(LedgerStoreConformance):
+    def fresh_url(self) -> str:
+        self.prefix = unique_name("hltest")
+        return f"{REDIS_URL}?prefix={self.prefix}"
+
+    def cleanup(self, url: str) -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+    def unreachable_url(self) -> str:
+        return "redis://127.0.0.1:1/0"
+
+    def _client(self, store: LedgerStore) -> redis.Redis:
+        assert isinstance(store, RedisStore)
+        return store.client  # type: ignore[no-any-return]
+
+    def _rewrite_block(
+        self, store: LedgerStore, channel: str, number: int, change: dict[str, Mutation]
+    ) -> None:
+        """Streams cannot be edited in place: rebuild the stream with one field changed."""
+        client = self._client(store)
+        stream = f"{self.prefix}:{channel}:blocks"
+        entries = client.xrange(stream)
+        client.delete(stream)
+        for entry_id, fields in entries:
+            if entry_id == f"{number}-1":
+                fields = {**fields, **{name: fn(fields[name]) for name, fn in change.items()}}
+            client.xadd(stream, fields, id=entry_id)
+
+    def tamper_block(self, store: LedgerStore, channel: str, number: int, mutate: Mutation) -> None:
+        self._rewrite_block(store, channel, number, {"hash": mutate})
+
+    def tamper_transaction(
+        self, store: LedgerStore, channel: str, number: int, index: int, mutate: Mutation
+    ) -> None:
+        def change(txs: str) -> str:
+            texts = json.loads(txs)
+            texts[index] = mutate(texts[index])
+            return json.dumps(texts, ensure_ascii=False)
+
+        self._rewrite_block(store, channel, number, {"txs": change})
+
+    def tamper_state(self, store: LedgerStore, channel: str, key: str, mutate: Mutation) -> None:
+        client = self._client(store)
+        name = f"{self.prefix}:{channel}:state"
+        client.hset(name, key, mutate(client.hget(name, key)))
+
+    def tamper_history(
+        self, store: LedgerStore, channel: str, key: str, position: int, mutate: Mutation
+    ) -> None:
+        client = self._client(store)
+        name = f"{self.prefix}:{channel}:history:{key}"
+        client.lset(name, position, mutate(client.lindex(name, position)))
