@@ -113,7 +113,7 @@ class RedisStore(LedgerStore):
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise BackendUnavailableError(
-                f"The Redis ledger cannot be reached: {exc}. Nothing was written."
+                f"The Redis ledger cannot be reached: {str(exc).rstrip('.')}. Nothing was written."
             ) from exc
 
     def channels(self) -> list[str]:

@@ -1,0 +1,28 @@
+# Every target bootstraps .venv first; the install reruns only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LEDGER_URL ?= sqlite:///var/ledger.db
+
+.PHONY: run test lint bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Until the GraphQL API lands (issue 6), "run" verifies the embedded default ledger.
+run: $(STAMP)
+	$(BIN)/healthledger verify --ledger $(LEDGER_URL)
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/ledger_commit.py

@@ -1,0 +1,1 @@
+"""The healthledger server: command line now, the GraphQL API over mutual TLS next."""

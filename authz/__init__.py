@@ -1,0 +1,1 @@
+"""Who is calling: the network's organisations and channels, certificates and identities."""

@@ -1,0 +1,212 @@
+"""The network description (`network.toml`): server, ledger, organisations and channels.
+
+Relative paths and relative SQLite ledger URLs are resolved against the
+directory holding the file, so a network directory can be moved whole.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "network.toml"
+DEFAULT_LEDGER_URL = "sqlite:///ledger.db"
+ORG_KINDS = ("hospital", "parents", "school")
+
+
+class NetworkConfigError(ValueError):
+    """network.toml is missing or says something that cannot work; the message says what."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str
+    port: int
+    cert: Path
+    key: Path
+    client_cert_header: str
+    trusted_proxies: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    url: str
+    batch_timeout_ms: float
+    max_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrgConfig:
+    id: str
+    msp: str
+    kind: str
+    ca: Path
+    crl: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    name: str
+    members: tuple[str, ...]
+    ledger_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    directory: Path
+    server: ServerConfig
+    ledger: LedgerConfig
+    orgs: tuple[OrgConfig, ...]
+    channels: tuple[ChannelConfig, ...]
+
+    def channel(self, name: str) -> ChannelConfig:
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        known = ", ".join(c.name for c in self.channels)
+        raise NetworkConfigError(f"The network has no channel {name!r} (it has: {known}).")
+
+    def ledger_url(self, channel: ChannelConfig) -> str:
+        """The channel's own ledger URL if it names one, else the network's default."""
+        return channel.ledger_url or self.ledger.url
+
+
+def load_network(directory: str | Path) -> NetworkConfig:
+    """Read DIR/network.toml; raises NetworkConfigError with one clear sentence."""
+    root = Path(directory).resolve()
+    path = root / CONFIG_FILE
+    try:
+        with path.open("rb") as file:
+            raw = tomllib.load(file)
+    except FileNotFoundError:
+        raise NetworkConfigError(
+            f"No network at {str(root)!r}: {CONFIG_FILE} is missing "
+            "(create one with 'healthledger network init DIR')."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise NetworkConfigError(f"{path} is not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise NetworkConfigError(f"{path} cannot be read: {exc.strerror}.") from None
+    return _parse(root, raw)
+
+
+def resolve_ledger_url(url: str, base: Path) -> str:
+    """Make a relative `sqlite:///file.db` URL absolute against `base`; others are unchanged."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        relative = url[len(prefix) :]
+        if relative and relative != ":memory:":
+            return prefix + str(base / relative)
+    return url
+
+
+def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
+    server = _table(raw, "server")
+    ledger = _table(raw, "ledger")
+    orgs = tuple(_org(root, entry) for entry in _array(raw, "orgs"))
+    _unique("organisation id", [org.id for org in orgs])
+    _unique("MSP id", [org.msp for org in orgs])
+    org_ids = {org.id for org in orgs}
+    channels = tuple(_channel(root, entry, org_ids) for entry in _array(raw, "channels"))
+    _unique("channel name", [channel.name for channel in channels])
+    port = _get(server, "server.port", int, 8443)
+    if not 0 < port < 65536:
+        raise NetworkConfigError(f"server.port must be between 1 and 65535, not {port}.")
+    batch_timeout = _get(ledger, "ledger.batch_timeout_ms", (int, float), 2)
+    max_batch = _get(ledger, "ledger.max_batch", int, 500)
+    if batch_timeout < 0 or max_batch < 1:
+        raise NetworkConfigError(
+            "ledger.batch_timeout_ms must be 0 or more and ledger.max_batch at least 1."
+        )
+    return NetworkConfig(
+        directory=root,
+        server=ServerConfig(
+            host=_get(server, "server.host", str, "127.0.0.1"),
+            port=port,
+            cert=root / _get(server, "server.cert", str, "tls/server.pem"),
+            key=root / _get(server, "server.key", str, "tls/server.key"),
+            client_cert_header=_get(server, "server.client_cert_header", str, ""),
+            trusted_proxies=tuple(_strings(server, "server.trusted_proxies")),
+        ),
+        ledger=LedgerConfig(
+            url=resolve_ledger_url(_get(ledger, "ledger.url", str, DEFAULT_LEDGER_URL), root),
+            batch_timeout_ms=float(batch_timeout),
+            max_batch=max_batch,
+        ),
+        orgs=orgs,
+        channels=channels,
+    )
+
+
+def _org(root: Path, entry: dict[str, Any]) -> OrgConfig:
+    org_id = _get(entry, "orgs.id", str, None)
+    kind = _get(entry, f"orgs[{org_id}].kind", str, None)
+    if kind not in ORG_KINDS:
+        raise NetworkConfigError(
+            f"Organisation {org_id!r} has kind {kind!r}; use one of {', '.join(ORG_KINDS)}."
+        )
+    return OrgConfig(
+        id=org_id,
+        msp=_get(entry, f"orgs[{org_id}].msp", str, None),
+        kind=kind,
+        ca=root / _get(entry, f"orgs[{org_id}].ca", str, f"orgs/{org_id}/ca.pem"),
+        crl=root / _get(entry, f"orgs[{org_id}].crl", str, f"orgs/{org_id}/crl.pem"),
+    )
+
+
+def _channel(root: Path, entry: dict[str, Any], org_ids: set[str]) -> ChannelConfig:
+    name = _get(entry, "channels.name", str, None)
+    members = tuple(_strings(entry, f"channels[{name}].members"))
+    unknown = [member for member in members if member not in org_ids]
+    if unknown or not members:
+        raise NetworkConfigError(
+            f"Channel {name!r} must list known organisations as members; "
+            f"unknown: {', '.join(unknown) or 'none given'}."
+        )
+    override = entry.get("ledger")
+    if override is not None and not isinstance(override, str):
+        raise NetworkConfigError(f"channels[{name}].ledger must be a ledger URL string.")
+    return ChannelConfig(
+        name=name,
+        members=members,
+        ledger_url=resolve_ledger_url(override, root) if override else None,
+    )
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise NetworkConfigError(f"[{name}] must be a table.")
+    return value
+
+
+def _array(raw: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = raw.get(name)
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise NetworkConfigError(f"network.toml needs at least one [[{name}]] entry.")
+    return value
+
+
+def _get(table: dict[str, Any], label: str, kind: Any, default: Any) -> Any:
+    name = label.rsplit(".", 1)[-1]
+    value = table.get(name, default)
+    if value is None:
+        raise NetworkConfigError(f"{label} is required.")
+    if not isinstance(value, kind) or isinstance(value, bool) or (value == "" and default is None):
+        raise NetworkConfigError(f"{label} has the wrong type or is empty: {value!r}.")
+    return value
+
+
+def _strings(table: dict[str, Any], label: str) -> list[str]:
+    value = table.get(label.rsplit(".", 1)[-1], [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise NetworkConfigError(f"{label} must be a list of names.")
+    return value
+
+
+def _unique(what: str, values: list[str]) -> None:
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise NetworkConfigError(f"Each {what} must be unique; repeated: {', '.join(duplicates)}.")
