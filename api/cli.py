@@ -118,3 +118,7 @@ def _verify_targets(
     if not names:
         print(f"The ledger at {ledger_url} has no channels yet: nothing to verify.")
     return [ChannelTarget(name, ledger_url) for name in names]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import uuid
 
-POSTGRES_URL = os.environ.get("HEALTHLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "HEALTHLEDGER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("HEALTHLEDGER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 

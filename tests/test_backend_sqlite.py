@@ -32,7 +32,9 @@ class TestSQLiteStore(SqlTampering, LedgerStoreConformance):
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
-def test_relative_path_is_relative_to_working_directory(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_path_is_relative_to_working_directory(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     store = open_store("sqlite:///var/nested/ledger.db")
     store.close()
@@ -41,5 +43,5 @@ def test_relative_path_is_relative_to_working_directory(tmp_path: pathlib.Path, 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
 def test_non_file_sqlite_urls_are_refused(url: str) -> None:
-    with pytest.raises(UnsupportedLedgerURLError, match="sqlite|file"):
+    with pytest.raises(UnsupportedLedgerURLError, match=r"sqlite|file"):
         open_store(url)

@@ -24,13 +24,22 @@ def test_golden_vector_follows_the_documented_format() -> None:
     for batch in golden_proposals():
         writer.commit(batch)
     previous = "0" * 64
-    for block, expected in zip(store.read_blocks("medical", 0, 10), GOLDEN_BLOCK_HASHES, strict=True):
+    for block, expected in zip(
+        store.read_blocks("medical", 0, 10), GOLDEN_BLOCK_HASHES, strict=True
+    ):
         for text in block.tx_texts:
             # Each stored transaction is canonical JSON: sorted keys, no spaces, raw UTF-8.
-            assert text == json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert text == json.dumps(
+                json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
         data = _sha(json.dumps([_sha(t) for t in block.tx_texts], separators=(",", ":")))
         header = json.dumps(
-            {"data_hash": data, "number": block.number, "previous_hash": previous, "timestamp": block.timestamp},
+            {
+                "data_hash": data,
+                "number": block.number,
+                "previous_hash": previous,
+                "timestamp": block.timestamp,
+            },
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -39,7 +48,9 @@ def test_golden_vector_follows_the_documented_format() -> None:
 
 
 def test_canonical_json_is_compact_sorted_and_keeps_unicode() -> None:
-    assert canonical_json({"b": 1, "a": ["é", 1.5, None, True]}) == '{"a":["é",1.5,null,true],"b":1}'
+    assert (
+        canonical_json({"b": 1, "a": ["é", 1.5, None, True]}) == '{"a":["é",1.5,null,true],"b":1}'
+    )
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, {1, 2}])

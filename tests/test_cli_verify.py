@@ -1,0 +1,131 @@
+"""`healthledger verify`: exit codes and what it prints for intact and damaged chains."""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from api.cli import main
+from ledger_backends import open_ledger
+from ledger_backends.testing import ChainWriter, golden_clock, golden_proposals
+
+NETWORK_TOML = """
+[ledger]
+url = "sqlite:///ledger.db"
+
+[[orgs]]
+id = "hospital"
+msp = "HospitalMSP"
+kind = "hospital"
+
+[[orgs]]
+id = "parents"
+msp = "ParentsMSP"
+kind = "parents"
+
+[[channels]]
+name = "medical"
+members = ["hospital", "parents"]
+
+[[channels]]
+name = "report"
+members = ["hospital", "parents"]
+ledger = "sqlite:///report.db"
+"""
+
+
+def _ledger_with_blocks(path: pathlib.Path) -> str:
+    url = f"sqlite:///{path}"
+    ledger = open_ledger(url)
+    writer = ChainWriter(ledger.store, "medical", clock=golden_clock())
+    for batch in golden_proposals():
+        writer.commit(batch)
+    ledger.close()
+    return url
+
+
+def test_intact_ledger_exits_zero(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _ledger_with_blocks(tmp_path / "ledger.db")
+    assert main(["verify", "--ledger", url]) == 0
+    assert "medical: ok, 3 blocks" in capsys.readouterr().out
+
+
+def test_damaged_ledger_exits_one_naming_the_block(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _ledger_with_blocks(tmp_path / "ledger.db")
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute(
+            "UPDATE ledger_transactions SET record = replace(record, 'pollen', 'pollem') "
+            "WHERE block_number = 1"
+        )
+    assert main(["verify", "--ledger", url]) == 1
+    assert "medical: DAMAGED at block 1: its transactions do not match its data hash." in (
+        capsys.readouterr().out
+    )
+
+
+def test_network_directory_verifies_each_channel_on_its_own_ledger(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "network.toml").write_text(NETWORK_TOML)
+    _ledger_with_blocks(tmp_path / "ledger.db")
+    assert main(["verify", "--network", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "medical: ok, 3 blocks" in out and "report: ok, 0 blocks" in out
+    assert (tmp_path / "report.db").exists()
+    assert main(["verify", "--network", str(tmp_path), "--channel", "report"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["verify"], "Say which ledger to verify"),
+        (["verify", "--ledger", "ftp://nowhere"], "Unsupported ledger URL"),
+        (["verify", "--network", "/nonexistent-network"], "network.toml is missing"),
+    ],
+)
+def test_bad_usage_exits_two_with_one_line(
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HEALTHLEDGER_NETWORK", raising=False)
+    monkeypatch.delenv("HEALTHLEDGER_LEDGER_URL", raising=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unknown_channel_in_network_is_bad_usage(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "network.toml").write_text(NETWORK_TOML)
+    assert main(["verify", "--network", str(tmp_path), "--channel", "gossip"]) == 2
+    assert "no channel 'gossip'" in capsys.readouterr().err
+
+
+def test_unreachable_ledger_exits_one_without_traceback() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "api.cli", "verify", "--ledger", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "cannot be reached" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_environment_names_the_ledger(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HEALTHLEDGER_LEDGER_URL", _ledger_with_blocks(tmp_path / "env.db"))
+    assert main(["verify"]) == 0
+    assert "medical: ok" in capsys.readouterr().out

@@ -1,0 +1,110 @@
+"""Group commit: batching by time and size, durability before return, draining on close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ledger_backends import ChannelLedger, ConflictError, LedgerError
+from ledger_backends.memory import MemoryStore
+from ledger_backends.records import BlockCommit, Tip
+from ledger_backends.testing import proposal
+
+
+def test_a_lone_submission_waits_at_most_about_the_batch_timeout() -> None:
+    async def run() -> float:
+        channel = ChannelLedger(MemoryStore(), "medical", batch_timeout_ms=50)
+        started = time.monotonic()
+        await channel.submit(proposal("t", writes={"k": 1}))
+        elapsed = time.monotonic() - started
+        await channel.close()
+        return elapsed
+
+    elapsed = asyncio.run(run())
+    assert 0.04 <= elapsed < 1.0
+
+
+def test_a_full_batch_is_cut_without_waiting_for_the_timeout() -> None:
+    async def run() -> tuple[float, int]:
+        store = MemoryStore()
+        channel = ChannelLedger(store, "medical", batch_timeout_ms=5_000, max_batch=10)
+        started = time.monotonic()
+        await asyncio.gather(
+            *(channel.submit(proposal(f"t{n}", writes={f"k{n}": n})) for n in range(10))
+        )
+        elapsed = time.monotonic() - started
+        await channel.close()
+        return elapsed, store.tip("medical").height
+
+    elapsed, height = asyncio.run(run())
+    assert elapsed < 2 and height == 1
+
+
+def test_submit_returns_only_once_the_block_is_stored() -> None:
+    async def run() -> None:
+        store = MemoryStore()
+        channel = ChannelLedger(store, "medical")
+        receipt = await channel.submit(proposal("t", writes={"k": 1}))
+        assert store.tip("medical").height == receipt.block_number + 1
+        await channel.close()
+
+    asyncio.run(run())
+
+
+def test_conflicts_inside_one_block_fail_only_the_later_transaction() -> None:
+    async def run() -> list[object]:
+        channel = ChannelLedger(MemoryStore(), "medical", batch_timeout_ms=20)
+        results = await asyncio.gather(
+            channel.submit(proposal("first", reads={"k": None}, writes={"k": 1})),
+            channel.submit(proposal("second", reads={"k": None}, writes={"k": 2})),
+            return_exceptions=True,
+        )
+        await channel.close()
+        return list(results)
+
+    first, second = asyncio.run(run())
+    assert not isinstance(first, Exception)
+    assert isinstance(second, ConflictError) and second.block_number == 0
+
+
+def test_close_commits_what_was_submitted_then_refuses_more() -> None:
+    async def run() -> None:
+        store = MemoryStore()
+        channel = ChannelLedger(store, "medical", batch_timeout_ms=1_000)
+        pending = asyncio.ensure_future(channel.submit(proposal("t", writes={"k": 1})))
+        await asyncio.sleep(0)
+        await channel.close()
+        assert (await pending).block_number == 0
+        with pytest.raises(LedgerError, match="shutting down"):
+            await channel.submit(proposal("late", writes={"k": 2}))
+
+    asyncio.run(run())
+
+
+class _FailingStore(MemoryStore):
+    """A store whose appends fail: the fault a lost disk or network would cause."""
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        raise OSError("disk on fire")
+
+
+def test_a_failed_append_fails_every_waiter_and_stores_nothing() -> None:
+    async def run() -> list[object]:
+        channel = ChannelLedger(_FailingStore(), "medical")
+        results = await asyncio.gather(
+            *(channel.submit(proposal(f"t{n}", writes={f"k{n}": n})) for n in range(5)),
+            return_exceptions=True,
+        )
+        await channel.close()
+        assert channel.tip().height == 0
+        return list(results)
+
+    assert all(isinstance(r, OSError) for r in asyncio.run(run()))
+
+
+@pytest.mark.parametrize(("timeout", "batch"), [(-1, 10), (2, 0)])
+def test_nonsense_batch_settings_are_refused(timeout: float, batch: int) -> None:
+    with pytest.raises(ValueError):
+        ChannelLedger(MemoryStore(), "medical", batch_timeout_ms=timeout, max_batch=batch)

@@ -1,0 +1,67 @@
+"""Reading network.toml: defaults, relative paths, and one clear sentence for each mistake."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from authz.network import NetworkConfigError, load_network, resolve_ledger_url
+from tests.test_cli_verify import NETWORK_TOML
+
+
+def _write(tmp_path: pathlib.Path, text: str) -> pathlib.Path:
+    (tmp_path / "network.toml").write_text(text)
+    return tmp_path
+
+
+def test_defaults_and_relative_paths_resolve_against_the_directory(tmp_path: pathlib.Path) -> None:
+    network = load_network(_write(tmp_path, NETWORK_TOML))
+    assert network.server.port == 8443 and network.server.host == "127.0.0.1"
+    assert network.server.cert == tmp_path / "tls/server.pem"
+    assert network.ledger.url == f"sqlite:///{tmp_path}/ledger.db"
+    assert (network.ledger.batch_timeout_ms, network.ledger.max_batch) == (2.0, 500)
+    assert [org.msp for org in network.orgs] == ["HospitalMSP", "ParentsMSP"]
+    assert network.orgs[0].ca == tmp_path / "orgs/hospital/ca.pem"
+    medical, report = network.channels
+    assert network.ledger_url(medical) == network.ledger.url
+    assert network.ledger_url(report) == f"sqlite:///{tmp_path}/report.db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////abs/x.db", "memory://", "redis://h:6379/0", "postgresql://u@h/db"],
+)
+def test_absolute_and_server_urls_are_left_alone(url: str) -> None:
+    assert resolve_ledger_url(url, pathlib.Path("/base")) == url
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('kind = "hospital"', 'kind = "clinic"'), "kind 'clinic'"),
+        (('members = ["hospital", "parents"]', 'members = ["hospital", "mars"]'), "unknown: mars"),
+        (('msp = "ParentsMSP"', 'msp = "HospitalMSP"'), "repeated: HospitalMSP"),
+        (('url = "sqlite:///ledger.db"', "url = 5"), "ledger.url has the wrong type"),
+        (("[ledger]", "[ledger]\nmax_batch = 0"), "max_batch at least 1"),
+        (('name = "report"', 'name = "medical"'), "repeated: medical"),
+        (("[ledger]", "[server]\nport = 70000\n[ledger]"), "between 1 and 65535"),
+    ],
+)
+def test_mistakes_are_refused_with_a_sentence(
+    tmp_path: pathlib.Path, change: tuple[str, str], message: str
+) -> None:
+    old, new = change
+    with pytest.raises(NetworkConfigError, match=message):
+        load_network(_write(tmp_path, NETWORK_TOML.replace(old, new, 1)))
+
+
+def test_invalid_toml_is_refused(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(NetworkConfigError, match="not valid TOML"):
+        load_network(_write(tmp_path, "[ledger\n"))
+
+
+def test_network_without_channels_is_refused(tmp_path: pathlib.Path) -> None:
+    text = NETWORK_TOML.split("[[channels]]")[0]
+    with pytest.raises(NetworkConfigError, match=r"\[\[channels\]\]"):
+        load_network(_write(tmp_path, text))

@@ -1,0 +1,72 @@
+"""Simulating transactions: what is recorded in read- and write-sets, and what is refused."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ledger_backends import Creator, TxSimulator
+from ledger_backends.memory import MemoryStore
+from ledger_backends.testing import ChainWriter, proposal
+
+
+def _store_with(**values: object) -> MemoryStore:
+    store = MemoryStore()
+    ChainWriter(store, "medical").commit([proposal("seed", writes=dict(values))])
+    return store
+
+
+def test_reads_record_versions_and_absent_keys() -> None:
+    sim = TxSimulator(_store_with(a=1), "medical")
+    assert sim.get_state("a") == 1
+    assert sim.get_state("b") is None
+    made = sim.proposal(
+        tx_id="t", contract="c", function="f", args=[1], creator=Creator("u", "M"), timestamp="x"
+    )
+    assert made.read_set == {"a": (0, 0), "b": None}
+    assert made.write_set == {}
+
+
+def test_simulation_does_not_see_its_own_writes_as_in_fabric() -> None:
+    sim = TxSimulator(_store_with(a=1), "medical")
+    sim.put_state("a", 2)
+    assert sim.get_state("a") == 1
+
+
+def test_written_values_are_copied_when_put() -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    card = {"allergies": ["nuts"]}
+    sim.put_state("card", card)
+    card["allergies"].append("pollen")
+    made = sim.proposal(
+        tx_id="t", contract="c", function="f", args={}, creator=Creator("u", "M"), timestamp="x"
+    )
+    assert made.write_set == {"card": {"allergies": ["nuts"]}}
+
+
+@pytest.mark.parametrize("value", [None, math.nan, {"when": object()}])
+def test_values_without_a_json_form_are_refused(value: object) -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    with pytest.raises(ValueError):
+        sim.put_state("k", value)
+
+
+@pytest.mark.parametrize("key", ["", None, 5])
+def test_keys_must_be_non_empty_strings(key: object) -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    with pytest.raises(ValueError, match="non-empty string"):
+        sim.put_state(key, 1)  # type: ignore[arg-type]
+
+
+def test_args_are_recorded_as_a_digest_not_in_clear() -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    made = sim.proposal(
+        tx_id="t",
+        contract="c",
+        function="f",
+        args={"fullName": "Ada"},
+        creator=Creator("u", "M"),
+        timestamp="x",
+    )
+    assert len(made.args_digest) == 64 and "Ada" not in made.args_digest
