@@ -40,7 +40,18 @@ class GroupCommitter:
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve `loop`; a committer last used on a loop that has since ended starts afresh."""
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._pending = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task = None
 
     async def submit(self, proposal: Proposal) -> Receipt:
         """Return once the block holding the proposal is durable.
@@ -51,12 +62,14 @@ class GroupCommitter:
         """
         if self._closing:
             raise LedgerError("The ledger is shutting down and accepts no more transactions.")
-        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._bind(loop)
+        future: asyncio.Future[Receipt] = loop.create_future()
         self._pending.append((proposal, future))
         self._arrived.set()
         if len(self._pending) >= self.max_batch:
             self._full.set()
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"committer:{self.writer.channel}")
         receipt = await future
         if receipt.validation is not Validation.VALID:

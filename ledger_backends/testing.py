@@ -10,6 +10,7 @@ sharing with another OS process) are switched off with class attributes.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -385,6 +386,29 @@ class LedgerStoreConformance:
         self.commit_golden()
         self.tamper_history(self.store, "medical", "card/1", 0, lambda t: t.replace("[]", "[1]"))
         self.assert_damage_at(0)
+
+    def test_verify_stays_correct_while_another_writer_appends(self) -> None:
+        self.commit_golden()
+        stop = threading.Event()
+        writer = ChainWriter(self.store, "medical")
+
+        def keep_writing() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                writes: dict[str, object] = {f"hot/{k}": {"n": n} for k in range(20)}
+                writes[f"hot/{n % 20}"] = None  # deletes race with the scan too
+                writer.commit([proposal(f"w{n}", writes=writes)])
+
+        thread = threading.Thread(target=keep_writing)
+        thread.start()
+        try:
+            results = [self.ledger.channel("medical").verify() for _ in range(5)]
+        finally:
+            stop.set()
+            thread.join()
+        assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
+        assert results[-1].height > 3
 
     def assert_damage_at(self, number: int) -> None:
         verification = self.ledger.channel("medical").verify()

@@ -7,6 +7,7 @@ import psycopg
 from ledger_backends.registry import open_ledger
 from ledger_backends.testing import LedgerStoreConformance, proposal, submit_all
 from tests.services import POSTGRES_URL, unique_name
+from tests.sql_atomicity import SqlAtomicity
 from tests.sql_tampering import SqlTampering
 
 
@@ -14,7 +15,7 @@ def _admin_dsn() -> str:
     return POSTGRES_URL.split("?", 1)[0]
 
 
-class TestPostgresStore(SqlTampering, LedgerStoreConformance):
+class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
     def fresh_url(self) -> str:
         self.schema = unique_name("hl_test")
         return f"{_admin_dsn()}?schema={self.schema}&application_name={self.schema}"

@@ -10,10 +10,11 @@ import pytest
 from ledger_backends.errors import UnsupportedLedgerURLError
 from ledger_backends.registry import open_store
 from ledger_backends.testing import LedgerStoreConformance
+from tests.sql_atomicity import SqlAtomicity
 from tests.sql_tampering import SqlTampering
 
 
-class TestSQLiteStore(SqlTampering, LedgerStoreConformance):
+class TestSQLiteStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
     def fresh_url(self) -> str:
         self._dir = tempfile.TemporaryDirectory(prefix="healthledger-test-")
         return f"sqlite:///{self._dir.name}/ledger.db"

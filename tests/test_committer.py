@@ -108,3 +108,12 @@ def test_a_failed_append_fails_every_waiter_and_stores_nothing() -> None:
 def test_nonsense_batch_settings_are_refused(timeout: float, batch: int) -> None:
     with pytest.raises(ValueError):
         ChannelLedger(MemoryStore(), "medical", batch_timeout_ms=timeout, max_batch=batch)
+
+
+def test_one_channel_ledger_serves_successive_event_loops() -> None:
+    channel = ChannelLedger(MemoryStore(), "medical")
+
+    async def submit(n: int) -> int:
+        return (await channel.submit(proposal(f"t{n}", writes={"k": n}))).block_number
+
+    assert [asyncio.run(submit(n)) for n in range(3)] == [0, 1, 2]
