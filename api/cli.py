@@ -11,7 +11,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from authz import provision
 from authz.network import NetworkConfigError, load_network
+from authz.provision import ProvisionError
+from authz.roles import Role
 from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store, verify_channel
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -32,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
-    except (UsageError, NetworkConfigError, UnsupportedLedgerURLError) as exc:
+    except (UsageError, NetworkConfigError, ProvisionError, UnsupportedLedgerURLError) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except LedgerError as exc:
@@ -65,7 +68,74 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--channel", help="verify only this channel")
     verify.set_defaults(run=_verify)
+
+    network = commands.add_parser("network", help="create a network directory")
+    network_commands = network.add_subparsers(dest="network_command", required=True)
+    init = network_commands.add_parser(
+        "init",
+        help="new network: network.toml, a CA and CRL per organisation, a server certificate",
+    )
+    init.add_argument("directory", metavar="DIR")
+    init.add_argument(
+        "--school",
+        action="append",
+        metavar="ID",
+        help="a school organisation (repeatable; default: school-a, school-b)",
+    )
+    init.set_defaults(run=_network_init)
+
+    enroll = commands.add_parser("enroll", help="issue a client certificate for a user")
+    enroll.add_argument("directory", metavar="DIR")
+    enroll.add_argument("--org", required=True)
+    enroll.add_argument("--uid", required=True)
+    enroll.add_argument("--role", required=True, choices=[role.value for role in Role])
+    enroll.add_argument("--name", help="display name (the certificate's CN)")
+    enroll.add_argument("--p12", metavar="PASSWORD", help="also write a PKCS#12 file for browsers")
+    enroll.set_defaults(run=_enroll)
+
+    revoke = commands.add_parser("revoke", help="add a user's certificate to its CA's CRL")
+    revoke.add_argument("directory", metavar="DIR")
+    revoke.add_argument("--org", required=True)
+    revoke.add_argument("--uid", required=True)
+    revoke.set_defaults(run=_revoke)
     return parser
+
+
+def _network_init(args: argparse.Namespace) -> int:
+    target = provision.init_network(args.directory, args.school)
+    print(f"Created a network in {target}:")
+    print(f"  configuration      {target / 'network.toml'}")
+    print(f"  organisation CAs   {target / 'orgs'}")
+    print(
+        f"  server TLS         {target / 'tls/server.pem'} (clients trust {target / 'tls/ca.pem'})"
+    )
+    print(f"Next: healthledger enroll {target} --org parents --uid alice --role parent")
+    return EXIT_OK
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    paths = provision.enroll(
+        args.directory,
+        org=args.org,
+        uid=args.uid,
+        role=args.role,
+        name=args.name,
+        p12_password=args.p12,
+    )
+    print(f"Enrolled {args.uid} ({args.role}) in {args.org}:")
+    print(f"  certificate  {paths.cert}")
+    print(f"  key          {paths.key}")
+    if paths.p12 is not None:
+        print(f"  PKCS#12      {paths.p12} (import into a browser with the password given)")
+    return EXIT_OK
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    if provision.revoke(args.directory, org=args.org, uid=args.uid):
+        print(f"Revoked {args.uid} of {args.org}; a running server refuses it within 5 seconds.")
+    else:
+        print(f"{args.uid} of {args.org} was already revoked.")
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -83,9 +153,8 @@ def _verify(args: argparse.Namespace) -> int:
             failed = True
             continue
         if result.ok:
-            print(
-                f"{target.name}: ok, {result.height} blocks, every hash and the world state match"
-            )
+            blocks = "1 block" if result.height == 1 else f"{result.height} blocks"
+            print(f"{target.name}: ok, {blocks}; hashes, state and history match")
         else:
             print(f"{target.name}: DAMAGED at block {result.first_bad_block}: {result.reason}")
             failed = True

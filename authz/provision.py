@@ -1,0 +1,210 @@
+"""Making and changing a network directory: `network init`, `enroll` and `revoke` (API.md).
+
+Layout (relative to DIR): network.toml; orgs/ORG/{ca.pem, ca.key, crl.pem};
+tls/{ca.pem, ca.key, server.pem, server.key}; users/ORG/UID.{pem, key, p12}.
+Private keys are written with mode 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from . import ca
+from .network import CONFIG_FILE, NetworkConfig, OrgConfig, load_network
+from .roles import Role, role_fits
+
+DEFAULT_SCHOOLS = ("school-a", "school-b")
+_ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+class ProvisionError(ValueError):
+    """The network directory cannot be made or changed as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    cert: Path
+    key: Path
+    p12: Path | None
+
+
+def msp_id(org_id: str) -> str:
+    """`school-a` -> `SchoolAMSP`, `hospital` -> `HospitalMSP`."""
+    return "".join(part.capitalize() for part in org_id.split("-")) + "MSP"
+
+
+def init_network(directory: str | Path, schools: list[str] | None = None) -> Path:
+    """Create a complete new network in `directory`; refuses to touch an existing one."""
+    target = Path(directory).resolve()
+    school_ids = list(schools or DEFAULT_SCHOOLS)
+    for school in school_ids:
+        if not _ORG_ID.fullmatch(school) or school in ("hospital", "parents"):
+            raise ProvisionError(
+                f"{school!r} cannot be a school id: use lower-case letters, digits and '-', "
+                "other than 'hospital' and 'parents'."
+            )
+    if len(set(school_ids)) != len(school_ids):
+        raise ProvisionError("Each school id may be given only once.")
+    if (target / CONFIG_FILE).exists() or (target.exists() and any(target.iterdir())):
+        raise ProvisionError(f"{target} already holds files; a network is never overwritten.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        orgs = [("hospital", "hospital"), ("parents", "parents")]
+        orgs += [(school, "school") for school in school_ids]
+        for org_id, _ in orgs:
+            authority = ca.create_authority(org_id, f"{org_id} CA")
+            folder = staging / "orgs" / org_id
+            _write(folder / "ca.pem", ca.cert_pem(authority.cert))
+            _write(folder / "ca.key", ca.key_pem(authority.key), private=True)
+            _write(folder / "crl.pem", ca.crl_pem(ca.empty_crl(authority)))
+        tls = ca.create_authority("healthledger", "healthledger TLS CA")
+        server_key, server_cert = ca.issue_server_certificate(tls, ["localhost"], ["127.0.0.1"])
+        _write(staging / "tls" / "ca.pem", ca.cert_pem(tls.cert))
+        _write(staging / "tls" / "ca.key", ca.key_pem(tls.key), private=True)
+        _write(staging / "tls" / "server.pem", ca.cert_pem(server_cert))
+        _write(staging / "tls" / "server.key", ca.key_pem(server_key), private=True)
+        (staging / "users").mkdir()
+        _write(staging / CONFIG_FILE, _network_toml(orgs).encode())
+        staging.chmod(0o755)
+        # rename(2) succeeds only onto a missing or empty directory: no overwrite race.
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def enroll(
+    directory: str | Path,
+    *,
+    org: str,
+    uid: str,
+    role: str,
+    name: str | None = None,
+    p12_password: str | None = None,
+) -> Enrollment:
+    """Issue a client certificate for a new user of `org` and write it under users/ORG/."""
+    network = load_network(directory)
+    org_config = _org(network, org)
+    if not _UID.fullmatch(uid):
+        raise ProvisionError(
+            f"{uid!r} cannot be a UID: use up to 64 letters, digits and . _ @ -, "
+            "starting with a letter or digit."
+        )
+    if role not in {r.value for r in Role}:
+        raise ProvisionError(f"Unknown role {role!r}; use one of doctor, parent, school, admin.")
+    if not role_fits(role, org_config.kind):
+        raise ProvisionError(
+            f"A {role} cannot belong to {org!r}, which is a {org_config.kind} organisation."
+        )
+    taken = sorted(network.directory.glob(f"users/*/{uid}.pem"))
+    if taken:
+        raise ProvisionError(f"UID {uid!r} is already enrolled ({taken[0].parent.name}).")
+    if name is not None and not name.strip():
+        raise ProvisionError("A name, when given, cannot be empty.")
+    authority = _authority(org_config)
+    key, cert = ca.issue_client_certificate(authority, org=org, uid=uid, role=role, name=name)
+    folder = network.directory / "users" / org
+    paths = Enrollment(folder / f"{uid}.pem", folder / f"{uid}.key", None)
+    _write(paths.key, ca.key_pem(key), private=True)
+    _write(paths.cert, ca.cert_pem(cert))
+    if p12_password is not None:
+        p12 = folder / f"{uid}.p12"
+        _write(p12, ca.pkcs12_bundle(uid, key, cert, authority.cert, p12_password), private=True)
+        paths = Enrollment(paths.cert, paths.key, p12)
+    return paths
+
+
+def revoke(directory: str | Path, *, org: str, uid: str) -> bool:
+    """Add the user's certificate to `org`'s CRL; False if it was revoked already."""
+    network = load_network(directory)
+    org_config = _org(network, org)
+    cert_path = network.directory / "users" / org / f"{uid}.pem"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except FileNotFoundError:
+        raise ProvisionError(f"No user {uid!r} is enrolled in {org!r}.") from None
+    previous = x509.load_pem_x509_crl(org_config.crl.read_bytes())
+    if previous.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+        return False
+    crl = ca.revoke_serials(_authority(org_config), [cert.serial_number], previous=previous)
+    _write(org_config.crl, ca.crl_pem(crl))
+    return True
+
+
+def _org(network: NetworkConfig, org: str) -> OrgConfig:
+    for candidate in network.orgs:
+        if candidate.id == org:
+            return candidate
+    known = ", ".join(o.id for o in network.orgs)
+    raise ProvisionError(f"The network has no organisation {org!r} (it has: {known}).")
+
+
+def _authority(org: OrgConfig) -> ca.Authority:
+    try:
+        return ca.load_authority(org.ca.read_bytes(), org.ca.with_name("ca.key").read_bytes())
+    except FileNotFoundError as exc:
+        raise ProvisionError(f"The CA of {org.id!r} is missing: {exc.filename}.") from None
+
+
+def _write(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        os.fchmod(fd, 0o600 if private else 0o644)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _network_toml(orgs: list[tuple[str, str]]) -> str:
+    members = ", ".join(f'"{org_id}"' for org_id, _ in orgs)
+    org_tables = "".join(
+        f"""
+[[orgs]]
+id = "{org_id}"
+msp = "{msp_id(org_id)}"
+kind = "{kind}"
+ca = "orgs/{org_id}/ca.pem"
+crl = "orgs/{org_id}/crl.pem"
+"""
+        for org_id, kind in orgs
+    )
+    return f"""# healthledger network: organisations, channels and where their ledgers live.
+
+[server]
+host = "127.0.0.1"
+port = 8443
+cert = "tls/server.pem"
+key = "tls/server.key"
+client_cert_header = ""      # e.g. "x-forwarded-client-cert" behind nginx/Envoy
+trusted_proxies = []         # only these peer addresses may send that header
+
+[ledger]
+url = "sqlite:///ledger.db"  # relative paths are relative to this file
+batch_timeout_ms = 2
+max_batch = 500
+{org_tables}
+[[channels]]
+name = "medical"
+members = ["hospital", "parents"]
+
+[[channels]]
+name = "report"
+members = [{members}]
+"""
