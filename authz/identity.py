@@ -92,8 +92,10 @@ class IdentityVerifier:
         self._refresh_crls(force=True)
 
     @classmethod
-    def from_network(cls, network: NetworkConfig) -> IdentityVerifier:
-        return cls(network.orgs)
+    def from_network(
+        cls, network: NetworkConfig, *, crl_recheck_seconds: float = CRL_RECHECK_SECONDS
+    ) -> IdentityVerifier:
+        return cls(network.orgs, crl_recheck_seconds=crl_recheck_seconds)
 
     @property
     def ca_certificates(self) -> list[x509.Certificate]:
