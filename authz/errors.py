@@ -1,11 +1,14 @@
-"""Refusals of the identity and access layer, mapped to API error codes by the server."""
+"""Refusals of the identity and access layer; `code` is the API error code."""
 
 from __future__ import annotations
+
+from chaincode.errors import Forbidden
 
 
 class Unauthenticated(Exception):
     """No usable client certificate (missing, unknown CA, expired, revoked): UNAUTHENTICATED."""
 
+    code = "UNAUTHENTICATED"
 
-class Forbidden(Exception):
-    """A known caller without the right to this channel or object: FORBIDDEN."""
+
+__all__ = ["Forbidden", "Unauthenticated"]

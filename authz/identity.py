@@ -148,7 +148,7 @@ class IdentityVerifier:
         uid = _single_attribute(cert.subject, NameOID.USER_ID)
         if not uid:
             raise Unauthenticated("The client certificate carries no UID.")
-        attributes = _fabric_attributes(cert)
+        attributes = fabric_attributes(cert)
         role = attributes.get("role", "")
         if not role_fits(role, trust.org.kind):
             raise Unauthenticated(
@@ -233,7 +233,7 @@ def _single_attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None
     return value if isinstance(value, str) and value else None
 
 
-def _fabric_attributes(cert: x509.Certificate) -> dict[str, str]:
+def fabric_attributes(cert: x509.Certificate) -> dict[str, str]:
     try:
         raw = cert.extensions.get_extension_for_oid(FABRIC_ATTRS_OID).value
     except x509.ExtensionNotFound:

@@ -1,0 +1,389 @@
+"""The `medical` contract (channel `medical`): children, agreements and medical cards.
+
+Who may do what (API.md): a child, its card and the card's history are read by
+the child's guardians and by the doctor of an ACTIVE agreement; only that
+doctor updates the card. An agreement is read by its parent and its doctor;
+guardians sign and revoke, the named doctor accepts. Anyone else is told the
+object does not exist (NOT_FOUND), so nothing leaks about other families.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from . import validation as check
+from .base import JSON, Contract, TxContext, query, transaction
+from .errors import BadInput, Conflict, Forbidden, NotFound
+
+BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
+PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
+MAX_GUARDIANS = 4
+CARD_FIELDS = (
+    "bloodType",
+    "allergies",
+    "chronicConditions",
+    "vaccinations",
+    "examinations",
+    "healthGroup",
+    "physicalEducationGroup",
+    "notes",
+)
+
+
+class MedicalContract(Contract):
+    name = "medical"
+    channel = "medical"
+
+    # -- children ------------------------------------------------------------------
+
+    @transaction("registerChild")
+    def register_child(
+        self,
+        ctx: TxContext,
+        fullName: str,
+        birthDate: str,
+        sex: str | None = None,
+        otherGuardians: list[str] | None = None,
+    ) -> JSON:
+        """A parent registers a child, becoming its guardian; the card starts empty at version 1."""
+        _require_role(ctx, "parent", "Only parents register children.")
+        full_name = check.text(fullName, "fullName")
+        birth_date = check.past_date(birthDate, "birthDate", today=_today(ctx))
+        sex_value = check.optional_text(sex, "sex", max_length=20)
+        others = check.text_list(
+            otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1
+        )
+        for uid in others:
+            if uid == ctx.caller.uid or not _is_user(ctx, uid, org_kind="parents", role="parent"):
+                raise BadInput("Each other guardian must be another enrolled parent.")
+        child_id = ctx.new_id("child")
+        guardians = [ctx.caller.uid, *others]
+        child = {
+            "id": child_id,
+            "fullName": full_name,
+            "birthDate": birth_date,
+            "sex": sex_value,
+            "guardians": guardians,
+            "createdAt": ctx.timestamp,
+            "createdBy": ctx.caller.uid,
+        }
+        ctx.put_state(f"child/{child_id}", child)
+        ctx.put_state(f"card/{child_id}", _empty_card(ctx, child_id))
+        for uid in guardians:
+            ctx.put_state(f"guardian-child/{uid}/{child_id}", child_id)
+        ctx.set_event("ChildRegistered", _audience(child_id, guardians))
+        return _child_view(child, doctor_uid=None)
+
+    @query("readChild")
+    def read_child(self, ctx: TxContext, childId: str) -> JSON:
+        child = _visible_child(ctx, childId)
+        return _child_view(child, doctor_uid=_current_doctor(ctx, child["id"]))
+
+    @query("listChildren")
+    def list_children(self, ctx: TxContext) -> JSON:
+        """A parent's own children; a doctor's children under ACTIVE agreements."""
+        if ctx.caller.role == "parent":
+            ids = [value for _, value in ctx.get_prefix(f"guardian-child/{ctx.caller.uid}/")]
+        elif ctx.caller.role == "doctor":
+            ids = [
+                key.rsplit("/", 1)[1]
+                for key, _ in ctx.get_prefix(f"doctor-child/{ctx.caller.uid}/")
+            ]
+        else:
+            return []
+        children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
+        return [
+            _child_view(child, doctor_uid=_current_doctor(ctx, child["id"]))
+            for child in children
+            if child is not None
+        ]
+
+    # -- agreements ------------------------------------------------------------------
+
+    @transaction("signAgreement")
+    def sign_agreement(self, ctx: TxContext, childId: str, doctorUid: str) -> JSON:
+        """A guardian names a hospital doctor for the child: a PENDING agreement."""
+        child = _visible_child(ctx, childId)
+        if not _is_guardian(ctx, child):
+            raise Forbidden("Only the child's guardians sign agreements.")
+        if not _is_user(ctx, doctorUid, org_kind="hospital", role="doctor"):
+            raise BadInput("doctorUid must name an enrolled hospital doctor.")
+        open_key = f"open-agreement/{child['id']}/{doctorUid}"
+        if ctx.get_state(open_key) is not None:
+            raise Conflict("This doctor already has a pending or active agreement for the child.")
+        agreement_id = ctx.new_id("agreement")
+        agreement = {
+            "id": agreement_id,
+            "childId": child["id"],
+            "parentUid": ctx.caller.uid,
+            "doctorUid": doctorUid,
+            "status": "PENDING",
+            "createdAt": ctx.timestamp,
+            "updatedAt": ctx.timestamp,
+        }
+        ctx.put_state(f"agreement/{agreement_id}", agreement)
+        ctx.put_state(open_key, agreement_id)
+        ctx.put_state(f"child-agreement/{child['id']}/{agreement_id}", agreement_id)
+        ctx.put_state(f"doctor-agreement/{doctorUid}/{agreement_id}", agreement_id)
+        ctx.set_event("AgreementSigned", _audience(agreement_id, [*child["guardians"], doctorUid]))
+        return agreement
+
+    @transaction("acceptAgreement")
+    def accept_agreement(self, ctx: TxContext, id: str) -> JSON:
+        """The doctor named in a PENDING agreement accepts it: ACTIVE, card access begins."""
+        agreement, child = _visible_agreement(ctx, id)
+        if ctx.caller.role != "doctor" or ctx.caller.uid != agreement["doctorUid"]:
+            raise Forbidden("Only the doctor named in the agreement can accept it.")
+        if agreement["status"] != "PENDING":
+            raise Conflict(
+                f"The agreement is {agreement['status']}; only a PENDING one is accepted."
+            )
+        agreement = {**agreement, "status": "ACTIVE", "updatedAt": ctx.timestamp}
+        ctx.put_state(f"agreement/{id}", agreement)
+        ctx.put_state(f"active/{agreement['childId']}/{agreement['doctorUid']}", id)
+        ctx.put_state(f"doctor-child/{agreement['doctorUid']}/{agreement['childId']}", id)
+        ctx.set_event(
+            "AgreementAccepted", _audience(id, [*child["guardians"], agreement["doctorUid"]])
+        )
+        return agreement
+
+    @transaction("revokeAgreement")
+    def revoke_agreement(self, ctx: TxContext, id: str) -> JSON:
+        """A guardian ends an agreement: REVOKED, and the doctor's access ends with this block."""
+        agreement, child = _visible_agreement(ctx, id)
+        if not _is_guardian(ctx, child):
+            raise Forbidden("Only the child's guardians revoke agreements.")
+        if agreement["status"] == "REVOKED":
+            raise Conflict("The agreement is already revoked.")
+        agreement = {**agreement, "status": "REVOKED", "updatedAt": ctx.timestamp}
+        ctx.put_state(f"agreement/{id}", agreement)
+        child_id, doctor_uid = agreement["childId"], agreement["doctorUid"]
+        ctx.del_state(f"open-agreement/{child_id}/{doctor_uid}")
+        if ctx.get_state(f"active/{child_id}/{doctor_uid}") == id:
+            ctx.del_state(f"active/{child_id}/{doctor_uid}")
+            ctx.del_state(f"doctor-child/{doctor_uid}/{child_id}")
+        ctx.set_event("AgreementRevoked", _audience(id, [*child["guardians"], doctor_uid]))
+        return agreement
+
+    @query("listAgreements")
+    def list_agreements(self, ctx: TxContext, childId: str | None = None) -> JSON:
+        """A parent: agreements of their children; a doctor: agreements naming them."""
+        if ctx.caller.role == "parent":
+            if childId is not None:
+                child = ctx.get_state(f"child/{childId}")
+                children = [child] if child is not None and _is_guardian(ctx, child) else []
+            else:
+                ids = [v for _, v in ctx.get_prefix(f"guardian-child/{ctx.caller.uid}/")]
+                children = [c for c in (ctx.get_state(f"child/{i}") for i in ids) if c is not None]
+            agreement_ids = [
+                value
+                for child in children
+                for _, value in ctx.get_prefix(f"child-agreement/{child['id']}/")
+            ]
+        elif ctx.caller.role == "doctor":
+            agreement_ids = [v for _, v in ctx.get_prefix(f"doctor-agreement/{ctx.caller.uid}/")]
+        else:
+            return []
+        agreements = [ctx.get_state(f"agreement/{a}") for a in agreement_ids]
+        return [
+            a for a in agreements if a is not None and (childId is None or a["childId"] == childId)
+        ]
+
+    # -- the medical card ------------------------------------------------------------
+
+    @query("readCard")
+    def read_card(self, ctx: TxContext, childId: str) -> JSON:
+        child = _visible_child(ctx, childId)
+        card = ctx.get_state(f"card/{child['id']}")
+        if card is None:
+            raise NotFound("The child has no medical card.")
+        return {**card, "childName": child["fullName"]}
+
+    @transaction("updateMedicalCard")
+    def update_medical_card(
+        self, ctx: TxContext, childId: str, expectedVersion: int, patch: dict[str, Any]
+    ) -> JSON:
+        """The doctor of an ACTIVE agreement changes the card; a stale version is a CONFLICT."""
+        child = _visible_child(ctx, childId)
+        if not _has_active_agreement(ctx, child["id"]):
+            raise Forbidden("Only a doctor with an active agreement updates the medical card.")
+        check.integer(expectedVersion, "expectedVersion", low=1, high=2**31 - 1)
+        changes = _card_changes(ctx, check.mapping(patch, "patch"))
+        card = ctx.get_state(f"card/{child['id']}")
+        if card is None:
+            raise NotFound("The child has no medical card.")
+        if card["version"] != expectedVersion:
+            raise Conflict(
+                f"The card is at version {card['version']}, not {expectedVersion}: "
+                "it changed since you read it. Reload it and apply your change again."
+            )
+        card = {
+            **card,
+            **changes,
+            "version": card["version"] + 1,
+            "updatedAt": ctx.timestamp,
+            "updatedBy": ctx.caller.uid,
+        }
+        ctx.put_state(f"card/{child['id']}", card)
+        ctx.set_event(
+            "CardUpdated",
+            _audience(child["id"], [*child["guardians"], ctx.caller.uid], version=card["version"]),
+        )
+        return {**card, "childName": child["fullName"]}
+
+    @query("cardHistory")
+    def card_history(self, ctx: TxContext, childId: str) -> JSON:
+        """Every version of the card with the transaction, block, author and time that made it."""
+        child = _visible_child(ctx, childId)
+        return [
+            {
+                "version": card["version"],
+                "txId": entry.tx_id,
+                "blockNumber": entry.block_number,
+                "author": entry.creator_uid,
+                "timestamp": entry.timestamp,
+                "card": card,
+            }
+            for entry in ctx.get_history(f"card/{child['id']}")
+            if (card := entry.json()) is not None
+        ]
+
+
+def _today(ctx: TxContext) -> date:
+    return date.fromisoformat(ctx.timestamp[:10])
+
+
+def _require_role(ctx: TxContext, role: str, message: str) -> None:
+    if ctx.caller.role != role:
+        raise Forbidden(message)
+
+
+def _is_user(ctx: TxContext, uid: Any, *, org_kind: str, role: str) -> bool:
+    if not isinstance(uid, str):
+        return False
+    found = ctx.directory.user(uid)
+    return found is not None and found[1] == role and ctx.directory.org_kind(found[0]) == org_kind
+
+
+def _is_guardian(ctx: TxContext, child: dict[str, Any]) -> bool:
+    return ctx.caller.role == "parent" and ctx.caller.uid in child["guardians"]
+
+
+def _has_active_agreement(ctx: TxContext, child_id: str) -> bool:
+    return (
+        ctx.caller.role == "doctor"
+        and ctx.get_state(f"active/{child_id}/{ctx.caller.uid}") is not None
+    )
+
+
+def _visible_child(ctx: TxContext, child_id: Any) -> dict[str, Any]:
+    """The child if the caller is a guardian or its doctor; NOT_FOUND for everyone else."""
+    child = ctx.get_state(f"child/{child_id}") if isinstance(child_id, str) and child_id else None
+    if child is None or not (_is_guardian(ctx, child) or _has_active_agreement(ctx, child["id"])):
+        raise NotFound("No such child is visible to you.")
+    return dict(child)
+
+
+def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The agreement and its child if the caller is a guardian or the named doctor."""
+    key = f"agreement/{agreement_id}" if isinstance(agreement_id, str) and agreement_id else ""
+    agreement = ctx.get_state(key) if key else None
+    child = ctx.get_state(f"child/{agreement['childId']}") if agreement else None
+    if agreement is None or child is None:
+        raise NotFound("No such agreement is visible to you.")
+    named_doctor = ctx.caller.role == "doctor" and ctx.caller.uid == agreement["doctorUid"]
+    if not (named_doctor or _is_guardian(ctx, child)):
+        raise NotFound("No such agreement is visible to you.")
+    return dict(agreement), dict(child)
+
+
+def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
+    active = ctx.get_prefix(f"active/{child_id}/")
+    return active[0][0].rsplit("/", 1)[1] if active else None
+
+
+def _child_view(child: dict[str, Any], *, doctor_uid: str | None) -> JSON:
+    return {
+        "id": child["id"],
+        "fullName": child["fullName"],
+        "birthDate": child["birthDate"],
+        "sex": child.get("sex"),
+        "guardians": list(child["guardians"]),
+        "doctorUid": doctor_uid,
+    }
+
+
+def _audience(subject_id: str, uids: list[str], **extra: Any) -> JSON:
+    """Event payload: the subject and the users who may see it (for subscription filtering)."""
+    return {"subjectId": subject_id, "uids": sorted(set(uids)), "orgs": [], **extra}
+
+
+def _empty_card(ctx: TxContext, child_id: str) -> JSON:
+    return {
+        "childId": child_id,
+        "version": 1,
+        "updatedAt": ctx.timestamp,
+        "updatedBy": ctx.caller.uid,
+        "bloodType": None,
+        "allergies": [],
+        "chronicConditions": [],
+        "vaccinations": [],
+        "examinations": [],
+        "healthGroup": None,
+        "physicalEducationGroup": None,
+        "notes": None,
+    }
+
+
+def _card_changes(ctx: TxContext, patch: dict[str, Any]) -> dict[str, Any]:
+    """Validated card fields from a patch; omitted fields stay as they are."""
+    unknown = sorted(set(patch) - set(CARD_FIELDS))
+    if unknown:
+        raise BadInput(f"The card has no field {unknown[0]!r}.")
+    if not patch:
+        raise BadInput("The patch changes nothing: give at least one field.")
+    today = _today(ctx)
+    changes: dict[str, Any] = {}
+    for field, value in patch.items():
+        if field in ("allergies", "chronicConditions"):
+            changes[field] = check.text_list(value or [], field)
+        elif value is None:
+            changes[field] = [] if field in ("vaccinations", "examinations") else None
+        elif field == "bloodType":
+            changes[field] = check.choice(value, field, BLOOD_TYPES)
+        elif field == "healthGroup":
+            changes[field] = check.integer(value, field, low=1, high=5)
+        elif field == "physicalEducationGroup":
+            changes[field] = check.choice(value, field, PE_GROUPS)
+        elif field == "notes":
+            changes[field] = check.text(value, field, max_length=check.NOTES_MAX)
+        elif field == "vaccinations":
+            changes[field] = [_vaccination(v, today) for v in check.records(value, field)]
+        else:
+            changes[field] = [_examination(ctx, e, today) for e in check.records(value, field)]
+    return changes
+
+
+def _vaccination(raw: Any, today: date) -> dict[str, Any]:
+    entry = check.mapping(raw, "Each vaccination")
+    return {
+        "vaccine": check.text(entry.get("vaccine"), "vaccination vaccine"),
+        "date": check.past_date(entry.get("date"), "vaccination date", today=today),
+        "dose": check.integer(entry.get("dose"), "vaccination dose", low=1, high=10),
+    }
+
+
+def _examination(ctx: TxContext, raw: Any, today: date) -> dict[str, Any]:
+    entry = check.mapping(raw, "Each examination")
+    doctor = entry.get("doctorUid") or ctx.caller.uid
+    if doctor != ctx.caller.uid and not _is_user(ctx, doctor, org_kind="hospital", role="doctor"):
+        raise BadInput("An examination's doctorUid must name an enrolled hospital doctor.")
+    height, weight, findings = entry.get("heightCm"), entry.get("weightKg"), entry.get("findings")
+    return {
+        "date": check.past_date(entry.get("date"), "examination date", today=today),
+        "doctorUid": doctor,
+        "heightCm": None if height is None else check.number(height, "heightCm", low=20, high=250),
+        "weightKg": None if weight is None else check.number(weight, "weightKg", low=0.5, high=300),
+        "findings": check.optional_text(findings, "findings", max_length=check.TEXT_MAX),
+    }

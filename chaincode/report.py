@@ -1,0 +1,430 @@
+"""The `report` contract (channel `report`): admissions, report requests, reports, permissions.
+
+Who may do what (API.md): an admission request is read by the child's
+guardians and the addressed school, created by a guardian and decided by that
+school. A report request is created by the school of an ACCEPTED admission
+and read by it, the guardians and doctors with an ACTIVE agreement for the
+child. A report is created READY by such a doctor; guardians approve it for
+particular schools (APPROVED) and withdraw permission. Its content is read by
+guardians, the author, and a school only while APPROVED and named.
+
+This channel never sees the medical channel. Facts that need it — who the
+child's guardians are, which children a doctor cares for, the card a report is
+built from — are established by the gateway reading `medical` as the same
+caller and passed in as `verified*` arguments; callers cannot supply them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import validation as check
+from .base import JSON, Contract, TxContext, query, transaction
+from .errors import BadInput, Conflict, Forbidden, NotFound
+
+ADMISSION_STATUSES = ("PENDING", "ACCEPTED", "REJECTED")
+REQUEST_STATUSES = ("PENDING", "FULFILLED")
+REPORT_STATUSES = ("READY", "APPROVED")
+REASON_MAX = 1_000
+
+
+class ReportContract(Contract):
+    name = "report"
+    channel = "report"
+
+    # -- admission requests ------------------------------------------------------------
+
+    @transaction("createAdmissionRequest")
+    def create_admission_request(
+        self, ctx: TxContext, verifiedChild: dict[str, Any], school: str
+    ) -> JSON:
+        """A guardian applies to one school for the child: PENDING."""
+        if ctx.caller.role != "parent" or ctx.caller.uid not in verifiedChild["guardians"]:
+            raise Forbidden("Only the child's guardians apply to schools.")
+        _require_school(ctx, school)
+        child_id = verifiedChild["id"]
+        open_key = f"open-admission/{child_id}/{school}"
+        if ctx.get_state(open_key) is not None:
+            raise Conflict("The child already has an open admission request to this school.")
+        admission_id = ctx.new_id("admission")
+        admission = {
+            "id": admission_id,
+            "childId": child_id,
+            "childName": verifiedChild["fullName"],
+            "school": school,
+            "status": "PENDING",
+            "reason": None,
+            "guardians": list(verifiedChild["guardians"]),
+            "createdAt": ctx.timestamp,
+            "createdBy": ctx.caller.uid,
+        }
+        ctx.put_state(f"admission/{admission_id}", admission)
+        ctx.put_state(open_key, admission_id)
+        ctx.put_state(f"school-admission/{school}/{admission_id}", admission_id)
+        for uid in admission["guardians"]:
+            ctx.put_state(f"guardian-admission/{uid}/{admission_id}", admission_id)
+        ctx.set_event("AdmissionRequested", _audience(admission_id, admission))
+        return _admission_view(admission)
+
+    @transaction("acceptAdmissionRequest")
+    def accept_admission_request(self, ctx: TxContext, id: str) -> JSON:
+        return self._decide(ctx, id, "ACCEPTED", None)
+
+    @transaction("rejectAdmissionRequest")
+    def reject_admission_request(self, ctx: TxContext, id: str, reason: str) -> JSON:
+        return self._decide(
+            ctx, id, "REJECTED", check.text(reason, "reason", max_length=REASON_MAX)
+        )
+
+    def _decide(self, ctx: TxContext, admission_id: str, status: str, reason: str | None) -> JSON:
+        admission = _visible_admission(ctx, admission_id)
+        if not _is_school_staff(ctx, admission["school"]):
+            raise Forbidden("Only the school the request is addressed to decides it.")
+        if admission["status"] != "PENDING":
+            raise Conflict(f"The admission request is already {admission['status']}.")
+        admission = {**admission, "status": status, "reason": reason}
+        ctx.put_state(f"admission/{admission['id']}", admission)
+        if status == "REJECTED":
+            ctx.del_state(f"open-admission/{admission['childId']}/{admission['school']}")
+        event = "AdmissionAccepted" if status == "ACCEPTED" else "AdmissionRejected"
+        ctx.set_event(event, _audience(admission["id"], admission))
+        return _admission_view(admission)
+
+    @query("listAdmissionRequests")
+    def list_admission_requests(self, ctx: TxContext, status: str | None = None) -> JSON:
+        """Guardians: their children's requests; a school: requests addressed to it."""
+        _check_status(status, ADMISSION_STATUSES)
+        if ctx.caller.role == "parent":
+            prefix = f"guardian-admission/{ctx.caller.uid}/"
+        elif ctx.caller.role == "school":
+            prefix = f"school-admission/{ctx.caller.org}/"
+        else:
+            return []
+        admissions = _load(ctx, "admission", prefix)
+        return [_admission_view(a) for a in admissions if status in (None, a["status"])]
+
+    # -- report requests ----------------------------------------------------------------
+
+    @transaction("createReportRequest")
+    def create_report_request(self, ctx: TxContext, admissionRequestId: str) -> JSON:
+        """The school of an ACCEPTED admission asks the pediatrician for a health report."""
+        admission = _visible_admission(ctx, admissionRequestId)
+        if not _is_school_staff(ctx, admission["school"]):
+            raise Forbidden("Only the school that accepted the child requests its report.")
+        if admission["status"] != "ACCEPTED":
+            raise Conflict(
+                f"The admission request is {admission['status']}; "
+                "a report is requested only after accepting it."
+            )
+        open_key = f"open-report-request/{admission['id']}"
+        if ctx.get_state(open_key) is not None:
+            raise Conflict("A report for this admission is already requested.")
+        request_id = ctx.new_id("report-request")
+        request = {
+            "id": request_id,
+            "admissionRequestId": admission["id"],
+            "childId": admission["childId"],
+            "school": admission["school"],
+            "status": "PENDING",
+            "reportId": None,
+            "guardians": admission["guardians"],
+            "createdAt": ctx.timestamp,
+        }
+        ctx.put_state(f"report-request/{request_id}", request)
+        ctx.put_state(open_key, request_id)
+        ctx.put_state(f"child-report-request/{request['childId']}/{request_id}", request_id)
+        ctx.put_state(f"school-report-request/{request['school']}/{request_id}", request_id)
+        for uid in request["guardians"]:
+            ctx.put_state(f"guardian-report-request/{uid}/{request_id}", request_id)
+        ctx.set_event("ReportRequested", _audience(request_id, request))
+        return _request_view(request)
+
+    @query("readReportRequest")
+    def read_report_request(
+        self, ctx: TxContext, id: str, verifiedChildren: list[str] | None = None
+    ) -> JSON:
+        return _request_view(_visible_request(ctx, id, verifiedChildren or []))
+
+    @query("listReportRequests")
+    def list_report_requests(
+        self, ctx: TxContext, status: str | None = None, verifiedChildren: list[str] | None = None
+    ) -> JSON:
+        """The requesting school's, the guardians', and those of a doctor's patients."""
+        _check_status(status, REQUEST_STATUSES)
+        if ctx.caller.role == "parent":
+            requests = _load(ctx, "report-request", f"guardian-report-request/{ctx.caller.uid}/")
+        elif ctx.caller.role == "school":
+            requests = _load(ctx, "report-request", f"school-report-request/{ctx.caller.org}/")
+        elif ctx.caller.role == "doctor":
+            requests = [
+                request
+                for child_id in verifiedChildren or []
+                for request in _load(ctx, "report-request", f"child-report-request/{child_id}/")
+            ]
+        else:
+            return []
+        return [_request_view(r) for r in requests if status in (None, r["status"])]
+
+    # -- reports ------------------------------------------------------------------------
+
+    @transaction("createReport")
+    def create_report(
+        self,
+        ctx: TxContext,
+        reportRequestId: str,
+        conclusion: str,
+        verifiedChildren: list[str],
+        verifiedCard: dict[str, Any],
+    ) -> JSON:
+        """A doctor with an ACTIVE agreement writes the report from the card: READY."""
+        if ctx.caller.role != "doctor":
+            raise Forbidden("Only doctors write health reports.")
+        request = _visible_request(ctx, reportRequestId, verifiedChildren)
+        if verifiedCard.get("childId") != request["childId"]:
+            raise NotFound("No such report request is visible to you.")
+        if request["status"] != "PENDING":
+            raise Conflict("The report request is already fulfilled.")
+        report_id = ctx.new_id("report")
+        card = verifiedCard
+        report = {
+            "id": report_id,
+            "childId": request["childId"],
+            "reportRequestId": request["id"],
+            "status": "READY",
+            "authorUid": ctx.caller.uid,
+            "createdAt": ctx.timestamp,
+            "permittedSchools": [],
+            "requestingSchool": request["school"],
+            "guardians": request["guardians"],
+            "cardVersion": card["version"],
+            "cardHash": card["hash"],
+            "content": {
+                "childName": card["childName"],
+                "healthGroup": card["healthGroup"],
+                "physicalEducationGroup": card["physicalEducationGroup"],
+                "allergies": card["allergies"],
+                "chronicConditions": card["chronicConditions"],
+                "vaccinations": card["vaccinations"],
+                "conclusion": check.text(conclusion, "conclusion", max_length=check.TEXT_MAX),
+            },
+        }
+        ctx.put_state(f"report/{report_id}", report)
+        ctx.put_state(
+            f"report-request/{request['id']}",
+            {**request, "status": "FULFILLED", "reportId": report_id},
+        )
+        ctx.del_state(f"open-report-request/{request['admissionRequestId']}")
+        for uid in report["guardians"]:
+            ctx.put_state(f"guardian-report/{uid}/{report_id}", report_id)
+        ctx.put_state(f"author-report/{ctx.caller.uid}/{report_id}", report_id)
+        ctx.put_state(f"school-report/{request['school']}/{report_id}", report_id)
+        ctx.set_event("ReportReady", _report_audience(report))
+        return _report_view(ctx, report)
+
+    @transaction("approveReport")
+    def approve_report(self, ctx: TxContext, id: str, schools: list[str]) -> JSON:
+        """A guardian lets particular schools read the report: APPROVED."""
+        report = _guardian_report(ctx, id)
+        if report["status"] == "APPROVED":
+            raise Conflict("The report is already approved; withdraw a permission to change it.")
+        permitted = check.text_list(schools, "schools", max_items=20)
+        if not permitted:
+            raise BadInput("Name at least one school to approve the report for.")
+        for school in permitted:
+            _require_school(ctx, school)
+        report = {**report, "status": "APPROVED", "permittedSchools": permitted}
+        ctx.put_state(f"report/{report['id']}", report)
+        for school in permitted:
+            ctx.put_state(f"school-report/{school}/{report['id']}", report["id"])
+        ctx.set_event("ReportApproved", _report_audience(report))
+        return _report_view(ctx, report)
+
+    @transaction("revokeReportPermission")
+    def revoke_report_permission(self, ctx: TxContext, id: str, school: str) -> JSON:
+        """A guardian withdraws one school's permission; with none left, the report is READY."""
+        report = _guardian_report(ctx, id)
+        if school not in report["permittedSchools"]:
+            raise Conflict("That school has no permission to withdraw.")
+        remaining = [s for s in report["permittedSchools"] if s != school]
+        report = {
+            **report,
+            "permittedSchools": remaining,
+            "status": "APPROVED" if remaining else "READY",
+        }
+        ctx.put_state(f"report/{report['id']}", report)
+        if school != report["requestingSchool"]:
+            ctx.del_state(f"school-report/{school}/{report['id']}")
+        ctx.set_event("ReportPermissionRevoked", {**_report_audience(report), "school": school})
+        return _report_view(ctx, report)
+
+    @query("readReport")
+    def read_report(self, ctx: TxContext, id: str) -> JSON:
+        return _report_view(ctx, _visible_report(ctx, id))
+
+    @query("listReports")
+    def list_reports(self, ctx: TxContext, status: str | None = None) -> JSON:
+        """Reports the caller may see: guardians', the author's, a school's (asked or permitted)."""
+        _check_status(status, REPORT_STATUSES)
+        if ctx.caller.role == "parent":
+            prefix = f"guardian-report/{ctx.caller.uid}/"
+        elif ctx.caller.role == "doctor":
+            prefix = f"author-report/{ctx.caller.uid}/"
+        elif ctx.caller.role == "school":
+            prefix = f"school-report/{ctx.caller.org}/"
+        else:
+            return []
+        reports = [r for r in _load(ctx, "report", prefix) if _may_see_report(ctx, r)]
+        return [_report_view(ctx, r) for r in reports if status in (None, r["status"])]
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+def _is_school_staff(ctx: TxContext, school: str) -> bool:
+    return ctx.caller.role == "school" and ctx.caller.org == school
+
+
+def _require_school(ctx: TxContext, school: Any) -> None:
+    if not isinstance(school, str) or ctx.directory.org_kind(school) != "school":
+        raise BadInput("Each school must be a school organisation of this network.")
+
+
+def _check_status(status: str | None, allowed: tuple[str, ...]) -> None:
+    if status is not None:
+        check.choice(status, "status", allowed)
+
+
+def _load(ctx: TxContext, kind: str, index_prefix: str) -> list[dict[str, Any]]:
+    ids = [value for _, value in ctx.get_prefix(index_prefix)]
+    return [item for item in (ctx.get_state(f"{kind}/{i}") for i in ids) if item is not None]
+
+
+def _get(ctx: TxContext, kind: str, object_id: Any) -> dict[str, Any] | None:
+    if not isinstance(object_id, str) or not object_id:
+        return None
+    found = ctx.get_state(f"{kind}/{object_id}")
+    return None if found is None else dict(found)
+
+
+def _visible_admission(ctx: TxContext, admission_id: Any) -> dict[str, Any]:
+    admission = _get(ctx, "admission", admission_id)
+    if admission is None or not (
+        _is_school_staff(ctx, admission["school"])
+        or (ctx.caller.role == "parent" and ctx.caller.uid in admission["guardians"])
+    ):
+        raise NotFound("No such admission request is visible to you.")
+    return admission
+
+
+def _visible_request(
+    ctx: TxContext, request_id: Any, verified_children: list[str]
+) -> dict[str, Any]:
+    request = _get(ctx, "report-request", request_id)
+    if request is None or not (
+        _is_school_staff(ctx, request["school"])
+        or (ctx.caller.role == "parent" and ctx.caller.uid in request["guardians"])
+        or (ctx.caller.role == "doctor" and request["childId"] in verified_children)
+    ):
+        raise NotFound("No such report request is visible to you.")
+    return request
+
+
+def _may_see_report(ctx: TxContext, report: dict[str, Any]) -> bool:
+    role, uid, org = ctx.caller.role, ctx.caller.uid, ctx.caller.org
+    return (
+        (role == "parent" and uid in report["guardians"])
+        or (role == "doctor" and uid == report["authorUid"])
+        or (role == "school" and org in (report["requestingSchool"], *report["permittedSchools"]))
+    )
+
+
+def _visible_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
+    report = _get(ctx, "report", report_id)
+    if report is None or not _may_see_report(ctx, report):
+        raise NotFound("No such report is visible to you.")
+    return report
+
+
+def _guardian_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
+    report = _visible_report(ctx, report_id)
+    if not (ctx.caller.role == "parent" and ctx.caller.uid in report["guardians"]):
+        raise Forbidden("Only the child's guardians decide who may read the report.")
+    return report
+
+
+def _may_read_content(ctx: TxContext, report: dict[str, Any]) -> bool:
+    role = ctx.caller.role
+    if role == "parent":
+        return ctx.caller.uid in report["guardians"]
+    if role == "doctor":
+        return ctx.caller.uid == report["authorUid"]
+    return (
+        role == "school"
+        and report["status"] == "APPROVED"
+        and ctx.caller.org in report["permittedSchools"]
+    )
+
+
+# -- views: what leaves the contract ------------------------------------------------------
+
+
+def _admission_view(admission: dict[str, Any]) -> JSON:
+    return {
+        k: admission[k]
+        for k in ("id", "childId", "childName", "school", "status", "reason", "createdAt")
+    }
+
+
+def _request_view(request: dict[str, Any]) -> JSON:
+    return {
+        k: request[k]
+        for k in (
+            "id",
+            "admissionRequestId",
+            "childId",
+            "school",
+            "status",
+            "reportId",
+            "createdAt",
+        )
+    }
+
+
+def _report_view(ctx: TxContext, report: dict[str, Any]) -> JSON:
+    """Metadata for everyone who may see the report; content only for those who may read it."""
+    insider = (ctx.caller.role == "parent" and ctx.caller.uid in report["guardians"]) or (
+        ctx.caller.role == "doctor" and ctx.caller.uid == report["authorUid"]
+    )
+    permitted = (
+        report["permittedSchools"]
+        if insider
+        else [s for s in report["permittedSchools"] if s == ctx.caller.org]
+    )
+    view = {
+        k: report[k]
+        for k in (
+            "id",
+            "childId",
+            "reportRequestId",
+            "status",
+            "authorUid",
+            "createdAt",
+            "cardVersion",
+            "cardHash",
+        )
+    }
+    view["permittedSchools"] = permitted
+    view["content"] = report["content"] if _may_read_content(ctx, report) else None
+    return view
+
+
+def _audience(subject_id: str, item: dict[str, Any]) -> JSON:
+    return {"subjectId": subject_id, "uids": sorted(item["guardians"]), "orgs": [item["school"]]}
+
+
+def _report_audience(report: dict[str, Any]) -> JSON:
+    return {
+        "subjectId": report["id"],
+        "uids": sorted({*report["guardians"], report["authorUid"]}),
+        "orgs": sorted({report["requestingSchool"], *report["permittedSchools"]}),
+    }

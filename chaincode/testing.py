@@ -1,0 +1,83 @@
+"""Running contract functions without a server: a harness over an in-memory ledger.
+
+`ContractHarness.call` simulates a function as a given caller and, for a
+transaction, commits it at once, so a test reads like the story it checks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ledger_backends.chain import ChainWriter
+from ledger_backends.memory import MemoryStore
+from ledger_backends.records import Creator, format_timestamp
+from ledger_backends.simulation import TxSimulator
+
+from .base import JSON, Contract, StaticDirectory, TxContext
+
+DEFAULT_ORGS = {
+    "hospital": "hospital",
+    "parents": "parents",
+    "school-a": "school",
+    "school-b": "school",
+}
+
+
+@dataclass(frozen=True)
+class FakeCaller:
+    """A caller as a certificate would prove it."""
+
+    uid: str
+    org: str
+    role: str
+    org_kind: str = ""
+    msp: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.org_kind:
+            object.__setattr__(self, "org_kind", DEFAULT_ORGS.get(self.org, "school"))
+        if not self.msp:
+            msp = "".join(part.capitalize() for part in self.org.split("-")) + "MSP"
+            object.__setattr__(self, "msp", msp)
+
+
+def directory_for(*callers: FakeCaller) -> StaticDirectory:
+    return StaticDirectory(orgs=DEFAULT_ORGS, users={c.uid: (c.org, c.role) for c in callers})
+
+
+class ContractHarness:
+    """One contract on its own in-memory channel; calls commit immediately."""
+
+    def __init__(self, contract: Contract, directory: StaticDirectory) -> None:
+        self.contract = contract
+        self.directory = directory
+        self.store = MemoryStore()
+        self.writer = ChainWriter(self.store, contract.channel)
+        self._ids = itertools.count()
+        self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+
+    def call(self, caller: FakeCaller, function: str, **args: JSON) -> JSON:
+        simulator = TxSimulator(self.store, self.contract.channel)
+        tx_id = f"tx-{next(self._ids)}"
+        self.now += timedelta(seconds=1)
+        timestamp = format_timestamp(self.now)
+        ctx = TxContext(
+            simulator, caller=caller, tx_id=tx_id, timestamp=timestamp, directory=self.directory
+        )
+        result = self.contract.invoke(ctx, function, args)
+        if self.contract.is_transaction(function):
+            proposal = simulator.proposal(
+                tx_id=tx_id,
+                contract=self.contract.name,
+                function=function,
+                args=args,
+                creator=Creator(caller.uid, caller.msp),
+                timestamp=timestamp,
+            )
+            (receipt,) = self.writer.commit([proposal])
+            assert receipt.validation == "VALID", f"{function} conflicted in a serial harness"
+        return result
