@@ -299,8 +299,11 @@ def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[dict[str, Any
 
 
 def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
-    active = ctx.get_prefix(f"active/{child_id}/")
-    return active[0][0].rsplit("/", 1)[1] if active else None
+    """The doctor of an ACTIVE agreement: a doctor sees only themselves, guardians the first."""
+    doctors = [key.rsplit("/", 1)[1] for key, _ in ctx.get_prefix(f"active/{child_id}/")]
+    if ctx.caller.role == "doctor":
+        return ctx.caller.uid if ctx.caller.uid in doctors else None
+    return doctors[0] if doctors else None
 
 
 def _child_view(child: dict[str, Any], *, doctor_uid: str | None) -> JSON:

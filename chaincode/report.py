@@ -243,6 +243,7 @@ class ReportContract(Contract):
     def revoke_report_permission(self, ctx: TxContext, id: str, school: str) -> JSON:
         """A guardian withdraws one school's permission; with none left, the report is READY."""
         report = _guardian_report(ctx, id)
+        _require_school(ctx, school)
         if school not in report["permittedSchools"]:
             raise Conflict("That school has no permission to withdraw.")
         remaining = [s for s in report["permittedSchools"] if s != school]

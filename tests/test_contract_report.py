@@ -1,0 +1,1081 @@
+"""The `report` contract on its own: admissions, report requests, reports and permissions.
+
+The contract trusts `verified*` arguments because only the gateway supplies
+them. Here they are made the way the gateway makes them (chaincode/gateway.py):
+by reading a `medical` harness as the same caller. Every refusal is checked for
+its error class, its API code, and that the report ledger did not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
+from chaincode.medical import MedicalContract
+from chaincode.report import ReportContract
+from chaincode.testing import ContractHarness, FakeCaller, directory_for
+from ledger_backends.hashing import canonical_json, sha256_hex
+
+PARENT = FakeCaller("parent-anna", "parents", "parent")
+CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
+OTHER_PARENT = FakeCaller("parent-olga", "parents", "parent")
+DOCTOR = FakeCaller("doctor-ivanova", "hospital", "doctor")
+OTHER_DOCTOR = FakeCaller("doctor-kolya", "hospital", "doctor")
+DOCTOR_NONE = FakeCaller("doctor-none", "hospital", "doctor")
+DOCTOR_PENDING = FakeCaller("doctor-pending", "hospital", "doctor")
+DOCTOR_REVOKED = FakeCaller("doctor-revoked", "hospital", "doctor")
+SCHOOL_A = FakeCaller("staff-a", "school-a", "school")
+SCHOOL_B = FakeCaller("staff-b", "school-b", "school")
+SCHOOL_C = FakeCaller("staff-c", "school-c", "school")
+SCHOOL_A_ADMIN = FakeCaller("admin-a", "school-a", "admin")
+PARENTS_ADMIN = FakeCaller("admin-parents", "parents", "admin")
+EVERYONE = (
+    PARENT,
+    CO_GUARDIAN,
+    OTHER_PARENT,
+    DOCTOR,
+    OTHER_DOCTOR,
+    DOCTOR_NONE,
+    DOCTOR_PENDING,
+    DOCTOR_REVOKED,
+    SCHOOL_A,
+    SCHOOL_B,
+    SCHOOL_C,
+    SCHOOL_A_ADMIN,
+    PARENTS_ADMIN,
+)
+ORGS = {
+    "hospital": "hospital",
+    "parents": "parents",
+    "school-a": "school",
+    "school-b": "school",
+    "school-c": "school",
+}
+
+CHILD_NAME = "Alisa Smirnova"
+CONCLUSION = "Fit for school; keep away from peanuts."
+
+CODES = {
+    BadInput: "BAD_USER_INPUT",
+    NotFound: "NOT_FOUND",
+    Forbidden: "FORBIDDEN",
+    Conflict: "CONFLICT",
+}
+
+
+@dataclass
+class World:
+    """Both channels: `medical` only to derive what the gateway would verify."""
+
+    medical: ContractHarness
+    report: ContractHarness
+    child_id: str
+    other_child_id: str
+
+    def call(self, caller: FakeCaller, function: str, **args: Any) -> Any:
+        return self.report.call(caller, function, **args)
+
+    # -- what the gateway passes as verified* arguments (chaincode/gateway.py) --
+
+    def verified_child(self, caller: FakeCaller, child_id: str | None = None) -> dict[str, Any]:
+        child = self.medical.call(caller, "readChild", childId=child_id or self.child_id)
+        return {k: child[k] for k in ("id", "fullName", "guardians")}
+
+    def doctor_children(self, caller: FakeCaller) -> list[str]:
+        if caller.role != "doctor":
+            return []
+        return [c["id"] for c in self.medical.call(caller, "listChildren")]
+
+    def verified_card(self, caller: FakeCaller, child_id: str) -> dict[str, Any]:
+        card = self.medical.call(caller, "readCard", childId=child_id)
+        stored = {k: v for k, v in card.items() if k != "childName"}
+        return {
+            "childId": card["childId"],
+            "version": card["version"],
+            "hash": sha256_hex(canonical_json(stored)),
+            "childName": card["childName"],
+            **{
+                k: card[k]
+                for k in (
+                    "healthGroup",
+                    "physicalEducationGroup",
+                    "allergies",
+                    "chronicConditions",
+                    "vaccinations",
+                )
+            },
+        }
+
+    # -- the gateway's story steps --
+
+    def apply(self, caller: FakeCaller, school: str = "school-a") -> dict[str, Any]:
+        return self.call(
+            caller,
+            "createAdmissionRequest",
+            verifiedChild=self.verified_child(caller),
+            school=school,
+        )
+
+    def read_request(self, caller: FakeCaller, request_id: str) -> dict[str, Any]:
+        args: dict[str, Any] = {"id": request_id}
+        if caller.role == "doctor":
+            args["verifiedChildren"] = self.doctor_children(caller)
+        return self.call(caller, "readReportRequest", **args)
+
+    def list_requests(self, caller: FakeCaller, status: str | None = None) -> list[Any]:
+        args: dict[str, Any] = {"status": status}
+        if caller.role == "doctor":
+            args["verifiedChildren"] = self.doctor_children(caller)
+        return self.call(caller, "listReportRequests", **args)
+
+    def write_report(
+        self, doctor: FakeCaller, request_id: str, conclusion: str = CONCLUSION
+    ) -> dict[str, Any]:
+        request = self.read_request(doctor, request_id)
+        return self.call(
+            doctor,
+            "createReport",
+            reportRequestId=request_id,
+            conclusion=conclusion,
+            verifiedChildren=[request["childId"]],
+            verifiedCard=self.verified_card(doctor, request["childId"]),
+        )
+
+    # -- shortcuts to a given point of the story --
+
+    def accepted_admission(self, school: FakeCaller = SCHOOL_A) -> dict[str, Any]:
+        admission = self.apply(PARENT, school.org)
+        return self.call(school, "acceptAdmissionRequest", id=admission["id"])
+
+    def pending_request(self) -> dict[str, Any]:
+        admission = self.accepted_admission()
+        return self.call(SCHOOL_A, "createReportRequest", admissionRequestId=admission["id"])
+
+    def ready_report(self) -> dict[str, Any]:
+        return self.write_report(DOCTOR, self.pending_request()["id"])
+
+    def approved_report(self, *schools: str) -> dict[str, Any]:
+        report = self.ready_report()
+        return self.call(PARENT, "approveReport", id=report["id"], schools=list(schools))
+
+
+@pytest.fixture
+def world() -> World:
+    directory = directory_for(*EVERYONE)
+    directory = type(directory)(orgs=ORGS, users=directory.users)
+    medical = ContractHarness(MedicalContract(), directory)
+    report = ContractHarness(ReportContract(), directory)
+    child = medical.call(
+        PARENT,
+        "registerChild",
+        fullName=CHILD_NAME,
+        birthDate="2019-03-04",
+        otherGuardians=[CO_GUARDIAN.uid],
+    )
+    for doctor in (DOCTOR, OTHER_DOCTOR, DOCTOR_PENDING, DOCTOR_REVOKED):
+        agreement = medical.call(PARENT, "signAgreement", childId=child["id"], doctorUid=doctor.uid)
+        if doctor is not DOCTOR_PENDING:
+            medical.call(doctor, "acceptAgreement", id=agreement["id"])
+        if doctor is DOCTOR_REVOKED:
+            medical.call(PARENT, "revokeAgreement", id=agreement["id"])
+    medical.call(
+        DOCTOR,
+        "updateMedicalCard",
+        childId=child["id"],
+        expectedVersion=1,
+        patch={
+            "allergies": ["peanuts"],
+            "chronicConditions": ["asthma"],
+            "vaccinations": [{"vaccine": "MMR", "date": "2020-04-01", "dose": 1}],
+            "healthGroup": 2,
+            "physicalEducationGroup": "MAIN",
+            "notes": "Not for the school.",
+        },
+    )
+    other = medical.call(
+        OTHER_PARENT, "registerChild", fullName="Pavel Orlov", birthDate="2018-05-06"
+    )
+    return World(medical, report, child["id"], other["id"])
+
+
+def _snapshot(h: ContractHarness) -> tuple[Any, list[tuple[str, str]]]:
+    channel = h.contract.channel
+    return h.store.tip(channel), sorted((r.key, r.value) for r in h.store.scan_state(channel))
+
+
+def refused(
+    world: World, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
+) -> ContractError:
+    """Calls the report contract, expects exactly `error` with its API code, nothing changed."""
+    before = _snapshot(world.report)
+    with pytest.raises(ContractError) as caught:
+        world.call(caller, function, **args)
+    assert type(caught.value) is error
+    assert caught.value.code == CODES[error]
+    assert _snapshot(world.report) == before
+    return caught.value
+
+
+def assert_no_leak(error: ContractError) -> None:
+    message = str(error)
+    for secret in (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid):
+        assert secret not in message
+
+
+GUARDIANS = [
+    pytest.param(PARENT, id="guardian who applied"),
+    pytest.param(CO_GUARDIAN, id="other guardian"),
+]
+ADMINS = [
+    pytest.param(SCHOOL_A_ADMIN, id="admin of the addressed school"),
+    pytest.param(PARENTS_ADMIN, id="parents admin"),
+]
+
+
+# -- createAdmissionRequest --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caller", GUARDIANS)
+def test_a_guardian_applies_to_a_school(world: World, caller: FakeCaller) -> None:
+    admission = world.apply(caller, "school-a")
+    assert admission["id"]
+    assert admission["childId"] == world.child_id
+    assert admission["childName"] == CHILD_NAME
+    assert admission["school"] == "school-a"
+    assert admission["status"] == "PENDING"
+    assert admission["reason"] is None
+    assert admission["createdAt"]
+    assert "guardians" not in admission
+    assert world.call(SCHOOL_A, "listAdmissionRequests") == [admission]
+
+
+def test_a_child_may_apply_to_several_schools(world: World) -> None:
+    world.apply(PARENT, "school-a")
+    world.apply(PARENT, "school-b")
+    listed = world.call(CO_GUARDIAN, "listAdmissionRequests")
+    assert sorted(a["school"] for a in listed) == ["school-a", "school-b"]
+
+
+def test_the_doctor_of_the_child_cannot_apply_to_schools(world: World) -> None:
+    verified = world.verified_child(DOCTOR)  # the gateway can read the child as this doctor
+    error = refused(
+        world,
+        DOCTOR,
+        "createAdmissionRequest",
+        Forbidden,
+        verifiedChild=verified,
+        school="school-a",
+    )
+    assert_no_leak(error)
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        pytest.param(SCHOOL_A, id="school"),
+        *ADMINS,
+    ],
+)
+def test_a_non_guardian_is_refused_even_when_handed_the_child_s_details(
+    world: World, caller: FakeCaller
+) -> None:
+    # Through the gateway these callers never get this far (medical says NOT_FOUND or the
+    # channel is closed to them); the contract refuses them on its own as well.
+    verified = world.verified_child(PARENT)
+    error = refused(
+        world,
+        caller,
+        "createAdmissionRequest",
+        Forbidden,
+        verifiedChild=verified,
+        school="school-a",
+    )
+    assert_no_leak(error)
+
+
+def test_an_unrelated_parent_gets_no_verified_child_from_the_gateway(world: World) -> None:
+    with pytest.raises(NotFound) as caught:
+        world.verified_child(OTHER_PARENT)
+    assert caught.value.code == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "school",
+    [
+        pytest.param("school-z", id="unknown school"),
+        pytest.param("hospital", id="the hospital"),
+        pytest.param("parents", id="the parents org"),
+        pytest.param("", id="empty"),
+        pytest.param(None, id="missing"),
+        pytest.param(["school-a"], id="a list"),
+    ],
+)
+def test_applying_to_something_that_is_not_a_school_is_bad_user_input(
+    world: World, school: Any
+) -> None:
+    refused(
+        world,
+        PARENT,
+        "createAdmissionRequest",
+        BadInput,
+        verifiedChild=world.verified_child(PARENT),
+        school=school,
+    )
+
+
+def test_a_second_open_application_to_the_same_school_is_a_conflict(world: World) -> None:
+    world.apply(PARENT, "school-a")
+    refused(
+        world,
+        CO_GUARDIAN,
+        "createAdmissionRequest",
+        Conflict,
+        verifiedChild=world.verified_child(CO_GUARDIAN),
+        school="school-a",
+    )
+
+
+def test_applying_again_after_acceptance_is_a_conflict(world: World) -> None:
+    world.accepted_admission()
+    refused(
+        world,
+        PARENT,
+        "createAdmissionRequest",
+        Conflict,
+        verifiedChild=world.verified_child(PARENT),
+        school="school-a",
+    )
+
+
+def test_a_rejected_child_may_apply_to_the_same_school_again(world: World) -> None:
+    first = world.apply(PARENT)
+    world.call(SCHOOL_A, "rejectAdmissionRequest", id=first["id"], reason="No places left.")
+    second = world.apply(PARENT)
+    assert second["status"] == "PENDING" and second["id"] != first["id"]
+
+
+# -- acceptAdmissionRequest / rejectAdmissionRequest ---------------------------------------
+
+DECISIONS = [
+    pytest.param("acceptAdmissionRequest", {}, id="accept"),
+    pytest.param("rejectAdmissionRequest", {"reason": "No places left."}, id="reject"),
+]
+
+
+def _admission(world: World, admission_id: str) -> dict[str, Any]:
+    (found,) = [a for a in world.call(PARENT, "listAdmissionRequests") if a["id"] == admission_id]
+    return found
+
+
+def test_the_addressed_school_accepts_an_admission(world: World) -> None:
+    admission = world.apply(PARENT)
+    accepted = world.call(SCHOOL_A, "acceptAdmissionRequest", id=admission["id"])
+    assert accepted == {**admission, "status": "ACCEPTED"}
+    assert _admission(world, admission["id"])["status"] == "ACCEPTED"
+
+
+def test_the_addressed_school_rejects_an_admission_with_a_reason(world: World) -> None:
+    admission = world.apply(PARENT)
+    rejected = world.call(
+        SCHOOL_A, "rejectAdmissionRequest", id=admission["id"], reason="  No places left. "
+    )
+    assert rejected == {**admission, "status": "REJECTED", "reason": "No places left."}
+    assert _admission(world, admission["id"]) == rejected
+
+
+@pytest.mark.parametrize(("function", "extra"), DECISIONS)
+@pytest.mark.parametrize("caller", GUARDIANS)
+def test_guardians_cannot_decide_their_own_admission(
+    world: World, caller: FakeCaller, function: str, extra: dict[str, Any]
+) -> None:
+    admission = world.apply(PARENT)
+    refused(world, caller, function, Forbidden, id=admission["id"], **extra)
+    assert _admission(world, admission["id"])["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(("function", "extra"), DECISIONS)
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(SCHOOL_B, id="another school"),
+        pytest.param(DOCTOR, id="the child's doctor"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_anyone_but_the_addressed_school_and_guardians_is_told_the_admission_does_not_exist(
+    world: World, caller: FakeCaller, function: str, extra: dict[str, Any]
+) -> None:
+    admission = world.apply(PARENT)
+    error = refused(world, caller, function, NotFound, id=admission["id"], **extra)
+    assert_no_leak(error)
+    assert _admission(world, admission["id"])["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(("function", "extra"), DECISIONS)
+@pytest.mark.parametrize("decided", ["acceptAdmissionRequest", "rejectAdmissionRequest"])
+def test_deciding_an_admission_twice_is_a_conflict(
+    world: World, decided: str, function: str, extra: dict[str, Any]
+) -> None:
+    admission = world.apply(PARENT)
+    reason = {"reason": "First decision."} if decided == "rejectAdmissionRequest" else {}
+    first = world.call(SCHOOL_A, decided, id=admission["id"], **reason)
+    refused(world, SCHOOL_A, function, Conflict, id=admission["id"], **extra)
+    assert _admission(world, admission["id"]) == first
+
+
+@pytest.mark.parametrize(("function", "extra"), DECISIONS)
+def test_deciding_an_unknown_admission_is_not_found(
+    world: World, function: str, extra: dict[str, Any]
+) -> None:
+    refused(world, SCHOOL_A, function, NotFound, id="admission-0000000000000000", **extra)
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("   ", id="blank"),
+        pytest.param("x" * 1001, id="over 1000 characters"),
+        pytest.param(None, id="missing"),
+    ],
+)
+def test_rejecting_without_a_proper_reason_is_bad_user_input(world: World, reason: Any) -> None:
+    admission = world.apply(PARENT)
+    refused(world, SCHOOL_A, "rejectAdmissionRequest", BadInput, id=admission["id"], reason=reason)
+    assert _admission(world, admission["id"])["status"] == "PENDING"
+
+
+# -- listAdmissionRequests ---------------------------------------------------------------
+
+
+def test_guardians_and_the_addressed_school_list_the_admission(world: World) -> None:
+    admission = world.apply(PARENT)
+    for caller in (PARENT, CO_GUARDIAN, SCHOOL_A):
+        assert world.call(caller, "listAdmissionRequests") == [admission]
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(SCHOOL_B, id="another school"),
+        pytest.param(DOCTOR, id="the child's doctor"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_others_list_no_admissions(world: World, caller: FakeCaller) -> None:
+    world.apply(PARENT)
+    assert world.call(caller, "listAdmissionRequests") == []
+
+
+def test_admissions_are_filtered_by_status(world: World) -> None:
+    accepted = world.accepted_admission()
+    pending = world.apply(PARENT, "school-b")
+    assert world.call(PARENT, "listAdmissionRequests", status="ACCEPTED") == [accepted]
+    assert world.call(PARENT, "listAdmissionRequests", status="PENDING") == [pending]
+    assert world.call(PARENT, "listAdmissionRequests", status="REJECTED") == []
+    assert world.call(SCHOOL_B, "listAdmissionRequests", status="ACCEPTED") == []
+
+
+def test_listing_admissions_with_an_unknown_status_is_bad_user_input(world: World) -> None:
+    refused(world, PARENT, "listAdmissionRequests", BadInput, status="DONE")
+
+
+# -- createReportRequest -----------------------------------------------------------------
+
+
+def test_the_accepting_school_requests_a_report(world: World) -> None:
+    admission = world.accepted_admission()
+    request = world.call(SCHOOL_A, "createReportRequest", admissionRequestId=admission["id"])
+    assert request["id"]
+    assert request["admissionRequestId"] == admission["id"]
+    assert request["childId"] == world.child_id
+    assert request["school"] == "school-a"
+    assert request["status"] == "PENDING"
+    assert request["reportId"] is None
+    assert "guardians" not in request
+    assert world.list_requests(SCHOOL_A) == [request]
+
+
+@pytest.mark.parametrize(
+    "decide",
+    [
+        pytest.param(None, id="pending admission"),
+        pytest.param("rejectAdmissionRequest", id="rejected admission"),
+    ],
+)
+def test_a_report_is_requested_only_for_an_accepted_admission(
+    world: World, decide: str | None
+) -> None:
+    admission = world.apply(PARENT)
+    if decide:
+        world.call(SCHOOL_A, decide, id=admission["id"], reason="No places left.")
+    refused(world, SCHOOL_A, "createReportRequest", Conflict, admissionRequestId=admission["id"])
+    assert world.list_requests(SCHOOL_A) == []
+
+
+def test_a_second_open_report_request_for_one_admission_is_a_conflict(world: World) -> None:
+    request = world.pending_request()
+    refused(
+        world,
+        SCHOOL_A,
+        "createReportRequest",
+        Conflict,
+        admissionRequestId=request["admissionRequestId"],
+    )
+    assert world.list_requests(SCHOOL_A) == [request]
+
+
+@pytest.mark.parametrize("caller", GUARDIANS)
+def test_guardians_cannot_request_reports(world: World, caller: FakeCaller) -> None:
+    admission = world.accepted_admission()
+    refused(world, caller, "createReportRequest", Forbidden, admissionRequestId=admission["id"])
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(SCHOOL_B, id="another school"),
+        pytest.param(DOCTOR, id="the child's doctor"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_others_are_told_the_admission_to_request_for_does_not_exist(
+    world: World, caller: FakeCaller
+) -> None:
+    admission = world.accepted_admission()
+    error = refused(
+        world, caller, "createReportRequest", NotFound, admissionRequestId=admission["id"]
+    )
+    assert_no_leak(error)
+
+
+def test_requesting_a_report_for_an_unknown_admission_is_not_found(world: World) -> None:
+    refused(
+        world, SCHOOL_A, "createReportRequest", NotFound, admissionRequestId="admission-00000000"
+    )
+
+
+# -- readReportRequest -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(SCHOOL_A, id="requesting school"),
+        *GUARDIANS,
+        pytest.param(DOCTOR, id="doctor with active agreement"),
+        pytest.param(OTHER_DOCTOR, id="second doctor with active agreement"),
+    ],
+)
+def test_the_school_guardians_and_active_doctors_read_the_report_request(
+    world: World, caller: FakeCaller
+) -> None:
+    request = world.pending_request()
+    assert world.read_request(caller, request["id"]) == request
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(DOCTOR_NONE, id="doctor without agreement"),
+        pytest.param(DOCTOR_PENDING, id="doctor with pending agreement"),
+        pytest.param(DOCTOR_REVOKED, id="doctor with revoked agreement"),
+        pytest.param(SCHOOL_B, id="another school"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_others_are_told_the_report_request_does_not_exist(
+    world: World, caller: FakeCaller
+) -> None:
+    request = world.pending_request()
+    with pytest.raises(NotFound) as caught:
+        world.read_request(caller, request["id"])
+    assert caught.value.code == "NOT_FOUND"
+    assert_no_leak(caught.value)
+
+
+def test_a_doctor_cannot_read_a_request_by_naming_another_child_as_verified(
+    world: World,
+) -> None:
+    request = world.pending_request()
+    refused(
+        world,
+        OTHER_DOCTOR,
+        "readReportRequest",
+        NotFound,
+        id=request["id"],
+        verifiedChildren=[world.other_child_id],
+    )
+
+
+def test_reading_an_unknown_report_request_is_not_found(world: World) -> None:
+    refused(world, SCHOOL_A, "readReportRequest", NotFound, id="report-request-00000000")
+
+
+# -- listReportRequests ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [pytest.param(SCHOOL_A, id="requesting school"), *GUARDIANS, pytest.param(DOCTOR, id="doctor")],
+)
+def test_the_school_guardians_and_active_doctors_list_the_report_request(
+    world: World, caller: FakeCaller
+) -> None:
+    request = world.pending_request()
+    assert world.list_requests(caller) == [request]
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(DOCTOR_NONE, id="doctor without agreement"),
+        pytest.param(DOCTOR_PENDING, id="doctor with pending agreement"),
+        pytest.param(DOCTOR_REVOKED, id="doctor with revoked agreement"),
+        pytest.param(SCHOOL_B, id="another school"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_others_list_no_report_requests(world: World, caller: FakeCaller) -> None:
+    world.pending_request()
+    assert world.list_requests(caller) == []
+
+
+def test_report_requests_are_filtered_by_status(world: World) -> None:
+    request = world.pending_request()
+    assert world.list_requests(PARENT, "PENDING") == [request]
+    assert world.list_requests(PARENT, "FULFILLED") == []
+    report = world.write_report(DOCTOR, request["id"])
+    fulfilled = {**request, "status": "FULFILLED", "reportId": report["id"]}
+    assert world.list_requests(DOCTOR, "FULFILLED") == [fulfilled]
+    assert world.list_requests(SCHOOL_A, "PENDING") == []
+
+
+def test_listing_report_requests_with_an_unknown_status_is_bad_user_input(world: World) -> None:
+    refused(world, SCHOOL_A, "listReportRequests", BadInput, status="READY")
+
+
+# -- createReport ------------------------------------------------------------------------
+
+
+def test_the_active_doctor_writes_a_ready_report_from_the_card(world: World) -> None:
+    request = world.pending_request()
+    card = world.verified_card(DOCTOR, world.child_id)
+    report = world.write_report(DOCTOR, request["id"])
+    assert report["id"]
+    assert report["childId"] == world.child_id
+    assert report["reportRequestId"] == request["id"]
+    assert report["status"] == "READY"
+    assert report["authorUid"] == DOCTOR.uid
+    assert report["permittedSchools"] == []
+    assert (report["cardVersion"], report["cardHash"]) == (2, card["hash"])
+    assert report["content"] == {
+        "childName": CHILD_NAME,
+        "healthGroup": 2,
+        "physicalEducationGroup": "MAIN",
+        "allergies": ["peanuts"],
+        "chronicConditions": ["asthma"],
+        "vaccinations": [{"vaccine": "MMR", "date": "2020-04-01", "dose": 1}],
+        "conclusion": CONCLUSION,
+    }
+    assert "guardians" not in report and "requestingSchool" not in report
+
+
+def test_writing_the_report_fulfils_the_request(world: World) -> None:
+    request = world.pending_request()
+    report = world.write_report(DOCTOR, request["id"])
+    fulfilled = world.read_request(SCHOOL_A, request["id"])
+    assert (fulfilled["status"], fulfilled["reportId"]) == ("FULFILLED", report["id"])
+
+
+def test_a_second_report_for_a_fulfilled_request_is_a_conflict(world: World) -> None:
+    request = world.pending_request()
+    world.write_report(DOCTOR, request["id"])
+    before = _snapshot(world.report)
+    with pytest.raises(Conflict) as caught:
+        world.write_report(OTHER_DOCTOR, request["id"])
+    assert caught.value.code == "CONFLICT"
+    assert _snapshot(world.report) == before
+    assert len(world.call(PARENT, "listReports")) == 1
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        *GUARDIANS,
+        pytest.param(SCHOOL_A, id="requesting school"),
+        pytest.param(SCHOOL_A_ADMIN, id="school admin"),
+    ],
+)
+def test_only_doctors_write_reports(world: World, caller: FakeCaller) -> None:
+    request = world.pending_request()
+    error = refused(
+        world,
+        caller,
+        "createReport",
+        Forbidden,
+        reportRequestId=request["id"],
+        conclusion=CONCLUSION,
+        verifiedChildren=[],
+        verifiedCard={},
+    )
+    assert_no_leak(error)
+    assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    "doctor",
+    [
+        pytest.param(DOCTOR_NONE, id="doctor without agreement"),
+        pytest.param(DOCTOR_PENDING, id="doctor with pending agreement"),
+        pytest.param(DOCTOR_REVOKED, id="doctor with revoked agreement"),
+    ],
+)
+def test_a_doctor_without_an_active_agreement_cannot_write_the_report(
+    world: World, doctor: FakeCaller
+) -> None:
+    request = world.pending_request()
+    # The gateway stops at its first step (reading the request as the doctor) ...
+    with pytest.raises(NotFound):
+        world.write_report(doctor, request["id"])
+    # ... and the contract refuses on its own with what the doctor's medical view gives.
+    error = refused(
+        world,
+        doctor,
+        "createReport",
+        NotFound,
+        reportRequestId=request["id"],
+        conclusion=CONCLUSION,
+        verifiedChildren=world.doctor_children(doctor),
+        verifiedCard={},
+    )
+    assert_no_leak(error)
+    assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
+
+
+def test_a_card_of_another_child_cannot_fulfil_the_request(world: World) -> None:
+    request = world.pending_request()
+    medical = world.medical
+    agreement = medical.call(
+        OTHER_PARENT, "signAgreement", childId=world.other_child_id, doctorUid=DOCTOR.uid
+    )
+    medical.call(DOCTOR, "acceptAgreement", id=agreement["id"])
+    refused(
+        world,
+        DOCTOR,
+        "createReport",
+        NotFound,
+        reportRequestId=request["id"],
+        conclusion=CONCLUSION,
+        verifiedChildren=[world.child_id],
+        verifiedCard=world.verified_card(DOCTOR, world.other_child_id),
+    )
+
+
+@pytest.mark.parametrize(
+    "conclusion",
+    [pytest.param("", id="empty"), pytest.param("x" * 2001, id="over 2000 characters")],
+)
+def test_a_report_without_a_proper_conclusion_is_bad_user_input(
+    world: World, conclusion: str
+) -> None:
+    request = world.pending_request()
+    refused(
+        world,
+        DOCTOR,
+        "createReport",
+        BadInput,
+        reportRequestId=request["id"],
+        conclusion=conclusion,
+        verifiedChildren=[world.child_id],
+        verifiedCard=world.verified_card(DOCTOR, world.child_id),
+    )
+    assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
+
+
+# -- approveReport -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caller", GUARDIANS)
+def test_a_guardian_approves_the_report_for_schools(world: World, caller: FakeCaller) -> None:
+    report = world.ready_report()
+    approved = world.call(
+        caller, "approveReport", id=report["id"], schools=["school-a", "school-b"]
+    )
+    assert approved["status"] == "APPROVED"
+    assert approved["permittedSchools"] == ["school-a", "school-b"]
+    assert approved["content"] == report["content"]
+    assert world.call(CO_GUARDIAN, "readReport", id=report["id"]) == approved
+
+
+def test_approving_twice_is_a_conflict(world: World) -> None:
+    report = world.approved_report("school-a")
+    refused(world, PARENT, "approveReport", Conflict, id=report["id"], schools=["school-b"])
+    assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == ["school-a"]
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(DOCTOR, id="the author"),
+        pytest.param(SCHOOL_A, id="the requesting school"),
+    ],
+)
+def test_those_who_see_the_report_but_are_not_guardians_cannot_approve_it(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.ready_report()
+    error = refused(
+        world, caller, "approveReport", Forbidden, id=report["id"], schools=["school-a"]
+    )
+    assert_no_leak(error)
+    assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
+
+
+NOT_SEEING_THE_REPORT = [
+    pytest.param(OTHER_DOCTOR, id="another doctor with active agreement"),
+    pytest.param(DOCTOR_NONE, id="doctor without agreement"),
+    pytest.param(SCHOOL_B, id="a school not asking and not permitted"),
+    pytest.param(OTHER_PARENT, id="unrelated parent"),
+    *ADMINS,
+]
+
+
+@pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
+def test_others_are_told_the_report_to_approve_does_not_exist(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.ready_report()
+    error = refused(world, caller, "approveReport", NotFound, id=report["id"], schools=["school-b"])
+    assert_no_leak(error)
+    assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
+
+
+@pytest.mark.parametrize(
+    "schools",
+    [
+        pytest.param([], id="no school"),
+        pytest.param(["school-z"], id="unknown school"),
+        pytest.param(["school-a", "hospital"], id="the hospital"),
+        pytest.param([""], id="empty name"),
+        pytest.param("school-a", id="not a list"),
+        pytest.param([f"school-{n}" for n in range(21)], id="more than 20 schools"),
+    ],
+)
+def test_approving_for_something_other_than_schools_is_bad_user_input(
+    world: World, schools: Any
+) -> None:
+    report = world.ready_report()
+    refused(world, PARENT, "approveReport", BadInput, id=report["id"], schools=schools)
+    assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
+
+
+def test_approving_an_unknown_report_is_not_found(world: World) -> None:
+    refused(world, PARENT, "approveReport", NotFound, id="report-0000", schools=["school-a"])
+
+
+# -- revokeReportPermission ----------------------------------------------------------------
+
+
+def test_withdrawing_one_of_two_permissions_keeps_the_report_approved(world: World) -> None:
+    report = world.approved_report("school-a", "school-b")
+    after = world.call(CO_GUARDIAN, "revokeReportPermission", id=report["id"], school="school-b")
+    assert (after["status"], after["permittedSchools"]) == ("APPROVED", ["school-a"])
+    assert after["content"] == report["content"]
+
+
+def test_withdrawing_the_last_permission_returns_the_report_to_ready(world: World) -> None:
+    report = world.approved_report("school-a")
+    after = world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-a")
+    assert (after["status"], after["permittedSchools"]) == ("READY", [])
+    assert world.call(PARENT, "listReports", status="READY") == [after]
+
+
+def test_a_report_back_at_ready_may_be_approved_again(world: World) -> None:
+    report = world.approved_report("school-a")
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-a")
+    again = world.call(PARENT, "approveReport", id=report["id"], schools=["school-b"])
+    assert (again["status"], again["permittedSchools"]) == ("APPROVED", ["school-b"])
+    assert world.call(SCHOOL_B, "readReport", id=report["id"])["content"] is not None
+
+
+def test_withdrawing_a_permission_not_granted_is_a_conflict(world: World) -> None:
+    report = world.approved_report("school-a")
+    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-b")
+    assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == ["school-a"]
+
+
+@pytest.mark.parametrize("school", ["school-z", "hospital", "", None])
+def test_withdrawing_a_permission_from_something_that_is_not_a_school_is_bad_user_input(
+    world: World, school: Any
+) -> None:
+    report = world.approved_report("school-a")
+    refused(world, PARENT, "revokeReportPermission", BadInput, id=report["id"], school=school)
+
+
+def test_withdrawing_a_permission_twice_is_a_conflict(world: World) -> None:
+    report = world.approved_report("school-a", "school-b")
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
+    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-b")
+
+
+def test_withdrawing_from_a_report_never_approved_is_a_conflict(world: World) -> None:
+    report = world.ready_report()
+    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-a")
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(DOCTOR, id="the author"),
+        pytest.param(SCHOOL_A, id="the requesting school"),
+        pytest.param(SCHOOL_B, id="the permitted school itself"),
+    ],
+)
+def test_those_who_see_the_report_but_are_not_guardians_cannot_withdraw_permissions(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.approved_report("school-a", "school-b")
+    error = refused(
+        world, caller, "revokeReportPermission", Forbidden, id=report["id"], school="school-b"
+    )
+    assert_no_leak(error)
+    assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == [
+        "school-a",
+        "school-b",
+    ]
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(OTHER_DOCTOR, id="another doctor with active agreement"),
+        pytest.param(SCHOOL_C, id="a school not asking and not permitted"),
+        pytest.param(OTHER_PARENT, id="unrelated parent"),
+        *ADMINS,
+    ],
+)
+def test_others_are_told_the_report_to_withdraw_from_does_not_exist(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.approved_report("school-a")
+    error = refused(
+        world, caller, "revokeReportPermission", NotFound, id=report["id"], school="school-a"
+    )
+    assert_no_leak(error)
+
+
+# -- readReport: who sees what -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caller", [*GUARDIANS, pytest.param(DOCTOR, id="the author")])
+def test_guardians_and_the_author_read_everything_at_any_status(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.ready_report()
+    ready = world.call(caller, "readReport", id=report["id"])
+    assert ready["content"] == report["content"]
+    world.call(PARENT, "approveReport", id=report["id"], schools=["school-a", "school-b"])
+    approved = world.call(caller, "readReport", id=report["id"])
+    assert approved["permittedSchools"] == ["school-a", "school-b"]
+    assert approved["content"] == report["content"]
+
+
+def test_the_requesting_school_sees_no_content_before_approval(world: World) -> None:
+    report = world.ready_report()
+    seen = world.call(SCHOOL_A, "readReport", id=report["id"])
+    assert seen == {**report, "content": None}
+
+
+def test_a_permitted_school_reads_the_content_and_sees_only_itself_permitted(
+    world: World,
+) -> None:
+    report = world.approved_report("school-a", "school-b")
+    for school in (SCHOOL_A, SCHOOL_B):
+        seen = world.call(school, "readReport", id=report["id"])
+        assert seen["status"] == "APPROVED"
+        assert seen["permittedSchools"] == [school.org]
+        assert seen["content"] == report["content"]
+
+
+def test_the_requesting_school_sees_no_content_when_only_another_school_is_permitted(
+    world: World,
+) -> None:
+    report = world.approved_report("school-b")
+    seen = world.call(SCHOOL_A, "readReport", id=report["id"])
+    assert (seen["status"], seen["permittedSchools"], seen["content"]) == ("APPROVED", [], None)
+
+
+def test_withdrawing_a_school_s_permission_hides_the_content_from_it_again(world: World) -> None:
+    report = world.approved_report("school-a", "school-b")
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-a")
+    seen = world.call(SCHOOL_A, "readReport", id=report["id"])
+    assert (seen["permittedSchools"], seen["content"]) == ([], None)
+    assert world.call(SCHOOL_B, "readReport", id=report["id"])["content"] == report["content"]
+
+
+def test_a_school_whose_only_permission_is_withdrawn_no_longer_sees_the_report(
+    world: World,
+) -> None:
+    report = world.approved_report("school-b")
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
+    refused(world, SCHOOL_B, "readReport", NotFound, id=report["id"])
+    assert world.call(SCHOOL_B, "listReports") == []
+
+
+@pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
+def test_others_are_told_the_report_does_not_exist(world: World, caller: FakeCaller) -> None:
+    report = world.approved_report("school-a")
+    error = refused(world, caller, "readReport", NotFound, id=report["id"])
+    assert_no_leak(error)
+
+
+@pytest.mark.parametrize("report_id", ["report-0000000000000000", "", None])
+def test_reading_an_unknown_report_is_not_found(world: World, report_id: Any) -> None:
+    refused(world, PARENT, "readReport", NotFound, id=report_id)
+
+
+# -- listReports -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [*GUARDIANS, pytest.param(DOCTOR, id="the author"), pytest.param(SCHOOL_A, id="requester")],
+)
+def test_those_who_may_see_the_report_list_it_as_they_would_read_it(
+    world: World, caller: FakeCaller
+) -> None:
+    report = world.ready_report()
+    assert world.call(caller, "listReports") == [world.call(caller, "readReport", id=report["id"])]
+
+
+def test_a_permitted_school_lists_the_report_with_its_content(world: World) -> None:
+    report = world.approved_report("school-b")
+    (listed,) = world.call(SCHOOL_B, "listReports")
+    assert (listed["permittedSchools"], listed["content"]) == (["school-b"], report["content"])
+
+
+@pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
+def test_others_list_no_reports(world: World, caller: FakeCaller) -> None:
+    world.approved_report("school-a")
+    assert world.call(caller, "listReports") == []
+
+
+def test_reports_are_filtered_by_status(world: World) -> None:
+    report = world.approved_report("school-a")
+    assert [r["id"] for r in world.call(PARENT, "listReports", status="APPROVED")] == [report["id"]]
+    assert world.call(PARENT, "listReports", status="READY") == []
+    assert world.call(SCHOOL_A, "listReports", status="READY") == []
+
+
+def test_listing_reports_with_an_unknown_status_is_bad_user_input(world: World) -> None:
+    refused(world, PARENT, "listReports", BadInput, status="PENDING")
