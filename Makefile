@@ -12,9 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# Until the GraphQL API lands (issue 6), "run" verifies the embedded default ledger.
+NETWORK_DIR ?= var/network
+
+# A development network with demo users (made once), then the API on the embedded ledger.
 run: $(STAMP)
-	$(BIN)/healthledger verify --ledger $(LEDGER_URL)
+	$(BIN)/python -m api.devnet $(NETWORK_DIR) $(LEDGER_URL)
+	$(BIN)/healthledger serve --network $(NETWORK_DIR) --ledger $(LEDGER_URL)
 
 test: $(STAMP)
 	$(BIN)/pytest

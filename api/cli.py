@@ -10,9 +10,10 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from authz import provision
-from authz.network import NetworkConfigError, load_network
+from authz.network import NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
 from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store, verify_channel
@@ -93,12 +94,55 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--p12", metavar="PASSWORD", help="also write a PKCS#12 file for browsers")
     enroll.set_defaults(run=_enroll)
 
+    serve = commands.add_parser("serve", help="run the GraphQL API over mutual TLS")
+    serve.add_argument(
+        "--network",
+        default=os.environ.get("HEALTHLEDGER_NETWORK"),
+        help="network directory (env HEALTHLEDGER_NETWORK)",
+    )
+    serve.add_argument(
+        "--ledger",
+        default=os.environ.get("HEALTHLEDGER_LEDGER_URL"),
+        help="ledger URL for every channel (env HEALTHLEDGER_LEDGER_URL)",
+    )
+    serve.add_argument("--host", help="address to listen on (default: network.toml)")
+    serve.add_argument("--port", type=int, help="port (default: network.toml)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=_serve)
+
+    schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.set_defaults(run=_schema)
+
     revoke = commands.add_parser("revoke", help="add a user's certificate to its CA's CRL")
     revoke.add_argument("directory", metavar="DIR")
     revoke.add_argument("--org", required=True)
     revoke.add_argument("--uid", required=True)
     revoke.set_defaults(run=_revoke)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not args.network:
+        raise UsageError("Say which network to serve: --network DIR (or HEALTHLEDGER_NETWORK).")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1.")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise UsageError("--port must be between 1 and 65535.")
+    load_network(args.network)
+    ledger_url = resolve_ledger_url(args.ledger, Path.cwd()) if args.ledger else None
+    if ledger_url:
+        open_store(ledger_url).close()  # a wrong URL fails here with one line, not in a worker
+    from .server import serve
+
+    serve(args.network, ledger_url=ledger_url, host=args.host, port=args.port, workers=args.workers)
+    return EXIT_OK
+
+
+def _schema(_: argparse.Namespace) -> int:
+    from .schema import schema
+
+    print(schema.as_str())
+    return EXIT_OK
 
 
 def _network_init(args: argparse.Namespace) -> int:

@@ -17,6 +17,10 @@ class ChannelAccess:
         """The channels the caller's organisation belongs to, in configuration order."""
         return [c for c in self._channels.values() if identity.org in c.members]
 
+    def is_member(self, identity: Identity, channel: str) -> bool:
+        config = self._channels.get(channel)
+        return config is not None and identity.org in config.members
+
     def require_member(self, identity: Identity, channel: str) -> ChannelConfig:
         """The channel if the caller's organisation is a member; else Forbidden.
 
@@ -24,6 +28,6 @@ class ChannelAccess:
         caller learns nothing about channels outside its reach.
         """
         config = self._channels.get(channel)
-        if config is None or identity.org not in config.members:
+        if config is None or not self.is_member(identity, channel):
             raise Forbidden(f"Your organisation has no access to channel {channel!r}.")
         return config

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from .chain import ChainWriter
 from .errors import ConflictError, LedgerError
 from .records import Proposal, Receipt, Validation
 
 DEFAULT_BATCH_TIMEOUT_MS = 2.0
+
+
+@dataclass
+class CommitStats:
+    """What this committer has written, for metrics."""
+
+    blocks: int = 0
+    valid: int = 0
+    conflicts: int = 0
+
+
 DEFAULT_MAX_BATCH = 500
 
 
@@ -42,6 +54,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        self.stats = CommitStats()
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve `loop`; a committer last used on a loop that has since ended starts afresh."""
@@ -119,6 +132,10 @@ class GroupCommitter:
                 if not future.done():
                     future.set_exception(exc)
             return
+        self.stats.blocks += 1
+        valid = sum(receipt.validation is Validation.VALID for receipt in receipts)
+        self.stats.valid += valid
+        self.stats.conflicts += len(receipts) - valid
         for (_, future), receipt in zip(batch, receipts, strict=True):
             if not future.done():
                 future.set_result(receipt)

@@ -1,0 +1,154 @@
+"""The Starlette application: /graphql (POST, GraphiQL on GET, websockets), health, metrics.
+
+Requests to /graphql must carry a verified identity (client certificate over
+mutual TLS, or from a trusted proxy's header): without one, HTTP gets 401 with
+an UNAUTHENTICATED GraphQL error and a websocket is closed with code 4401.
+Bodies over 1 MiB get HTTP 413 before any parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from authz.errors import Unauthenticated
+
+from .context import Context
+from .schema import schema
+from .services import Services
+
+MAX_BODY_BYTES = 1024 * 1024
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
+    """Strawberry's ASGI view with the caller's Identity in the context."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+        return Context(
+            identity=request.scope["state"]["identity"], services=self.services, request=request
+        )
+
+
+def _unauthenticated(message: str) -> JSONResponse:
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}],
+    }
+    return JSONResponse(body, status_code=401)
+
+
+class IdentityGate:
+    """Puts the verified Identity into the scope, or refuses the request."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], services: Services
+    ) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            identity = self.services.identifier.identify(scope)
+        except Unauthenticated as exc:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 4401, "reason": str(exc)[:120]})
+            else:
+                await _unauthenticated(str(exc))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """HTTP 413 for request bodies over the limit, declared or streamed."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large()(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large()(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _too_large() -> JSONResponse:
+    body = {
+        "data": None,
+        "errors": [
+            {
+                "message": f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ],
+    }
+    return JSONResponse(body, status_code=413)
+
+
+def create_app(services: Services) -> Starlette:
+    """The whole HTTP surface of a healthledger server over the given services."""
+    graphql = BodyLimit(IdentityGate(HealthLedgerGraphQL(services), services), MAX_BODY_BYTES)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        if await services.ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("a ledger is unreachable\n", status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
+        yield
+        await services.close()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )

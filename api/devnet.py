@@ -1,0 +1,82 @@
+"""`make run`'s first step: a development network with one demo user per role, made once.
+
+Run as `python -m api.devnet DIR`: if DIR holds no network yet it is created
+(`network init`) and demo users are enrolled, each with a PKCS#12 file for a
+browser (password `healthledger`). Either way it prints where the
+certificates are and a curl command that asks the server who you are.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from authz import provision
+from authz.network import CONFIG_FILE, load_network
+
+DEMO_P12_PASSWORD = "healthledger"
+DEMO_USERS = [
+    ("hospital", "dr-house", "doctor", "Dr Gregory House"),
+    ("parents", "alice", "parent", "Alice Martin"),
+    ("school-a", "school-a-office", "school", "School A office"),
+    ("school-b", "school-b-office", "school", "School B office"),
+    ("hospital", "hospital-admin", "admin", "Hospital IT"),
+]
+
+
+def ensure_dev_network(directory: Path) -> bool:
+    """Create the network and demo users unless DIR already holds a network; True if created."""
+    if (directory / CONFIG_FILE).exists():
+        return False
+    provision.init_network(directory)
+    for org, uid, role, name in DEMO_USERS:
+        provision.enroll(
+            directory, org=org, uid=uid, role=role, name=name, p12_password=DEMO_P12_PASSWORD
+        )
+    return True
+
+
+def describe(directory: Path, ledger_url: str) -> str:
+    network = load_network(directory)
+    url = f"https://{network.server.host}:{network.server.port}/graphql"
+    users = "\n".join(
+        f"  {role:<7} {uid:<16} {directory / 'users' / org / uid}.pem|.key|.p12"
+        for org, uid, role, _ in DEMO_USERS
+        if (directory / "users" / org / f"{uid}.pem").exists()
+    )
+    user = directory / "users" / "parents" / "alice"
+    curl = " ".join(
+        [
+            "curl",
+            f"--cert {shlex.quote(str(user))}.pem",
+            f"--key {shlex.quote(str(user))}.key",
+            f"--cacert {shlex.quote(str(directory / 'tls' / 'ca.pem'))}",
+            "-H 'Content-Type: application/json'",
+            """-d '{"query": "{ me { uid role } }"}'""",
+            url,
+        ]
+    )
+    return f"""healthledger dev network: {directory}
+ledger: {ledger_url}
+GraphQL API: {url}  (GraphiQL in a browser that has imported a .p12; password {DEMO_P12_PASSWORD})
+demo users:
+{users}
+ask the server who you are (as alice, a parent):
+  {curl}
+"""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m api.devnet NETWORK_DIR LEDGER_URL", file=sys.stderr)
+        return 2
+    directory = Path(argv[0]).resolve()
+    if ensure_dev_network(directory):
+        print(f"Created a development network with demo users in {directory}.")
+    print(describe(directory, argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

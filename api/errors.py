@@ -1,0 +1,81 @@
+"""Every GraphQL error leaves with `extensions.code` (API.md, "Errors"); faults are masked.
+
+A refusal from the contracts, the gateway or the identity layer carries its own
+code. GraphQL parse and validation failures, limits included, get the GraphQL
+codes. Anything unexpected is logged with its traceback under a request id and
+reaches the client as a generic sentence with code INTERNAL and that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import SchemaExtension
+
+from ledger_backends import BackendUnavailableError, ConflictError
+
+log = logging.getLogger("healthledger.api")
+
+LEDGER_CODES: dict[type[Exception], str] = {
+    BackendUnavailableError: "UNAVAILABLE",
+    ConflictError: "CONFLICT",
+}
+
+
+def error_code(error: GraphQLError) -> str:
+    """The API code for one GraphQL error."""
+    given = (error.extensions or {}).get("code")
+    if isinstance(given, str):
+        return given
+    original = error.original_error
+    if original is None:
+        if isinstance(error, GraphQLSyntaxError) and "tokens" not in error.message:
+            return "GRAPHQL_PARSE_FAILED"
+        return "GRAPHQL_VALIDATION_FAILED"
+    code = getattr(original, "code", None)
+    if isinstance(code, str):
+        return code
+    for kind, ledger_code in LEDGER_CODES.items():
+        if isinstance(original, kind):
+            return ledger_code
+    if error.path is None and isinstance(original, ValueError | TypeError):
+        return "BAD_USER_INPUT"  # a variable that does not coerce to its type (e.g. a bad Date)
+    return "INTERNAL"
+
+
+class ErrorCodes(SchemaExtension):
+    """Adds `extensions.code` to every error and masks unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = [_with_code(error) for error in errors]  # type: ignore[union-attr]
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    code = error_code(error)
+    message = error.message
+    extensions = {**(error.extensions or {}), "code": code}
+    if code == "INTERNAL":
+        request_id = uuid.uuid4().hex[:12]
+        log.error("Unexpected error (request id %s)", request_id, exc_info=error.original_error)
+        message = (
+            f"An unexpected error occurred; the server log has details (request id {request_id})."
+        )
+        extensions = {"code": code, "requestId": request_id}
+    elif code == "UNAVAILABLE":
+        message = "The ledger is unavailable right now; nothing was written. Try again shortly."
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )

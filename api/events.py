@@ -1,0 +1,94 @@
+"""Contract events for subscribers, read from the committed chain.
+
+The hub tails each channel's blocks (polling the store while anyone listens),
+so events committed by any API process sharing the ledger reach every
+subscriber. Only events of VALID transactions are published. Who may see an
+event is decided by `visible_to`, from the audience the contract recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ledger_backends import ChannelLedger
+
+POLL_SECONDS = 0.1
+QUEUE_LIMIT = 1_000
+
+
+@dataclass(frozen=True)
+class CommittedEvent:
+    channel: str
+    name: str
+    block_number: int
+    tx_id: str
+    payload: dict[str, Any]
+
+    @property
+    def subject_id(self) -> str:
+        return str(self.payload.get("subjectId", ""))
+
+    def visible_to(self, uid: str, org: str, role: str) -> bool:
+        """Users named in the event's audience; school staff of a named school."""
+        if uid in self.payload.get("uids", ()):
+            return True
+        return role == "school" and org in self.payload.get("orgs", ())
+
+
+class EventHub:
+    """Fans committed contract events out to subscribers, per channel."""
+
+    def __init__(self, channels: dict[str, ChannelLedger], *, poll_seconds: float = POLL_SECONDS):
+        self._channels = channels
+        self._poll = poll_seconds
+        self._subscribers: dict[str, set[asyncio.Queue[CommittedEvent]]] = {}
+        self._tails: dict[str, asyncio.Task[None]] = {}
+
+    async def subscribe(self, channel: str) -> AsyncIterator[CommittedEvent]:
+        """Events committed on `channel` from now on, until the subscriber goes away."""
+        queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(QUEUE_LIMIT)
+        listeners = self._subscribers.setdefault(channel, set())
+        if channel not in self._tails or self._tails[channel].done():
+            start = (await asyncio.to_thread(self._channels[channel].tip)).height
+            self._tails[channel] = asyncio.create_task(self._tail(channel, start))
+        listeners.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            listeners.discard(queue)
+
+    async def _tail(self, channel: str, next_block: int) -> None:
+        ledger = self._channels[channel]
+        while self._subscribers.get(channel):
+            blocks = await asyncio.to_thread(ledger.blocks, next_block, 100)
+            for block in blocks:
+                for tx in block.transactions():
+                    if not tx.is_valid:
+                        continue
+                    for event in tx.events:
+                        self._publish(
+                            CommittedEvent(
+                                channel, event.name, block.number, tx.tx_id, event.payload
+                            )
+                        )
+                next_block = block.number + 1
+            if not blocks:
+                await asyncio.sleep(self._poll)
+
+    def _publish(self, event: CommittedEvent) -> None:
+        for queue in list(self._subscribers.get(event.channel, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # a subscriber that stopped reading
+                queue.put_nowait(event)
+
+    async def close(self) -> None:
+        for task in self._tails.values():
+            task.cancel()
+        for task in self._tails.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tails.clear()

@@ -1,0 +1,342 @@
+"""The GraphQL schema of API.md. Resolvers are thin: the caller's identity, one gateway call,
+and the result mapped to types. Who may do what is enforced in the contracts; the permission
+classes next to some fields say it early and plainly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import Info
+
+from chaincode.errors import BadInput
+from ledger_backends.records import Block as LedgerBlock
+from ledger_backends.records import parse_timestamp
+
+from .context import context_of
+from .errors import ErrorCodes
+from .metrics import OperationMetrics
+from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
+from .types import (
+    AdmissionRequest,
+    AdmissionStatus,
+    Agreement,
+    Block,
+    Channel,
+    Child,
+    Identity,
+    LedgerEvent,
+    MedicalCard,
+    MedicalCardPatch,
+    MedicalCardRevision,
+    RegisterChildInput,
+    Report,
+    ReportRequest,
+    ReportRequestStatus,
+    ReportStatus,
+    Role,
+    TxHeader,
+    Verification,
+)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 2_000
+MAX_BLOCKS_PER_PAGE = 100
+
+
+async def _evaluate(info: Info, channel: str, function: str, **args: Any) -> Any:
+    c = context_of(info)
+    return await c.services.gateway.evaluate(c.identity, channel, function, args)
+
+
+async def _submit(info: Info, channel: str, function: str, **args: Any) -> Any:
+    c = context_of(info)
+    return await c.services.gateway.submit(c.identity, channel, function, args)
+
+
+def _status(value: Any) -> str | None:
+    return None if value is None else str(value.value)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who the client certificate says you are.")
+    def me(self, info: Info) -> Identity:
+        identity = context_of(info).identity
+        return Identity(
+            uid=identity.uid,
+            msp=identity.msp,
+            org=identity.org,
+            role=Role(identity.role.value),
+            name=identity.name,
+        )
+
+    @strawberry.field(
+        permission_classes=[MedicalChannelMembers],
+        description="A parent's own children; a doctor's children under ACTIVE agreements.",
+    )
+    async def children(self, info: Info) -> list[Child]:
+        return [Child.of(r) for r in await _evaluate(info, "medical", "listChildren")]
+
+    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    async def child(self, info: Info, id: strawberry.ID) -> Child | None:
+        return Child.of(await _evaluate(info, "medical", "readChild", childId=id))
+
+    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    async def medical_card(self, info: Info, child_id: strawberry.ID) -> MedicalCard:
+        return MedicalCard.of(await _evaluate(info, "medical", "readCard", childId=child_id))
+
+    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    async def medical_card_history(
+        self, info: Info, child_id: strawberry.ID
+    ) -> list[MedicalCardRevision]:
+        history = await _evaluate(info, "medical", "cardHistory", childId=child_id)
+        return [MedicalCardRevision.of(r) for r in history]
+
+    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    async def agreements(
+        self, info: Info, child_id: strawberry.ID | None = None
+    ) -> list[Agreement]:
+        found = await _evaluate(info, "medical", "listAgreements", childId=child_id)
+        return [Agreement.of(r) for r in found]
+
+    @strawberry.field
+    async def admission_requests(
+        self, info: Info, status: AdmissionStatus | None = None
+    ) -> list[AdmissionRequest]:
+        found = await _evaluate(info, "report", "listAdmissionRequests", status=_status(status))
+        return [AdmissionRequest.of(r) for r in found]
+
+    @strawberry.field
+    async def report_requests(
+        self, info: Info, status: ReportRequestStatus | None = None
+    ) -> list[ReportRequest]:
+        c = context_of(info)
+        found = await c.services.gateway.list_report_requests(c.identity, _status(status))
+        return [ReportRequest.of(r) for r in found]
+
+    @strawberry.field
+    async def reports(self, info: Info, status: ReportStatus | None = None) -> list[Report]:
+        return [
+            Report.of(r)
+            for r in await _evaluate(info, "report", "listReports", status=_status(status))
+        ]
+
+    @strawberry.field
+    async def report(self, info: Info, id: strawberry.ID) -> Report:
+        return Report.of(await _evaluate(info, "report", "readReport", id=id))
+
+    @strawberry.field(description="The channels your organisation belongs to.")
+    async def channels(self, info: Info) -> list[Channel]:
+        c = context_of(info)
+        found = []
+        for config in c.services.access.channels_for(c.identity):
+            tip = await asyncio.to_thread(c.services.channels[config.name].tip)
+            found.append(
+                Channel(
+                    name=config.name,
+                    members=list(config.members),
+                    height=tip.height,
+                    tip_hash=tip.hash,
+                )
+            )
+        return found
+
+    @strawberry.field(description="Block headers and transaction headers; never state values.")
+    async def blocks(
+        self, info: Info, channel: str, from_number: int | None = 0, limit: int | None = 50
+    ) -> list[Block]:
+        c = context_of(info)
+        c.services.access.require_member(c.identity, channel)
+        from_number = 0 if from_number is None else from_number
+        limit = 50 if limit is None else limit
+        if from_number < 0 or not 1 <= limit <= MAX_BLOCKS_PER_PAGE:
+            raise BadInput(f"fromNumber must be 0 or more and limit 1 to {MAX_BLOCKS_PER_PAGE}.")
+        found = await asyncio.to_thread(c.services.channels[channel].blocks, from_number, limit)
+        return [_block(block) for block in found]
+
+    @strawberry.field(
+        description="Recompute every hash of the channel's chain and replay its state."
+    )
+    async def verify_channel(self, info: Info, channel: str) -> Verification:
+        c = context_of(info)
+        c.services.access.require_member(c.identity, channel)
+        result = await asyncio.to_thread(c.services.channels[channel].verify)
+        return Verification(
+            channel=result.channel,
+            ok=result.ok,
+            height=result.height,
+            first_bad_block=result.first_bad_block,
+            reason=result.reason,
+        )
+
+
+def _block(block: LedgerBlock) -> Block:
+    return Block(
+        number=block.number,
+        hash=block.hash,
+        previous_hash=block.previous_hash,
+        data_hash=block.data_hash,
+        timestamp=parse_timestamp(block.timestamp),
+        transactions=[
+            TxHeader(
+                tx_id=tx.tx_id,
+                contract=tx.contract,
+                function=tx.function,
+                creator=tx.creator.uid,
+                creator_msp=tx.creator.msp,
+                validation=tx.validation,
+                write_set_hash=tx.write_set_hash,
+            )
+            for tx in block.transactions()
+        ],
+    )
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[ParentsOnly], description="Parents: you become a guardian."
+    )
+    async def register_child(self, info: Info, input: RegisterChildInput) -> Child:
+        child = await _submit(
+            info,
+            "medical",
+            "registerChild",
+            fullName=input.full_name,
+            birthDate=input.birth_date.isoformat(),
+            sex=input.sex,
+            otherGuardians=input.other_guardians,
+        )
+        return Child.of(child)
+
+    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
+    async def sign_agreement(
+        self, info: Info, child_id: strawberry.ID, doctor_uid: str
+    ) -> Agreement:
+        return Agreement.of(
+            await _submit(info, "medical", "signAgreement", childId=child_id, doctorUid=doctor_uid)
+        )
+
+    @strawberry.mutation(
+        permission_classes=[DoctorsOnly], description="The named doctor -> ACTIVE."
+    )
+    async def accept_agreement(self, info: Info, id: strawberry.ID) -> Agreement:
+        return Agreement.of(await _submit(info, "medical", "acceptAgreement", id=id))
+
+    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> REVOKED.")
+    async def revoke_agreement(self, info: Info, id: strawberry.ID) -> Agreement:
+        return Agreement.of(await _submit(info, "medical", "revokeAgreement", id=id))
+
+    @strawberry.mutation(
+        permission_classes=[DoctorsOnly], description="The doctor of an ACTIVE agreement."
+    )
+    async def update_medical_card(
+        self, info: Info, child_id: strawberry.ID, expected_version: int, patch: MedicalCardPatch
+    ) -> MedicalCard:
+        card = await _submit(
+            info,
+            "medical",
+            "updateMedicalCard",
+            childId=child_id,
+            expectedVersion=expected_version,
+            patch=patch.to_record(),
+        )
+        return MedicalCard.of(card)
+
+    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
+    async def create_admission_request(
+        self, info: Info, child_id: strawberry.ID, school: str
+    ) -> AdmissionRequest:
+        c = context_of(info)
+        found = await c.services.gateway.create_admission_request(c.identity, child_id, school)
+        return AdmissionRequest.of(found)
+
+    @strawberry.mutation(permission_classes=[SchoolsOnly], description="That school -> ACCEPTED.")
+    async def accept_admission_request(self, info: Info, id: strawberry.ID) -> AdmissionRequest:
+        return AdmissionRequest.of(await _submit(info, "report", "acceptAdmissionRequest", id=id))
+
+    @strawberry.mutation(permission_classes=[SchoolsOnly], description="That school -> REJECTED.")
+    async def reject_admission_request(
+        self, info: Info, id: strawberry.ID, reason: str
+    ) -> AdmissionRequest:
+        found = await _submit(info, "report", "rejectAdmissionRequest", id=id, reason=reason)
+        return AdmissionRequest.of(found)
+
+    @strawberry.mutation(
+        permission_classes=[SchoolsOnly], description="The school of an ACCEPTED admission."
+    )
+    async def create_report_request(
+        self, info: Info, admission_request_id: strawberry.ID
+    ) -> ReportRequest:
+        found = await _submit(
+            info, "report", "createReportRequest", admissionRequestId=admission_request_id
+        )
+        return ReportRequest.of(found)
+
+    @strawberry.mutation(
+        permission_classes=[DoctorsOnly], description="A doctor with an ACTIVE agreement -> READY."
+    )
+    async def create_report(
+        self, info: Info, report_request_id: strawberry.ID, conclusion: str
+    ) -> Report:
+        c = context_of(info)
+        found = await c.services.gateway.create_report(c.identity, report_request_id, conclusion)
+        return Report.of(found)
+
+    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> APPROVED.")
+    async def approve_report(self, info: Info, id: strawberry.ID, schools: list[str]) -> Report:
+        return Report.of(await _submit(info, "report", "approveReport", id=id, schools=schools))
+
+    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian.")
+    async def revoke_report_permission(self, info: Info, id: strawberry.ID, school: str) -> Report:
+        found = await _submit(info, "report", "revokeReportPermission", id=id, school=school)
+        return Report.of(found)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Contract events you may see, as they are committed.")
+    async def events(self, info: Info, channel: str) -> AsyncGenerator[LedgerEvent, None]:
+        c = context_of(info)
+        c.services.access.require_member(c.identity, channel)
+        identity = c.identity
+        async for event in c.services.events.subscribe(channel):
+            if event.visible_to(identity.uid, identity.org, identity.role.value):
+                yield LedgerEvent(
+                    channel=event.channel,
+                    name=event.name,
+                    block_number=event.block_number,
+                    tx_id=event.tx_id,
+                    subject_id=strawberry.ID(event.subject_id),
+                )
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            ErrorCodes,
+            OperationMetrics,
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            ParserCache(maxsize=1_000),
+            ValidationCache(maxsize=1_000),
+        ],
+    )
+
+
+schema = build_schema()

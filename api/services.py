@@ -1,0 +1,88 @@
+"""Everything a running server holds: network, ledgers, gateway, identities, events, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from authz.access import ChannelAccess
+from authz.directory import NetworkDirectory
+from authz.identity import IdentityVerifier
+from authz.mtls import CallerIdentifier, ProxySettings
+from authz.network import NetworkConfig
+from chaincode.gateway import Gateway
+from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
+
+from .events import EventHub
+from .metrics import Metrics
+
+READY_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass
+class Services:
+    network: NetworkConfig
+    ledgers: dict[str, Ledger]
+    channels: dict[str, ChannelLedger]
+    gateway: Gateway
+    access: ChannelAccess
+    identifier: CallerIdentifier
+    events: EventHub
+    metrics: Metrics
+
+    @classmethod
+    def open(cls, network: NetworkConfig, ledger_url: str | None = None) -> Services:
+        """Open each channel's ledger (one store per distinct URL); `ledger_url` overrides all.
+
+        A relative SQLite path in `ledger_url` is relative to the working directory.
+        """
+        ledgers: dict[str, Ledger] = {}
+        channels: dict[str, ChannelLedger] = {}
+        try:
+            for channel in network.channels:
+                url = ledger_url or network.ledger_url(channel)
+                if url not in ledgers:
+                    ledgers[url] = open_ledger(
+                        url,
+                        batch_timeout_ms=network.ledger.batch_timeout_ms,
+                        max_batch=network.ledger.max_batch,
+                    )
+                channels[channel.name] = ledgers[url].channel(channel.name)
+        except LedgerError:
+            for ledger in ledgers.values():
+                ledger.close()
+            raise
+        access = ChannelAccess(network)
+        return cls(
+            network=network,
+            ledgers=ledgers,
+            channels=channels,
+            gateway=Gateway(channels, access, NetworkDirectory(network)),
+            access=access,
+            identifier=CallerIdentifier(
+                IdentityVerifier.from_network(network), ProxySettings.from_network(network)
+            ),
+            events=EventHub(channels),
+            metrics=Metrics(channels),
+        )
+
+    async def ready(self) -> bool:
+        """Whether every ledger answers within a few seconds."""
+
+        async def ping(ledger: Ledger) -> None:
+            await asyncio.to_thread(ledger.store.ping)
+
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(ping(ledger) for ledger in self.ledgers.values())),
+                READY_TIMEOUT_SECONDS,
+            )
+        except (LedgerError, TimeoutError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop event tails, finish in-flight commits, close the stores."""
+        await self.events.close()
+        for ledger in self.ledgers.values():
+            await ledger.aclose()

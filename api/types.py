@@ -1,0 +1,428 @@
+"""The GraphQL types of API.md, built from what the contracts return."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from chaincode.errors import Forbidden
+from ledger_backends.records import parse_timestamp
+
+Record = dict[str, Any]
+
+
+@strawberry.enum
+class Role(Enum):
+    DOCTOR = "doctor"
+    PARENT = "parent"
+    SCHOOL = "school"
+    ADMIN = "admin"
+
+
+@strawberry.enum
+class PEGroup(Enum):
+    MAIN = "MAIN"
+    PREPARATORY = "PREPARATORY"
+    SPECIAL = "SPECIAL"
+    EXEMPT = "EXEMPT"
+
+
+@strawberry.enum
+class AgreementStatus(Enum):
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    REVOKED = "REVOKED"
+
+
+@strawberry.enum
+class AdmissionStatus(Enum):
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+
+
+@strawberry.enum
+class ReportRequestStatus(Enum):
+    PENDING = "PENDING"
+    FULFILLED = "FULFILLED"
+
+
+@strawberry.enum
+class ReportStatus(Enum):
+    READY = "READY"
+    APPROVED = "APPROVED"
+
+
+@strawberry.type
+class Identity:
+    uid: str
+    msp: str
+    org: str
+    role: Role
+    name: str | None
+
+
+@strawberry.type
+class Child:
+    id: strawberry.ID
+    full_name: str
+    birth_date: date
+    guardians: list[str]
+    doctor_uid: str | None
+    sex: str | None
+
+    @classmethod
+    def of(cls, r: Record) -> Child:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            full_name=r["fullName"],
+            birth_date=date.fromisoformat(r["birthDate"]),
+            guardians=r["guardians"],
+            doctor_uid=r.get("doctorUid"),
+            sex=r.get("sex"),
+        )
+
+
+@strawberry.type
+class Vaccination:
+    vaccine: str
+    date: date
+    dose: int
+
+    @classmethod
+    def of(cls, r: Record) -> Vaccination:
+        return cls(vaccine=r["vaccine"], date=date.fromisoformat(r["date"]), dose=r["dose"])
+
+
+@strawberry.type
+class Examination:
+    date: date
+    doctor_uid: str
+    height_cm: float | None
+    weight_kg: float | None
+    findings: str | None
+
+    @classmethod
+    def of(cls, r: Record) -> Examination:
+        return cls(
+            date=date.fromisoformat(r["date"]),
+            doctor_uid=r["doctorUid"],
+            height_cm=r.get("heightCm"),
+            weight_kg=r.get("weightKg"),
+            findings=r.get("findings"),
+        )
+
+
+def _pe_group(value: str | None) -> PEGroup | None:
+    return None if value is None else PEGroup(value)
+
+
+@strawberry.type
+class MedicalCard:
+    child_id: strawberry.ID
+    version: int
+    updated_at: datetime
+    updated_by: str
+    blood_type: str | None
+    allergies: list[str]
+    chronic_conditions: list[str]
+    vaccinations: list[Vaccination]
+    examinations: list[Examination]
+    health_group: int | None = strawberry.field(description="1..5")
+    physical_education_group: PEGroup | None
+    notes: str | None
+
+    @classmethod
+    def of(cls, r: Record) -> MedicalCard:
+        return cls(
+            child_id=strawberry.ID(r["childId"]),
+            version=r["version"],
+            updated_at=parse_timestamp(r["updatedAt"]),
+            updated_by=r["updatedBy"],
+            blood_type=r["bloodType"],
+            allergies=r["allergies"],
+            chronic_conditions=r["chronicConditions"],
+            vaccinations=[Vaccination.of(v) for v in r["vaccinations"]],
+            examinations=[Examination.of(e) for e in r["examinations"]],
+            health_group=r["healthGroup"],
+            physical_education_group=_pe_group(r["physicalEducationGroup"]),
+            notes=r["notes"],
+        )
+
+
+@strawberry.type
+class MedicalCardRevision:
+    version: int
+    tx_id: str
+    block_number: int
+    author: str
+    timestamp: datetime
+    card: MedicalCard
+
+    @classmethod
+    def of(cls, r: Record) -> MedicalCardRevision:
+        return cls(
+            version=r["version"],
+            tx_id=r["txId"],
+            block_number=r["blockNumber"],
+            author=r["author"],
+            timestamp=parse_timestamp(r["timestamp"]),
+            card=MedicalCard.of(r["card"]),
+        )
+
+
+@strawberry.type
+class Agreement:
+    id: strawberry.ID
+    child_id: strawberry.ID
+    parent_uid: str
+    doctor_uid: str
+    status: AgreementStatus
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: Record) -> Agreement:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            child_id=strawberry.ID(r["childId"]),
+            parent_uid=r["parentUid"],
+            doctor_uid=r["doctorUid"],
+            status=AgreementStatus(r["status"]),
+            created_at=parse_timestamp(r["createdAt"]),
+            updated_at=parse_timestamp(r["updatedAt"]),
+        )
+
+
+@strawberry.type
+class AdmissionRequest:
+    id: strawberry.ID
+    child_id: strawberry.ID
+    child_name: str
+    school: str
+    status: AdmissionStatus
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: Record) -> AdmissionRequest:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            child_id=strawberry.ID(r["childId"]),
+            child_name=r["childName"],
+            school=r["school"],
+            status=AdmissionStatus(r["status"]),
+            reason=r["reason"],
+            created_at=parse_timestamp(r["createdAt"]),
+        )
+
+
+@strawberry.type
+class ReportRequest:
+    id: strawberry.ID
+    admission_request_id: strawberry.ID
+    child_id: strawberry.ID
+    school: str
+    status: ReportRequestStatus
+    report_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: Record) -> ReportRequest:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            admission_request_id=strawberry.ID(r["admissionRequestId"]),
+            child_id=strawberry.ID(r["childId"]),
+            school=r["school"],
+            status=ReportRequestStatus(r["status"]),
+            report_id=None if r["reportId"] is None else strawberry.ID(r["reportId"]),
+            created_at=parse_timestamp(r["createdAt"]),
+        )
+
+
+@strawberry.type
+class ReportContent:
+    child_name: str
+    health_group: int | None
+    physical_education_group: PEGroup | None
+    allergies: list[str]
+    chronic_conditions: list[str]
+    vaccinations: list[Vaccination]
+    conclusion: str
+
+    @classmethod
+    def of(cls, r: Record) -> ReportContent:
+        return cls(
+            child_name=r["childName"],
+            health_group=r["healthGroup"],
+            physical_education_group=_pe_group(r["physicalEducationGroup"]),
+            allergies=r["allergies"],
+            chronic_conditions=r["chronicConditions"],
+            vaccinations=[Vaccination.of(v) for v in r["vaccinations"]],
+            conclusion=r["conclusion"],
+        )
+
+
+@strawberry.type
+class Report:
+    id: strawberry.ID
+    child_id: strawberry.ID
+    report_request_id: strawberry.ID
+    status: ReportStatus
+    author_uid: str
+    created_at: datetime
+    permitted_schools: list[str] = strawberry.field(
+        description="All permitted schools for guardians and the author; a school sees itself only."
+    )
+    card_version: int
+    card_hash: str
+    _content: strawberry.Private[Record | None]
+
+    @strawberry.field(
+        description="Null, with a FORBIDDEN error, for a school not permitted or before APPROVED."
+    )
+    def content(self, info: Info) -> ReportContent | None:
+        if self._content is None:
+            raise Forbidden(
+                "This report's content is readable by a school only once a guardian approves it "
+                "for that school."
+            )
+        return ReportContent.of(self._content)
+
+    @classmethod
+    def of(cls, r: Record) -> Report:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            child_id=strawberry.ID(r["childId"]),
+            report_request_id=strawberry.ID(r["reportRequestId"]),
+            status=ReportStatus(r["status"]),
+            author_uid=r["authorUid"],
+            created_at=parse_timestamp(r["createdAt"]),
+            permitted_schools=r["permittedSchools"],
+            card_version=r["cardVersion"],
+            card_hash=r["cardHash"],
+            _content=r["content"],
+        )
+
+
+@strawberry.type
+class Channel:
+    name: str
+    members: list[str]
+    height: int
+    tip_hash: str
+
+
+@strawberry.type
+class TxHeader:
+    tx_id: str
+    contract: str
+    function: str
+    creator: str
+    creator_msp: str
+    validation: str
+    write_set_hash: str
+
+
+@strawberry.type
+class Block:
+    number: int
+    hash: str
+    previous_hash: str
+    data_hash: str
+    timestamp: datetime
+    transactions: list[TxHeader]
+
+
+@strawberry.type
+class Verification:
+    channel: str
+    ok: bool
+    height: int
+    first_bad_block: int | None
+    reason: str | None
+
+
+@strawberry.type
+class LedgerEvent:
+    channel: str
+    name: str
+    block_number: int
+    tx_id: str
+    subject_id: strawberry.ID
+
+
+@strawberry.input
+class RegisterChildInput:
+    full_name: str
+    birth_date: date
+    sex: str | None = None
+    other_guardians: list[str] | None = strawberry.field(
+        default=None, description="UIDs of other parents (organisation parents)."
+    )
+
+
+@strawberry.input
+class VaccinationInput:
+    vaccine: str
+    date: date
+    dose: int
+
+
+@strawberry.input
+class ExaminationInput:
+    date: date
+    doctor_uid: str | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    findings: str | None = None
+
+
+@strawberry.input(description="Omitted field = unchanged; a given list replaces the list.")
+class MedicalCardPatch:
+    blood_type: str | None = strawberry.UNSET
+    allergies: list[str] | None = strawberry.UNSET
+    chronic_conditions: list[str] | None = strawberry.UNSET
+    vaccinations: list[VaccinationInput] | None = strawberry.UNSET
+    examinations: list[ExaminationInput] | None = strawberry.UNSET
+    health_group: int | None = strawberry.UNSET
+    physical_education_group: PEGroup | None = strawberry.UNSET
+    notes: str | None = strawberry.UNSET
+
+    def to_record(self) -> Record:
+        """The given fields only, in the contract's names; explicit nulls clear a field."""
+        given: Record = {}
+        for name, key in (
+            ("blood_type", "bloodType"),
+            ("allergies", "allergies"),
+            ("chronic_conditions", "chronicConditions"),
+            ("health_group", "healthGroup"),
+            ("notes", "notes"),
+        ):
+            value = getattr(self, name)
+            if value is not strawberry.UNSET:
+                given[key] = value
+        if self.physical_education_group is not strawberry.UNSET:
+            group = self.physical_education_group
+            given["physicalEducationGroup"] = None if group is None else group.value
+        if self.vaccinations is not strawberry.UNSET:
+            given["vaccinations"] = [
+                {"vaccine": v.vaccine, "date": v.date.isoformat(), "dose": v.dose}
+                for v in self.vaccinations or []
+            ]
+        if self.examinations is not strawberry.UNSET:
+            given["examinations"] = [
+                {
+                    "date": e.date.isoformat(),
+                    "doctorUid": e.doctor_uid,
+                    "heightCm": e.height_cm,
+                    "weightKg": e.weight_kg,
+                    "findings": e.findings,
+                }
+                for e in self.examinations or []
+            ]
+        return given
