@@ -32,7 +32,8 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
         "blocks(channel: String!, fromNumber: Int = 0, limit: Int = 50): [Block!]!",
         "verifyChannel(channel: String!): Verification!",
         "registerChild(input: RegisterChildInput!): Child!",
-        "updateMedicalCard(childId: ID!, expectedVersion: Int!, patch: MedicalCardPatch!): MedicalCard!",
+        "updateMedicalCard(childId: ID!, expectedVersion: Int!, patch: MedicalCardPatch!)"
+        ": MedicalCard!",
         "createReport(reportRequestId: ID!, conclusion: String!): Report!",
         "approveReport(id: ID!, schools: [String!]!): Report!",
         "revokeReportPermission(id: ID!, school: String!): Report!",
