@@ -330,11 +330,12 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             ErrorCodes,
             OperationMetrics,
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            ParserCache(maxsize=1_000),
-            ValidationCache(maxsize=1_000),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            # Both caches live at module level in Strawberry: one per process, shared by requests.
+            lambda: ParserCache(maxsize=1_000),
+            lambda: ValidationCache(maxsize=1_000),
         ],
     )
 
