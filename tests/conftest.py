@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
 
-from tests.services import POSTGRES_URL, REDIS_URL, unique_name
+from tests.services import (
+    REDIS_URL,
+    delete_redis_prefix,
+    drop_postgres_schema,
+    postgres_admin_dsn,
+    unique_name,
+)
 
 BACKENDS = ["memory", "sqlite", "postgresql", "redis"]
 
@@ -24,17 +28,9 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path}/ledger.db"
     elif backend == "postgresql":
         schema = unique_name("hl_story")
-        base = POSTGRES_URL.split("?", 1)[0]
-        yield f"{base}?schema={schema}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        yield f"{postgres_admin_dsn()}?schema={schema}"
+        drop_postgres_schema(schema)
     else:
         prefix = unique_name("hlstory")
         yield f"{REDIS_URL}?prefix={prefix}"
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_redis_prefix(prefix)

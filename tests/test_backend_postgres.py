@@ -6,30 +6,25 @@ import psycopg
 
 from ledger_backends.registry import open_ledger
 from ledger_backends.testing import LedgerStoreConformance, proposal, submit_all
-from tests.services import POSTGRES_URL, unique_name
+from tests.services import drop_postgres_schema, postgres_admin_dsn, unique_name
 from tests.sql_atomicity import SqlAtomicity
 from tests.sql_tampering import SqlTampering
-
-
-def _admin_dsn() -> str:
-    return POSTGRES_URL.split("?", 1)[0]
 
 
 class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
     def fresh_url(self) -> str:
         self.schema = unique_name("hl_test")
-        return f"{_admin_dsn()}?schema={self.schema}&application_name={self.schema}"
+        return f"{postgres_admin_dsn()}?schema={self.schema}&application_name={self.schema}"
 
     def cleanup(self, url: str) -> None:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        drop_postgres_schema(self.schema)
 
     def unreachable_url(self) -> str:
         return "postgresql://postgres@127.0.0.1:1/test"
 
     def test_commits_survive_server_side_disconnects(self) -> None:
         submit_all(self.ledger, "medical", [proposal("before", writes={"k": 1})])
-        with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        with psycopg.connect(postgres_admin_dsn(), autocommit=True) as admin:
             terminated = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = %s",
@@ -42,10 +37,9 @@ class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
     def test_two_ledgers_on_separate_schemas_do_not_see_each_other(self) -> None:
         submit_all(self.ledger, "medical", [proposal("mine", writes={"k": 1})])
         other_schema = unique_name("hl_test")
-        other = open_ledger(f"{_admin_dsn()}?schema={other_schema}")
+        other = open_ledger(f"{postgres_admin_dsn()}?schema={other_schema}")
         try:
             assert other.store.tip("medical").height == 0
         finally:
             other.close()
-            with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{other_schema}" CASCADE')
+            drop_postgres_schema(other_schema)

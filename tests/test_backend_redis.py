@@ -9,7 +9,7 @@ import redis
 from ledger_backends.base import LedgerStore
 from ledger_backends.redis_streams import RedisStore
 from ledger_backends.testing import LedgerStoreConformance, Mutation
-from tests.services import REDIS_URL, unique_name
+from tests.services import REDIS_URL, delete_redis_prefix, unique_name
 
 
 class TestRedisStore(LedgerStoreConformance):
@@ -18,13 +18,7 @@ class TestRedisStore(LedgerStoreConformance):
         return f"{REDIS_URL}?prefix={self.prefix}"
 
     def cleanup(self, url: str) -> None:
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
+        delete_redis_prefix(self.prefix)
 
     def unreachable_url(self) -> str:
         return "redis://127.0.0.1:1/0"
