@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -16,7 +16,7 @@ class _Channel:
     blocks: list[Block] = field(default_factory=list)
     state: dict[str, tuple[str, Version]] = field(default_factory=dict)
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
-    sorted_keys: list[str] | None = None  # rebuilt lazily after a key is added or deleted
+    sorted_keys: list[str] | None = None  # built on the first range read, then kept in order
 
 
 class MemoryStore(LedgerStore):
@@ -85,13 +85,14 @@ class MemoryStore(LedgerStore):
             if current != expected:
                 return False
             blocks.append(commit.block)
+            keys = data.sorted_keys
             for write in commit.state_writes:
                 if write.value is None:
-                    if data.state.pop(write.key, None) is not None:
-                        data.sorted_keys = None
+                    if data.state.pop(write.key, None) is not None and keys is not None:
+                        del keys[bisect_left(keys, write.key)]
                 else:
-                    if write.key not in data.state:
-                        data.sorted_keys = None
+                    if write.key not in data.state and keys is not None:
+                        insort(keys, write.key)
                     data.state[write.key] = (write.value, write.version)
             for entry in commit.history:
                 data.history.setdefault(entry.key, []).append(entry)

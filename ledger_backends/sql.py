@@ -45,6 +45,16 @@ class SqlStore(LedgerStore):
             .order_by(blocks_t.c.number.desc())
             .limit(1)
         )
+        # Built once: the hot reads then skip SQLAlchemy's statement construction per call.
+        self._state_query = select(
+            state_t.c.value, state_t.c.block_number, state_t.c.tx_index
+        ).where(state_t.c.channel == bindparam("channel"), state_t.c.key == bindparam("key"))
+        self._versions_query = select(
+            state_t.c.key, state_t.c.block_number, state_t.c.tx_index
+        ).where(
+            state_t.c.channel == bindparam("channel"),
+            state_t.c.key.in_(bindparam("keys", expanding=True)),
+        )
 
     def create_tables(self, connection: Connection) -> None:
         for table in LEDGER_TABLES:
@@ -105,11 +115,8 @@ class SqlStore(LedgerStore):
         return Tip.empty() if row is None else Tip(row.number + 1, row.hash)
 
     def read_state(self, channel: str, key: str) -> StateRecord | None:
-        query = select(state_t.c.value, state_t.c.block_number, state_t.c.tx_index).where(
-            state_t.c.channel == channel, state_t.c.key == key
-        )
         with self._reading() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._state_query, {"channel": channel, "key": key}).first()
         return None if row is None else _state_record(row, key)
 
     def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
@@ -118,10 +125,8 @@ class SqlStore(LedgerStore):
         with self._reading() as conn:
             for offset in range(0, len(wanted), IN_LIST_CHUNK):
                 chunk = wanted[offset : offset + IN_LIST_CHUNK]
-                query = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
-                    state_t.c.channel == channel, state_t.c.key.in_(chunk)
-                )
-                for row in conn.execute(query):
+                rows = conn.execute(self._versions_query, {"channel": channel, "keys": chunk})
+                for row in rows:
                     versions[row.key] = (row.block_number, row.tx_index)
         return versions
 

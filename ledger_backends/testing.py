@@ -324,6 +324,18 @@ class LedgerStoreConformance:
         prefix = self.ledger.channel("medical").simulator().get_prefix("a/")
         assert [key for key, _ in prefix] == sorted(k for k in keys if k.startswith("a/"))
 
+    def test_range_reads_follow_later_writes_and_deletes(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("r1", writes={"k/b": 1, "k/d": 1})])
+        assert [r.key for r in self.store.read_range("medical", "k/", "k0")] == ["k/b", "k/d"]
+        submit_all(
+            self.ledger, "medical", [proposal("r2", writes={"k/a": 1, "k/c": 1, "k/d": None})]
+        )
+        assert [r.key for r in self.store.read_range("medical", "k/", "k0")] == [
+            "k/a",
+            "k/b",
+            "k/c",
+        ]
+
     def test_history_lists_every_valid_write_oldest_first(self) -> None:
         self.commit_golden()
         history = self.ledger.channel("medical").history("card/1")
