@@ -17,6 +17,7 @@ of the trusted proxies. Either way the certificate is then verified by
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import ssl
@@ -140,7 +141,7 @@ def client_certificate_der(scope: Scope, proxy: ProxySettings | None = None) -> 
     tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if chain:
-        return ssl.PEM_cert_to_DER_cert(chain[0])
+        return _der_of(chain[0])
     if proxy is None or not proxy.header:
         return None
     header_value = _header(scope, proxy.header)
@@ -159,6 +160,10 @@ def client_certificate_der(scope: Scope, proxy: ProxySettings | None = None) -> 
         return ssl.PEM_cert_to_DER_cert(pem)
     except ValueError:
         return None
+
+
+# Each connection passes the same PEM string to every request; decode it once.
+_der_of = functools.lru_cache(maxsize=4_096)(ssl.PEM_cert_to_DER_cert)
 
 
 def _header(scope: Scope, name: str) -> str | None:
