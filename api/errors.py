@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
+from authz.errors import Unauthenticated
+from chaincode.errors import ContractError
 from ledger_backends import BackendUnavailableError, ConflictError
 
 log = logging.getLogger("healthledger.api")
@@ -35,26 +37,41 @@ def error_code(error: GraphQLError) -> str:
         if isinstance(error, GraphQLSyntaxError) and "tokens" not in error.message:
             return "GRAPHQL_PARSE_FAILED"
         return "GRAPHQL_VALIDATION_FAILED"
-    code = getattr(original, "code", None)
-    if isinstance(code, str):
-        return code
+    # Only our own refusals name their code: other libraries' exceptions have a `code` too
+    # (SQLAlchemy's is "dbapi"), and trusting it would send their message, SQL included.
+    if isinstance(original, ContractError | Unauthenticated):
+        return original.code
     for kind, ledger_code in LEDGER_CODES.items():
         if isinstance(original, kind):
             return ledger_code
-    if error.path is None and isinstance(original, ValueError | TypeError):
-        return "BAD_USER_INPUT"  # a variable that does not coerce to its type (e.g. a bad Date)
+    if error.path is None and isinstance(original, ValueError | TypeError | GraphQLError):
+        # A variable that does not coerce to its type (e.g. a bad Date): graphql-core wraps the
+        # coercion's GraphQLError (Strawberry's StrawberryInputCoercionError for scalars).
+        return "BAD_USER_INPUT"
     return "INTERNAL"
 
 
 class ErrorCodes(SchemaExtension):
     """Adds `extensions.code` to every error and masks unexpected ones."""
 
+    _streamed = False
+
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is not None and errors:
-            result.errors = [_with_code(error) for error in errors]  # type: ignore[union-attr]
+        if not self._streamed:  # streamed results were coded one by one as they left
+            _code_errors(self.execution_context.result)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        """Each result sent over a websocket (subscriptions), before it is sent."""
+        self._streamed = True
+        _code_errors(result)
+        yield
+
+
+def _code_errors(result: object) -> None:
+    errors = getattr(result, "errors", None)
+    if result is not None and errors:
+        result.errors = [_with_code(error) for error in errors]  # type: ignore[attr-defined]
 
 
 def _with_code(error: GraphQLError) -> GraphQLError:

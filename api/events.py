@@ -2,7 +2,8 @@
 
 The hub tails each channel's blocks (polling the store while anyone listens),
 so events committed by any API process sharing the ledger reach every
-subscriber. Only events of VALID transactions are published. Who may see an
+subscriber. While the ledger is unreachable the tail keeps retrying, so subscriptions
+resume when it is back. Only events of VALID transactions are published. Who may see an
 event is decided by `visible_to`, from the audience the contract recorded.
 """
 
@@ -14,9 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from ledger_backends import ChannelLedger
+from ledger_backends import ChannelLedger, LedgerError
 
 POLL_SECONDS = 0.1
+RETRY_SECONDS = 0.5
 QUEUE_LIMIT = 1_000
 
 
@@ -65,7 +67,12 @@ class EventHub:
     async def _tail(self, channel: str, next_block: int) -> None:
         ledger = self._channels[channel]
         while self._subscribers.get(channel):
-            blocks = await asyncio.to_thread(ledger.blocks, next_block, 100)
+            try:
+                blocks = await asyncio.to_thread(ledger.blocks, next_block, 100)
+            except LedgerError:
+                # The ledger is unreachable for now: keep the subscribers, look again shortly.
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
             for block in blocks:
                 for tx in block.transactions():
                     if not tx.is_valid:

@@ -12,6 +12,8 @@ from strawberry.extensions import SchemaExtension
 
 from ledger_backends import ChannelLedger
 
+MAX_OPERATION_NAMES = 200
+
 
 class _LedgerCollector(Collector):
     """Read at scrape time: block height and committer counts per channel."""
@@ -61,6 +63,16 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_LedgerCollector(channels))
+        self._names: set[str] = set()
+
+    def operation_label(self, name: str | None) -> str:
+        """Clients choose operation names: keep the first few hundred, fold the rest."""
+        if not name:
+            return "anonymous"
+        if name in self._names or len(self._names) < MAX_OPERATION_NAMES:
+            self._names.add(name)
+            return name
+        return "other"
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -76,7 +88,7 @@ class OperationMetrics(SchemaExtension):
         metrics: Metrics | None = getattr(getattr(context, "services", None), "metrics", None)
         if metrics is None:
             return
-        name = self.execution_context.operation_name or "anonymous"
+        name = metrics.operation_label(self.execution_context.operation_name)
         result = self.execution_context.result
         outcome = "error" if getattr(result, "errors", None) else "ok"
         metrics.requests.labels(name, outcome).inc()

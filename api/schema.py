@@ -5,10 +5,12 @@ classes next to some fields say it early and plainly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import contextlib
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -52,6 +54,23 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2_000
 MAX_BLOCKS_PER_PAGE = 100
+
+
+class _ParserCache(ParserCache):
+    """Strawberry's ParserCache, leaving documents that fail to parse to Strawberry's own parse.
+
+    ParserCache parses while the parsing hook is entered, so a syntax error (or the token
+    limit) escapes the operation and reaches the client without `extensions.code`. Such a
+    document is parsed again by Strawberry inside the operation, where ErrorCodes sees it.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        yield
 
 
 async def _evaluate(info: Info, channel: str, function: str, **args: Any) -> Any:
@@ -313,6 +332,9 @@ class Subscription:
         identity = c.identity
         async for event in c.services.events.subscribe(channel):
             if event.visible_to(identity.uid, identity.org, identity.role.value):
+                # The certificate may have been revoked (or expired) since the websocket opened:
+                # check it again, from the verifier's cache, before anything is sent.
+                c.services.identifier.identify(c.request.scope)
                 yield LedgerEvent(
                     channel=event.channel,
                     name=event.name,
@@ -334,7 +356,7 @@ def build_schema() -> strawberry.Schema:
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             # Both caches live at module level in Strawberry: one per process, shared by requests.
-            lambda: ParserCache(maxsize=1_000),
+            lambda: _ParserCache(maxsize=1_000),
             lambda: ValidationCache(maxsize=1_000),
         ],
     )

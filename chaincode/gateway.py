@@ -15,6 +15,7 @@ supplies one through `submit` or `evaluate` is refused.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -155,6 +156,7 @@ class Gateway:
         self, caller: Caller, channel: str, function: str, args: dict[str, JSON]
     ) -> JSON:
         contract, ledger = self._route(caller, channel)
+        _refuse_unstorable(args)
         if not contract.is_transaction(function):
             raise BadInput(f"{function} is a query; evaluate it instead.")
         for _ in range(self.max_attempts):
@@ -177,6 +179,7 @@ class Gateway:
         self, caller: Caller, channel: str, function: str, args: dict[str, JSON]
     ) -> JSON:
         contract, ledger = self._route(caller, channel)
+        _refuse_unstorable(args)
         if contract.is_transaction(function):
             raise BadInput(f"{function} changes the ledger; submit it instead.")
         _, result = await asyncio.to_thread(
@@ -208,6 +211,23 @@ class Gateway:
             timestamp=timestamp,
         )
         return proposal, result
+
+
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_unstorable(value: JSON) -> None:
+    """Text every backend stores alike: no NUL (PostgreSQL refuses it), no unpaired surrogate."""
+    if isinstance(value, str):
+        if _UNSTORABLE_TEXT.search(value):
+            raise BadInput("Text must be valid Unicode without NUL characters.")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_unstorable(key)
+            _refuse_unstorable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_unstorable(item)
 
 
 def _refuse_verified(args: Mapping[str, JSON]) -> None:

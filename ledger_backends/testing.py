@@ -26,6 +26,7 @@ from .errors import BackendUnavailableError, ConflictError
 from .ledger import ChannelLedger, Ledger
 from .records import Creator, Event, Proposal, Tip, Validation
 from .registry import open_ledger, open_store
+from .verify import Verification
 
 Mutation = Callable[[str], str]
 
@@ -403,24 +404,37 @@ class LedgerStoreConformance:
         self.commit_golden()
         stop = threading.Event()
         writer = ChainWriter(self.store, "medical")
+        written = [0]
 
         def keep_writing() -> None:
-            n = 0
             while not stop.is_set():
-                n += 1
+                n = written[0] + 1
                 writes: dict[str, object] = {f"hot/{k}": {"n": n} for k in range(20)}
                 writes[f"hot/{n % 20}"] = None  # deletes race with the scan too
                 writer.commit([proposal(f"w{n}", writes=writes)])
+                written[0] = n
+
+        def wait_for_blocks(count: int) -> None:
+            deadline = time.monotonic() + 60
+            while written[0] < count and thread.is_alive():
+                assert time.monotonic() < deadline, "the writer made no progress"
+                time.sleep(0.001)
 
         thread = threading.Thread(target=keep_writing)
         thread.start()
+        results: list[Verification] = []
         try:
-            results = [self.ledger.channel("medical").verify() for _ in range(5)]
+            wait_for_blocks(3)
+            # Keep verifying until the writer has appended while verifications ran.
+            first = written[0]
+            while len(results) < 5 or written[0] < first + 10:
+                results.append(self.ledger.channel("medical").verify())
+                wait_for_blocks(written[0] + 1)
         finally:
             stop.set()
             thread.join()
         assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
-        assert results[-1].height > 3
+        assert results[-1].height > results[0].height > 3
 
     def assert_damage_at(self, number: int) -> None:
         verification = self.ledger.channel("medical").verify()

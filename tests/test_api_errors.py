@@ -1,0 +1,474 @@
+"""Every error code of API.md produced through the API, the request limits, and the HTTP surface.
+
+Each refusal is checked for its `extensions.code`; every response is checked by
+the client for tracebacks, SQL and driver names, and each refusal's message for
+the uids of other users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psycopg
+import pytest
+
+from authz import ca, provision
+from authz.network import load_network
+from tests.api_client import (
+    ACCEPT,
+    ACCEPT_ADMISSION,
+    APPROVE,
+    CREATE_ADMISSION,
+    HISTORY,
+    REGISTER_CHILD,
+    REPORT,
+    SIGN,
+    UPDATE_CARD,
+    Api,
+    RedisServer,
+    api_server,
+    assert_nothing_leaks,
+    ready_report,
+    register,
+    sign_and_accept,
+    update_card,
+)
+from tests.networks import NetworkFixture, make_network
+from tests.services import POSTGRES_URL, unique_name
+
+ME = "{ me { uid } }"
+CHILD = "query($id: ID!) { child(id: $id) { id } }"
+REGISTER_WITH_DATE = """
+mutation($date: Date!) {
+  registerChild(input: {fullName: "Dot Date", birthDate: $date}) { id }
+}"""
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
+    net = make_network(tmp_path_factory.mktemp("api-errors") / "network")
+    provision.enroll(net.directory, org="parents", uid="carol", role="parent", name="Carol")
+    return net
+
+
+@pytest.fixture(scope="module")
+def api(net: NetworkFixture) -> Iterator[Api]:
+    with api_server(net, f"sqlite:///{net.directory.parent}/ledger.db") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def patient(api: Api) -> str:
+    """Alice's child, with Dr House under an ACTIVE agreement and the card at version 2."""
+    child = register(api, "alice", "Pat Ient")
+    sign_and_accept(api, child)
+    update_card(api, child, 1, healthGroup=3)
+    return child
+
+
+def still_answers(api: Api) -> None:
+    assert api("alice").data(ME) == {"me": {"uid": "alice"}}
+
+
+# -- UNAUTHENTICATED ----------------------------------------------------------------------------
+
+
+def test_a_revoked_certificate_gets_401_unauthenticated_within_five_seconds(
+    api: Api, net: NetworkFixture
+) -> None:
+    carol = api("carol")
+    assert carol.data(ME) == {"me": {"uid": "carol"}}
+    provision.revoke(net.directory, org="parents", uid="carol")
+    revoked_at = time.monotonic()
+    while (response := carol.post(ME)).status_code == 200:
+        assert time.monotonic() - revoked_at < 5, "still accepted 5 s after revocation"
+        time.sleep(0.1)
+    assert response.status_code == 401
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert "revoked" in error["message"]
+    still_answers(api)
+
+
+def test_without_a_client_certificate_the_tls_handshake_fails(api: Api) -> None:
+    with pytest.raises(httpx.TransportError):
+        api(None).post(ME)
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(net: NetworkFixture) -> Iterator[Api]:
+    """The server behind a TLS-terminating proxy at 127.0.0.1 that forwards the certificate."""
+    network = load_network(net.directory)
+    proxied = dataclasses.replace(
+        network,
+        server=dataclasses.replace(
+            network.server,
+            client_cert_header="x-forwarded-client-cert",
+            trusted_proxies=("127.0.0.1",),
+        ),
+    )
+    with api_server(net, "memory://", proxied) as running:
+        yield running
+
+
+def _stranger_pem() -> str:
+    stranger = ca.create_authority("parents", "parents CA")
+    _, cert = ca.issue_client_certificate(stranger, org="parents", uid="alice", role="parent")
+    return ca.cert_pem(cert).decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "not a certificate", "stranger"],
+    ids=["no-header", "garbage-header", "certificate-from-outside-the-network"],
+)
+def test_behind_a_proxy_a_request_without_a_valid_forwarded_certificate_gets_401(
+    behind_proxy: Api, header: str | None
+) -> None:
+    headers = {} if header is None else {"x-forwarded-client-cert": header}
+    if header == "stranger":
+        headers["x-forwarded-client-cert"] = quote(_stranger_pem())
+    response = behind_proxy(None).http.post("/graphql", json={"query": ME}, headers=headers)
+    assert response.status_code == 401
+    assert_nothing_leaks(response.text)
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_behind_a_proxy_the_forwarded_certificate_is_the_caller(
+    behind_proxy: Api, net: NetworkFixture
+) -> None:
+    pem = net.user("dr-house")[0].read_text()
+    response = behind_proxy(None).http.post(
+        "/graphql", json={"query": ME}, headers={"x-forwarded-client-cert": quote(pem)}
+    )
+    assert response.json() == {"data": {"me": {"uid": "dr-house"}}}
+
+
+# -- FORBIDDEN, NOT_FOUND, CONFLICT --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uid", "query", "variables"),
+    [
+        ("school-a-office", "{ children { id } }", {}),
+        ("alice", ACCEPT, {"id": "agreement-0"}),
+        ("dr-house", REGISTER_CHILD, {"input": {"fullName": "X", "birthDate": "2020-01-01"}}),
+        ("school-b-office", '{ blocks(channel: "medical") { number } }', {}),
+        ("alice", '{ verifyChannel(channel: "no-such-channel") { ok } }', {}),
+    ],
+    ids=["school-lists-children", "parent-accepts", "doctor-registers", "school-blocks", "unknown"],
+)
+def test_a_known_caller_without_the_right_gets_forbidden(
+    api: Api, uid: str, query: str, variables: dict[str, Any]
+) -> None:
+    assert api(uid).code(query, variables) == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        (CHILD, {"id": "child-does-not-exist"}),
+        (REPORT, {"id": "report-does-not-exist"}),
+        ('mutation { revokeAgreement(id: "agreement-nope") { id } }', {}),
+        (CREATE_ADMISSION, {"child": "child-nope", "school": "school-a"}),
+    ],
+    ids=["child", "report", "agreement", "admission-for-unknown-child"],
+)
+def test_an_object_that_does_not_exist_gets_not_found(
+    api: Api, query: str, variables: dict[str, Any]
+) -> None:
+    assert api("alice").code(query, variables) == "NOT_FOUND"
+
+
+def test_a_stale_expected_version_gets_conflict_and_changes_nothing(api: Api, patient: str) -> None:
+    version = api("alice").data(HISTORY, {"child": patient})["medicalCardHistory"][-1]["version"]
+    update_card(api, patient, version, notes="First.")
+    error = api("dr-house").error(
+        UPDATE_CARD, {"child": patient, "version": version, "patch": {"notes": "Second."}}
+    )
+    assert error["extensions"]["code"] == "CONFLICT"
+    assert f"version {version + 1}" in error["message"], "it says which version is current"
+    card = api("alice").data(
+        "query($c: ID!) { medicalCard(childId: $c) { version notes } }", {"c": patient}
+    )
+    assert card["medicalCard"] == {"version": version + 1, "notes": "First."}
+
+
+def test_illegal_state_transitions_get_conflict(api: Api) -> None:
+    child, report = ready_report(api)
+    api("alice").data(APPROVE, {"id": report, "schools": ["school-a"]})
+    assert api("alice").code(APPROVE, {"id": report, "schools": ["school-a"]}) == "CONFLICT"
+    agreement = api("alice").data("query($c: ID) { agreements(childId: $c) { id } }", {"c": child})[
+        "agreements"
+    ][0]["id"]
+    assert api("dr-house").code(ACCEPT, {"id": agreement}) == "CONFLICT"
+    assert api("alice").code(SIGN, {"child": child, "doctor": "dr-house"}) == "CONFLICT"
+    admission = api("alice").data(CREATE_ADMISSION, {"child": child, "school": "school-b"})
+    admission_id = admission["createAdmissionRequest"]["id"]
+    api("school-b-office").data(ACCEPT_ADMISSION, {"id": admission_id})
+    assert api("school-b-office").code(ACCEPT_ADMISSION, {"id": admission_id}) == "CONFLICT"
+
+
+# -- BAD_USER_INPUT -------------------------------------------------------------------------------
+
+
+def _register(**fields: Any) -> tuple[str, str, dict[str, Any]]:
+    child = {"fullName": "Kim Doe", "birthDate": "2019-01-01", **fields}
+    return ("alice", REGISTER_CHILD, {"input": child})
+
+
+def _patch(**patch: Any) -> tuple[str, str, dict[str, Any]]:
+    return ("dr-house", UPDATE_CARD, {"child": "{patient}", "version": 2, "patch": patch})
+
+
+BAD_INPUT = {
+    "empty-name": _register(fullName="   "),
+    "name-too-long": _register(fullName="K" * 201),
+    "birth-date-in-the-future": _register(birthDate="2999-01-01"),
+    "bad-date-literal-in-a-variable": ("alice", REGISTER_WITH_DATE, {"date": "2020-13-45"}),
+    "date-variable-of-the-wrong-type": ("alice", REGISTER_WITH_DATE, {"date": 20200101}),
+    "other-guardian-who-is-a-doctor": _register(otherGuardians=["dr-house"]),
+    "name-with-nul": _register(fullName="Kim\u0000Doe"),
+    "name-with-unpaired-surrogate": _register(fullName="Kim \ud800"),
+    "id-with-nul": ("alice", CHILD, {"id": "child-\u0000"}),
+    "health-group-7": _patch(healthGroup=7),
+    "unknown-blood-type": _patch(bloodType="Z+"),
+    "vaccination-dose-0": _patch(
+        vaccinations=[{"vaccine": "MMR", "date": "2020-01-01", "dose": 0}]
+    ),
+    "empty-patch": _patch(),
+    "unknown-school": ("alice", CREATE_ADMISSION, {"child": "{patient}", "school": "school-z"}),
+    "negative-block-number": (
+        "alice",
+        '{ blocks(channel: "report", fromNumber: -1) { number } }',
+        {},
+    ),
+}
+
+
+def _fill(value: Any, patient: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{patient}", patient)
+    if isinstance(value, dict):
+        return {k: _fill(v, patient) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, patient) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(("uid", "query", "variables"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_invalid_arguments_get_bad_user_input(
+    api: Api, patient: str, uid: str, query: str, variables: dict[str, Any]
+) -> None:
+    error = api(uid).error(query, _fill(variables, patient))
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert "\x00" not in error["message"] and "\ud800" not in error["message"]
+
+
+# -- GraphQL documents: parse and validation failures, and the limits ------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["{ me { uid ", "query {", "hello", "{ me { uid } } }"],
+    ids=["eof", "empty", "word", "brace"],
+)
+def test_a_document_that_is_not_graphql_gets_parse_failed(api: Api, query: str) -> None:
+    assert api("alice").code(query) == "GRAPHQL_PARSE_FAILED"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ me { uid password } }",
+        "{ blocks(channel: 1) { number } }",
+        "{ child { id } }",
+        '{ child(id: "x", deep: true) { id } }',
+        'mutation { registerChild(input: {fullName: "X", birthDate: "2020-13-45"}) { id } }',
+        "subscription { me { uid } }",
+    ],
+    ids=[
+        "unknown-field",
+        "wrong-argument-type",
+        "missing-argument",
+        "unknown-argument",
+        "bad-date-literal",
+        "not-a-subscription-field",
+    ],
+)
+def test_a_document_that_does_not_fit_the_schema_gets_validation_failed(
+    api: Api, query: str
+) -> None:
+    errors = api("alice").errors(query)
+    assert {e["extensions"]["code"] for e in errors} == {"GRAPHQL_VALIDATION_FAILED"}
+
+
+def _nested(depth: int) -> str:
+    return "{ me " + "{ f " * (depth - 1) + "{ uid }" + " }" * depth
+
+
+LIMITS = {
+    "depth-11": (_nested(11), "exceeds maximum operation depth of 10"),
+    "31-aliases": ("{ " + " ".join(f"a{i}: me {{ uid }}" for i in range(31)) + " }", "aliases"),
+    "2001-tokens": ("{ me { " + "uid " * 2_000 + "} }", "more than 2000 tokens"),
+}
+
+
+@pytest.mark.parametrize(("query", "says"), LIMITS.values(), ids=LIMITS.keys())
+def test_a_document_over_a_limit_gets_validation_failed_and_the_server_keeps_answering(
+    api: Api, query: str, says: str
+) -> None:
+    errors = api("alice").errors(query)
+    assert {e["extensions"]["code"] for e in errors} == {"GRAPHQL_VALIDATION_FAILED"}
+    assert any(says in e["message"] for e in errors), errors
+    still_answers(api)
+
+
+def test_thirty_aliases_are_within_the_limit(api: Api) -> None:
+    query = "{ " + " ".join(f"a{i}: me {{ uid }}" for i in range(30)) + " }"
+    assert len(api("alice").data(query)) == 30
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared-length", "chunked"])
+def test_a_two_mebibyte_body_gets_413_and_the_server_keeps_answering(
+    api: Api, streamed: bool
+) -> None:
+    body = b'{"query": "{ me { uid } }", "padding": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    response = api("alice").http.post(
+        "/graphql",
+        content=chunks() if streamed else body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    still_answers(api)
+
+
+# -- The HTTP surface ----------------------------------------------------------------------------
+
+
+def test_a_browser_asking_for_graphql_gets_graphiql(api: Api) -> None:
+    response = api.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "graphiql" in response.text.lower()
+
+
+def test_health_readiness_and_metrics_answer(api: Api) -> None:
+    still_answers(api)
+    assert api.get("/healthz").status_code == 200
+    assert api.get("/readyz").status_code == 200
+    metrics = api.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "healthledger_graphql_requests" in metrics.text
+    assert re.search(r'healthledger_block_height\{channel="medical"\} \d', metrics.text)
+
+
+# -- UNAVAILABLE ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def timed(action: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    result = action()
+    return result, time.monotonic() - started
+
+
+def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_restart(
+    net: NetworkFixture, redis_server: RedisServer
+) -> None:
+    with api_server(net, f"redis://127.0.0.1:{redis_server.port}/0") as api:
+        register(api, "alice", "Before Outage")
+        assert api.get("/readyz").status_code == 200
+
+        redis_server.kill()
+        new_child = {"input": {"fullName": "During Outage", "birthDate": "2019-01-01"}}
+        error, seconds = timed(lambda: api("alice").error(REGISTER_CHILD, new_child))
+        assert error["extensions"]["code"] == "UNAVAILABLE"
+        assert "nothing was written" in error["message"]
+        assert seconds < 5
+        query_error, seconds = timed(lambda: api("bob").error("{ children { id } }"))
+        assert (query_error["extensions"]["code"], seconds < 5) == ("UNAVAILABLE", True)
+        ready, seconds = timed(lambda: api.get("/readyz"))
+        assert (ready.status_code, seconds < 5) == (503, True)
+        assert api.get("/healthz").status_code == 200
+        assert api.get("/metrics").status_code == 200
+        still_answers(api)
+
+        redis_server.start()  # same port, empty: this Redis keeps nothing across restarts
+        assert api.get("/readyz").status_code == 200
+        child = api("alice").data(REGISTER_CHILD, new_child)["registerChild"]
+        assert child["fullName"] == "During Outage"
+        verify = '{ verifyChannel(channel: "medical") { ok height } }'
+        assert api("alice").data(verify)["verifyChannel"] == {"ok": True, "height": 1}
+
+
+# -- INTERNAL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[tuple[str, str]]:
+    schema = unique_name("hl_internal")
+    base = POSTGRES_URL.split("?", 1)[0]
+    yield base, schema
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_an_unexpected_fault_gets_internal_with_a_request_id_found_in_the_server_log(
+    net: NetworkFixture, postgres_schema: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    base, schema = postgres_schema
+    with api_server(net, f"{base}?schema={schema}") as api:
+        child = register(api, "alice", "Faulty Table")
+        with psycopg.connect(base, autocommit=True) as conn:  # what a careless DBA could do
+            conn.execute(f'DROP TABLE "{schema}".ledger_history')
+        with caplog.at_level(logging.ERROR, logger="healthledger.api"):
+            error = api("alice").error(HISTORY, {"child": child})
+        assert error["extensions"]["code"] == "INTERNAL"
+        request_id = error["extensions"]["requestId"]
+        assert request_id in error["message"]
+        assert "ledger_history" not in error["message"]
+        logged = [r for r in caplog.records if request_id in r.getMessage()]
+        assert logged and logged[0].exc_info is not None, "the log has the traceback"
+        assert api("alice").data(CHILD, {"id": child}) == {"child": {"id": child}}
+
+
+def test_the_client_helper_flags_a_leak() -> None:
+    """The check every response here passes through notices SQL and tracebacks."""
+    for leaked in ("Traceback (most recent call last):", "[SQL: SELECT value FROM x]"):
+        with pytest.raises(AssertionError):
+            assert_nothing_leaks(leaked)
+
+
+def test_refusals_name_no_other_user(api: Api, patient: str) -> None:
+    for uid in ("bob", "dr-quinn", "school-a-office", "hospital-admin"):
+        for query, variables in [
+            (CHILD, {"id": patient}),
+            (UPDATE_CARD, {"child": patient, "version": 2, "patch": {"notes": "x"}}),
+            (SIGN, {"child": patient, "doctor": "dr-quinn"}),
+        ]:
+            api(uid).error(query, variables)  # checks the message for other users' uids
