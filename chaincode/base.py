@@ -9,6 +9,7 @@ function is marked `@transaction` (its writes are committed) or `@query`
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -142,11 +143,14 @@ class Contract:
 
     def __init__(self) -> None:
         self._functions: dict[str, tuple[ContractFunction, bool]] = {}
+        self._signatures: dict[str, inspect.Signature] = {}
         for attribute in dir(type(self)):
             marked = getattr(getattr(type(self), attribute), "__contract_function__", None)
             if marked is not None:
                 function_name, submit = marked
-                self._functions[function_name] = (getattr(self, attribute), submit)
+                method = getattr(self, attribute)
+                self._functions[function_name] = (method, submit)
+                self._signatures[function_name] = inspect.signature(method)
 
     def is_transaction(self, function: str) -> bool:
         return self._lookup(function)[1]
@@ -154,6 +158,10 @@ class Contract:
     def invoke(self, ctx: TxContext, function: str, args: Mapping[str, JSON]) -> JSON:
         """Run a function; ContractError subclasses are refusals, anything else is a bug."""
         target, _ = self._lookup(function)
+        try:
+            self._signatures[function].bind(ctx, **args)
+        except TypeError:
+            raise BadInput(f"{function} was called with missing or unknown arguments.") from None
         return target(ctx, **args)
 
     def _lookup(self, function: str) -> tuple[ContractFunction, bool]:

@@ -861,3 +861,10 @@ def test_a_doctor_sees_only_themselves_as_the_childs_doctor(world: World) -> Non
         == DOCTOR_SPARE.uid
     )
     assert world.call(DOCTOR, "readChild", childId=world.child_id)["doctorUid"] == DOCTOR.uid
+
+
+def test_missing_or_unknown_arguments_are_bad_input_not_a_crash(h: ContractHarness) -> None:
+    with pytest.raises(BadInput, match="missing or unknown arguments"):
+        h.call(PARENT, "registerChild", fullName="Ada")
+    with pytest.raises(BadInput, match="missing or unknown arguments"):
+        h.call(PARENT, "registerChild", fullName="Ada", birthDate=BIRTH_DATE, nickname="A")
