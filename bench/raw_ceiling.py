@@ -33,10 +33,11 @@ import redis
 from closed_loop import CHANNEL, update_proposal
 from scratch_stores import ScratchStore
 
-from ledger_backends import BlockCommit, Tip, open_store
+from ledger_backends import Tip, open_store
 from ledger_backends.chain import ChainWriter
 from ledger_backends.hashing import canonical_json
 from ledger_backends.memory import MemoryStore
+from ledger_backends.records import BlockCommit
 
 RAW_BLOCK_SIZE = 500
 

@@ -62,7 +62,8 @@ class GrowthResult:
 
 def ledger_table(results: Sequence[BackendResult]) -> str:
     lines = [
-        "| backend | submitters | tx/s | p50 ms | p99 ms | raw ceiling tx/s | ratio | target | met? |",
+        "| backend | submitters | tx/s | p50 ms | p99 ms | raw ceiling tx/s | ratio "
+        "| target | met? |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for result in results:

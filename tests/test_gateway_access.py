@@ -16,6 +16,8 @@ import pytest
 
 from chaincode.errors import ContractError
 from tests.test_gateway_story import World
+
+# The story tests' fixtures: a network of enrolled users and a gateway over `ledger_url`.
 from tests.test_gateway_story import net as net
 from tests.test_gateway_story import world as world
 
