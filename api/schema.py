@@ -12,6 +12,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -71,6 +72,21 @@ class _ParserCache(ParserCache):
                 context.query, **context.parse_options
             )
         yield
+
+
+# Strawberry's limiters build a new rule class per instance, and the validation cache keys on
+# the rule classes: made once here, every request validates with the same rules and hits it.
+_LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
+
+class _QueryLimits(AddValidationRules):
+    """The depth and alias limits, with rule classes shared by every request."""
+
+    def __init__(self) -> None:
+        super().__init__(_LIMIT_RULES)
 
 
 async def _evaluate(info: Info, channel: str, function: str, **args: Any) -> Any:
@@ -352,8 +368,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             ErrorCodes,
             OperationMetrics,
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            _QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             # Both caches live at module level in Strawberry: one per process, shared by requests.
             lambda: _ParserCache(maxsize=1_000),
