@@ -58,6 +58,8 @@ class LoadSample:
     committed: int = 0
     conflicts: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    transactions: int = 0
+    """Every transaction the run committed, warm-up and tail included."""
 
     @property
     def tx_per_s(self) -> float:
@@ -102,6 +104,7 @@ class _Window:
     sample: LoadSample
 
     def record(self, started: float, finished: float) -> None:
+        self.sample.transactions += 1
         if self.start <= finished <= self.end:
             self.sample.committed += 1
             self.sample.latencies_ms.append((finished - started) * 1000)

@@ -46,14 +46,19 @@ def fill_ledger(
     *,
     budget_s: float,
     progress: Callable[[int, float], None],
+    first_key: int = 0,
 ) -> FillResult:
-    """Commit `total` one-key transactions in blocks of FILL_BLOCK_SIZE, or stop after budget_s."""
+    """Commit `total` one-key transactions in blocks of FILL_BLOCK_SIZE, or stop after budget_s.
+
+    Keys are numbered from `first_key`, so a later fill of the same ledger continues
+    with new keys.
+    """
     writer = ChainWriter(store, CHANNEL)
     committed = 0
     started = last_report = time.perf_counter()
     while committed < total and time.perf_counter() - started < budget_s:
         size = min(FILL_BLOCK_SIZE, total - committed)
-        _commit_block(writer, committed, size)
+        _commit_block(writer, first_key + committed, size)
         committed += size
         now = time.perf_counter()
         if now - last_report >= PROGRESS_EVERY_S:

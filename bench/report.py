@@ -44,9 +44,14 @@ class BackendResult:
 
 @dataclass(frozen=True)
 class GrowthResult:
-    """Throughput at the same submitter count on empty ledgers and after the fill."""
+    """Throughput at the same submitter count on empty ledgers and on a grown one.
+
+    `transactions` is what the grown ledger held when measured: the fill so far
+    plus the transactions of earlier measurement runs on it.
+    """
 
     backend: str
+    transactions: int
     fill: FillResult
     empty: LoadPoint
     full: LoadPoint
@@ -83,14 +88,14 @@ def ledger_table(results: Sequence[BackendResult]) -> str:
 
 def growth_table(results: Sequence[GrowthResult]) -> str:
     lines = [
-        "| backend | N before | fill tx/s | submitters | empty tx/s | after-N tx/s | change "
+        "| backend | N in ledger | fill tx/s | submitters | empty tx/s | after-N tx/s | change "
         "| p99 ms empty → after | target | met? |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for result in results:
-        n = f"{result.fill.committed:,}"
+        n = f"{result.transactions:,}"
         if not result.fill.complete:
-            n += f" (of {result.fill.requested:,}: time budget)"
+            n += f" (fill stopped by the time budget at {result.fill.committed:,})"
         lines.append(
             f"| {result.backend} | {n} | {result.fill.tx_per_s:,.0f} "
             f"| {result.full.submitters} | {result.empty.tx_per_s:,.0f} "
@@ -119,7 +124,7 @@ def missed_targets(ledger: Sequence[BackendResult], growth: Sequence[GrowthResul
     for outcome in growth:
         if not outcome.met:
             missed.append(
-                f"{outcome.backend}: throughput after {outcome.fill.committed:,} transactions "
+                f"{outcome.backend}: throughput after {outcome.transactions:,} transactions "
                 f"changed {outcome.change:+.1%}, target within {GROWTH_TOLERANCE:.0%}"
             )
     return missed
