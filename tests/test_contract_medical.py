@@ -15,6 +15,8 @@ import pytest
 from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.medical import MedicalContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
+from tests.contract_checks import assert_no_leak as assert_no_leak_of
+from tests.contract_checks import refused_on
 
 PARENT = FakeCaller("parent-anna", "parents", "parent")
 CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
@@ -44,13 +46,6 @@ EVERYONE = (
 CHILD_NAME = "Alisa Smirnova"
 BIRTH_DATE = "2019-03-04"
 TODAY = "2026-09-01"  # the harness clock's date
-
-CODES = {
-    BadInput: "BAD_USER_INPUT",
-    NotFound: "NOT_FOUND",
-    Forbidden: "FORBIDDEN",
-    Conflict: "CONFLICT",
-}
 
 
 @dataclass
@@ -97,28 +92,14 @@ def _signed(h: ContractHarness, child_id: str, doctor: FakeCaller) -> dict[str, 
     return h.call(PARENT, "signAgreement", childId=child_id, doctorUid=doctor.uid)
 
 
-def _snapshot(h: ContractHarness) -> tuple[Any, list[tuple[str, str]]]:
-    channel = h.contract.channel
-    return h.store.tip(channel), sorted((r.key, r.value) for r in h.store.scan_state(channel))
-
-
 def refused(
     h: ContractHarness, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
 ) -> ContractError:
-    """Calls, expects exactly `error` with its API code, and checks nothing changed."""
-    before = _snapshot(h)
-    with pytest.raises(ContractError) as caught:
-        h.call(caller, function, **args)
-    assert type(caught.value) is error
-    assert caught.value.code == CODES[error]
-    assert _snapshot(h) == before
-    return caught.value
+    return refused_on(h, caller, function, error, **args)
 
 
 def assert_no_leak(error: ContractError) -> None:
-    message = str(error)
-    for secret in (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid):
-        assert secret not in message
+    assert_no_leak_of(error, (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid))
 
 
 # Callers outside the family and outside any ACTIVE agreement: the child does not exist for them.

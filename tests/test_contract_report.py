@@ -18,6 +18,8 @@ from chaincode.medical import MedicalContract
 from chaincode.report import ReportContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
 from ledger_backends.hashing import canonical_json, sha256_hex
+from tests.contract_checks import assert_no_leak as assert_no_leak_of
+from tests.contract_checks import ledger_snapshot, refused_on
 
 PARENT = FakeCaller("parent-anna", "parents", "parent")
 CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
@@ -57,13 +59,6 @@ ORGS = {
 
 CHILD_NAME = "Alisa Smirnova"
 CONCLUSION = "Fit for school; keep away from peanuts."
-
-CODES = {
-    BadInput: "BAD_USER_INPUT",
-    NotFound: "NOT_FOUND",
-    Forbidden: "FORBIDDEN",
-    Conflict: "CONFLICT",
-}
 
 
 @dataclass
@@ -201,28 +196,14 @@ def world() -> World:
     return World(medical, report, child["id"], other["id"])
 
 
-def _snapshot(h: ContractHarness) -> tuple[Any, list[tuple[str, str]]]:
-    channel = h.contract.channel
-    return h.store.tip(channel), sorted((r.key, r.value) for r in h.store.scan_state(channel))
-
-
 def refused(
     world: World, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
 ) -> ContractError:
-    """Calls the report contract, expects exactly `error` with its API code, nothing changed."""
-    before = _snapshot(world.report)
-    with pytest.raises(ContractError) as caught:
-        world.call(caller, function, **args)
-    assert type(caught.value) is error
-    assert caught.value.code == CODES[error]
-    assert _snapshot(world.report) == before
-    return caught.value
+    return refused_on(world.report, caller, function, error, **args)
 
 
 def assert_no_leak(error: ContractError) -> None:
-    message = str(error)
-    for secret in (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid):
-        assert secret not in message
+    assert_no_leak_of(error, (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid))
 
 
 GUARDIANS = [
@@ -700,11 +681,11 @@ def test_writing_the_report_fulfils_the_request(world: World) -> None:
 def test_a_second_report_for_a_fulfilled_request_is_a_conflict(world: World) -> None:
     request = world.pending_request()
     world.write_report(DOCTOR, request["id"])
-    before = _snapshot(world.report)
+    before = ledger_snapshot(world.report)
     with pytest.raises(Conflict) as caught:
         world.write_report(OTHER_DOCTOR, request["id"])
     assert caught.value.code == "CONFLICT"
-    assert _snapshot(world.report) == before
+    assert ledger_snapshot(world.report) == before
     assert len(world.call(PARENT, "listReports")) == 1
 
 
