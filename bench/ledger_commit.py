@@ -19,7 +19,8 @@ What is measured, per backend (memory, sqlite, postgresql, redis):
    transactions, each creating a new key (growth.py), up to 10%, 30% and 100%
    of --growth-tx (--growth-checkpoints); at each checkpoint the 256-submitter
    measurement runs on it, alternating with the same measurement on empty
-   ledgers (in a child process, so the grown ledger's heap cannot slow them).
+   ledgers. Each of these runs is a fresh child process, so that the two start
+   alike (except memory's grown runs, which must run where that ledger lives).
    Several sizes, because a slowdown can show at one size and not at another.
    A fill that would exceed --growth-budget seconds stops early, and the table
    says how far it got.
@@ -50,6 +51,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -59,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 import redis
 from closed_loop import CHANNEL, LoadPoint, LoadSample, run_closed_loop
-from growth import FILL_BLOCK_SIZE, FillResult, fill_ledger
+from growth import FILL_BLOCK_SIZE, FillResult, GrownLedgerProcess, serve_grown_ledger
 from raw_ceiling import RAW_BLOCK_SIZE, RawRows, measure_ceiling, open_raw_writer
 from report import (
     BackendResult,
@@ -70,7 +72,7 @@ from report import (
 )
 from scratch_stores import BACKENDS, Servers, scratch_store
 
-from ledger_backends import Ledger, LedgerStore, open_ledger, open_store
+from ledger_backends import Ledger, LedgerStore, open_ledger
 
 DEFAULT_SUBMITTERS = (1, 16, 256)
 # A slowdown can show at one size and not at another (a query plan that flips), so
@@ -94,7 +96,9 @@ class Plan:
     growth_budget_s: float
     servers: Servers
     json_path: Path | None
-    empty_run: str | None
+    run_on: str | None
+    run_tag: str
+    grown_worker: str | None
 
 
 def parse_args(argv: list[str] | None) -> Plan:
@@ -174,8 +178,11 @@ def parse_args(argv: list[str] | None) -> Plan:
         dest="json_path",
         help="also write the results as JSON to this file",
     )
-    # Internal: one empty-ledger growth run, printed as JSON (see _empty_growth_sample).
-    parser.add_argument("--empty-run", choices=BACKENDS, default=None, help=argparse.SUPPRESS)
+    # Internal: one growth run on the ledger at this URL, printed as JSON (see _child_sample).
+    parser.add_argument("--run-on", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--run-tag", default="bench", help=argparse.SUPPRESS)
+    # Internal: serve the grown ledger at this URL on stdin/stdout (see growth.py).
+    parser.add_argument("--grown-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.duration <= 0 or args.warmup < 0 or args.growth_tx < 0:
         parser.error("--repeats must be ≥ 1, --duration > 0, --warmup and --growth-tx ≥ 0.")
@@ -191,7 +198,9 @@ def parse_args(argv: list[str] | None) -> Plan:
         growth_budget_s=args.growth_budget,
         servers=Servers(postgres_url=args.postgres_url, redis_url=args.redis_url),
         json_path=args.json_path,
-        empty_run=args.empty_run,
+        run_on=args.run_on,
+        run_tag=args.run_tag,
+        grown_worker=args.grown_worker,
     )
 
 
@@ -306,35 +315,34 @@ def measure_growth(backend: str, plan: Plan) -> list[GrowthResult]:
     """Runs on empty ledgers and on one ledger grown to each checkpoint in turn.
 
     Empty and grown runs alternate, so that load from other programs on a shared
-    machine hits both alike.
+    machine hits both alike; each side runs in a fresh process (see growth.py).
     """
     results = []
-    with scratch_store(backend, plan.servers) as scratch:
-        store = open_store(scratch.url)
-        try:
-            filled, measured_tx, fill_s = 0, 0, 0.0
-            for target in growth_targets(plan):
-                fill = _fill(backend, store, plan, filled, target - filled, fill_s)
-                filled, fill_s = filled + fill.committed, fill_s + fill.seconds
-                in_ledger = filled + measured_tx
-                empty, full = [], []
-                for repeat in _runs(plan):
-                    empty.append(_empty_growth_sample(backend, plan, repeat))
-                    full.append(_grown_growth_sample(backend, store, plan, repeat, in_ledger))
-                    measured_tx += full[-1].transactions
-                results.append(
-                    GrowthResult(
-                        backend=backend,
-                        transactions=in_ledger,
-                        fill=FillResult(target, filled, fill_s),
-                        empty=LoadPoint.median_of(empty),
-                        full=LoadPoint.median_of(full),
-                    )
+    with (
+        scratch_store(backend, plan.servers) as scratch,
+        GrownLedgerProcess(_worker_command(scratch.url, plan)) as grown,
+    ):
+        filled, measured_tx, fill_s = 0, 0, 0.0
+        for target in growth_targets(plan):
+            fill = _fill(backend, grown, plan, filled, target - filled, fill_s)
+            filled, fill_s = filled + fill.committed, fill_s + fill.seconds
+            in_ledger = filled + measured_tx
+            empty, full = [], []
+            for repeat in _runs(plan):
+                empty.append(_empty_growth_sample(backend, plan, repeat))
+                full.append(_grown_growth_sample(backend, grown, plan, repeat, in_ledger))
+                measured_tx += full[-1].transactions
+            results.append(
+                GrowthResult(
+                    backend=backend,
+                    transactions=in_ledger,
+                    fill=FillResult(target, filled, fill_s),
+                    empty=LoadPoint.median_of(empty),
+                    full=LoadPoint.median_of(full),
                 )
-                if not fill.complete:
-                    break
-        finally:
-            store.close()
+            )
+            if not fill.complete:
+                break
     return results
 
 
@@ -348,19 +356,16 @@ def _runs(plan: Plan) -> range:
 
 
 def _fill(
-    backend: str, store: LedgerStore, plan: Plan, first_key: int, count: int, spent_s: float
+    backend: str,
+    grown: GrownLedgerProcess,
+    plan: Plan,
+    first_key: int,
+    count: int,
+    spent_s: float,
 ) -> FillResult:
     budget_s = max(plan.growth_budget_s - spent_s, 0.0)
     log(f"[{backend} growth] filling {count:,} more transactions (budget left {budget_s:.0f} s)")
-    fill = fill_ledger(
-        store,
-        count,
-        budget_s=budget_s,
-        first_key=first_key,
-        progress=lambda done, seconds: log(
-            f"[{backend} growth] {first_key + done:,} filled, {seconds:.0f} s into this fill"
-        ),
-    )
+    fill = grown.fill(first_key, count, budget_s)
     log(
         f"[{backend} growth] filled {first_key + fill.committed:,} in total "
         f"({fill.tx_per_s:,.0f} tx/s for this part)"
@@ -369,34 +374,47 @@ def _fill(
 
 
 def _empty_growth_sample(backend: str, plan: Plan, repeat: int) -> LoadSample:
-    # In a child process: this one holds the grown ledger, and for memory:// its heap,
-    # whose garbage collection would slow an empty-ledger run here as well.
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        f"--empty-run={backend}",
-        f"--duration={plan.duration_s}",
-        f"--warmup={plan.warmup_s}",
-        f"--postgres-url={plan.servers.postgres_url}",
-        f"--redis-url={plan.servers.redis_url}",
-    ]
-    child = subprocess.run(command, capture_output=True, text=True)
-    if child.returncode != 0:
-        raise RuntimeError(f"The empty-ledger run failed:\n{child.stderr}")
-    sample = LoadSample(**json.loads(child.stdout))
+    with scratch_store(backend, plan.servers) as scratch:
+        sample = _child_sample(scratch.url, "bench", plan)
     log(f"[{backend} growth] empty ledger, run {repeat}/{plan.repeats}: {describe(sample)}")
     return sample
 
 
 def _grown_growth_sample(
-    backend: str, store: LedgerStore, plan: Plan, repeat: int, in_ledger: int
+    backend: str, grown: GrownLedgerProcess, plan: Plan, repeat: int, in_ledger: int
 ) -> LoadSample:
-    gc.collect()
-    tag = f"grown{in_ledger}r{repeat}"
-    sample = asyncio.run(_window_on_store(store, GROWTH_SUBMITTERS, plan, tag))
+    sample = grown.run(f"grown{in_ledger}r{repeat}")
     run = f"run {repeat}/{plan.repeats}"
     log(f"[{backend} growth] {in_ledger:,} in ledger, {run}: {describe(sample)}")
     return sample
+
+
+def _child_sample(url: str, tag: str, plan: Plan) -> LoadSample:
+    """A growth-check run on the ledger at `url` in a fresh Python process (see growth.py)."""
+    command = [*_child_command(plan), f"--run-on={url}", f"--run-tag={tag}"]
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode != 0:
+        raise RuntimeError(f"A growth run on {url} failed:\n{child.stderr}")
+    return LoadSample(**json.loads(child.stdout))
+
+
+def _worker_command(url: str, plan: Plan) -> list[str]:
+    return [*_child_command(plan), f"--grown-worker={url}"]
+
+
+def _child_command(plan: Plan) -> list[str]:
+    return [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        f"--duration={plan.duration_s}",
+        f"--warmup={plan.warmup_s}",
+    ]
+
+
+def _grown_run(store: LedgerStore, tag: str, plan: Plan) -> LoadSample:
+    """In the growth worker: one run on the grown ledger it owns."""
+    gc.collect()
+    return asyncio.run(_window_on_store(store, GROWTH_SUBMITTERS, plan, tag))
 
 
 def environment(plan: Plan) -> list[str]:
@@ -456,9 +474,13 @@ def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     plan = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if plan.empty_run is not None:
-        sample = ledger_sample(plan.empty_run, GROWTH_SUBMITTERS, plan)
+    if plan.run_on is not None:
+        sample = asyncio.run(_window_on_url(plan.run_on, GROWTH_SUBMITTERS, plan, plan.run_tag))
         print(json.dumps(dataclasses.asdict(sample)))
+        return 0
+    if plan.grown_worker is not None:
+        run = partial(_grown_run, plan=plan)
+        serve_grown_ledger(plan.grown_worker, run, sys.stdin, sys.stdout)
         return 0
     header = environment(plan)
     header.insert(0, f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
