@@ -151,14 +151,27 @@ class GrownLedgerProcess:
         return result
 
     def close(self) -> None:
-        """End the worker and wait, so that its store is closed before it is removed."""
+        """End the worker and wait, so that its store is closed before it is removed.
+
+        An idle worker ends at the end of its input; a busy one (the benchmark is
+        being interrupted) gets SIGTERM, which unwinds it through its clean-up.
+        """
         if self._process.stdin is not None:
             self._process.stdin.close()
+        if self._ended_within(10):
+            return
+        self._process.terminate()
+        if self._ended_within(30):
+            return
+        self._process.kill()
+        self._process.wait()
+
+    def _ended_within(self, seconds: float) -> bool:
         try:
-            self._process.wait(timeout=120)
+            self._process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            return False
+        return True
 
     def __enter__(self) -> GrownLedgerProcess:
         return self
