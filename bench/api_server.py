@@ -51,6 +51,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -63,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import strawberry
 import uvicorn
-from identity_server import bind_loopback, on_stdin_eof
+from identity_server import bind_loopback, serve_until_stdin_eof
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -315,21 +316,10 @@ def ready_pids(ready_dir: Path) -> list[int]:
 
 
 async def serve_one(config: uvicorn.Config, ready_dir: Path) -> None:
-    server = uvicorn.Server(config)
-    sock = bind_loopback()
+    def announce_ready(sock: socket.socket) -> None:
+        print(f"READY {sock.getsockname()[1]} {os.getpid()}", flush=True)
 
-    def stop() -> None:
-        server.should_exit = True
-
-    on_stdin_eof(stop)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-            raise RuntimeError("uvicorn stopped before it started")
-        await asyncio.sleep(0.01)
-    print(f"READY {sock.getsockname()[1]} {os.getpid()}", flush=True)
-    await task
+    await serve_until_stdin_eof(config, announce_ready)
 
 
 def serve_many(config: uvicorn.Config, ready_dir: Path) -> None:

@@ -50,7 +50,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 # Measure the packages next to this script, not whichever copy is installed.
@@ -64,7 +63,7 @@ from contracts_workloads import (
     run_story,
     template_card,
 )
-from scratch_stores import Servers, scratch_store
+from scratch_stores import Servers, exit_on_sigterm, scratch_store
 
 from ledger_backends import Ledger, open_ledger
 from ledger_backends.hashing import canonical_json
@@ -371,14 +370,9 @@ def render(plan: Plan, header: list[str], cells: list[Cell]) -> str:
     return "\n".join(parts)
 
 
-def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    # SystemExit unwinds through every `finally`, so scratch stores are removed.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     plan = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     card = template_card()
     header = environment(plan, card)
     table = runners(card)

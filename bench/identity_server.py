@@ -165,16 +165,10 @@ def on_stdin_eof(callback: Callable[[], None]) -> None:
     loop.add_reader(fd, readable)
 
 
-async def serve_app(network: NetworkConfig, http: str, verify: str) -> None:
-    config = uvicorn.Config(
-        build_app(network),
-        loop="asyncio",
-        http=HTTP_CLASSES[http],
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ssl_context_factory=lambda _config, _default: ssl_context(network, verify),
-    )
+async def serve_until_stdin_eof(
+    config: uvicorn.Config, on_started: Callable[[socket.socket], None]
+) -> None:
+    """Serve on a fresh loopback socket; `on_started` once listening; stop when stdin closes."""
     server = uvicorn.Server(config)
     sock = bind_loopback()
 
@@ -188,8 +182,21 @@ async def serve_app(network: NetworkConfig, http: str, verify: str) -> None:
             await task
             raise RuntimeError("uvicorn stopped before it started")
         await asyncio.sleep(0.01)
-    announce(sock)
+    on_started(sock)
     await task
+
+
+async def serve_app(network: NetworkConfig, http: str, verify: str) -> None:
+    config = uvicorn.Config(
+        build_app(network),
+        loop="asyncio",
+        http=HTTP_CLASSES[http],
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ssl_context_factory=lambda _config, _default: ssl_context(network, verify),
+    )
+    await serve_until_stdin_eof(config, announce)
 
 
 async def serve_raw(network: NetworkConfig, verify: str) -> None:

@@ -53,7 +53,6 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import FrameType
 
 # Measure the ledger_backends next to this script, not whichever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -70,7 +69,7 @@ from report import (
     ledger_table,
     missed_targets,
 )
-from scratch_stores import BACKENDS, Servers, scratch_store
+from scratch_stores import BACKENDS, Servers, exit_on_sigterm, scratch_store
 
 from ledger_backends import Ledger, LedgerStore, open_ledger
 
@@ -466,14 +465,9 @@ def render(
     return "\n".join(parts)
 
 
-def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    # SystemExit unwinds through every `finally`, so scratch stores are removed.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     plan = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     if plan.run_on is not None:
         sample = asyncio.run(_window_on_url(plan.run_on, GROWTH_SUBMITTERS, plan, plan.run_tag))
         print(json.dumps(dataclasses.asdict(sample)))

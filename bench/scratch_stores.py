@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import psycopg
 import redis
@@ -128,3 +129,8 @@ def _delete_redis_keys(server_url: str, prefix: str) -> None:
             f"warning: could not delete Redis keys {prefix}:* ({exc}); delete them by hand",
             file=sys.stderr,
         )
+
+
+def exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    """A SIGTERM handler: SystemExit unwinds through every `finally`, so scratch stores go."""
+    raise SystemExit(128 + signum)
