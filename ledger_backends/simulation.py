@@ -15,7 +15,7 @@ from typing import Any
 
 from .base import LedgerStore
 from .hashing import canonical_json, sha256_hex
-from .records import Creator, Event, HistoryEntry, JSONValue, Proposal, Version
+from .records import Creator, Event, HistoryEntry, JSONValue, Proposal, StateRecord, Version
 
 
 class TxSimulator:
@@ -25,13 +25,19 @@ class TxSimulator:
         self._store = store
         self.channel = channel
         self._reads: dict[str, Version | None] = {}
+        self._seen: dict[str, StateRecord | None] = {}
         self._writes: dict[str, JSONValue | None] = {}
         self._events: list[Event] = []
 
     def get_state(self, key: str) -> JSONValue | None:
         """The committed value of `key`, or None if it does not exist."""
         _check_key(key)
-        record = self._store.read_state(self.channel, key)
+        # A key is read from the store once per simulation: a second read answers from the
+        # first, which is also the version the read-set records and the committer checks.
+        if key in self._seen:
+            record = self._seen[key]
+        else:
+            record = self._seen[key] = self._store.read_state(self.channel, key)
         self._reads.setdefault(key, None if record is None else record.version)
         return None if record is None else record.json()
 

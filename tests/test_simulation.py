@@ -70,3 +70,24 @@ def test_args_are_recorded_as_a_digest_not_in_clear() -> None:
         timestamp="x",
     )
     assert len(made.args_digest) == 64 and "Ada" not in made.args_digest
+
+
+class _CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.point_reads = 0
+
+    def read_state(self, channel: str, key: str):  # type: ignore[no-untyped-def]
+        self.point_reads += 1
+        return super().read_state(channel, key)
+
+
+def test_a_key_is_read_from_the_store_once_per_simulation() -> None:
+    store = _CountingStore()
+    ChainWriter(store, "medical").commit([proposal("seed", writes={"a": {"n": 1}})])
+    sim = TxSimulator(store, "medical")
+    first = sim.get_state("a")
+    first["n"] = 99  # the caller's copy; a second read is not affected
+    assert sim.get_state("a") == {"n": 1}
+    assert sim.get_state("absent") is None and sim.get_state("absent") is None
+    assert store.point_reads == 2
