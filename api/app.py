@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -22,6 +22,7 @@ from strawberry.asgi import GraphQL
 from authz.errors import Unauthenticated
 
 from .context import Context
+from .health import HealthAddress, HealthListener, probe_routes
 from .schema import schema
 from .services import Services
 
@@ -122,32 +123,33 @@ def _too_large() -> JSONResponse:
     return JSONResponse(body, status_code=413)
 
 
-def create_app(services: Services) -> Starlette:
-    """The whole HTTP surface of a healthledger server over the given services."""
+def create_app(services: Services, health: HealthAddress | None = None) -> Starlette:
+    """The whole HTTP surface of a healthledger server over the given services.
+
+    With `health`, the lifespan also opens the plain-HTTP probe listener there.
+    """
     graphql = BodyLimit(IdentityGate(HealthLedgerGraphQL(services), services), MAX_BODY_BYTES)
-
-    async def healthz(_: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    async def readyz(_: Request) -> Response:
-        if await services.ready():
-            return PlainTextResponse("ready\n")
-        return PlainTextResponse("a ledger is unreachable\n", status_code=503)
+    listener = HealthListener(services, health) if health else None
 
     async def metrics(_: Request) -> Response:
         return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
-        yield
-        await services.close()
+        try:
+            if listener is not None:
+                await listener.start()
+            yield
+        finally:
+            if listener is not None:
+                await listener.stop()
+            await services.close()
 
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
+            *probe_routes(services),
             Route("/metrics", metrics),
         ],
         lifespan=lifespan,

@@ -9,14 +9,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from authz import provision
 from authz.network import NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
-from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store, verify_channel
+from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store
+
+from . import preflight
+from .health import HealthAddress
+from .verification import ChannelTarget, verify_and_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -25,18 +28,18 @@ class UsageError(Exception):
     """Bad usage or configuration: printed as one line, exit code 2."""
 
 
-@dataclass(frozen=True)
-class ChannelTarget:
-    name: str
-    url: str
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
-    except (UsageError, NetworkConfigError, ProvisionError, UnsupportedLedgerURLError) as exc:
+    except (
+        UsageError,
+        NetworkConfigError,
+        ProvisionError,
+        UnsupportedLedgerURLError,
+        preflight.CannotServe,
+    ) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except LedgerError as exc:
@@ -108,7 +111,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default: network.toml)")
     serve.add_argument("--port", type=int, help="port (default: network.toml)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--health-port",
+        type=int,
+        help="also answer /healthz and /readyz over plain HTTP on this port, for probes "
+        "that have no client certificate (env HEALTHLEDGER_HEALTH_PORT; default: off)",
+    )
+    serve.add_argument(
+        "--health-host",
+        default=os.environ.get("HEALTHLEDGER_HEALTH_HOST") or "127.0.0.1",
+        help="address of the health port (env HEALTHLEDGER_HEALTH_HOST; default 127.0.0.1)",
+    )
     serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole story over mutual TLS on a fresh network and show who sees what",
+        description="Create a temporary network with demo users, serve it on an embedded "
+        "SQLite ledger, and run the five-step story through the GraphQL API over mutual TLS: "
+        "each step, what each party could see, then verify both channels. Exit 0 if every "
+        "step and check went as the access rules say, 1 otherwise.",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the temporary network and ledger afterwards"
+    )
+    demo.set_defaults(run=_demo)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.set_defaults(run=_schema)
@@ -126,16 +153,50 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("Say which network to serve: --network DIR (or HEALTHLEDGER_NETWORK).")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1.")
-    if args.port is not None and not 0 < args.port < 65536:
-        raise UsageError("--port must be between 1 and 65535.")
-    load_network(args.network)
+    health_port = args.health_port or _int_from_environment("HEALTHLEDGER_HEALTH_PORT")
+    for flag, port in (("--port", args.port), ("--health-port", health_port)):
+        if port is not None and not 0 < port < 65536:
+            raise UsageError(f"{flag} must be between 1 and 65535.")
+    network = load_network(args.network)
     ledger_url = resolve_ledger_url(args.ledger, Path.cwd()) if args.ledger else None
-    if ledger_url:
-        open_store(ledger_url).close()  # a wrong URL fails here with one line, not in a worker
+    host = args.host or network.server.host
+    port = args.port or network.server.port
+    health = HealthAddress(args.health_host, health_port) if health_port else None
+    # Found here, a bad setting is one line and exit 2, not a traceback in a worker.
+    preflight.check_serve(
+        network,
+        [ledger_url or network.ledger_url(channel) for channel in network.channels],
+        host,
+        port,
+        health,
+    )
     from .server import serve
 
-    serve(args.network, ledger_url=ledger_url, host=args.host, port=args.port, workers=args.workers)
+    serve(
+        args.network,
+        ledger_url=ledger_url,
+        host=host,
+        port=port,
+        workers=args.workers,
+        health=health,
+    )
     return EXIT_OK
+
+
+def _int_from_environment(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a port number, not {value!r}.") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return EXIT_OK if run_demo(keep=args.keep) else EXIT_FAILED
 
 
 def _schema(_: argparse.Namespace) -> int:
@@ -183,26 +244,8 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    targets = _verify_targets(args.network, args.ledger, args.channel)
-    failed = False
-    for target in targets:
-        try:
-            store = open_store(target.url)
-            try:
-                result = verify_channel(store, target.name)
-            finally:
-                store.close()
-        except LedgerError as exc:
-            print(f"{target.name}: cannot be checked: {exc}")
-            failed = True
-            continue
-        if result.ok:
-            blocks = "1 block" if result.height == 1 else f"{result.height} blocks"
-            print(f"{target.name}: ok, {blocks}; hashes, state and history match")
-        else:
-            print(f"{target.name}: DAMAGED at block {result.first_bad_block}: {result.reason}")
-            failed = True
-    return EXIT_FAILED if failed else EXIT_OK
+    ok = verify_and_report(_verify_targets(args.network, args.ledger, args.channel))
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def _verify_targets(

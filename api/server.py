@@ -20,17 +20,26 @@ from authz.mtls import HttpToolsClientCertProtocol, WebSocketClientCertProtocol,
 from authz.network import load_network
 
 from .app import create_app
+from .health import HealthAddress
 from .services import Services
 
 NETWORK_ENV = "HEALTHLEDGER_NETWORK"
 LEDGER_ENV = "HEALTHLEDGER_LEDGER_URL"
+HEALTH_PORT_ENV = "HEALTHLEDGER_HEALTH_PORT"
+HEALTH_HOST_ENV = "HEALTHLEDGER_HEALTH_HOST"
+DEFAULT_HEALTH_HOST = "127.0.0.1"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 KEEP_ALIVE_SECONDS = 5
 
 
 def app_from_environment() -> Starlette:
     network = load_network(os.environ[NETWORK_ENV])
-    return create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None))
+    health = None
+    if os.environ.get(HEALTH_PORT_ENV):
+        health = HealthAddress(
+            os.environ.get(HEALTH_HOST_ENV) or DEFAULT_HEALTH_HOST, int(os.environ[HEALTH_PORT_ENV])
+        )
+    return create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health)
 
 
 def ssl_context_from_environment(_config: Any, _default: Any) -> ssl.SSLContext:
@@ -44,14 +53,14 @@ def serve(
     host: str | None = None,
     port: int | None = None,
     workers: int = 1,
+    health: HealthAddress | None = None,
 ) -> None:
     """Run the API until interrupted; returns after a graceful shutdown."""
     network = load_network(network_dir)
-    os.environ[NETWORK_ENV] = str(network.directory)
-    if ledger_url:
-        os.environ[LEDGER_ENV] = ledger_url
-    else:
-        os.environ.pop(LEDGER_ENV, None)
+    _set_environment(NETWORK_ENV, str(network.directory))
+    _set_environment(LEDGER_ENV, ledger_url)
+    _set_environment(HEALTH_HOST_ENV, health.host if health else None)
+    _set_environment(HEALTH_PORT_ENV, str(health.port) if health else None)
     uvicorn.run(
         "api.server:app_from_environment",
         factory=True,
@@ -68,3 +77,11 @@ def serve(
         server_header=False,
         log_level="info",
     )
+
+
+def _set_environment(name: str, value: str | None) -> None:
+    """Worker processes read their settings from the environment they inherit."""
+    if value:
+        os.environ[name] = value
+    else:
+        os.environ.pop(name, None)

@@ -1,0 +1,97 @@
+"""Liveness and readiness probes, on the API port and optionally on a plain-HTTP health port.
+
+The API port demands a client certificate during the TLS handshake, which a
+container `HEALTHCHECK`, a kubelet or a load balancer's probe does not have.
+`serve --health-port P` therefore also opens a plain-HTTP listener that answers
+only `GET /healthz` and `GET /readyz`: nothing on it reads or writes records.
+Every worker process binds it with SO_REUSEPORT, so the kernel spreads probes
+over the workers the way it spreads API connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from .services import Services
+
+
+def probe_routes(services: Services) -> list[Route]:
+    """`/healthz`: 200 while the process serves; `/readyz`: 200 only when every ledger answers."""
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(_: Request) -> Response:
+        if await services.ready():
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse("a ledger is unreachable\n", status_code=503)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz)]
+
+
+@dataclass(frozen=True)
+class HealthAddress:
+    host: str
+    port: int
+
+
+class HealthListener:
+    """The plain-HTTP probe listener of one worker; start it in the app's lifespan."""
+
+    def __init__(self, services: Services, address: HealthAddress) -> None:
+        self.address = address
+        self._config = uvicorn.Config(
+            Starlette(routes=probe_routes(services)),
+            lifespan="off",
+            http="h11",
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            server_header=False,
+        )
+        self._config.load()
+        self._state = ServerState()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Bind and listen; raises OSError if the address cannot be bound."""
+        listening = _reuse_port_socket(self.address)
+        config, state = self._config, self._state
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: H11Protocol(config=config, server_state=state, app_state={}),
+            sock=listening,
+        )
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self._state.connections):
+            connection.shutdown()
+        await self._server.wait_closed()
+        self._server = None
+
+
+def _reuse_port_socket(address: HealthAddress) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind((address.host, address.port))
+        listening.listen(128)
+        listening.setblocking(False)
+    except OSError:
+        listening.close()
+        raise
+    return listening

@@ -1,0 +1,110 @@
+"""What `serve` checks before it starts: certificates, ledgers and ports.
+
+Each check raises `CannotServe` with one sentence that says what to fix, so a
+misconfigured server ends with exit code 2 and that line instead of a
+traceback from inside uvicorn or a worker process.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from collections.abc import Iterable
+from pathlib import Path
+
+from cryptography import x509
+
+from authz.mtls import server_ssl_context
+from authz.network import NetworkConfig
+from ledger_backends import LedgerError, open_store
+
+from .health import HealthAddress
+
+
+class CannotServe(Exception):
+    """The server cannot start as configured; the message says what to fix."""
+
+
+def check_certificates(network: NetworkConfig) -> None:
+    """Every organisation CA and CRL file exists and parses; the server certificate loads."""
+    for org in network.orgs:
+        _require_file(org.ca, f"the CA certificate of organisation {org.id!r}")
+        _require_file(org.crl, f"the CRL of organisation {org.id!r}")
+        try:
+            x509.load_pem_x509_certificate(org.ca.read_bytes())
+        except ValueError:
+            raise CannotServe(
+                f"{org.ca} is not a PEM certificate: restore the CA certificate of {org.id!r}."
+            ) from None
+        try:
+            x509.load_pem_x509_crl(org.crl.read_bytes())
+        except ValueError:
+            raise CannotServe(
+                f"{org.crl} is not a PEM CRL: restore the CRL of {org.id!r}."
+            ) from None
+    _require_file(network.server.cert, "the server TLS certificate (server.cert)")
+    _require_file(network.server.key, "the server TLS key (server.key)")
+    try:
+        server_ssl_context(network)
+    except (ssl.SSLError, ValueError) as exc:
+        raise CannotServe(
+            f"The server certificate {network.server.cert} and key {network.server.key} "
+            f"cannot be used for TLS ({exc}): give a matching PEM certificate and key."
+        ) from None
+
+
+def check_ledgers(urls: Iterable[str]) -> None:
+    """Each distinct ledger URL opens and answers."""
+    for url in dict.fromkeys(urls):
+        try:
+            store = open_store(url)
+            try:
+                store.ping()
+            finally:
+                store.close()
+        except LedgerError as exc:
+            raise CannotServe(
+                f"The ledger at {url} cannot be used ({exc}): start it, or fix the URL "
+                "in network.toml [ledger] url / the channel's ledger, or --ledger."
+            ) from None
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    """The address can be bound now (it is released again at once)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except socket.gaierror:
+        raise CannotServe(f"{host!r} is not an address this machine can listen on.") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise CannotServe(
+                f"Port {port} on {host} ({what}) is already in use: stop the other "
+                "server or choose another port."
+            ) from None
+        raise CannotServe(f"Cannot listen on {host}:{port} ({what}): {exc.strerror}.") from None
+
+
+def check_serve(
+    network: NetworkConfig,
+    ledger_urls: Iterable[str],
+    host: str,
+    port: int,
+    health: HealthAddress | None,
+) -> None:
+    """All of the above, in the order an operator would fix them."""
+    check_certificates(network)
+    check_ledgers(ledger_urls)
+    check_port_free(host, port, "the API")
+    if health is not None:
+        if health.port == port:
+            raise CannotServe("The health port must differ from the API port.")
+        check_port_free(health.host, health.port, "the health port")
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise CannotServe(f"{path} does not exist: it should hold {what}; check network.toml.")

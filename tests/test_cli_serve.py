@@ -1,0 +1,212 @@
+"""`healthledger serve`: configuration mistakes end it with exit 2 and one sentence; probes.
+
+Each mistake an operator can make before the server starts (no network, bad
+TOML, a missing CA, an unreachable ledger, a port in use) is run through the
+real command in a subprocess: exit code 2, one line on stderr naming what to
+fix, no traceback, and no server left listening.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.networks import NetworkFixture, make_network
+from tests.tls_server import free_port
+
+SERVE = [sys.executable, "-m", "api.cli", "serve"]
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
+    return make_network(tmp_path_factory.mktemp("serve") / "network")
+
+
+def serve_fails(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run serve, which must refuse to start; the one line it printed."""
+    result = subprocess.run(
+        [*SERVE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+def copy_network(net: NetworkFixture, target: Path) -> Path:
+    subprocess.run(["cp", "-r", str(net.directory), str(target)], check=True)
+    return target
+
+
+def test_no_network_toml(tmp_path: Path) -> None:
+    line = serve_fails("--network", str(tmp_path))
+    assert "network.toml is missing" in line
+    assert "healthledger network init" in line
+
+
+def test_no_network_given() -> None:
+    env = {key: "" for key in ("HEALTHLEDGER_NETWORK", "HEALTHLEDGER_LEDGER_URL")}
+    assert "--network DIR" in serve_fails(env=env)
+
+
+def test_malformed_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "network.toml").write_text("[server\nport = 8443\n")
+    line = serve_fails("--network", str(directory))
+    assert "network.toml is not valid TOML" in line
+
+
+def test_wrong_value_in_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    toml = (directory / "network.toml").read_text()
+    (directory / "network.toml").write_text(toml.replace("port = 8443", 'port = "eighty"'))
+    assert "server.port has the wrong type" in serve_fails("--network", str(directory))
+
+
+def test_missing_ca_file(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "orgs" / "school-b" / "ca.pem").unlink()
+    line = serve_fails("--network", str(directory))
+    assert "orgs/school-b/ca.pem does not exist" in line
+    assert "CA certificate of organisation 'school-b'" in line
+
+
+def test_ca_file_that_is_not_a_certificate(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "orgs" / "parents" / "ca.pem").write_text("not a certificate\n")
+    assert "is not a PEM certificate" in serve_fails("--network", str(directory))
+
+
+def test_server_key_that_does_not_match(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "tls" / "server.key").write_bytes(
+        (directory / "orgs/hospital/ca.key").read_bytes()
+    )
+    line = serve_fails("--network", str(directory))
+    assert "cannot be used for TLS" in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres@127.0.0.1:1/test", "redis://127.0.0.1:1/0"],
+    ids=["postgresql", "redis"],
+)
+def test_unreachable_ledger(net: NetworkFixture, url: str) -> None:
+    started = time.monotonic()
+    line = serve_fails("--network", str(net.directory), "--ledger", url)
+    assert f"The ledger at {url} cannot be used" in line
+    assert "start it, or fix the URL" in line
+    assert time.monotonic() - started < 30
+
+
+def test_unreachable_ledger_named_in_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    toml = (directory / "network.toml").read_text()
+    url = "redis://127.0.0.1:1/0"
+    (directory / "network.toml").write_text(
+        toml.replace('name = "report"', f'name = "report"\nledger = "{url}"')
+    )
+    assert f"The ledger at {url} cannot be used" in serve_fails("--network", str(directory))
+
+
+def test_unknown_ledger_scheme(net: NetworkFixture) -> None:
+    line = serve_fails("--network", str(net.directory), "--ledger", "mongodb://127.0.0.1/x")
+    assert "mongodb" in line
+
+
+@pytest.fixture
+def occupied_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_port_in_use(net: NetworkFixture, occupied_port: int) -> None:
+    line = serve_fails("--network", str(net.directory), "--port", str(occupied_port))
+    assert f"Port {occupied_port} on 127.0.0.1 (the API) is already in use" in line
+
+
+def test_health_port_in_use(net: NetworkFixture, occupied_port: int) -> None:
+    line = serve_fails(
+        "--network",
+        str(net.directory),
+        "--port",
+        str(free_port()),
+        "--health-port",
+        str(occupied_port),
+    )
+    assert f"Port {occupied_port} on 127.0.0.1 (the health port) is already in use" in line
+
+
+def test_port_out_of_range(net: NetworkFixture) -> None:
+    assert "between 1 and 65535" in serve_fails("--network", str(net.directory), "--port", "70000")
+
+
+def test_health_port_from_environment_must_be_a_number(net: NetworkFixture) -> None:
+    line = serve_fails("--network", str(net.directory), env={"HEALTHLEDGER_HEALTH_PORT": "healthz"})
+    assert "HEALTHLEDGER_HEALTH_PORT must be a port number" in line
+
+
+def test_health_port_answers_probes_without_a_certificate(
+    net: NetworkFixture, tmp_path: Path
+) -> None:
+    port, health_port = free_port(), free_port()
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    command = [*SERVE, "--network", str(net.directory), "--ledger", ledger, "--port", str(port)]
+    server = subprocess.Popen(
+        [*command, "--health-port", str(health_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health = f"http://127.0.0.1:{health_port}"
+        _wait_for(f"{health}/healthz", server)
+        assert httpx.get(f"{health}/healthz").text == "ok\n"
+        ready = httpx.get(f"{health}/readyz")
+        assert (ready.status_code, ready.text) == (200, "ready\n")
+        # Only the probes: nothing else of the API is reachable without a certificate.
+        for path in ("/graphql", "/metrics"):
+            assert httpx.get(f"{health}{path}").status_code == 404
+        assert httpx.post(f"{health}/graphql", json={"query": "{ me { uid } }"}).status_code in (
+            404,
+            405,
+        )
+        # The API port itself still demands a client certificate at the handshake.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"https://127.0.0.1:{port}/healthz", verify=net.client_context(None))
+        authenticated = httpx.get(
+            f"https://127.0.0.1:{port}/healthz", verify=net.client_context("alice")
+        )
+        assert authenticated.status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.poll() is None, "serve exited"
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            time.sleep(0.05)
