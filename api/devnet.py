@@ -64,6 +64,7 @@ demo users:
 {users}
 ask the server who you are (as alice, a parent):
   {curl}
+watch the whole story on a throwaway network: .venv/bin/healthledger demo
 """
 
 
