@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint --failure-threshold style Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_commit.py
