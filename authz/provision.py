@@ -55,32 +55,60 @@ def init_network(directory: str | Path, schools: list[str] | None = None) -> Pat
         raise ProvisionError("Each school id may be given only once.")
     if (target / CONFIG_FILE).exists() or (target.exists() and any(target.iterdir())):
         raise ProvisionError(f"{target} already holds files; a network is never overwritten.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    # An existing empty directory may be a mount point (a container volume), which cannot be
+    # renamed onto: then the files are made in a hidden folder inside it and moved up.
+    into_existing = target.is_dir()
     try:
-        orgs = [("hospital", "hospital"), ("parents", "parents")]
-        orgs += [(school, "school") for school in school_ids]
-        for org_id, _ in orgs:
-            authority = ca.create_authority(org_id, f"{org_id} CA")
-            folder = staging / "orgs" / org_id
-            _write(folder / "ca.pem", ca.cert_pem(authority.cert))
-            _write(folder / "ca.key", ca.key_pem(authority.key), private=True)
-            _write(folder / "crl.pem", ca.crl_pem(ca.empty_crl(authority)))
-        tls = ca.create_authority("healthledger", "healthledger TLS CA")
-        server_key, server_cert = ca.issue_server_certificate(tls, ["localhost"], ["127.0.0.1"])
-        _write(staging / "tls" / "ca.pem", ca.cert_pem(tls.cert))
-        _write(staging / "tls" / "ca.key", ca.key_pem(tls.key), private=True)
-        _write(staging / "tls" / "server.pem", ca.cert_pem(server_cert))
-        _write(staging / "tls" / "server.key", ca.key_pem(server_key), private=True)
-        (staging / "users").mkdir()
-        _write(staging / CONFIG_FILE, _network_toml(orgs).encode())
-        staging.chmod(0o755)
-        # rename(2) succeeds only onto a missing or empty directory: no overwrite race.
-        os.replace(staging, target)
-    except BaseException:
+        if not into_existing:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        parent = target if into_existing else target.parent
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=parent))
+    except OSError as exc:
+        raise ProvisionError(f"Cannot create a network in {target}: {exc.strerror}.") from None
+    moved: list[Path] = []
+    try:
+        _write_network(staging, school_ids)
+        if into_existing:
+            # network.toml goes last: a directory without it is never taken for a network.
+            for name in ("orgs", "tls", "users", CONFIG_FILE):
+                os.replace(staging / name, target / name)
+                moved.append(target / name)
+            staging.rmdir()
+        else:
+            # rename(2) succeeds only onto a missing or empty directory: no overwrite race.
+            os.replace(staging, target)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        for path in moved:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink()
+        if isinstance(exc, OSError):
+            raise ProvisionError(f"Cannot create a network in {target}: {exc}.") from None
         raise
     return target
+
+
+def _write_network(staging: Path, school_ids: list[str]) -> None:
+    """Every file of a new network (CAs, CRLs, server TLS, network.toml) under `staging`."""
+    orgs = [("hospital", "hospital"), ("parents", "parents")]
+    orgs += [(school, "school") for school in school_ids]
+    for org_id, _ in orgs:
+        authority = ca.create_authority(org_id, f"{org_id} CA")
+        folder = staging / "orgs" / org_id
+        _write(folder / "ca.pem", ca.cert_pem(authority.cert))
+        _write(folder / "ca.key", ca.key_pem(authority.key), private=True)
+        _write(folder / "crl.pem", ca.crl_pem(ca.empty_crl(authority)))
+    tls = ca.create_authority("healthledger", "healthledger TLS CA")
+    server_key, server_cert = ca.issue_server_certificate(tls, ["localhost"], ["127.0.0.1"])
+    _write(staging / "tls" / "ca.pem", ca.cert_pem(tls.cert))
+    _write(staging / "tls" / "ca.key", ca.key_pem(tls.key), private=True)
+    _write(staging / "tls" / "server.pem", ca.cert_pem(server_cert))
+    _write(staging / "tls" / "server.key", ca.key_pem(server_key), private=True)
+    (staging / "users").mkdir()
+    _write(staging / CONFIG_FILE, _network_toml(orgs).encode())
+    staging.chmod(0o755)
 
 
 def enroll(

@@ -59,6 +59,24 @@ def test_init_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (tmp_path / "net" / "orgs" / "hospital" / "ca.key").read_bytes() == before
 
 
+def test_init_fills_an_existing_empty_directory(tmp_path: Path) -> None:
+    # A container volume is an empty mount point: it cannot be renamed onto, only filled.
+    (tmp_path / "volume").mkdir()
+    target = init_network(tmp_path / "volume")
+    assert sorted(p.name for p in target.iterdir()) == ["network.toml", "orgs", "tls", "users"]
+    assert load_network(target).orgs[0].ca.exists()
+    assert _mode(target / "tls" / "server.key") == 0o600
+
+
+def test_init_where_nothing_can_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    assert main(["network", "init", str(tmp_path / "file" / "net")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("healthledger: Cannot create a network in ") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("school", ["School A", "hospital", "-x", ""])
 def test_bad_school_ids_are_refused(tmp_path: Path, school: str) -> None:
     with pytest.raises(ProvisionError):
