@@ -4,19 +4,18 @@
 # Initialise:  docker volume create healthledger-network
 #              docker run --rm --entrypoint healthledger \
 #                -v healthledger-network:/var/lib/healthledger/network \
-#                healthledger network init /var/lib/healthledger/network/main
+#                healthledger network init /var/lib/healthledger/network
 # Enrol:       docker run --rm --entrypoint healthledger \
 #                -v healthledger-network:/var/lib/healthledger/network \
-#                healthledger enroll /var/lib/healthledger/network/main \
+#                healthledger enroll /var/lib/healthledger/network \
 #                --org hospital --uid dr-house --role doctor --p12 CHANGE-ME
 # Run:         docker run -d --name healthledger -p 127.0.0.1:8443:8443 --stop-timeout 40 \
 #                -v healthledger-network:/var/lib/healthledger/network \
 #                -v healthledger-ledger:/var/lib/healthledger/ledger healthledger
 #
-# The network lives one level inside its volume: `network init` publishes a new network
-# with rename(2), which cannot replace a volume's mount point. The server certificate
-# names localhost and 127.0.0.1, so clients reach the API at https://127.0.0.1:8443
-# through the published port. Arguments after the image name are added to
+# `network init` fills the empty volume (it never overwrites an existing network). The
+# server certificate names localhost and 127.0.0.1, so clients reach the API at
+# https://127.0.0.1:8443 through the published port. Arguments after the image name are added to
 # `healthledger serve`, e.g. `--workers 4`. The stop timeout outlasts the server's 30 s
 # graceful shutdown. A bind-mounted directory must belong to UID 10001.
 
@@ -52,7 +51,7 @@ RUN pip install --no-cache-dir --no-deps . \
 # Every channel's ledger is the SQLite file in the ledger volume. Set HEALTHLEDGER_LEDGER_URL
 # to a postgresql:// or redis:// URL instead, or to "" to let network.toml (and its
 # per-channel `ledger` entries) decide.
-ENV HEALTHLEDGER_NETWORK=/var/lib/healthledger/network/main \
+ENV HEALTHLEDGER_NETWORK=/var/lib/healthledger/network \
     HEALTHLEDGER_LEDGER_URL=sqlite:////var/lib/healthledger/ledger/ledger.db
 
 # A named volume starts with these directories' ownership, so the user below can write.
