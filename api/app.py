@@ -15,11 +15,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from authz.errors import Unauthenticated
+from authz.identity import Identity
+from authz.roles import Role
 
 from .context import Context
 from .health import HealthAddress, HealthListener, probe_routes
@@ -131,8 +133,11 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
     graphql = BodyLimit(IdentityGate(HealthLedgerGraphQL(services), services), MAX_BODY_BYTES)
     listener = HealthListener(services, health) if health else None
 
-    async def metrics(_: Request) -> Response:
-        return Response(services.metrics.render(), media_type="text/plain; version=0.0.4")
+    async def metrics(request: Request) -> Response:
+        identity: Identity = request.scope["state"]["identity"]
+        channels = [channel.name for channel in services.access.channels_for(identity)]
+        body = services.metrics.render(channels, requests=identity.role is Role.ADMIN)
+        return Response(body, media_type="text/plain; version=0.0.4")
 
     @asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]
@@ -150,7 +155,7 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *probe_routes(services),
-            Route("/metrics", metrics),
+            Route("/metrics", IdentityGate(request_response(metrics), services)),
         ],
         lifespan=lifespan,
     )

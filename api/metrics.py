@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -46,23 +46,23 @@ class _LedgerCollector(Collector):
 
 
 class Metrics:
-    """One registry per server, so tests and several apps in a process do not collide."""
+    """One set of series per server, so tests and several apps in a process do not collide."""
 
     def __init__(self, channels: dict[str, ChannelLedger]) -> None:
-        self.registry = CollectorRegistry()
+        self._channels = channels
+        self._requests_registry = CollectorRegistry()
         self.requests = Counter(
             "healthledger_graphql_requests",
             "GraphQL operations by name and outcome.",
             ["operation", "outcome"],
-            registry=self.registry,
+            registry=self._requests_registry,
         )
         self.latency = Histogram(
             "healthledger_graphql_seconds",
             "GraphQL operation latency by name.",
             ["operation"],
-            registry=self.registry,
+            registry=self._requests_registry,
         )
-        self.registry.register(_LedgerCollector(channels))
         self._names: set[str] = set()
 
     def operation_label(self, name: str | None) -> str:
@@ -74,8 +74,19 @@ class Metrics:
             return name
         return "other"
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, channels: Collection[str], *, requests: bool) -> bytes:
+        """The ledger series of `channels` only, plus the GraphQL request series if `requests`.
+
+        A caller sees the heights and commits of the channels its organisation belongs to,
+        never of the others; request counts and latencies are for administrators.
+        """
+        visible = {name: ledger for name, ledger in self._channels.items() if name in channels}
+        registry = CollectorRegistry()
+        registry.register(_LedgerCollector(visible))
+        body = generate_latest(registry)
+        if requests:
+            body = generate_latest(self._requests_registry) + body
+        return body
 
 
 class OperationMetrics(SchemaExtension):

@@ -346,3 +346,29 @@ def test_a_doctor_sees_report_requests_only_for_children_under_active_agreement(
 def test_no_refused_call_wrote_anything(api: Api, world: World) -> None:
     heights = api("alice").data(HEIGHTS)["channels"]
     assert tuple((c["name"], c["height"]) for c in heights) == world.heights
+
+
+# -- Metrics: a caller sees its own channels; request series are for administrators ------------
+
+BLOCK_HEIGHT = 'healthledger_block_height{{channel="{}"}}'
+
+
+@pytest.mark.parametrize(
+    ("uid", "channels", "requests"),
+    [
+        ("hospital-admin", {"medical", "report"}, True),
+        ("alice", {"medical", "report"}, False),
+        ("dr-house", {"medical", "report"}, False),
+        ("school-b-office", {"report"}, False),
+    ],
+)
+def test_metrics_show_only_the_callers_channels(
+    api: Api, world: World, uid: str, channels: set[str], requests: bool
+) -> None:
+    metrics = api.get("/metrics", uid=uid)
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for channel in ("medical", "report"):
+        assert (BLOCK_HEIGHT.format(channel) in metrics.text) == (channel in channels)
+        assert (f'channel="{channel}"' in metrics.text) == (channel in channels)
+    assert ("healthledger_graphql_requests" in metrics.text) == requests

@@ -94,6 +94,7 @@ def test_a_revoked_certificate_gets_401_unauthenticated_within_five_seconds(
     [error] = response.json()["errors"]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
     assert "revoked" in error["message"]
+    assert carol.http.get("/metrics").status_code == 401
     still_answers(api)
 
 
@@ -371,7 +372,7 @@ def test_health_readiness_and_metrics_answer(api: Api) -> None:
     still_answers(api)
     assert api.get("/healthz").status_code == 200
     assert api.get("/readyz").status_code == 200
-    metrics = api.get("/metrics")
+    metrics = api.get("/metrics", uid="hospital-admin")
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "healthledger_graphql_requests" in metrics.text
