@@ -19,7 +19,7 @@ from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store
 
 from . import preflight
 from .health import HealthAddress
-from .verification import ChannelTarget, verify_and_report
+from .verification import ChannelTarget, missing_sqlite_file, no_ledger_at, verify_and_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -266,6 +266,9 @@ def _verify_targets(
         )
     if only:
         return [ChannelTarget(only, ledger_url)]
+    missing = missing_sqlite_file(ledger_url)
+    if missing is not None:
+        raise LedgerError(no_ledger_at(missing))
     store = open_store(ledger_url)
     try:
         names = store.channels()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ledger_backends import LedgerError, open_store, verify_channel
+from ledger_backends.sqlite import sqlite_path
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,11 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
     """Verify each channel's chain, print one line per channel; True if every chain is intact."""
     intact = True
     for target in targets:
+        missing = missing_sqlite_file(target.url)
+        if missing is not None:
+            print(f"{target.name}: {no_ledger_at(missing)}")
+            intact = False
+            continue
         try:
             store = open_store(target.url)
             try:
@@ -35,3 +42,16 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
             print(f"{target.name}: DAMAGED at block {result.first_bad_block}: {result.reason}")
             intact = False
     return intact
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The path of a SQLite ledger URL whose file does not exist (opening it would create one)."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = sqlite_path(url)
+    return None if str(path) == ":memory:" or path.exists() else path
+
+
+def no_ledger_at(path: Path) -> str:
+    # Typically a --ledger other than serve's: an empty new file must not pass for an intact chain.
+    return f"no ledger at {path}: pass the --ledger that serve uses (or fix network.toml)"

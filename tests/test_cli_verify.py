@@ -76,11 +76,24 @@ def test_network_directory_verifies_each_channel_on_its_own_ledger(
 ) -> None:
     (tmp_path / "network.toml").write_text(NETWORK_TOML)
     _ledger_with_blocks(tmp_path / "ledger.db")
+    open_ledger(f"sqlite:///{tmp_path / 'report.db'}").close()  # opened by serve, no block yet
     assert main(["verify", "--network", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "medical: ok, 3 blocks" in out and "report: ok, 0 blocks" in out
-    assert (tmp_path / "report.db").exists()
     assert main(["verify", "--network", str(tmp_path), "--channel", "report"]) == 0
+
+
+def test_a_sqlite_ledger_that_does_not_exist_is_not_created_and_fails(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "elsewhere.db"
+    assert main(["verify", "--ledger", f"sqlite:///{missing}", "--channel", "medical"]) == 1
+    assert f"medical: no ledger at {missing}: pass the --ledger that serve uses" in (
+        capsys.readouterr().out
+    )
+    assert main(["verify", "--ledger", f"sqlite:///{missing}"]) == 1
+    assert f"no ledger at {missing}" in capsys.readouterr().err
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(
