@@ -17,13 +17,14 @@ from strawberry.extensions import SchemaExtension
 
 from authz.errors import Unauthenticated
 from chaincode.errors import ContractError
-from ledger_backends import BackendUnavailableError, ConflictError
+from ledger_backends import BackendUnavailableError, ConflictError, LedgerDamagedError
 
 log = logging.getLogger("healthledger.api")
 
 LEDGER_CODES: dict[type[Exception], str] = {
     BackendUnavailableError: "UNAVAILABLE",
     ConflictError: "CONFLICT",
+    LedgerDamagedError: "UNAVAILABLE",
 }
 
 
@@ -85,7 +86,8 @@ def _with_code(error: GraphQLError) -> GraphQLError:
             f"An unexpected error occurred; the server log has details (request id {request_id})."
         )
         extensions = {"code": code, "requestId": request_id}
-    elif code == "UNAVAILABLE":
+    # A damaged chain is no passing outage: its own message says where, and that retrying fails.
+    elif code == "UNAVAILABLE" and not isinstance(error.original_error, LedgerDamagedError):
         message = "The ledger is unavailable right now; nothing was written. Try again shortly."
     return GraphQLError(
         message,

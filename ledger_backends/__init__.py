@@ -10,6 +10,7 @@ from .errors import (
     BackendUnavailableError,
     ChainIntegrityError,
     ConflictError,
+    LedgerDamagedError,
     LedgerError,
     UnsupportedLedgerURLError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Event",
     "HistoryEntry",
     "Ledger",
+    "LedgerDamagedError",
     "LedgerError",
     "LedgerStore",
     "Proposal",

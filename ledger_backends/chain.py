@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from .base import LedgerStore
-from .errors import BackendUnavailableError, ConflictError
+from .errors import BackendUnavailableError, ConflictError, LedgerDamagedError
 from .hashing import canonical_json
 from .records import (
     Block,
@@ -23,6 +23,7 @@ from .records import (
     format_timestamp,
     utc_now,
 )
+from .verify import block_damage
 
 MAX_APPEND_ATTEMPTS = 100
 
@@ -34,6 +35,15 @@ class ChainWriter:
     current versions (and the writes of earlier transactions in the same
     block), hashes the block and calls `append_if_tip`. If another process
     moved the tip meanwhile, it validates again on the new state and retries.
+
+    Before its first append, and whenever the stored tip is no longer ahead of
+    the block it appended last (its hash changed, or the chain got shorter),
+    it reads the tip block back and re-hashes its header and transactions; it
+    refuses to build on a block that does not match them. Otherwise the tip
+    read every attempt makes anyway is compared with memory, so the usual
+    commit costs no extra read; tips other writers appended are trusted like
+    its own. Damage elsewhere in the chain, or to the world state and
+    history, is found by verification (`verify.py`).
     """
 
     def __init__(
@@ -48,13 +58,15 @@ class ChainWriter:
         self.channel = channel
         self.clock = clock
         self.max_attempts = max_attempts
+        self._trusted_tip: Tip | None = None  # appended or re-hashed by this writer
 
     def commit(self, proposals: Sequence[Proposal]) -> list[Receipt]:
         """Put the proposals into one durable block, in order; one receipt per proposal.
 
         Raises ConflictError if the tip kept moving for `max_attempts` attempts,
-        and BackendUnavailableError if the store cannot be reached; in both
-        cases nothing was appended.
+        BackendUnavailableError if the store cannot be reached, and
+        LedgerDamagedError if the tip block does not match its own hashes; in
+        every case nothing was appended.
         """
         for proposal in proposals:
             if proposal.channel != self.channel:
@@ -64,16 +76,18 @@ class ChainWriter:
                 )
         for attempt in range(self.max_attempts):
             tip = self.store.tip(self.channel)
+            self._check_tip(tip)
             commit, receipts = self.build(tip, proposals)
             try:
                 appended = self.store.append_if_tip(self.channel, tip, commit)
             except BackendUnavailableError:
                 # The connection may have died after the store committed: look before failing.
-                if self._landed(commit):
-                    return receipts
-                raise
+                if not self._landed(commit):
+                    raise
+                appended = True
             # A transparent client retry can report a moved tip that is our own block.
             if appended or self._landed(commit):
+                self._trusted_tip = Tip(commit.block.number + 1, commit.block.hash)
                 return receipts
             # Another process extended the chain; back off a little so both make progress.
             time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
@@ -81,6 +95,25 @@ class ChainWriter:
             f"Channel {self.channel!r} kept changing under {self.max_attempts} attempts "
             "to append a block; nothing was committed."
         )
+
+    def _check_tip(self, tip: Tip) -> None:
+        """Raise LedgerDamagedError if the tip needs re-hashing and its block does not match."""
+        trusted = self._trusted_tip
+        if tip.height == 0 or (
+            trusted is not None and (tip == trusted or tip.height > trusted.height)
+        ):
+            return
+        number = tip.height - 1
+        found = self.store.read_blocks(self.channel, number, 1)
+        if not found:
+            reason: str | None = "the recorded chain tip names a block that is not stored."
+        else:
+            reason = block_damage(self.store, self.channel, found[0], number, None)
+            if reason is None and found[0].hash != tip.hash:
+                reason = "the recorded chain tip does not match the last block."
+        if reason is not None:
+            raise LedgerDamagedError(self.channel, number, reason)
+        self._trusted_tip = tip
 
     def _landed(self, commit: BlockCommit) -> bool:
         try:

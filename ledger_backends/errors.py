@@ -28,6 +28,26 @@ class ChainIntegrityError(LedgerError):
         self.block_number = block_number
 
 
+class LedgerDamagedError(ChainIntegrityError):
+    """A channel's chain is known to be damaged, so nothing more is appended to it.
+
+    Raised before anything is written. Known means: a verification in this
+    process failed, or the chain writer found the tip block it was about to
+    build on no longer matching its own hashes. Writes stay refused until a
+    verification of the channel passes again.
+    """
+
+    def __init__(self, channel: str, block_number: int, reason: str) -> None:
+        super().__init__(
+            f"The {channel} ledger failed verification at block {block_number}: {reason} "
+            "Writes to it are refused until an operator restores it.",
+            channel=channel,
+            block_number=block_number,
+        )
+        self.first_bad_block = block_number
+        self.reason = reason
+
+
 class BackendUnavailableError(LedgerError):
     """The storage backend cannot be reached; nothing was half-written."""
 

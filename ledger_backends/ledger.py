@@ -8,6 +8,7 @@ from datetime import datetime
 from .base import LedgerStore
 from .chain import ChainWriter
 from .committer import DEFAULT_BATCH_TIMEOUT_MS, DEFAULT_MAX_BATCH, GroupCommitter
+from .errors import LedgerDamagedError
 from .records import Block, HistoryEntry, Proposal, Receipt, Tip, utc_now
 from .simulation import TxSimulator
 from .verify import Verification, verify_channel
@@ -15,6 +16,15 @@ from .verify import Verification, verify_channel
 
 class ChannelLedger:
     """A channel's chain on a store: simulate on current state, submit, read, verify.
+
+    Once this object knows the chain is damaged, it refuses every submission
+    with LedgerDamagedError, before anything is written, until a verification
+    of the channel passes again. It knows when its own `verify` failed, or when
+    its chain writer refused a tip block that no longer matches its hashes (see
+    ChainWriter). Damage it has not been shown is not refused: run `verify`
+    (the `verifyChannel` query, `healthledger verify`) to find it. The
+    knowledge is this process's own; other processes on the same store learn
+    it from their own checks. Reads are served either way.
 
     Methods without `async` do blocking I/O on the store; call them from a
     worker thread when on an event loop.
@@ -35,13 +45,23 @@ class ChannelLedger:
         self.committer = GroupCommitter(
             self.writer, batch_timeout_ms=batch_timeout_ms, max_batch=max_batch
         )
+        self._damage: tuple[int, str] | None = None  # (first bad block, reason) last found
 
     def simulator(self) -> TxSimulator:
         return TxSimulator(self.store, self.name)
 
     async def submit(self, proposal: Proposal) -> Receipt:
-        """Return once the proposal's block is durable (see GroupCommitter.submit)."""
-        return await self.committer.submit(proposal)
+        """Return once the proposal's block is durable (see GroupCommitter.submit).
+
+        Raises LedgerDamagedError, having written nothing, while the chain is known damaged.
+        """
+        if self._damage is not None:
+            raise LedgerDamagedError(self.name, *self._damage)
+        try:
+            return await self.committer.submit(proposal)
+        except LedgerDamagedError as exc:
+            self._damage = (exc.first_bad_block, exc.reason)
+            raise
 
     def tip(self) -> Tip:
         return self.store.tip(self.name)
@@ -53,7 +73,14 @@ class ChannelLedger:
         return self.store.read_blocks(self.name, start, limit)
 
     def verify(self) -> Verification:
-        return verify_channel(self.store, self.name)
+        """Verify the whole chain (verify_channel); a failure refuses writes, a pass allows them."""
+        result = verify_channel(self.store, self.name)
+        if result.ok:
+            self._damage = None
+        else:
+            assert result.first_bad_block is not None and result.reason is not None
+            self._damage = (result.first_bad_block, result.reason)
+        return result
 
     async def close(self) -> None:
         """Finish every submitted commit; the store stays open."""
@@ -91,8 +118,8 @@ class Ledger:
         return self._channels[name]
 
     def verify_all(self) -> list[Verification]:
-        """Verify every channel that has blocks in this store."""
-        return [verify_channel(self.store, name) for name in self.store.channels()]
+        """Verify every channel that has blocks in this store, as ChannelLedger.verify does."""
+        return [self.channel(name).verify() for name in self.store.channels()]
 
     async def aclose(self) -> None:
         """Drain every channel's committer, then close the store."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .base import LedgerStore
 from .hashing import GENESIS_PREVIOUS_HASH, block_hash, canonical_json, data_hash
-from .records import HistoryEntry, StateRecord, Transaction, Validation, Version
+from .records import Block, HistoryEntry, StateRecord, Transaction, Validation, Version
 
 VERIFY_CHUNK = 500
 
@@ -36,7 +36,9 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
     The chain is walked from block 0; the first block whose link, hashes or
     transactions are wrong ends the walk. Then the stored world state and
     history are compared with the replay of every valid write-set, and the
-    earliest block whose effect was altered is named. Writers may keep
+    earliest block whose effect was altered is named. The reason tells the
+    kind of damage: a changed header, link or transaction (see `block_damage`),
+    a world-state row, or a key's history. Writers may keep
     appending meanwhile: keys that blocks appended during the scan touched are
     left out of the comparison rather than reported as damage.
     """
@@ -56,6 +58,61 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
     return Verification(channel, True, walk.height)
 
 
+def block_damage(
+    store: LedgerStore, channel: str, block: Block, number: int, previous_hash: str | None
+) -> str | None:
+    """Why `block`, read as block `number`, is not what was appended; None if it is intact.
+
+    The checks run in the order that tells the kinds of damage apart: its
+    position, its header against its hash (any header field changed), its link
+    to `previous_hash` (skipped when None), then its transactions against its
+    data hash. For changed transactions the stored key history, written in the
+    same append, is consulted to name the transaction when it can.
+    """
+    if block.number != number:
+        return f"block {number} is missing; found block {block.number}."
+    if block_hash(number, block.previous_hash, block.data_hash, block.timestamp) != block.hash:
+        return "its hash does not match its header: the block header was changed."
+    if previous_hash is not None and block.previous_hash != previous_hash:
+        return f"its previous hash does not match block {number - 1}."
+    if data_hash(list(block.tx_texts)) != block.data_hash:
+        culprit = _changed_transaction(store, channel, block)
+        return "its transactions do not match its data hash." + (f" {culprit}" if culprit else "")
+    return None
+
+
+def _changed_transaction(store: LedgerStore, channel: str, block: Block) -> str | None:
+    """Name the changed transaction of a block whose data hash failed, if the history can tell."""
+    for index, text in enumerate(block.tx_texts):
+        try:
+            tx = Transaction.from_text(text, block.number, index)
+            written = {
+                key: None if value is None else canonical_json(value)
+                for key, value in tx.write_set.items()
+            }
+        except (ValueError, KeyError, TypeError, IndexError):
+            return f"Transaction {index} cannot be read."
+        if not tx.is_valid:
+            continue
+        for key, value in written.items():
+            recorded = [
+                entry
+                for entry in store.read_history(channel, key)
+                if (entry.block_number, entry.tx_index) == (block.number, index)
+            ]
+            if not recorded or recorded[0].value != value:
+                return f"The write-set of transaction {index} differs from the history it left."
+            entry = recorded[0]
+            if (entry.tx_id, entry.creator_uid, entry.creator_msp, entry.timestamp) != (
+                tx.tx_id,
+                tx.creator.uid,
+                tx.creator.msp,
+                tx.timestamp,
+            ):
+                return f"Transaction {index} differs from the history it left."
+    return None
+
+
 class _ChainWalk:
     """Walks a channel's blocks in order, checking each and replaying its valid writes."""
 
@@ -73,15 +130,9 @@ class _ChainWalk:
             blocks = self.store.read_blocks(self.channel, self.height, VERIFY_CHUNK)
             for block in blocks:
                 number = self.height
-                if block.number != number:
-                    raise _Damage(number, f"block {number} is missing; found block {block.number}.")
-                if block.previous_hash != self.previous_hash:
-                    raise _Damage(number, f"its previous hash does not match block {number - 1}.")
-                if data_hash(list(block.tx_texts)) != block.data_hash:
-                    raise _Damage(number, "its transactions do not match its data hash.")
-                expected = block_hash(number, block.previous_hash, block.data_hash, block.timestamp)
-                if expected != block.hash:
-                    raise _Damage(number, "its header does not match its hash.")
+                reason = block_damage(self.store, self.channel, block, number, self.previous_hash)
+                if reason is not None:
+                    raise _Damage(number, reason)
                 try:
                     transactions = block.transactions()
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
