@@ -14,12 +14,31 @@ $(STAMP): pyproject.toml
 
 NETWORK_DIR ?= var/network
 
-# A development network with demo users (made once), then the API on the embedded ledger.
-run: $(STAMP)
+# The web app (web/dist): its locked npm packages, then a build whenever its sources change.
+WEB_MODULES := web/node_modules/.package-lock.json
+WEB_DIST := web/dist/index.html
+WEB_SOURCES := $(shell find web/src web/public -type f -not -path 'web/src/gql/*' 2>/dev/null) \
+	web/index.html web/vite.config.ts web/codegen.ts web/tsconfig.json schema.graphql
+
+$(WEB_MODULES): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $(WEB_MODULES)
+
+$(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
+	cd web && npm run build
+
+# The browser the end-to-end test drives (Debian's package).
+/usr/bin/chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# A development network with demo users (made once), then the API and web app on the embedded ledger.
+run: $(STAMP) $(WEB_DIST)
 	$(BIN)/python -m api.devnet $(NETWORK_DIR) $(LEDGER_URL)
 	$(BIN)/healthledger serve --network $(NETWORK_DIR) --ledger $(LEDGER_URL)
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_DIST) /usr/bin/chromium
+	cd web && npm test
 	$(BIN)/pytest
 
 lint: $(STAMP)

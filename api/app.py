@@ -27,6 +27,7 @@ from .context import Context
 from .health import HealthAddress, HealthListener, probe_routes
 from .schema import schema
 from .services import Services
+from .web import web_routes
 
 MAX_BODY_BYTES = 1024 * 1024
 Scope = MutableMapping[str, Any]
@@ -156,6 +157,7 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
             WebSocketRoute("/graphql", graphql),
             *probe_routes(services),
             Route("/metrics", IdentityGate(request_response(metrics), services)),
+            *web_routes(),
         ],
         lifespan=lifespan,
     )

@@ -6,20 +6,33 @@ the expected previous hash is checked inside the same transaction. Durability
 is PostgreSQL's own (`synchronous_commit=on`, the default, means an
 acknowledged block is on disk). An optional `?schema=NAME` keeps the ledger's
 tables in their own schema.
+
+A store call gives up on an unreachable server within about 3.5 s: every
+wait for a reply ends after REPLY_TIMEOUT_S (psycopg alone would wait forever
+on a server that stops answering, e.g. behind a partition) and every new
+connection after CONNECT_TIMEOUT_S; a dead pooled connection costs one of each.
+Either ends in BackendUnavailableError. A connection that gave up is closed and
+leaves the pool, the others are pre-pinged on checkout, so the store recovers
+by itself when the server is back.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy import create_engine
+import psycopg
+from psycopg import pq
+from psycopg.abc import PQGen
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .errors import UnsupportedLedgerURLError
 from .sql import SqlStore, state_upsert
 
-CONNECT_TIMEOUT_S = 3
+CONNECT_TIMEOUT_S = 2  # libpq's smallest
+REPLY_TIMEOUT_S = 1.5
 # Serialises table creation when several processes open an empty database at once.
 _SCHEMA_LOCK_ID = 0x4845_4C47
 
@@ -45,6 +58,7 @@ class PostgresStore(SqlStore):
         engine = create_engine(
             engine_url, connect_args=connect_args, pool_pre_ping=True, pool_size=8
         )
+        event.listen(engine, "do_connect", _connect_bounded)
         store = cls(url, engine, state_upsert(pg_insert))
         with store._writing() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
@@ -52,3 +66,29 @@ class PostgresStore(SqlStore):
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             store.create_tables(conn)
         return store
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that stops waiting for a reply after REPLY_TIMEOUT_S.
+
+    The bound is on each round trip (a statement with its whole result, a commit).
+    A connection that gave up mid-command is closed: its state is unknown, and a
+    closed connection is what SQLAlchemy recognises as a disconnect.
+    """
+
+    def wait(self, gen: PQGen[Any], interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval, REPLY_TIMEOUT_S if timeout is None else timeout)
+        except psycopg.OperationalError as exc:
+            if self.pgconn.transaction_status != pq.TransactionStatus.ACTIVE:
+                raise
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"the server did not answer within {REPLY_TIMEOUT_S:g} s"
+            ) from exc
+
+
+def _connect_bounded(
+    _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> BoundedConnection:
+    return BoundedConnection.connect(*cargs, **cparams)

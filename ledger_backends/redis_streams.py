@@ -12,6 +12,11 @@ write, because Redis does not roll a script back. Durability is Redis's own:
 with `appendonly yes` and `appendfsync always` an acknowledged block survives a
 crash; with the defaults, the last second (or everything, without AOF) may be
 lost. See docs/BACKENDS.md.
+
+An unreachable Redis costs a call at most SOCKET_TIMEOUT_S: a refused or
+broken connection is retried once on a new one (so a restarted Redis is picked
+up without an error), a silent one is not, and either ends in
+BackendUnavailableError.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from .hashing import canonical_json
 from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
 
 CONNECT_TIMEOUT_S = 1.5
-SOCKET_TIMEOUT_S = 10
+SOCKET_TIMEOUT_S = 1.5
 SCAN_PAGE = 1000
 
 _APPEND_IF_TIP = """#!lua
@@ -95,7 +100,12 @@ class RedisStore(LedgerStore):
                 client_url,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
                 socket_timeout=SOCKET_TIMEOUT_S,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+                # A timeout is not retried: a Redis that stopped answering would double the wait.
+                retry=Retry(
+                    ExponentialBackoff(cap=0.2, base=0.05),
+                    1,
+                    supported_errors=(redis.ConnectionError,),
+                ),
                 decode_responses=True,
             )
         except ValueError as exc:

@@ -1,0 +1,39 @@
+// One urql client for the page: queries and mutations over same-origin POST /graphql,
+// subscriptions over wss://<same origin>/graphql (graphql-transport-ws). The browser's
+// TLS layer presents the user's certificate on both; the app never sees keys.
+import { Client, fetchExchange, subscriptionExchange } from '@urql/core'
+import { createClient as createWsClient } from 'graphql-ws'
+
+export function websocketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`
+}
+
+export function createApiClient(location: Location = window.location): Client {
+  const ws = createWsClient({
+    url: websocketUrl(location),
+    lazy: true,
+    // A server restart or a network blip: keep trying, the subscriptions resume.
+    retryAttempts: Number.POSITIVE_INFINITY,
+    shouldRetry: () => true,
+  })
+  return new Client({
+    url: '/graphql',
+    // Every view reloads from the ledger when something changes (see live.ts): no cache.
+    requestPolicy: 'network-only',
+    preferGetMethod: false,
+    exchanges: [
+      fetchExchange,
+      subscriptionExchange({
+        forwardSubscription(request) {
+          const input = { ...request, query: request.query || '' }
+          return {
+            subscribe(sink) {
+              const unsubscribe = ws.subscribe(input, sink)
+              return { unsubscribe }
+            },
+          }
+        },
+      }),
+    ],
+  })
+}

@@ -1,0 +1,171 @@
+// Every GraphQL operation the app sends; `npm run codegen` types them from ../schema.graphql.
+import { graphql } from '../gql'
+
+export const MeQuery = graphql(`
+  query Me {
+    me { uid msp org role name }
+    channels { name members }
+  }
+`)
+
+export const CardFieldsFragment = graphql(`
+  fragment CardFields on MedicalCard {
+    childId version updatedAt updatedBy bloodType allergies chronicConditions
+    vaccinations { vaccine date dose }
+    examinations { date doctorUid heightCm weightKg findings }
+    healthGroup physicalEducationGroup notes
+  }
+`)
+
+export const ChildrenQuery = graphql(`
+  query Children {
+    children { id fullName birthDate sex guardians doctorUid }
+  }
+`)
+
+export const MedicalCardQuery = graphql(`
+  query MedicalCard($childId: ID!) {
+    medicalCard(childId: $childId) { ...CardFields }
+  }
+`)
+
+export const CardHistoryQuery = graphql(`
+  query CardHistory($childId: ID!) {
+    medicalCardHistory(childId: $childId) {
+      version txId blockNumber author timestamp
+      card { ...CardFields }
+    }
+  }
+`)
+
+export const AgreementsQuery = graphql(`
+  query Agreements($childId: ID) {
+    agreements(childId: $childId) { id childId parentUid doctorUid status createdAt updatedAt }
+  }
+`)
+
+export const AdmissionRequestsQuery = graphql(`
+  query AdmissionRequests {
+    admissionRequests { id childId childName school status reason createdAt }
+  }
+`)
+
+export const ReportRequestsQuery = graphql(`
+  query ReportRequests {
+    reportRequests { id admissionRequestId childId school status reportId createdAt }
+  }
+`)
+
+export const ReportsQuery = graphql(`
+  query Reports {
+    reports {
+      id childId reportRequestId status authorUid createdAt permittedSchools cardVersion cardHash
+    }
+  }
+`)
+
+export const ReportContentQuery = graphql(`
+  query ReportContent($id: ID!) {
+    report(id: $id) {
+      id status
+      content {
+        childName healthGroup physicalEducationGroup allergies chronicConditions conclusion
+        vaccinations { vaccine date dose }
+      }
+    }
+  }
+`)
+
+export const ChannelsQuery = graphql(`
+  query Channels {
+    channels { name members height tipHash }
+  }
+`)
+
+export const VerifyChannelQuery = graphql(`
+  query VerifyChannel($channel: String!) {
+    verifyChannel(channel: $channel) { channel ok height firstBadBlock reason }
+  }
+`)
+
+export const RegisterChildMutation = graphql(`
+  mutation RegisterChild($input: RegisterChildInput!) {
+    registerChild(input: $input) { id fullName }
+  }
+`)
+
+export const SignAgreementMutation = graphql(`
+  mutation SignAgreement($childId: ID!, $doctorUid: String!) {
+    signAgreement(childId: $childId, doctorUid: $doctorUid) { id status }
+  }
+`)
+
+export const AcceptAgreementMutation = graphql(`
+  mutation AcceptAgreement($id: ID!) {
+    acceptAgreement(id: $id) { id status }
+  }
+`)
+
+export const RevokeAgreementMutation = graphql(`
+  mutation RevokeAgreement($id: ID!) {
+    revokeAgreement(id: $id) { id status }
+  }
+`)
+
+export const UpdateMedicalCardMutation = graphql(`
+  mutation UpdateMedicalCard($childId: ID!, $expectedVersion: Int!, $patch: MedicalCardPatch!) {
+    updateMedicalCard(childId: $childId, expectedVersion: $expectedVersion, patch: $patch) {
+      ...CardFields
+    }
+  }
+`)
+
+export const CreateAdmissionRequestMutation = graphql(`
+  mutation CreateAdmissionRequest($childId: ID!, $school: String!) {
+    createAdmissionRequest(childId: $childId, school: $school) { id status }
+  }
+`)
+
+export const AcceptAdmissionRequestMutation = graphql(`
+  mutation AcceptAdmissionRequest($id: ID!) {
+    acceptAdmissionRequest(id: $id) { id status }
+  }
+`)
+
+export const RejectAdmissionRequestMutation = graphql(`
+  mutation RejectAdmissionRequest($id: ID!, $reason: String!) {
+    rejectAdmissionRequest(id: $id, reason: $reason) { id status reason }
+  }
+`)
+
+export const CreateReportRequestMutation = graphql(`
+  mutation CreateReportRequest($admissionRequestId: ID!) {
+    createReportRequest(admissionRequestId: $admissionRequestId) { id status }
+  }
+`)
+
+export const CreateReportMutation = graphql(`
+  mutation CreateReport($reportRequestId: ID!, $conclusion: String!) {
+    createReport(reportRequestId: $reportRequestId, conclusion: $conclusion) {
+      id status cardVersion
+    }
+  }
+`)
+
+export const ApproveReportMutation = graphql(`
+  mutation ApproveReport($id: ID!, $schools: [String!]!) {
+    approveReport(id: $id, schools: $schools) { id status permittedSchools }
+  }
+`)
+
+export const RevokeReportPermissionMutation = graphql(`
+  mutation RevokeReportPermission($id: ID!, $school: String!) {
+    revokeReportPermission(id: $id, school: $school) { id status permittedSchools }
+  }
+`)
+
+export const EventsSubscription = graphql(`
+  subscription Events($channel: String!) {
+    events(channel: $channel) { channel name blockNumber txId subjectId }
+  }
+`)

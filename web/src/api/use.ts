@@ -1,0 +1,55 @@
+// Queries that reload whenever the ledger changes, and mutations that report problems.
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core'
+import { useMutation, useQuery } from '@urql/vue'
+import type { AnyVariables } from '@urql/vue'
+import { computed, ref, watch } from 'vue'
+import type { Ref } from 'vue'
+import { changed, revision } from '../live'
+import { describeError } from './errors'
+import type { Problem } from './errors'
+
+export function useLiveQuery<Data, Variables extends AnyVariables>(
+  query: TypedDocumentNode<Data, Variables>,
+  variables?: () => Variables,
+  pause: () => boolean = () => false,
+) {
+  const result = useQuery<Data, Variables>({
+    query,
+    variables: (variables ?? (() => ({}) as Variables)) as never,
+    requestPolicy: 'network-only',
+    pause,
+  })
+  watch(revision, () => {
+    if (!pause()) void result.executeQuery({ requestPolicy: 'network-only' })
+  })
+  const problems = computed<Problem[]>(() =>
+    result.error.value ? describeError(result.error.value) : [],
+  )
+  return { data: result.data as Ref<Data | undefined>, error: result.error, problems, fetching: result.fetching }
+}
+
+export interface Action<Data, Variables> {
+  run: (variables: Variables) => Promise<Data | null>
+  busy: Ref<boolean>
+  problems: Ref<Problem[]>
+  lastError: ReturnType<typeof useMutation>['error']
+}
+
+/** A mutation whose failures become `problems`; on success every live view reloads. */
+export function useAction<Data, Variables extends AnyVariables>(
+  mutation: TypedDocumentNode<Data, Variables>,
+): Action<Data, Variables> {
+  const { executeMutation, fetching, error } = useMutation<Data, Variables>(mutation)
+  const problems = ref<Problem[]>([])
+  async function run(variables: Variables): Promise<Data | null> {
+    problems.value = []
+    const result = await executeMutation(variables)
+    if (result.error) {
+      problems.value = describeError(result.error)
+      return null
+    }
+    changed()
+    return result.data ?? null
+  }
+  return { run, busy: fetching, problems, lastError: error }
+}

@@ -1,0 +1,30 @@
+// What a ledger event means to the person who sees it.
+import type { Role } from '../gql/graphql'
+
+const SENTENCES: Record<string, string> = {
+  ChildRegistered: 'A child was registered.',
+  AgreementSigned: 'An agreement with a pediatrician was signed.',
+  AgreementAccepted: 'The pediatrician accepted the agreement.',
+  AgreementRevoked: 'An agreement with a pediatrician was revoked.',
+  CardUpdated: 'A medical card was updated.',
+  AdmissionRequested: 'A new admission request was made.',
+  AdmissionAccepted: 'An admission request was accepted.',
+  AdmissionRejected: 'An admission request was rejected.',
+  ReportRequested: 'A school requested a health report.',
+  ReportReady: 'A health report is ready.',
+  ReportApproved: 'A health report was approved for schools.',
+  ReportPermissionRevoked: "A school's permission to read a health report was withdrawn.",
+}
+
+const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
+  DOCTOR: { AgreementSigned: 'A parent asked you to be their child’s pediatrician.' },
+  PARENT: { ReportReady: 'A health report is ready for your approval.' },
+  SCHOOL: {
+    AdmissionRequested: 'A new admission request is waiting for your decision.',
+    ReportApproved: 'A health report was approved for your school.',
+  },
+}
+
+export function eventSentence(name: string, role: Role): string {
+  return FOR_ROLE[role]?.[name] ?? SENTENCES[name] ?? 'Something changed on the ledger.'
+}

@@ -1,0 +1,62 @@
+// How dates, groups and roles read on screen.
+import type { PeGroup, Role } from '../gql/graphql'
+
+export const PE_GROUPS: PeGroup[] = ['MAIN', 'PREPARATORY', 'SPECIAL', 'EXEMPT']
+
+const PE_LABELS: Record<PeGroup, string> = {
+  MAIN: 'Main',
+  PREPARATORY: 'Preparatory',
+  SPECIAL: 'Special',
+  EXEMPT: 'Exempt',
+}
+
+const ROLE_LABELS: Record<Role, string> = {
+  PARENT: 'Parent',
+  DOCTOR: 'Pediatrician',
+  SCHOOL: 'School staff',
+  ADMIN: 'Administrator',
+}
+
+export function peGroupLabel(group: PeGroup | null | undefined): string {
+  return group ? PE_LABELS[group] : 'not set'
+}
+
+export function healthGroupLabel(group: number | null | undefined): string {
+  return group == null ? 'not set' : String(group)
+}
+
+export function roleLabel(role: Role): string {
+  return ROLE_LABELS[role]
+}
+
+/** A calendar date (YYYY-MM-DD) as written in the user's locale, without time-zone shifts. */
+export function formatDate(iso: string): string {
+  const [year, month, day] = iso.split('-').map(Number)
+  if (!year || !month || !day) return iso
+  return new Date(Date.UTC(year, month - 1, day)).toLocaleDateString(undefined, {
+    timeZone: 'UTC',
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+  })
+}
+
+export function formatDateTime(iso: string): string {
+  const when = new Date(iso)
+  if (Number.isNaN(when.getTime())) return iso
+  return when.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+}
+
+/** Today as YYYY-MM-DD in the user's time zone (the latest date a form accepts). */
+export function today(now: Date = new Date()): string {
+  const local = new Date(now.getTime() - now.getTimezoneOffset() * 60_000)
+  return local.toISOString().slice(0, 10)
+}
+
+/** Lines of a textarea as a list: trimmed, blank lines dropped. */
+export function linesToList(text: string): string[] {
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0)
+}
