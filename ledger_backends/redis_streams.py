@@ -8,10 +8,15 @@ the transactions' canonical texts), `CH:tip` a hash (height, hash),
 
 The compare-and-append is one Lua script, so it is atomic and two processes
 can never fork a chain. The script checks everything it can before its first
-write, because Redis does not roll a script back. Durability is Redis's own:
-with `appendonly yes` and `appendfsync always` an acknowledged block survives a
-crash; with the defaults, the last second (or everything, without AOF) may be
-lost. See docs/BACKENDS.md.
+write, because Redis does not roll a script back. It also writes nothing once
+its caller has stopped waiting for the answer (a deadline by the caller's
+clock against Redis's TIME): a script held up in a frozen or partitioned Redis
+would otherwise store a block after the caller reported it unstored. This
+needs the clocks of Redis and of the API hosts to agree within about a second.
+
+Durability is Redis's own: with `appendonly yes` and `appendfsync always` an
+acknowledged block survives a crash; with the defaults, the last second (or
+everything, without AOF) may be lost. See docs/BACKENDS.md.
 
 An unreachable Redis costs a call at most SOCKET_TIMEOUT_S: a refused or
 broken connection is retried once on a new one (so a restarted Redis is picked
@@ -22,6 +27,7 @@ BackendUnavailableError.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +47,10 @@ SOCKET_TIMEOUT_S = 1.5
 SCAN_PAGE = 1000
 
 _APPEND_IF_TIP = """#!lua
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[12]) then
+  return -1
+end
 local tip = redis.call('HMGET', KEYS[1], 'height', 'hash')
 local height = tonumber(tip[1]) or 0
 local hash = tip[2] or string.rep('0', 64)
@@ -50,7 +60,7 @@ end
 redis.call('XADD', KEYS[2], ARGV[3], 'number', ARGV[4], 'previous_hash', ARGV[5],
   'data_hash', ARGV[6], 'hash', ARGV[7], 'timestamp', ARGV[8], 'txs', ARGV[9])
 local writes = tonumber(ARGV[11])
-local i = 12
+local i = 13
 for _ = 1, writes do
   local key, value, version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if value == '' then
@@ -202,6 +212,8 @@ class RedisStore(LedgerStore):
             json.dumps(list(block.tx_texts), ensure_ascii=False),
             channel,
             len(commit.state_writes),
+            # After this instant (ms, this host's clock) the caller has given up: write nothing.
+            int((time.time() + SOCKET_TIMEOUT_S) * 1000),
         ]
         for write in commit.state_writes:
             args.extend((write.key, write.value or "", f"{write.version[0]}:{write.version[1]}"))
@@ -209,7 +221,13 @@ class RedisStore(LedgerStore):
             keys.append(self._key(channel, f"history:{entry.key}"))
             args.extend((entry.key, _history_text(entry)))
         with self._guard():
-            return bool(self._append(keys=keys, args=args))
+            appended = self._append(keys=keys, args=args)
+        if appended == -1:
+            raise BackendUnavailableError(
+                f"The Redis ledger took longer than {SOCKET_TIMEOUT_S:g} s to run the append of "
+                f"block {block.number} (or its clock is ahead of this host's). Nothing was written."
+            )
+        return bool(appended)
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
         cursor = 0

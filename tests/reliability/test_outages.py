@@ -29,6 +29,9 @@ import psycopg
 import pytest
 
 from api import cli
+from ledger_backends import BackendUnavailableError, open_ledger
+from ledger_backends.chain import ChainWriter
+from ledger_backends.testing import proposal, submit_all
 from tests.api_client import (
     REGISTER_CHILD,
     UPDATE_CARD,
@@ -246,6 +249,9 @@ def test_an_outage_fails_requests_fast_and_the_same_server_recovers(
         results = {o.result for o in traffic.outcomes}
         assert results <= {"OK", "UNAVAILABLE"}, results
         assert traffic.count("UNAVAILABLE") >= 1, "the writers never ran into the outage"
+        assert traffic.count("OK", since=restored) == len(
+            [o for o in traffic.outcomes if o.started >= restored]
+        ), "a request failed after the store was back"
 
         # The same process, never restarted, serves again.
         assert api.get("/readyz").status_code == 200
@@ -333,3 +339,37 @@ def test_a_subscriber_hears_new_events_after_the_database_stopped_answering(
             assert alice.event("ChildRegistered", after)["subjectId"] == after
     finally:
         proxy.close()
+
+
+def test_an_append_that_timed_out_on_a_frozen_redis_is_not_stored_when_it_thaws(
+    tmp_path: Path,
+) -> None:
+    """The append reaches Redis, which is frozen; the caller gives up and says nothing was written.
+
+    When Redis runs again it finds the script in its socket: the script must not store the
+    block, or a write reported UNAVAILABLE would appear later.
+    """
+    redis = RedisServer(data_dir=tmp_path)
+    redis.start()
+    ledger = open_ledger(redis.url)
+    try:
+        submit_all(ledger, "medical", [proposal("before", writes={"k": 1})])
+        tip = ledger.store.tip("medical")
+        late, _ = ChainWriter(ledger.store, "medical").build(
+            tip, [proposal("late", writes={"k": 2})]
+        )
+        _signal(redis, signal.SIGSTOP)()
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError, match="Nothing was written"):
+            ledger.store.append_if_tip("medical", tip, late)
+        assert time.monotonic() - started < WITHIN_SECONDS
+        _signal(redis, signal.SIGCONT)()
+        assert ledger.store.tip("medical") == tip
+        assert ledger.store.read_state("medical", "k").value == "1"  # type: ignore[union-attr]
+        (receipt,) = submit_all(ledger, "medical", [proposal("after", writes={"k": 3})])
+        assert receipt.block_number == 1  # type: ignore[attr-defined]
+        assert ledger.channel("medical").verify().ok
+    finally:
+        ledger.close()
+        _signal(redis, signal.SIGCONT)()
+        redis.kill()
