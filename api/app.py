@@ -8,6 +8,7 @@ Bodies over 1 MiB get HTTP 413 before any parsing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,6 +47,21 @@ class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
         return Context(
             identity=request.scope["state"]["identity"], services=self.services, request=request
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A request body or websocket message as a JSON object (or an array: a batch).
+
+        Anything else raises JSONDecodeError, which Strawberry answers with HTTP 400 (a
+        websocket is closed with 4400): bytes that are not UTF-8, a number too long to
+        convert, nesting too deep for the decoder, or a JSON value that is not an object.
+        """
+        try:
+            decoded = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        except (ValueError, RecursionError) as exc:
+            raise json.JSONDecodeError(f"Not decodable: {exc.__class__.__name__}", "", 0) from exc
+        if not isinstance(decoded, dict | list):
+            raise json.JSONDecodeError("Not a JSON object", "", 0)
+        return decoded
 
 
 def _unauthenticated(message: str) -> JSONResponse:

@@ -10,16 +10,19 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.types import Info
+from strawberry.types.graphql import OperationType
 
 from chaincode.errors import BadInput
 from ledger_backends.records import Block as LedgerBlock
@@ -360,6 +363,25 @@ class Subscription:
                 )
 
 
+class _SubscriptionsOnWebsockets(SchemaExtension):
+    """A subscription sent over plain HTTP is refused with BAD_USER_INPUT and never runs.
+
+    Strawberry would execute it once, like a query, and that ends in INTERNAL. The refusal
+    comes after validation, so a document that does not fit the schema still says so.
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        over_http = not isinstance(context.context.request, WebSocket)
+        if context.operation_type is OperationType.SUBSCRIPTION and over_http:
+            refusal = BadInput("Subscriptions are served over the websocket at /graphql.")
+            # A result set before execution means Strawberry does not execute the operation.
+            context.result = ExecutionResult(
+                data=None, errors=[GraphQLError(str(refusal), original_error=refusal)]
+            )
+        yield
+
+
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
@@ -368,6 +390,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             ErrorCodes,
             OperationMetrics,
+            _SubscriptionsOnWebsockets,
             _QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             # Both caches live at module level in Strawberry: one per process, shared by requests.

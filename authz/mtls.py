@@ -17,6 +17,7 @@ of the trusted proxies. Either way the certificate is then verified by
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
@@ -35,6 +36,9 @@ from .identity import Identity, IdentityVerifier
 from .network import NetworkConfig
 
 log = logging.getLogger("healthledger.mtls")
+
+REQUEST_HEAD_SECONDS = 10.0
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -87,7 +91,62 @@ class H11ClientCertProtocol(_ClientCertificateMixin, H11Protocol):
 
 
 class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
-    """uvicorn's httptools HTTP protocol, passing the client certificate to the app."""
+    """uvicorn's httptools HTTP protocol, passing the client certificate to the app.
+
+    It also bounds the request head (request line and headers), which uvicorn does not: a
+    client that has not sent a whole head within REQUEST_HEAD_SECONDS of connecting or of
+    the previous response is disconnected (slowloris), and one that sends more than
+    MAX_REQUEST_HEAD_BYTES without finishing it gets HTTP 400 and is disconnected. Idle
+    time between requests stays bounded by uvicorn's shorter timeout_keep_alive.
+    """
+
+    _head_deadline: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_deadline is not None:  # this data did not complete the head
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
+                self._head_arrived()
+                self.send_400_response("The request head is too large.")
+
+    def on_headers_complete(self) -> None:
+        self._head_arrived()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.cycle.response_complete:  # no pipelined request started: await the next head
+            self._await_head()
+
+    def _await_head(self) -> None:
+        self._head_arrived()
+        self._head_bytes = 0
+        if not self.transport.is_closing():
+            self._head_deadline = self.loop.call_later(REQUEST_HEAD_SECONDS, self._head_too_slow)
+
+    def _head_arrived(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        log.warning(
+            "Closed a connection from %s: no complete request head within %s s.",
+            self.client,
+            REQUEST_HEAD_SECONDS,
+        )
+        self.transport.close()
 
 
 class WebSocketClientCertProtocol(_ClientCertificateMixin, WebSocketsSansIOProtocol):

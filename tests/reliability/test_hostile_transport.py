@@ -1,0 +1,361 @@
+"""Hostile HTTP and TLS clients against a real `healthledger serve` process.
+
+Bodies too large, not UTF-8, not JSON objects, of the wrong content type or
+batched; a mutation over GET and a subscription over POST; slowloris clients
+and oversized request heads; a flood of websocket upgrades without a client
+certificate. `serve` runs as a subprocess because its uvicorn protocol (httptools)
+and timeouts are part of what is tested. Every refusal is a 4xx with a short
+sentence, the server never logs an unhandled exception, and it keeps answering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from api.app import MAX_BODY_BYTES
+from api.server import KEEP_ALIVE_SECONDS
+from authz.mtls import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
+from tests.api_client import (
+    REGISTER_CHILD,
+    Api,
+    GraphQLClient,
+    Subscriber,
+    assert_nothing_leaks,
+    register,
+)
+from tests.networks import NetworkFixture, make_network
+from tests.test_api_workers import Server
+
+ME = "{ me { uid } }"
+CHILDREN = "{ children { id } }"
+EVENTS = 'subscription { events(channel: "medical") { name subjectId channel } }'
+UNHANDLED = "Exception in ASGI application"  # what uvicorn logs when the app raised (HTTP 500)
+FLOOD = 200
+ANSWER_SECONDS = 2
+LEEWAY_SECONDS = 3
+
+
+@dataclass
+class Serving:
+    net: NetworkFixture
+    server: Server
+    alice: GraphQLClient
+
+    def connect(self, uid: str | None = "alice") -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        return self.net.client_context(uid).wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def post(self, body: bytes | Iterator[bytes], content_type: str | None) -> httpx.Response:
+        headers = {} if content_type is None else {"content-type": content_type}
+        return self.alice.http.post("/graphql", content=body, headers=headers)
+
+    def children(self) -> int:
+        return len(self.alice.data(CHILDREN)["children"])
+
+    def still_answers(self) -> None:
+        """A new connection gets a normal query answered at once; nothing unhandled was logged."""
+        client = GraphQLClient(self.server.base_url, self.net.client_context("alice"), "alice")
+        try:
+            started = time.monotonic()
+            assert client.data(ME) == {"me": {"uid": "alice"}}
+            assert time.monotonic() - started < ANSWER_SECONDS
+        finally:
+            client.close()
+        assert UNHANDLED not in self.server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
+    root = tmp_path_factory.mktemp("hostile-transport")
+    net = make_network(root / "network")
+    server = Server(net, f"sqlite:///{root}/ledger.db", root / "serve.log")
+    alice = GraphQLClient(server.base_url, net.client_context("alice"), "alice")
+    try:
+        server.wait_ready(net)
+        yield Serving(net, server, alice)
+    finally:
+        alice.close()
+        server.stop()
+
+
+def _refused(response: httpx.Response, status: int = 400) -> str:
+    """A 4xx whose body is one short sentence, not a fault."""
+    assert response.status_code == status, response.text[:300]
+    assert_nothing_leaks(response.text)
+    assert len(response.text) < 200 and "\n" not in response.text, response.text[:300]
+    return response.text
+
+
+# -- bodies ---------------------------------------------------------------------------------------
+
+
+def _padded(size: int) -> bytes:
+    """A valid request body of exactly `size` bytes (the query padded with spaces)."""
+    body = json.dumps({"query": ME}).encode()
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_a_body_of_exactly_one_mebibyte_is_answered(serving: Serving) -> None:
+    response = serving.post(_padded(MAX_BODY_BYTES), "application/json")
+    assert response.status_code == 200
+    assert response.json() == {"data": {"me": {"uid": "alice"}}}
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared-length", "chunked"])
+def test_a_body_over_one_mebibyte_gets_413(serving: Serving, streamed: bool) -> None:
+    body = _padded(MAX_BODY_BYTES + 1)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    response = serving.post(chunks() if streamed else body, "application/json")
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    serving.still_answers()
+
+
+def test_a_declared_ten_gibibyte_body_gets_413_before_it_is_sent(serving: Serving) -> None:
+    with serving.connect() as tls:
+        tls.sendall(
+            b"POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: 10737418240\r\n\r\n"
+        )
+        assert tls.recv(100).startswith(b"HTTP/1.1 413 ")
+    serving.still_answers()
+
+
+NOT_JSON_OBJECTS = {
+    "invalid-utf8": b'{"query": "{ me { uid } } # \xff\xfe"}',
+    "utf16-with-bom": '{"query": "{ me { uid } }"}'.encode("utf-16"),
+    "latin1": '{"query": "{ me { uid } } # café"}'.encode("latin-1"),
+    "truncated": b'{"query": "{ me',
+    "empty": b"",
+    "number": b"5",
+    "string": b'"{ me { uid } }"',
+    "null": b"null",
+    "deep-nesting": b"[" * 100_000 + b"]" * 100_000,
+    "5000-digit-number": b'{"query": "{ me { uid } }", "variables": {"n": 1' + b"0" * 5_000 + b"}}",
+}
+
+
+@pytest.mark.parametrize("body", NOT_JSON_OBJECTS.values(), ids=NOT_JSON_OBJECTS.keys())
+def test_a_body_that_is_not_a_utf8_json_object_gets_400(serving: Serving, body: bytes) -> None:
+    _refused(serving.post(body, "application/json"))
+    serving.still_answers()
+
+
+WRONG_CONTENT_TYPES = {
+    "text-plain": "text/plain",
+    "form-urlencoded": "application/x-www-form-urlencoded",
+    "multipart-junk": "multipart/form-data; boundary=xx",
+    "graphql": "application/graphql",
+    "xml": "application/xml",
+    "none": None,
+}
+
+
+@pytest.mark.parametrize(
+    "content_type", WRONG_CONTENT_TYPES.values(), ids=WRONG_CONTENT_TYPES.keys()
+)
+def test_a_body_of_another_content_type_gets_400(
+    serving: Serving, content_type: str | None
+) -> None:
+    body = b"--xx\r\ngarbage" if content_type and "multipart" in content_type else b"query=%7Bme%7D"
+    assert _refused(serving.post(body, content_type)) == "Unsupported content type"
+    serving.still_answers()
+
+
+# -- what a request may ask for -------------------------------------------------------------------
+
+REGISTER = json.dumps(
+    {
+        "query": REGISTER_CHILD,
+        "variables": {"input": {"fullName": "Get Smart", "birthDate": "2019-01-01"}},
+    }
+)
+
+
+def test_a_mutation_over_get_is_refused_and_writes_nothing(serving: Serving) -> None:
+    before = serving.children()
+    body = json.loads(REGISTER)
+    url = f"/graphql?query={quote(body['query'])}&variables={quote(json.dumps(body['variables']))}"
+    response = serving.alice.http.get(url, headers={"accept": "application/json"})
+    assert _refused(response) == "mutations are not allowed when using GET"
+    hidden = f"query A {{ me {{ uid }} }} {body['query'].replace('mutation', 'mutation B', 1)}"
+    url = f"/graphql?query={quote(hidden)}&variables={quote(json.dumps(body['variables']))}"
+    assert _refused(serving.alice.http.get(url + "&operationName=B")).startswith("mutations")
+    assert serving.alice.http.get(url).json() == {"data": {"me": {"uid": "alice"}}}
+    assert serving.children() == before
+    query = serving.alice.http.get(f"/graphql?query={quote(ME)}")
+    assert query.json() == {"data": {"me": {"uid": "alice"}}}, "queries over GET are answered"
+
+
+def test_a_batch_is_refused_and_none_of_it_runs(serving: Serving) -> None:
+    before = serving.children()
+    batch = f"[{REGISTER}, {REGISTER}]".encode()
+    assert _refused(serving.post(batch, "application/json")) == "Batching is not enabled"
+    assert serving.children() == before
+    serving.still_answers()
+
+
+def test_a_subscription_over_post_is_refused_with_bad_user_input(serving: Serving) -> None:
+    body = json.dumps({"query": 'subscription { events(channel: "medical") { name } }'})
+    response = serving.post(body.encode(), "application/json")
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Subscriptions are served over the websocket at /graphql.",
+                "extensions": {"code": "BAD_USER_INPUT"},
+            }
+        ],
+    }
+    serving.still_answers()
+
+
+MALFORMED_ENVELOPES: dict[str, dict[str, Any]] = {
+    "query-not-a-string": {"query": 5},
+    "no-query": {"variables": {}},
+    "variables-a-list": {"query": ME, "variables": [1]},
+    "extensions-a-string": {"query": ME, "extensions": "x"},
+    "unknown-operation": {"query": "query A { me { uid } }", "operationName": "B"},
+}
+
+
+@pytest.mark.parametrize("envelope", MALFORMED_ENVELOPES.values(), ids=MALFORMED_ENVELOPES.keys())
+def test_a_malformed_graphql_request_gets_400(serving: Serving, envelope: dict[str, Any]) -> None:
+    response = serving.post(json.dumps(envelope).encode(), "application/json")
+    _refused(response)
+    serving.still_answers()
+
+
+# -- slow and oversized request heads -------------------------------------------------------------
+
+HEAD = b"POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+
+
+def _seconds_until_closed(tls: ssl.SSLSocket, head: bytes, pause: float, limit: float) -> float:
+    """Sends `head` a byte per `pause` seconds (then waits); returns when the server hung up."""
+    started = time.monotonic()
+    tls.settimeout(pause)
+    sent = 0
+    while time.monotonic() - started < limit:
+        try:
+            if sent < len(head):
+                tls.send(head[sent : sent + 1])
+                sent += 1
+            if tls.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:  # a reset or a TLS close without close_notify
+            return time.monotonic() - started
+    raise AssertionError(f"the connection was still open after {limit} s")
+
+
+def test_slow_and_idle_clients_are_cut_off_and_the_others_answered(serving: Serving) -> None:
+    limit = REQUEST_HEAD_SECONDS + LEEWAY_SECONDS
+    body = json.dumps({"query": ME}).encode()
+    steady = HEAD + b"content-length: %d\r\n\r\n" % len(body)
+
+    def slowloris() -> float:
+        with serving.connect() as tls:
+            return _seconds_until_closed(tls, HEAD + b"x-slow: " + b"a" * 100, 1.0, limit)
+
+    def idle_after_handshake() -> float:
+        with serving.connect() as tls:
+            return _seconds_until_closed(tls, b"", 0.5, limit)
+
+    def idle_after_a_response() -> float:
+        with serving.connect() as tls:
+            tls.sendall(steady + body)
+            assert tls.recv(1024).startswith(b"HTTP/1.1 200 ")
+            return _seconds_until_closed(tls, b"", 0.5, limit)
+
+    def head_over_three_seconds() -> bytes:
+        with serving.connect() as tls:
+            for byte in range(len(steady)):
+                tls.send(steady[byte : byte + 1])
+                time.sleep(3 / len(steady))
+            tls.sendall(body)
+            return tls.recv(1024)
+
+    def websocket_past_the_deadline() -> dict[str, Any]:
+        api = Api(serving.server.base_url, serving.net)
+        try:
+            with Subscriber(api, "alice", EVENTS) as subscriber:
+                time.sleep(REQUEST_HEAD_SECONDS + 1)
+                return subscriber.event("ChildRegistered", register(api, "alice", "Wes Socket"))
+        finally:
+            api.close()
+
+    with ThreadPoolExecutor(5) as pool:
+        upgraded = pool.submit(websocket_past_the_deadline)
+        slow = pool.submit(slowloris)
+        idle = pool.submit(idle_after_handshake)
+        kept_alive = pool.submit(idle_after_a_response)
+        steady_answer = pool.submit(head_over_three_seconds)
+        assert steady_answer.result().startswith(b"HTTP/1.1 200 ")
+        assert REQUEST_HEAD_SECONDS - 1 < slow.result() < limit
+        assert REQUEST_HEAD_SECONDS - 1 < idle.result() < limit
+        assert KEEP_ALIVE_SECONDS - 1 < kept_alive.result() < KEEP_ALIVE_SECONDS + LEEWAY_SECONDS
+        assert upgraded.result()["channel"] == "medical", "the deadline spares upgraded connections"
+    serving.still_answers()
+
+
+def test_a_request_head_over_64_kib_gets_400_and_is_cut_off(serving: Serving) -> None:
+    chunk = MAX_REQUEST_HEAD_BYTES // 16
+    with serving.connect() as tls:
+        tls.sendall(HEAD + b"x-big: ")
+        with contextlib.suppress(OSError):  # the server hangs up while the header keeps coming
+            for _ in range(32 * 16):
+                tls.sendall(b"a" * chunk)
+        answer = tls.recv(1024)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.endswith(b"The request head is too large.")
+    serving.still_answers()
+
+
+# -- websocket upgrades without a certificate -----------------------------------------------------
+
+UPGRADE = (
+    b"GET /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+    b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
+    b"sec-websocket-protocol: graphql-transport-ws\r\n\r\n"
+)
+
+
+def test_a_flood_of_websocket_upgrades_without_certificates_is_refused_at_the_handshake(
+    serving: Serving,
+) -> None:
+    def upgrade_without_certificate(_: int) -> bytes:
+        try:
+            with serving.connect(None) as tls:  # TLS 1.3: the server checks the cert after this
+                tls.sendall(UPGRADE)
+                return tls.recv(1024)
+        except (ssl.SSLError, OSError) as refused:
+            return repr(refused).encode()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(upgrade_without_certificate, range(FLOOD)))
+    flood_seconds = time.monotonic() - started
+    upgraded = [answer for answer in answers if answer.startswith(b"HTTP/1.1 101")]
+    assert not upgraded, f"{len(upgraded)} of {FLOOD} upgraded without a certificate"
+    assert all(b"HTTP/" not in answer for answer in answers), {a[:60] for a in answers}
+    assert flood_seconds < 30
+    serving.still_answers()
