@@ -49,17 +49,19 @@ class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
         )
 
     def decode_json(self, data: str | bytes) -> object:
-        """A request body or websocket message as a JSON object (or an array: a batch).
+        """A request body (bytes) or websocket message (text) as a JSON object.
 
-        Anything else raises JSONDecodeError, which Strawberry answers with HTTP 400 (a
-        websocket is closed with 4400): bytes that are not UTF-8, a number too long to
-        convert, nesting too deep for the decoder, or a JSON value that is not an object.
+        Only a body may also be an array: a batch, which Strawberry refuses with its own
+        message. Anything else raises JSONDecodeError, which Strawberry answers with HTTP
+        400 (a websocket is closed with 4400): bytes that are not UTF-8, a number too long
+        to convert, nesting too deep for the decoder, or a value that is not an object.
         """
         try:
             decoded = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
         except (ValueError, RecursionError) as exc:
             raise json.JSONDecodeError(f"Not decodable: {exc.__class__.__name__}", "", 0) from exc
-        if not isinstance(decoded, dict | list):
+        batch = isinstance(data, bytes) and isinstance(decoded, list)
+        if not isinstance(decoded, dict) and not batch:
             raise json.JSONDecodeError("Not a JSON object", "", 0)
         return decoded
 

@@ -2,8 +2,8 @@
 
 Bodies too large, not UTF-8, not JSON objects, of the wrong content type or
 batched; a mutation over GET and a subscription over POST; slowloris clients
-and oversized request heads; a flood of websocket upgrades without a client
-certificate. `serve` runs as a subprocess because its uvicorn protocol (httptools)
+and oversized request heads; websocket messages that are not protocol messages;
+a flood of websocket upgrades without a client certificate. `serve` runs as a subprocess because its uvicorn protocol (httptools)
 and timeouts are part of what is tested. Every refusal is a 4xx with a short
 sentence, the server never logs an unhandled exception, and it keeps answering.
 """
@@ -23,12 +23,15 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosedError
+from websockets.sync.client import connect as ws_connect
 
 from api.app import MAX_BODY_BYTES
 from api.server import KEEP_ALIVE_SECONDS
 from authz.mtls import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
 from tests.api_client import (
     REGISTER_CHILD,
+    WS_PROTOCOL,
     Api,
     GraphQLClient,
     Subscriber,
@@ -327,6 +330,37 @@ def test_a_request_head_over_64_kib_gets_400_and_is_cut_off(serving: Serving) ->
         answer = tls.recv(1024)
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert answer.endswith(b"The request head is too large.")
+    serving.still_answers()
+
+
+# -- websockets -----------------------------------------------------------------------------------
+
+NOT_WS_MESSAGES = {
+    "array": "[1, 2]",
+    "number": "5",
+    "null": "null",
+    "deep-nesting": "[" * 100_000 + "]" * 100_000,
+    "5000-digit-number": '{"type": "connection_init", "payload": 1' + "0" * 5_000 + "}",
+    "not-json": "{type: connection_init}",
+    "unknown-type": '{"type": 5}',
+}
+
+
+@pytest.mark.parametrize("message", NOT_WS_MESSAGES.values(), ids=NOT_WS_MESSAGES.keys())
+def test_a_websocket_message_that_is_not_a_protocol_message_closes_with_4400(
+    serving: Serving, message: str
+) -> None:
+    with ws_connect(
+        serving.server.base_url.replace("https://", "wss://") + "/graphql",
+        ssl=serving.net.client_context("alice"),
+        subprotocols=[WS_PROTOCOL],  # type: ignore[list-item]
+        open_timeout=5,
+        close_timeout=2,
+    ) as websocket:
+        websocket.send(message)
+        with pytest.raises(ConnectionClosedError) as closed:
+            websocket.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
     serving.still_answers()
 
 
