@@ -14,15 +14,18 @@ export interface Notice {
 export const revision = ref(0)
 export const notices = reactive<Notice[]>([])
 let nextNotice = 1
-const MAX_NOTICES = 4
+const MAX_NOTICES = 3
+const NOTICE_SECONDS = 10
 
 export function changed(): void {
   revision.value += 1
 }
 
 export function notify(text: string): void {
-  notices.unshift({ id: nextNotice++, text })
+  const id = nextNotice++
+  notices.unshift({ id, text })
   notices.splice(MAX_NOTICES)
+  setTimeout(() => dismiss(id), NOTICE_SECONDS * 1000)
 }
 
 export function dismiss(id: number): void {
@@ -41,4 +44,13 @@ export function listen(client: Client, channels: string[], role: Role): () => vo
     }),
   )
   return () => subscriptions.forEach((s) => s.unsubscribe())
+}
+
+/**
+ * Reloads every view each `seconds` while the caller is mounted, for changes no event
+ * announces to this user; returns a stop function.
+ */
+export function reloadEvery(seconds: number): () => void {
+  const timer = setInterval(changed, seconds * 1000)
+  return () => clearInterval(timer)
 }

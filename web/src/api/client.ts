@@ -3,6 +3,7 @@
 // TLS layer presents the user's certificate on both; the app never sees keys.
 import { Client, fetchExchange, subscriptionExchange } from '@urql/core'
 import { createClient as createWsClient } from 'graphql-ws'
+import { changed } from '../live'
 
 export function websocketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`
@@ -15,6 +16,8 @@ export function createApiClient(location: Location = window.location): Client {
     // A server restart or a network blip: keep trying, the subscriptions resume.
     retryAttempts: Number.POSITIVE_INFINITY,
     shouldRetry: () => true,
+    // Events committed while the socket was down are not replayed: reload every view.
+    on: { connected: (_socket, _payload, wasRetry) => wasRetry && changed() },
   })
   return new Client({
     url: '/graphql',

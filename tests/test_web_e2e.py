@@ -1,0 +1,65 @@
+"""The five-step story clicked through in headless Chromium (web/e2e/story.mjs).
+
+A parent, a pediatrician and two schools each use their own browser context with
+their own client certificate against a real `healthledger serve` over mutual TLS.
+The script asserts what each of them sees (school-b never sees the report, school-a
+reads it only while approved) and saves a screenshot per step in
+web/test-results/story/, where docs/web.md's pictures are copied from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.web_app import WEB, web_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = WEB / "test-results" / "story"
+STORY_SECONDS = 150
+
+
+def test_the_story_in_the_browser(tmp_path: Path) -> None:
+    assert CHROMIUM.exists(), "Debian's chromium is needed (`make test` installs it)"
+    node = shutil.which("node")
+    assert node, "Node.js 20 is needed to drive the browser"
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    with web_server(tmp_path) as (net, server):
+        env = {
+            **os.environ,
+            "E2E_BASE_URL": server.base_url,
+            "E2E_NETWORK": str(net.directory),
+            "E2E_OUTPUT": str(SCREENSHOTS),
+            "E2E_CHROMIUM": str(CHROMIUM),
+            # Playwright's client-certificate proxy must trust the network's server CA.
+            "NODE_EXTRA_CA_CERTS": str(net.directory / "tls" / "ca.pem"),
+        }
+        started = time.monotonic()
+        try:
+            story = subprocess.run(
+                [node, "e2e/story.mjs"],
+                cwd=WEB,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=STORY_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(f"the story took over {STORY_SECONDS} s:\n{exc.stdout}\n{exc.stderr}")
+        elapsed = time.monotonic() - started
+    output = f"{story.stdout}\n{story.stderr}\nserver log:\n{server.log_text()[-4000:]}"
+    assert story.returncode == 0, output
+    assert "story passed" in story.stdout, output
+    steps = [
+        line for line in story.stdout.splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5."}
+    ]
+    assert len(steps) == 5, output
+    shots = sorted(path.name for path in SCREENSHOTS.glob("*.png"))
+    assert len(shots) >= 5 and not any(name.startswith("failure") for name in shots), shots
+    assert elapsed < STORY_SECONDS

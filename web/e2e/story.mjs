@@ -1,0 +1,311 @@
+// The five-step story clicked through in headless Chromium by a parent, a pediatrician and
+// two schools, each in their own browser context presenting their own client certificate
+// to a running `healthledger serve`. Asserts what each person sees; saves a screenshot per
+// step. Exit code 0 when every step and check passed.
+//
+// Environment: E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory,
+// with users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), and
+// NODE_EXTRA_CA_CERTS=<network>/tls/ca.pem so Playwright's certificate proxy trusts the server.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium } from 'playwright-core'
+
+const BASE_URL = required('E2E_BASE_URL')
+const NETWORK = required('E2E_NETWORK')
+const OUTPUT = required('E2E_OUTPUT')
+const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium'
+const STEP_TIMEOUT_MS = 15_000
+
+const CHILD = 'Mia Martin'
+const CONCLUSION = 'Fit for school. Keep peanuts out of her lunch.'
+
+function required(name) {
+  const value = process.env[name]
+  if (!value) {
+    console.error(`${name} is not set`)
+    process.exit(2)
+  }
+  return value
+}
+
+class StoryFailed extends Error {}
+
+function check(condition, message) {
+  if (!condition) throw new StoryFailed(message)
+}
+
+/** One person's browser context and page; counts navigations to prove updates arrive live. */
+class Person {
+  constructor(uid, org, context, page) {
+    this.uid = uid
+    this.org = org
+    this.context = context
+    this.page = page
+    this.loads = 0
+    page.on('load', () => (this.loads += 1))
+    page.on('pageerror', (error) => console.error(`[${uid}] page error: ${error.message}`))
+  }
+
+  static async open(browser, uid, org, viewport = { width: 1280, height: 900 }) {
+    const context = await browser.newContext({
+      viewport,
+      clientCertificates: [
+        {
+          origin: BASE_URL,
+          certPath: join(NETWORK, 'users', org, `${uid}.pem`),
+          keyPath: join(NETWORK, 'users', org, `${uid}.key`),
+        },
+      ],
+    })
+    context.setDefaultTimeout(STEP_TIMEOUT_MS)
+    const page = await context.newPage()
+    const person = new Person(uid, org, context, page)
+    await page.goto(BASE_URL + '/')
+    await person.sees(uid)
+    return person
+  }
+
+  /** Waits until `text` (string or RegExp) is visible somewhere on the page. */
+  async sees(text, within = this.page) {
+    try {
+      await within.getByText(text).first().waitFor({ state: 'visible' })
+    } catch {
+      throw new StoryFailed(`${this.uid} does not see ${text}`)
+    }
+  }
+
+  /** Asserts `text` is nowhere on the page, not even hidden. */
+  async doesNotSee(text) {
+    const count = await this.page.getByText(text).count()
+    check(count === 0, `${this.uid} sees ${text}, which they must not`)
+  }
+
+  async click(name) {
+    await this.page.getByRole('button', { name }).click()
+  }
+
+  section(name) {
+    return this.page.getByRole('region', { name, exact: true })
+  }
+}
+
+let shots = 0
+/** The whole page, one element (a locator), or what fits the window ('window'). */
+async function screenshot(person, name, target) {
+  shots += 1
+  const file = join(OUTPUT, `${String(shots).padStart(2, '0')}-${name}.png`)
+  if (target === 'window') await person.page.screenshot({ path: file })
+  else if (target) await target.screenshot({ path: file })
+  else await person.page.screenshot({ path: file, fullPage: true })
+  console.log(`   screenshot ${file}`)
+}
+
+function step(title) {
+  console.log(title)
+}
+
+async function story(browser) {
+  const parent = await Person.open(browser, 'alice', 'parents')
+  const doctor = await Person.open(browser, 'dr-house', 'hospital')
+  const schoolA = await Person.open(browser, 'school-a-office', 'school-a')
+  const schoolB = await Person.open(browser, 'school-b-office', 'school-b')
+  const people = [parent, doctor, schoolA, schoolB]
+
+  for (const [person, role, org] of [
+    [parent, 'Parent', 'parents'],
+    [doctor, 'Pediatrician', 'hospital'],
+    [schoolA, 'School staff', 'school-a'],
+    [schoolB, 'School staff', 'school-b'],
+  ]) {
+    const header = person.page.getByRole('banner')
+    check((await header.getByText(role, { exact: true }).count()) === 1, `${person.uid}: role ${role}`)
+    check((await header.getByText(org, { exact: true }).count()) === 1, `${person.uid}: org ${org}`)
+  }
+
+  step('1. the parent registers a child and signs an agreement with a pediatrician, who accepts and edits the card')
+  const p = parent.page
+  await p.getByLabel('Full name').fill(CHILD)
+  await p.getByLabel('Date of birth').fill('2019-04-12')
+  await parent.click('Register child')
+  await parent.sees(/Version 1, last changed by alice/)
+  await parent.sees('Card created.')
+
+  const doctorField = p.getByLabel(/Pediatrician.s user name/)
+  await doctorField.fill('dr-nobody')
+  await parent.click('Sign agreement')
+  const problem = parent.section('Pediatrician').getByRole('alert')
+  await problem.waitFor()
+  const sentence = (await problem.innerText()).trim()
+  check(
+    sentence === 'Please check what you entered. doctorUid must name an enrolled hospital doctor.',
+    `the error reads: ${sentence}`,
+  )
+  await screenshot(parent, 'parent-error-as-a-sentence', parent.section('Pediatrician'))
+
+  await doctorField.fill('dr-house')
+  await parent.click('Sign agreement')
+  await parent.sees('waiting for the pediatrician to accept')
+  await screenshot(parent, 'parent-registered-child-and-signed')
+
+  await doctor.sees('alice asks you to be the pediatrician of their child', doctor.section('Agreements waiting for you'))
+  await doctor.sees('A parent asked you to be their child’s pediatrician.')
+  await doctor.click('Accept agreement from alice')
+  await doctor.sees(CHILD, doctor.section('Your patients'))
+  await parent.sees('active: this pediatrician can read and edit the card')
+
+  const d = doctor.page
+  const editor = doctor.section('Medical card')
+  await editor.getByText('Editing version 1').waitFor()
+  await editor.getByLabel('Blood type').selectOption('A+')
+  await editor.getByLabel('Health group').selectOption('2')
+  await editor.getByLabel('PE group').selectOption('PREPARATORY')
+  await editor.getByLabel('Allergies').fill('peanuts')
+  await editor.getByRole('button', { name: 'Add vaccination' }).click()
+  const vaccinations = editor.getByRole('group', { name: 'Vaccinations' })
+  await vaccinations.getByLabel('Vaccine').fill('MMR')
+  await vaccinations.getByLabel('Date').fill('2020-05-01')
+  await vaccinations.getByLabel('Dose').fill('1')
+  await editor.getByLabel('Notes').fill('Mild asthma in winter; inhaler at home.')
+  await doctor.click(/Save card/)
+  await doctor.sees('Saved as version 2.')
+  await screenshot(doctor, 'doctor-card-editor')
+
+  // A second tab of the same doctor, still on version 2, while the first saves version 3.
+  const staleTab = await doctor.context.newPage()
+  await staleTab.goto(BASE_URL + '/')
+  const staleEditor = staleTab.getByRole('region', { name: 'Medical card', exact: true })
+  await staleEditor.getByText('Editing version 2').waitFor()
+  await staleEditor.getByLabel('Notes').fill('Second opinion: no asthma.')
+  await editor.getByLabel('Notes').fill('Asthma confirmed; follow-up in spring.')
+  await doctor.click(/Save card/)
+  await doctor.sees('Saved as version 3.')
+  await staleTab.getByText(/dr-house changed this card .* now\s+version 3/).waitFor()
+  await staleTab.getByRole('button', { name: /Save card/ }).click()
+  const warning = staleEditor.getByRole('alert').filter({ hasText: 'Not saved' })
+  await warning.getByText('Not saved: the card changed while you were editing.').waitFor()
+  await warning.getByText(/Version 3 by dr-house.*Notes changed/).waitFor()
+  await screenshot(doctor, 'doctor-stale-version', staleEditor)
+  await staleTab.getByRole('button', { name: 'Reload the card (discards your edits)' }).click()
+  await staleEditor.getByText('Editing version 3').waitFor()
+  check(
+    (await staleEditor.getByLabel('Notes').inputValue()) === 'Asthma confirmed; follow-up in spring.',
+    'the reloaded card shows the version the other tab saved',
+  )
+  await staleTab.close()
+
+  const history = parent.section('History')
+  await parent.sees('Version 3', history)
+  await parent.sees('Allergies: added peanuts', history)
+  await parent.sees('Health group: not set → 2', history)
+  await parent.sees('Vaccinations: added MMR dose 1 (2020-05-01)', history)
+  const card = parent.section('Medical card')
+  await parent.sees('Asthma confirmed; follow-up in spring.', card)
+  check((await card.getByRole('textbox').count()) === 0, 'the parent sees the card read-only')
+  await screenshot(parent, 'parent-card-and-history', p.locator('.child-sections'))
+
+  step('2. the parent applies to school-a, which accepts')
+  await parent.section('Schools').getByLabel('School').selectOption('school-a')
+  await parent.click('Apply to school')
+  await parent.sees('waiting for the school’s decision')
+  await schoolA.sees('A new admission request is waiting for your decision.')
+  await schoolA.sees(CHILD)
+  await screenshot(schoolA, 'school-a-admission-request')
+  await schoolA.click(`Accept ${CHILD}`)
+  await parent.sees('accepted', parent.section('Schools'))
+  await schoolB.sees('No admission requests.')
+  await schoolB.doesNotSee(CHILD)
+
+  step('3. school-a asks the pediatrician for a health report')
+  await schoolA.click(`Request a health report for ${CHILD}`)
+  await schoolA.sees('Health report requested, waiting for the pediatrician.')
+  await parent.sees(/school-a\s+asked for a health report/)
+  await doctor.sees(/school-a\s+needs a report on/)
+  await screenshot(schoolA, 'school-a-report-requested')
+
+  step('4. the pediatrician writes the report from the card, previewing what the school will read')
+  const writer = doctor.section('Write a health report')
+  await writer.getByLabel('Conclusion for school-a').fill(CONCLUSION)
+  const preview = writer.getByRole('region', { name: 'Preview: what school-a will be able to read' })
+  await doctor.sees(CONCLUSION, preview)
+  await doctor.sees('peanuts', preview)
+  await doctor.sees('Preparatory', preview)
+  check((await preview.getByText('Asthma').count()) === 0, 'the preview leaves the notes out')
+  await screenshot(doctor, 'doctor-report-preview', writer)
+  await doctor.click('Create report')
+  await doctor.sees('No school is waiting for a report.')
+
+  await parent.sees('A health report is ready for your approval.')
+  await parent.sees('ready — waiting for your approval')
+  await parent.sees('No school can read it yet.')
+  await parent.section('Health reports').scrollIntoViewIfNeeded()
+  await screenshot(parent, 'parent-report-ready-live', 'window')
+
+  const locked = 'You cannot read this report: the parents have not approved it for your school.'
+  await schoolA.sees(locked)
+  await schoolA.doesNotSee(CONCLUSION)
+  await screenshot(schoolA, 'school-a-report-not-yet-approved')
+  await schoolB.sees('No health reports.')
+
+  step('5. the parent permits school-a (not school-b) to read it; school-a reads it; the parent withdraws')
+  const reports = parent.section('Health reports')
+  check(await reports.getByLabel(/^school-a/).isChecked(), 'school-a, which asked, is preselected')
+  check(!(await reports.getByLabel(/^school-b/).isChecked()), 'school-b is not preselected')
+  await parent.click('Approve for the chosen schools')
+  await parent.sees('Withdraw permission for school-a')
+  await parent.doesNotSee('Withdraw permission for school-b')
+  await screenshot(parent, 'parent-approved-for-school-a', reports)
+
+  await schoolA.sees(CONCLUSION)
+  await schoolA.sees('approved for your school')
+  await screenshot(schoolA, 'school-a-reads-the-report')
+  await schoolB.sees('No health reports.')
+  await schoolB.sees('No admission requests.')
+  for (const secret of [CHILD, CONCLUSION, 'peanuts']) await schoolB.doesNotSee(secret)
+  await screenshot(schoolB, 'school-b-sees-nothing')
+
+  await parent.click('Withdraw permission for school-a')
+  await parent.sees('No school can read it yet.')
+  await schoolA.sees(locked)
+  await schoolA.doesNotSee(CONCLUSION)
+  await screenshot(parent, 'parent-withdrew-permission', reports)
+
+  for (const person of people) {
+    check(person.loads === 1, `${person.uid}'s page was loaded ${person.loads} times; updates must arrive live`)
+  }
+
+  const phone = await Person.open(browser, 'alice', 'parents', { width: 390, height: 844 })
+  await phone.sees(CHILD)
+  await phone.sees('No school can read it yet.', phone.section('Health reports'))
+  await screenshot(phone, 'parent-on-a-phone', 'window')
+  const overflow = await phone.page.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  )
+  check(overflow <= 0, `the phone-width page scrolls sideways by ${overflow}px`)
+  await phone.context.close()
+  return people
+}
+
+mkdirSync(OUTPUT, { recursive: true })
+const started = Date.now()
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu'],
+})
+let exitCode = 0
+try {
+  await story(browser)
+  console.log(`story passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+} catch (error) {
+  exitCode = 1
+  console.error(`story FAILED: ${error instanceof StoryFailed ? error.message : error.stack}`)
+  for (const context of browser.contexts()) {
+    for (const [n, page] of context.pages().entries()) {
+      await page
+        .screenshot({ path: join(OUTPUT, `failure-${browser.contexts().indexOf(context)}-${n}.png`), fullPage: true })
+        .catch(() => {})
+    }
+  }
+} finally {
+  await browser.close()
+}
+process.exit(exitCode)

@@ -1,0 +1,48 @@
+// A urql client answered by a function instead of a server, for component tests.
+import { Client, CombinedError, makeResult } from '@urql/core'
+import type { Operation, OperationResult } from '@urql/core'
+import { GraphQLError } from 'graphql'
+import { filter, map, pipe } from 'wonka'
+
+export type Answer = { data: unknown } | { code: string; message: string }
+
+export interface FakeApi {
+  client: Client
+  /** Every operation sent, by operation name, with its variables. */
+  sent: { name: string; variables: Record<string, unknown> }[]
+}
+
+function operationName(operation: Operation): string {
+  const definition = operation.query.definitions.find((d) => d.kind === 'OperationDefinition')
+  return definition && 'name' in definition && definition.name ? definition.name.value : ''
+}
+
+export function fakeApi(answer: (name: string, variables: Record<string, unknown>) => Answer): FakeApi {
+  const sent: FakeApi['sent'] = []
+  const respond = (operation: Operation): OperationResult => {
+    const name = operationName(operation)
+    const variables = (operation.variables ?? {}) as Record<string, unknown>
+    sent.push({ name, variables })
+    const reply = answer(name, variables)
+    if ('data' in reply) return makeResult(operation, { data: reply.data as Record<string, unknown> })
+    return {
+      operation,
+      data: undefined,
+      error: new CombinedError({
+        graphQLErrors: [new GraphQLError(reply.message, { extensions: { code: reply.code } })],
+      }),
+      stale: false,
+      hasNext: false,
+    }
+  }
+  const client = new Client({
+    url: 'https://healthledger.test/graphql',
+    exchanges: [() => (operations$) => pipe(operations$, filter((op) => op.kind !== 'teardown'), map(respond))],
+  })
+  return { client, sent }
+}
+
+/** Lets pending promises and Vue's render queue settle. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setTimeout(resolve, 0))
+}
