@@ -9,10 +9,10 @@ the transactions' canonical texts), `CH:tip` a hash (height, hash),
 The compare-and-append is one Lua script, so it is atomic and two processes
 can never fork a chain. The script checks everything it can before its first
 write, because Redis does not roll a script back. It also writes nothing once
-its caller has stopped waiting for the answer (a deadline by the caller's
-clock against Redis's TIME): a script held up in a frozen or partitioned Redis
-would otherwise store a block after the caller reported it unstored. This
-needs the clocks of Redis and of the API hosts to agree within about a second.
+its caller has stopped waiting for the answer (a deadline on Redis's clock,
+from this host's clock plus the offset between the two measured with TIME):
+a script held up in a frozen or partitioned Redis would otherwise store a block
+after the caller reported it unstored.
 
 Durability is Redis's own: with `appendonly yes` and `appendfsync always` an
 acknowledged block survives a crash; with the defaults, the last second (or
@@ -94,6 +94,7 @@ class RedisStore(LedgerStore):
         self.client: Any = client
         self.prefix = prefix
         self._append = client.register_script(_APPEND_IF_TIP)
+        self._redis_clock_offset_ms: float | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -212,8 +213,8 @@ class RedisStore(LedgerStore):
             json.dumps(list(block.tx_texts), ensure_ascii=False),
             channel,
             len(commit.state_writes),
-            # After this instant (ms, this host's clock) the caller has given up: write nothing.
-            int((time.time() + SOCKET_TIMEOUT_S) * 1000),
+            # After this instant (ms, Redis's clock) the caller has given up: write nothing.
+            self._redis_deadline_ms(),
         ]
         for write in commit.state_writes:
             args.extend((write.key, write.value or "", f"{write.version[0]}:{write.version[1]}"))
@@ -223,11 +224,24 @@ class RedisStore(LedgerStore):
         with self._guard():
             appended = self._append(keys=keys, args=args)
         if appended == -1:
+            self._redis_clock_offset_ms = None  # measure again: Redis's clock may have jumped
             raise BackendUnavailableError(
                 f"The Redis ledger took longer than {SOCKET_TIMEOUT_S:g} s to run the append of "
-                f"block {block.number} (or its clock is ahead of this host's). Nothing was written."
+                f"block {block.number}. Nothing was written."
             )
         return bool(appended)
+
+    def _redis_deadline_ms(self) -> int:
+        """Now plus the socket timeout, on Redis's clock (however far this host's is off)."""
+        if self._redis_clock_offset_ms is None:
+            before = time.time()
+            with self._guard():
+                seconds, micros = self.client.time()
+            after = time.time()
+            self._redis_clock_offset_ms = (
+                seconds * 1000 + micros / 1000 - (before + after) / 2 * 1000
+            )
+        return int((time.time() + SOCKET_TIMEOUT_S) * 1000 + self._redis_clock_offset_ms)
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
         cursor = 0

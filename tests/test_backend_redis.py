@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
 import redis
 
+from ledger_backends import redis_streams
 from ledger_backends.base import LedgerStore
 from ledger_backends.redis_streams import RedisStore
-from ledger_backends.testing import LedgerStoreConformance, Mutation
+from ledger_backends.testing import (
+    ChainWriter,
+    LedgerStoreConformance,
+    Mutation,
+    golden_clock,
+    golden_proposals,
+)
 from tests.services import REDIS_URL, delete_redis_prefix, unique_name
 
 
@@ -64,3 +73,23 @@ class TestRedisStore(LedgerStoreConformance):
         client = self._client(store)
         name = f"{self.prefix}:{channel}:history:{key}"
         client.lset(name, position, mutate(client.lindex(name, position)))
+
+
+@pytest.mark.parametrize("skew_s", [-30.0, 30.0], ids=["host-behind", "host-ahead"])
+def test_appends_work_whatever_the_offset_between_host_and_redis_clocks(
+    monkeypatch: pytest.MonkeyPatch, skew_s: float
+) -> None:
+    # The append's give-up deadline is compared with Redis's TIME: it must be on Redis's clock.
+    # A host clock that is off cannot be produced here, so this one function's clock is shifted.
+    prefix = unique_name("hlskew")
+    store = RedisStore.from_url(f"{REDIS_URL}?prefix={prefix}")
+    try:
+        real_time = time.time
+        monkeypatch.setattr(redis_streams.time, "time", lambda: real_time() + skew_s)
+        writer = ChainWriter(store, "medical", clock=golden_clock())
+        for batch in golden_proposals():
+            writer.commit(batch)
+        assert store.tip("medical").height == len(golden_proposals())
+    finally:
+        store.close()
+        delete_redis_prefix(prefix)
