@@ -72,10 +72,11 @@ class ErrorCodes(SchemaExtension):
 def _code_errors(result: object) -> None:
     errors = getattr(result, "errors", None)
     if result is not None and errors:
-        result.errors = [_with_code(error) for error in errors]  # type: ignore[attr-defined]
+        result.errors = [with_code(error) for error in errors]  # type: ignore[attr-defined]
 
 
-def _with_code(error: GraphQLError) -> GraphQLError:
+def with_code(error: GraphQLError) -> GraphQLError:
+    """The error as the client sees it: its code, and a masked message for faults."""
     code = error_code(error)
     message = error.message
     extensions = {**(error.extensions or {}), "code": code}
@@ -88,7 +89,7 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         extensions = {"code": code, "requestId": request_id}
     # A damaged chain is no passing outage: its own message says where, and that retrying fails.
     elif code == "UNAVAILABLE" and not isinstance(error.original_error, LedgerDamagedError):
-        message = "The ledger is unavailable right now; nothing was written. Try again shortly."
+        message = _unavailable_message(error.original_error)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -98,3 +99,13 @@ def _with_code(error: GraphQLError) -> GraphQLError:
         original_error=None,
         extensions=extensions,
     )
+
+
+def _unavailable_message(cause: Exception | None) -> str:
+    if isinstance(cause, BackendUnavailableError) and not cause.outcome_known:
+        # The store went away between sending a block and reading it back.
+        return (
+            "The ledger stopped answering while your change was being stored; it is either "
+            "wholly stored or not at all. Read it back before trying again."
+        )
+    return "The ledger is unavailable right now; nothing was written. Try again shortly."

@@ -122,7 +122,8 @@ class ChainWriter:
             raise BackendUnavailableError(
                 f"The ledger of channel {self.channel!r} went away while block "
                 f"{commit.block.number} was being stored; whether it was stored is known "
-                "once the store is back (run verify)."
+                "once the store is back (run verify).",
+                outcome_known=False,
             ) from exc
 
     def build(self, tip: Tip, proposals: Sequence[Proposal]) -> tuple[BlockCommit, list[Receipt]]:

@@ -49,7 +49,16 @@ class LedgerDamagedError(ChainIntegrityError):
 
 
 class BackendUnavailableError(LedgerError):
-    """The storage backend cannot be reached; nothing was half-written."""
+    """The storage backend cannot be reached; nothing was half-written.
+
+    `outcome_known` is False in the one case where the store went away after an
+    append was sent and before it could be read back: the block is then either
+    wholly stored or not at all, and which is known once the store answers.
+    """
+
+    def __init__(self, message: str, *, outcome_known: bool = True) -> None:
+        super().__init__(message)
+        self.outcome_known = outcome_known
 
 
 class UnsupportedLedgerURLError(LedgerError, ValueError):

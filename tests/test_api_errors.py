@@ -18,9 +18,12 @@ from urllib.parse import quote
 import httpx
 import psycopg
 import pytest
+from graphql import GraphQLError
 
+from api.errors import with_code
 from authz import ca, provision
 from authz.network import load_network
+from ledger_backends import BackendUnavailableError
 from tests.api_client import (
     ACCEPT,
     ACCEPT_ADMISSION,
@@ -473,3 +476,19 @@ def test_refusals_name_no_other_user(api: Api, patient: str) -> None:
             (SIGN, {"child": patient, "doctor": "dr-quinn"}),
         ]:
             api(uid).error(query, variables)  # checks the message for other users' uids
+
+
+@pytest.mark.parametrize(
+    ("outcome_known", "message"),
+    [
+        (True, "The ledger is unavailable right now; nothing was written. Try again shortly."),
+        (False, "it is either wholly stored or not at all. Read it back before trying again."),
+    ],
+)
+def test_unavailable_says_nothing_was_written_only_when_that_is_known(
+    outcome_known: bool, message: str
+) -> None:
+    cause = BackendUnavailableError("socket closed", outcome_known=outcome_known)
+    coded = with_code(GraphQLError("socket closed", original_error=cause))
+    assert coded.extensions == {"code": "UNAVAILABLE"}
+    assert message in coded.message and "socket" not in coded.message

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from ledger_backends import ChannelLedger, ConflictError, LedgerError
+from ledger_backends import BackendUnavailableError, ChannelLedger, ConflictError, LedgerError
+from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import BlockCommit, Tip
 from ledger_backends.testing import proposal
@@ -102,6 +103,33 @@ def test_a_failed_append_fails_every_waiter_and_stores_nothing() -> None:
         return list(results)
 
     assert all(isinstance(r, OSError) for r in asyncio.run(run()))
+
+
+class _GoneAfterAppendStore(MemoryStore):
+    """A store that takes a block, then stops answering before it can be read back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gone = False
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        super().append_if_tip(channel, expected, commit)
+        self.gone = True
+        raise BackendUnavailableError("The connection broke before the answer came.")
+
+    def tip(self, channel: str) -> Tip:
+        if self.gone:
+            raise BackendUnavailableError("The store does not answer.")
+        return super().tip(channel)
+
+
+def test_a_store_lost_between_append_and_read_back_says_the_outcome_is_unknown() -> None:
+    store = _GoneAfterAppendStore()
+    with pytest.raises(BackendUnavailableError, match="whether it was stored") as raised:
+        ChainWriter(store, "medical").commit([proposal("t1", writes={"k": 1})])
+    assert raised.value.outcome_known is False
+    store.gone = False
+    assert store.tip("medical").height == 1  # here it had been stored: unknown was the truth
 
 
 @pytest.mark.parametrize(("timeout", "batch"), [(-1, 10), (2, 0)])
