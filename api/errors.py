@@ -75,6 +75,19 @@ def _code_errors(result: object) -> None:
         result.errors = [with_code(error) for error in errors]  # type: ignore[attr-defined]
 
 
+def log_error(error: GraphQLError) -> None:
+    """One line per refusal or outage; unexpected faults are logged by `with_code` instead.
+
+    Refusals are the contract at work and an outage is one fault that many requests meet,
+    so neither gets a traceback: the log stays readable while a ledger is down.
+    """
+    code = error_code(error)
+    if code == "UNAVAILABLE":
+        log.warning("UNAVAILABLE: %s", error.original_error or error.message)
+    elif code != "INTERNAL":
+        log.debug("%s: %s", code, error.message)
+
+
 def with_code(error: GraphQLError) -> GraphQLError:
     """The error as the client sees it: its code, and a masked message for faults."""
     code = error_code(error)

@@ -21,7 +21,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
 from chaincode.errors import BadInput
@@ -29,7 +29,7 @@ from ledger_backends.records import Block as LedgerBlock
 from ledger_backends.records import parse_timestamp
 
 from .context import context_of
-from .errors import ErrorCodes
+from .errors import ErrorCodes, log_error
 from .metrics import OperationMetrics
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
 from .types import (
@@ -382,8 +382,18 @@ class _SubscriptionsOnWebsockets(SchemaExtension):
         yield
 
 
+class HealthLedgerSchema(strawberry.Schema):
+    """Strawberry's schema, logging errors the way `api.errors.log_error` says."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            log_error(error)
+
+
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return HealthLedgerSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -402,8 +402,9 @@ def timed(action: Any) -> tuple[Any, float]:
 
 
 def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_restart(
-    net: NetworkFixture, redis_server: RedisServer
+    net: NetworkFixture, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     with api_server(net, f"redis://127.0.0.1:{redis_server.port}/0") as api:
         register(api, "alice", "Before Outage")
         assert api.get("/readyz").status_code == 200
@@ -419,8 +420,12 @@ def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_r
         ready, seconds = timed(lambda: api.get("/readyz"))
         assert (ready.status_code, seconds < 5) == (503, True)
         assert api.get("/healthz").status_code == 200
-        assert api.get("/metrics").status_code == 200
+        assert api.get("/metrics", uid="hospital-admin").status_code == 200
         still_answers(api)
+        # An outage is one fault that many requests meet: one line each, no traceback.
+        outage_lines = [r for r in caplog.records if r.getMessage().startswith("UNAVAILABLE: ")]
+        assert len(outage_lines) >= 2
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
         redis_server.start()  # same port, empty: this Redis keeps nothing across restarts
         assert api.get("/readyz").status_code == 200
