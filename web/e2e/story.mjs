@@ -14,7 +14,7 @@ const BASE_URL = required('E2E_BASE_URL')
 const NETWORK = required('E2E_NETWORK')
 const OUTPUT = required('E2E_OUTPUT')
 const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium'
-const STEP_TIMEOUT_MS = 15_000
+const STEP_TIMEOUT_MS = 20_000
 
 const CHILD = 'Mia Martin'
 const CONCLUSION = 'Fit for school. Keep peanuts out of her lunch.'

@@ -21,6 +21,8 @@ const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
   PARENT: { ReportReady: 'A health report is ready for your approval.' },
   SCHOOL: {
     AdmissionRequested: 'A new admission request is waiting for your decision.',
+    ReportRequested: 'A health report was requested from the pediatrician.',
+    ReportReady: 'A health report was written; the parents decide whether your school may read it.',
     ReportApproved: 'A health report was approved for your school.',
   },
 }
