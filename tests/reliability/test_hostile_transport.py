@@ -3,9 +3,10 @@
 Bodies too large, not UTF-8, not JSON objects, of the wrong content type or
 batched; a mutation over GET and a subscription over POST; slowloris clients
 and oversized request heads; websocket messages that are not protocol messages;
-a flood of websocket upgrades without a client certificate. `serve` runs as a subprocess because its uvicorn protocol (httptools)
-and timeouts are part of what is tested. Every refusal is a 4xx with a short
-sentence, the server never logs an unhandled exception, and it keeps answering.
+a flood of websocket upgrades without a client certificate. `serve` runs as a
+subprocess because its uvicorn protocol (httptools) and timeouts are part of
+what is tested. Every refusal is a 4xx with a short sentence (or a coded GraphQL
+error), the server never logs an unhandled exception, and it keeps answering.
 """
 
 from __future__ import annotations
