@@ -19,6 +19,17 @@
 # `healthledger serve`, e.g. `--workers 4`. The stop timeout outlasts the server's 30 s
 # graceful shutdown. A bind-mounted directory must belong to UID 10001.
 
+# The web app (web/dist): built with Node.js in its own stage; only the static files move on.
+FROM node:20-slim AS web
+WORKDIR /build/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY schema.graphql /build/
+COPY web/index.html web/vite.config.ts web/codegen.ts web/tsconfig.json ./
+COPY web/public ./public
+COPY web/src ./src
+RUN npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -47,6 +58,8 @@ COPY chaincode ./chaincode
 COPY ledger_backends ./ledger_backends
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info
+COPY --from=web /build/web/dist /opt/healthledger/web
+ENV HEALTHLEDGER_WEB_DIST=/opt/healthledger/web
 
 # Every channel's ledger is the SQLite file in the ledger volume. Set HEALTHLEDGER_LEDGER_URL
 # to a postgresql:// or redis:// URL instead, or to "" to let network.toml (and its

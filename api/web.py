@@ -10,6 +10,7 @@ required a client certificate.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from starlette.exceptions import HTTPException
@@ -19,7 +20,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+# The build next to the sources, unless installed elsewhere (the container image sets it).
+WEB_DIST = Path(
+    os.environ.get("HEALTHLEDGER_WEB_DIST")
+    or Path(__file__).resolve().parent.parent / "web" / "dist"
+)
 API_PATHS = frozenset({"graphql", "healthz", "readyz", "metrics"})
 # Same origin only; 'self' covers the app's wss:// subscriptions to /graphql.
 SECURITY_HEADERS = {

@@ -60,7 +60,28 @@ def read_dockerfile() -> list[Instruction]:
     return instructions
 
 
-DOCKERFILE = read_dockerfile()
+def stages() -> list[list[Instruction]]:
+    """The build stages in order, each from its FROM on."""
+    found: list[list[Instruction]] = []
+    for instruction in read_dockerfile():
+        if instruction.keyword == "FROM":
+            found.append([])
+        found[-1].append(instruction)
+    return found
+
+
+WEB_STAGE, DOCKERFILE = stages()  # the web app's build, then the image that runs
+WEB_SOURCES = [
+    "schema.graphql",
+    "web/package.json",
+    "web/package-lock.json",
+    "web/index.html",
+    "web/vite.config.ts",
+    "web/codegen.ts",
+    "web/tsconfig.json",
+    "web/public",
+    "web/src",
+]
 
 
 def only(keyword: str) -> Instruction:
@@ -70,7 +91,11 @@ def only(keyword: str) -> Instruction:
 
 
 def position(predicate: Any) -> int:
-    return next(n for n, i in enumerate(DOCKERFILE) if predicate(i))
+    return position_in(DOCKERFILE, predicate)
+
+
+def position_in(stage: list[Instruction], predicate: Any) -> int:
+    return next(n for n, i in enumerate(stage) if predicate(i))
 
 
 def entrypoint() -> list[str]:
@@ -90,13 +115,14 @@ def healthcheck_command() -> list[str]:
     return argv
 
 
-def copies() -> list[tuple[list[str], str]]:
-    """(sources, destination) of every COPY/ADD from the build context."""
+def copies(stage: list[Instruction]) -> list[tuple[list[str], str]]:
+    """(sources, destination) of every COPY/ADD from the build context (not from a stage)."""
     result = []
-    for instruction in DOCKERFILE:
+    for instruction in stage:
         if instruction.keyword in ("COPY", "ADD"):
             words = shlex.split(instruction.arguments)
-            assert not any(w.startswith("--from") for w in words), "no multi-stage copies"
+            if any(w.startswith("--from") for w in words):
+                continue
             paths = [w for w in words if not w.startswith("--")]
             result.append((paths[:-1], paths[-1]))
     return result
@@ -136,17 +162,36 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def test_every_file_the_build_copies_is_in_the_build_context() -> None:
-    copied = [source for sources, _ in copies() for source in sources]
-    assert sorted(copied) == sorted(["pyproject.toml", "README.md", *PACKAGES])
+    copied = [
+        source
+        for stage in (WEB_STAGE, DOCKERFILE)
+        for sources, _ in copies(stage)
+        for source in sources
+    ]
+    assert sorted(copied) == sorted(["pyproject.toml", "README.md", *PACKAGES, *WEB_SOURCES])
+    generated = ("__pycache__", "web/src/gql/")  # made by Python and by the build
     for source in copied:
         path = ROOT / source
         assert path.exists(), f"COPY {source}: no such file in the repository"
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        assert files, f"COPY {source}: the directory holds no Python files"
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        assert files, f"COPY {source}: the directory is empty"
         for file in files:
             relative = file.relative_to(ROOT).as_posix()
-            if "__pycache__" not in relative:
+            if not any(part in relative for part in generated):
                 assert not excluded_by_dockerignore(relative), f"{relative} is in .dockerignore"
+
+
+def test_the_web_app_is_built_from_locked_packages_and_only_its_files_reach_the_image() -> None:
+    assert WEB_STAGE[0].arguments.startswith("node:20")
+    commands = [i.arguments for i in WEB_STAGE if i.keyword == "RUN"]
+    assert commands == ["npm ci --no-audit --no-fund", "npm run build"]
+    install = position_in(WEB_STAGE, lambda i: i.arguments.startswith("npm ci"))
+    before = [shlex.split(i.arguments)[:-1] for i in WEB_STAGE[:install] if i.keyword == "COPY"]
+    assert before == [["web/package.json", "web/package-lock.json"]]  # a cached npm layer
+    [from_stage] = [i for i in DOCKERFILE if i.keyword == "COPY" and "--from=" in i.arguments]
+    source, target = from_stage.arguments.split()[1:]
+    assert source.endswith("/web/dist")
+    assert container_environment()["HEALTHLEDGER_WEB_DIST"] == target
 
 
 def test_the_build_context_leaves_out_secrets_environments_and_caches() -> None:
@@ -158,6 +203,10 @@ def test_the_build_context_leaves_out_secrets_environments_and_caches() -> None:
         "bench/ledger_commit.py",
         "docs/BACKENDS.md",
         "web/node_modules/x/index.js",
+        "web/dist/index.html",
+        "web/src/gql/graphql.ts",
+        "web/test-results/story/01.png",
+        "web/e2e/story.mjs",
         "api/__pycache__/cli.cpython-311.pyc",
         "ledger.db",
     ]:
@@ -388,3 +437,16 @@ def test_compose_mounts_the_volumes_the_image_declares() -> None:
     network_volume = container_environment()["HEALTHLEDGER_NETWORK"]
     assert f"network:{network_volume}" in services["init"]["volumes"]
     assert f"network:{network_volume}" in services["healthledger"]["volumes"]
+
+
+def test_the_server_looks_for_the_web_app_where_the_image_puts_it(tmp_path: Path) -> None:
+    target = container_environment()["HEALTHLEDGER_WEB_DIST"]
+    found = subprocess.run(
+        [sys.executable, "-c", "from api.web import WEB_DIST; print(WEB_DIST)"],
+        env={**os.environ, "HEALTHLEDGER_WEB_DIST": target},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert found.stdout.strip() == target
