@@ -3,11 +3,12 @@
 Requests to /graphql must carry a verified identity (client certificate over
 mutual TLS, or from a trusted proxy's header): without one, HTTP gets 401 with
 an UNAUTHENTICATED GraphQL error and a websocket is closed with code 4401.
-Bodies over 1 MiB get HTTP 413 before any parsing.
+Bodies over 1 MiB get HTTP 413 before any parsing; bodies that take over 30 s, 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from .services import Services
 from .web import web_routes
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_SECONDS = 30.0
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -97,11 +99,24 @@ class IdentityGate:
 
 
 class BodyLimit:
-    """HTTP 413 for request bodies over the limit, declared or streamed."""
+    """Request bodies are bounded in size and in time.
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], limit: int) -> None:
+    Over `limit` bytes (declared or streamed) gets HTTP 413. A body that has not
+    arrived whole within `seconds` of the first read (a client trickling it in,
+    slowloris-style) gets HTTP 408 and the connection is closed; the request
+    head is bounded by the HTTP protocol class (authz.mtls) and idle time by
+    uvicorn's keep-alive timeout.
+    """
+
+    def __init__(
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        limit: int,
+        seconds: float = MAX_BODY_SECONDS,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,13 +124,19 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large()(scope, receive, send)
+            await _body_refused(413, f"larger than {self.limit // 1024} KiB")(scope, receive, send)
             return
         received = 0
+        deadline: float | None = None
 
         async def limited_receive() -> MutableMapping[str, Any]:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.seconds
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise _BodyTooSlow from None
             received += len(message.get("body", b""))
             if received > self.limit:
                 raise _BodyTooLarge
@@ -124,24 +145,29 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await _too_large()(scope, receive, send)
+            await _body_refused(413, f"larger than {self.limit // 1024} KiB")(scope, receive, send)
+        except _BodyTooSlow:
+            refusal = _body_refused(408, f"not sent within {self.seconds:g} s")
+            refusal.headers["connection"] = "close"
+            await refusal(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-def _too_large() -> JSONResponse:
+class _BodyTooSlow(Exception):
+    pass
+
+
+def _body_refused(status: int, why: str) -> JSONResponse:
     body = {
         "data": None,
         "errors": [
-            {
-                "message": f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB.",
-                "extensions": {"code": "BAD_USER_INPUT"},
-            }
+            {"message": f"The request body was {why}.", "extensions": {"code": "BAD_USER_INPUT"}}
         ],
     }
-    return JSONResponse(body, status_code=413)
+    return JSONResponse(body, status_code=status)
 
 
 def create_app(services: Services, health: HealthAddress | None = None) -> Starlette:

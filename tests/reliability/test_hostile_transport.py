@@ -19,17 +19,22 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import request_response
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 
-from api.app import MAX_BODY_BYTES
+from api.app import MAX_BODY_BYTES, BodyLimit
 from api.server import KEEP_ALIVE_SECONDS
 from authz.mtls import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
+from authz.network import load_network
 from tests.api_client import (
     REGISTER_CHILD,
     WS_PROTOCOL,
@@ -41,6 +46,7 @@ from tests.api_client import (
 )
 from tests.networks import NetworkFixture, make_network
 from tests.test_api_workers import Server
+from tests.tls_server import serving as serving_app
 
 ME = "{ me { uid } }"
 CHILDREN = "{ children { id } }"
@@ -332,6 +338,41 @@ def test_a_request_head_over_64_kib_gets_400_and_is_cut_off(serving: Serving) ->
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert answer.endswith(b"The request head is too large.")
     serving.still_answers()
+
+
+def test_a_body_trickled_in_past_the_deadline_gets_408_and_is_cut_off(tmp_path: Path) -> None:
+    # serve's bound is MAX_BODY_SECONDS (30 s); the same middleware with 1 s keeps this short.
+    net = make_network(tmp_path / "network")
+
+    async def echo(request: Request) -> Response:
+        return Response(await request.body())
+
+    app = BodyLimit(request_response(echo), MAX_BODY_BYTES, seconds=1.0)
+    with serving_app(app, load_network(net.directory), http="httptools") as url:
+        port = int(url.rsplit(":", 1)[1])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with net.client_context("alice").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            started = time.monotonic()
+            tls.sendall(HEAD + b"content-length: 100\r\n\r\n")
+            answer = b""
+            with contextlib.suppress(OSError):  # the server hangs up while bytes keep coming
+                for _ in range(100):
+                    tls.send(b"x")
+                    time.sleep(0.1)
+                    tls.settimeout(0.01)
+                    with contextlib.suppress(TimeoutError):
+                        answer += tls.recv(1024)
+                    if answer:
+                        break
+            tls.settimeout(5)
+            with contextlib.suppress(OSError):
+                while chunk := tls.recv(1024):
+                    answer += chunk
+            elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"The request body was not sent within 1 s." in answer
+    assert b"connection: close" in answer.lower()
+    assert 1.0 <= elapsed < 1.0 + LEEWAY_SECONDS
 
 
 # -- websockets -----------------------------------------------------------------------------------
