@@ -140,8 +140,8 @@ class Gateway:
     async def _doctor_children(self, caller: Caller) -> list[str]:
         if caller.role != "doctor":
             return []
-        children = await self._evaluate(caller, "medical", "listChildren", {})
-        return [child["id"] for child in children]
+        ids: list[str] = await self._evaluate(caller, "medical", "listPatientIds", {})
+        return ids
 
     # -- machinery -------------------------------------------------------------------------
 

@@ -99,6 +99,19 @@ class MedicalContract(Contract):
             if child is not None
         ]
 
+    @query("listPatientIds")
+    def list_patient_ids(self, ctx: TxContext) -> JSON:
+        """The ids of a doctor's children under ACTIVE agreements (one range read); [] for others.
+
+        What the gateway hands the report contract as `verifiedChildren`: listChildren
+        would also read every child, which made each report cost O(patients) reads.
+        """
+        if ctx.caller.role != "doctor":
+            return []
+        return [
+            key.rsplit("/", 1)[1] for key, _ in ctx.get_prefix(f"doctor-child/{ctx.caller.uid}/")
+        ]
+
     # -- agreements ------------------------------------------------------------------
 
     @transaction("signAgreement")

@@ -275,6 +275,20 @@ def test_callers_without_a_relationship_list_no_children(world: World, caller: F
     assert world.call(caller, "listChildren") == []
 
 
+# -- listPatientIds ----------------------------------------------------------------------
+
+
+def test_a_doctor_s_patient_ids_are_the_children_of_active_agreements(world: World) -> None:
+    assert world.call(DOCTOR, "listPatientIds") == [world.child_id]
+
+
+@pytest.mark.parametrize(
+    "caller", [DOCTOR_NONE, DOCTOR_PENDING, DOCTOR_REVOKED, PARENT, SCHOOL, PARENTS_ADMIN]
+)
+def test_no_one_else_has_patient_ids(world: World, caller: FakeCaller) -> None:
+    assert world.call(caller, "listPatientIds") == []
+
+
 # -- signAgreement -----------------------------------------------------------------------
 
 
