@@ -29,20 +29,17 @@ class CannotServe(Exception):
 def check_certificates(network: NetworkConfig) -> None:
     """Every organisation CA and CRL file exists and parses; the server certificate loads."""
     for org in network.orgs:
-        _require_file(org.ca, f"the CA certificate of organisation {org.id!r}")
-        _require_file(org.crl, f"the CRL of organisation {org.id!r}")
-        try:
-            x509.load_pem_x509_certificate(org.ca.read_bytes())
-        except ValueError:
-            raise CannotServe(
-                f"{org.ca} is not a PEM certificate: restore the CA certificate of {org.id!r}."
-            ) from None
-        try:
-            x509.load_pem_x509_crl(org.crl.read_bytes())
-        except ValueError:
-            raise CannotServe(
-                f"{org.crl} is not a PEM CRL: restore the CRL of {org.id!r}."
-            ) from None
+        for path, load, kind, what in (
+            (org.ca, x509.load_pem_x509_certificate, "certificate", "CA certificate"),
+            (org.crl, x509.load_pem_x509_crl, "CRL", "CRL"),
+        ):
+            _require_file(path, f"the {what} of organisation {org.id!r}")
+            try:
+                load(path.read_bytes())
+            except ValueError:
+                raise CannotServe(
+                    f"{path} is not a PEM {kind}: restore the {what} of {org.id!r}."
+                ) from None
     _require_file(network.server.cert, "the server TLS certificate (server.cert)")
     _require_file(network.server.key, "the server TLS key (server.key)")
     try:
