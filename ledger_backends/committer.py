@@ -13,7 +13,7 @@ import contextlib
 from dataclasses import dataclass
 
 from .chain import ChainWriter
-from .errors import ConflictError, LedgerError
+from .errors import BackendUnavailableError, ConflictError, LedgerError
 from .records import Proposal, Receipt, Validation
 
 DEFAULT_BATCH_TIMEOUT_MS = 2.0
@@ -123,6 +123,24 @@ class GroupCommitter:
             del self._pending[: self.max_batch]
             await self._commit(batch)
 
+    def _fail_waiting(self, cause: BackendUnavailableError) -> None:
+        """Fail what queued up while a block failed for want of the store; it was never tried.
+
+        Each of them would otherwise wait its turn and then its own timeout against the
+        same unreachable store, so a request's wait would grow with the queue ahead of it.
+        Whatever arrives after this is tried afresh, which is how a store that is back
+        is noticed.
+        """
+        waiting, self._pending = self._pending, []
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(
+                    BackendUnavailableError(
+                        f"The ledger of channel {self.writer.channel!r} could not be reached "
+                        f"({cause}); this transaction was not tried. Nothing was written."
+                    )
+                )
+
     async def _commit(self, batch: list[tuple[Proposal, asyncio.Future[Receipt]]]) -> None:
         proposals = [proposal for proposal, _ in batch]
         try:
@@ -131,6 +149,8 @@ class GroupCommitter:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
+            if isinstance(exc, BackendUnavailableError):
+                self._fail_waiting(exc)
             return
         self.stats.blocks += 1
         valid = sum(receipt.validation is Validation.VALID for receipt in receipts)

@@ -105,6 +105,40 @@ def test_a_failed_append_fails_every_waiter_and_stores_nothing() -> None:
     assert all(isinstance(r, OSError) for r in asyncio.run(run()))
 
 
+class _UnreachableStore(MemoryStore):
+    """Every append waits out a timeout, then finds the store unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+
+    def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
+        self.appends += 1
+        time.sleep(0.3)
+        raise BackendUnavailableError("The store did not answer in time.")
+
+
+def test_what_queued_behind_a_block_that_found_the_store_unreachable_fails_with_it() -> None:
+    # Otherwise each queued batch waits its turn and then its own timeout: waits would add up.
+    async def run() -> tuple[list[object], float]:
+        store = _UnreachableStore()
+        channel = ChannelLedger(store, "medical", batch_timeout_ms=1)
+        first = asyncio.ensure_future(channel.submit(proposal("t0", writes={"k0": 0})))
+        await asyncio.sleep(0.1)  # t0's block is being appended
+        started = time.monotonic()
+        queued = [channel.submit(proposal(f"t{n}", writes={f"k{n}": n})) for n in (1, 2)]
+        results = await asyncio.gather(first, *queued, return_exceptions=True)
+        waited = time.monotonic() - started
+        assert store.appends == 1 and channel.tip().height == 0
+        await channel.close()
+        return list(results), waited
+
+    results, waited = asyncio.run(run())
+    assert all(isinstance(r, BackendUnavailableError) for r in results)
+    assert "was not tried. Nothing was written." in str(results[1])
+    assert waited < 0.3  # only the rest of t0's attempt, not attempts of their own
+
+
 class _GoneAfterAppendStore(MemoryStore):
     """A store that takes a block, then stops answering before it can be read back."""
 
