@@ -50,8 +50,15 @@ class EventHub:
         self._subscribers: dict[str, set[asyncio.Queue[CommittedEvent]]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
 
-    async def subscribe(self, channel: str) -> AsyncIterator[CommittedEvent]:
-        """Events committed on `channel` from now on, until the subscriber goes away."""
+    async def subscribe(
+        self, channel: str, *, idle_seconds: float | None = None
+    ) -> AsyncIterator[CommittedEvent | None]:
+        """Events committed on `channel` from now on, until the subscriber goes away.
+
+        With `idle_seconds`, None comes whenever that long passed without an event, so
+        the subscriber can check something (e.g. that its caller is still allowed) while
+        nothing happens.
+        """
         queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(QUEUE_LIMIT)
         listeners = self._subscribers.setdefault(channel, set())
         if channel not in self._tails or self._tails[channel].done():
@@ -60,7 +67,10 @@ class EventHub:
         listeners.add(queue)
         try:
             while True:
-                yield await queue.get()
+                try:
+                    yield await asyncio.wait_for(queue.get(), idle_seconds)
+                except TimeoutError:
+                    yield None
         finally:
             listeners.discard(queue)
 

@@ -58,6 +58,8 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2_000
 MAX_BLOCKS_PER_PAGE = 100
+# A subscription checks its caller's certificate at least this often (revocation: ≤ 5 s).
+IDENTITY_RECHECK_SECONDS = 2.0
 
 
 class _ParserCache(ParserCache):
@@ -349,11 +351,15 @@ class Subscription:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
         identity = c.identity
-        async for event in c.services.events.subscribe(channel):
-            if event.visible_to(identity.uid, identity.org, identity.role.value):
-                # The certificate may have been revoked (or expired) since the websocket opened:
-                # check it again, from the verifier's cache, before anything is sent.
-                c.services.identifier.identify(c.request.scope)
+        events = c.services.events.subscribe(channel, idle_seconds=IDENTITY_RECHECK_SECONDS)
+        async for event in events:
+            # The certificate may have been revoked (or expired) since the websocket opened:
+            # check it again (from the verifier's cache) before anything is sent, and while
+            # idle, so a revoked caller's subscription ends within seconds either way.
+            c.services.identifier.identify(c.request.scope)
+            if event is not None and event.visible_to(
+                identity.uid, identity.org, identity.role.value
+            ):
                 yield LedgerEvent(
                     channel=event.channel,
                     name=event.name,

@@ -38,7 +38,7 @@ MEDICAL_EVENTS = EVENTS.format(channel='"medical"')
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
     net = make_network(tmp_path_factory.mktemp("api-subscriptions") / "network")
-    for uid in ("dave", "erin"):
+    for uid in ("dave", "erin", "gina"):
         provision.enroll(net.directory, org="parents", uid=uid, role="parent", name=uid.title())
     return net
 
@@ -192,6 +192,21 @@ def test_a_subscription_opened_before_a_revocation_gets_no_more_events(
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert [e["extensions"]["code"] for e in errors] == ["UNAUTHENTICATED"]
     assert child not in str(message), "nothing about the event reaches the revoked certificate"
+
+
+def test_an_idle_subscription_of_a_revoked_certificate_ends_within_seconds(
+    api: Api, net: NetworkFixture
+) -> None:
+    with Subscriber(api, "gina", MEDICAL_EVENTS) as gina:
+        time.sleep(SETTLE_SECONDS)
+        provision.revoke(net.directory, org="parents", uid="gina")
+        revoked_at = time.monotonic()
+        message = gina.receive(10)  # no event is committed meanwhile
+        ended_after = time.monotonic() - revoked_at
+    assert message["type"] in ("next", "error"), message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["UNAUTHENTICATED"]
+    assert ended_after < 5, f"the revoked subscription stayed open {ended_after:.1f} s"
 
 
 @pytest.fixture(scope="module")
