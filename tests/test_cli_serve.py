@@ -8,11 +8,10 @@ fix, no traceback, and no server left listening.
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,8 @@ import httpx
 import pytest
 
 from tests.networks import NetworkFixture, make_network
+from tests.reliability.serve_process import ServeProcess, cli_command, cli_env
 from tests.tls_server import free_port
-
-SERVE = [sys.executable, "-m", "api.cli", "serve"]
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +32,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
 def serve_fails(*args: str, env: dict[str, str] | None = None) -> str:
     """Run serve, which must refuse to start; the one line it printed."""
     result = subprocess.run(
-        [*SERVE, *args],
+        cli_command("serve", *args),
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **(env or {})},
+        env={**cli_env(), **(env or {})},
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -49,8 +47,7 @@ def serve_fails(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def copy_network(net: NetworkFixture, target: Path) -> Path:
-    subprocess.run(["cp", "-r", str(net.directory), str(target)], check=True)
-    return target
+    return Path(shutil.copytree(net.directory, target))
 
 
 def test_no_network_toml(tmp_path: Path) -> None:
@@ -60,8 +57,7 @@ def test_no_network_toml(tmp_path: Path) -> None:
 
 
 def test_no_network_given() -> None:
-    env = {key: "" for key in ("HEALTHLEDGER_NETWORK", "HEALTHLEDGER_LEDGER_URL")}
-    assert "--network DIR" in serve_fails(env=env)
+    assert "--network DIR" in serve_fails()  # and no HEALTHLEDGER_NETWORK either
 
 
 def test_malformed_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
@@ -166,17 +162,9 @@ def test_health_port_from_environment_must_be_a_number(net: NetworkFixture) -> N
 def test_health_port_answers_probes_without_a_certificate(
     net: NetworkFixture, tmp_path: Path
 ) -> None:
-    port, health_port = free_port(), free_port()
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    command = [*SERVE, "--network", str(net.directory), "--ledger", ledger, "--port", str(port)]
-    server = subprocess.Popen(
-        [*command, "--health-port", str(health_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        health = f"http://127.0.0.1:{health_port}"
-        _wait_for(f"{health}/healthz", server)
+    with ServeProcess(net.directory, ledger, tmp_path / "serve.log").start() as server:
+        health = server.health_url
         assert httpx.get(f"{health}/healthz").text == "ok\n"
         ready = httpx.get(f"{health}/readyz")
         assert (ready.status_code, ready.text) == (200, "ready\n")
@@ -189,24 +177,8 @@ def test_health_port_answers_probes_without_a_certificate(
         )
         # The API port itself still demands a client certificate at the handshake.
         with pytest.raises(httpx.TransportError):
-            httpx.get(f"https://127.0.0.1:{port}/healthz", verify=net.client_context(None))
-        authenticated = httpx.get(
-            f"https://127.0.0.1:{port}/healthz", verify=net.client_context("alice")
-        )
+            httpx.get(f"{server.base_url}/healthz", verify=net.client_context(None))
+        authenticated = httpx.get(f"{server.base_url}/healthz", verify=net.client_context("alice"))
         assert authenticated.status_code == 200
-    finally:
-        server.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
-        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
-
-
-def _wait_for(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        assert server.poll() is None, "serve exited"
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, f"{url} did not answer"
-            time.sleep(0.05)
+        assert server.terminate() in (0, -signal.SIGTERM)
