@@ -30,7 +30,7 @@ import httpx
 
 from authz.network import load_network
 
-from .devnet import DEMO_USERS, ensure_dev_network
+from .devnet import DEMO_USERS, ensure_dev_network, user_context
 from .verification import ChannelTarget, verify_and_report
 
 SERVER_START_SECONDS = 30
@@ -313,7 +313,9 @@ def _server(directory: Path, port: int) -> Iterator[str]:
     )
     base_url = f"https://127.0.0.1:{port}"
     try:
-        _wait_until_serving(process, base_url, _context(directory, "alice"), directory)
+        _wait_until_serving(
+            process, base_url, user_context(directory, "parents", "alice"), directory
+        )
         yield base_url
     finally:
         process.send_signal(signal.SIGTERM)
@@ -353,7 +355,7 @@ def _actors(directory: Path, base_url: str) -> Iterator[dict[str, Actor]]:
             role,
             httpx.Client(
                 base_url=base_url,
-                verify=_context(directory, uid, org),
+                verify=user_context(directory, org, uid),
                 timeout=REQUEST_TIMEOUT_SECONDS,
             ),
         )
@@ -370,10 +372,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _context(directory: Path, uid: str, org: str = "parents") -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=directory / "tls" / "ca.pem")
-    user = directory / "users" / org / uid
-    context.load_cert_chain(user.with_suffix(".pem"), user.with_suffix(".key"))
-    return context

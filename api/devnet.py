@@ -9,6 +9,7 @@ certificates are and a curl command that asks the server who you are.
 from __future__ import annotations
 
 import shlex
+import ssl
 import sys
 from pathlib import Path
 
@@ -35,6 +36,14 @@ def ensure_dev_network(directory: Path) -> bool:
             directory, org=org, uid=uid, role=role, name=name, p12_password=DEMO_P12_PASSWORD
         )
     return True
+
+
+def user_context(directory: Path, org: str, uid: str) -> ssl.SSLContext:
+    """A client's TLS context: trusts the network's server CA, presents the user's certificate."""
+    context = ssl.create_default_context(cafile=directory / "tls" / "ca.pem")
+    user = directory / "users" / org / uid
+    context.load_cert_chain(f"{user}.pem", f"{user}.key")
+    return context
 
 
 def describe(directory: Path, ledger_url: str) -> str:

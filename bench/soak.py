@@ -33,7 +33,6 @@ import itertools
 import shutil
 import signal
 import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from api.devnet import DEMO_USERS, ensure_dev_network  # noqa: E402
+from api.devnet import DEMO_USERS, ensure_dev_network, user_context  # noqa: E402
 
 GROWTH_TARGET_MB = 50.0
 START_TIMEOUT_S = 60
@@ -186,7 +185,7 @@ async def soak(args: argparse.Namespace, directory: Path, port: int, server: int
     clients = {
         uid: httpx.AsyncClient(
             base_url=f"https://127.0.0.1:{port}",
-            verify=_context(directory, org, uid),
+            verify=user_context(directory, org, uid),
             timeout=30,
             limits=httpx.Limits(max_connections=args.families),
         )
@@ -228,13 +227,6 @@ def _ms(latencies: list[float], percentile: int) -> str:
     if len(latencies) < 2:
         return "-"
     return f"{statistics.quantiles(latencies, n=100)[percentile - 1] * 1000:.1f}"
-
-
-def _context(directory: Path, org: str, uid: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=directory / "tls" / "ca.pem")
-    user = directory / "users" / org / uid
-    context.load_cert_chain(f"{user}.pem", f"{user}.key")
-    return context
 
 
 def _free_port() -> int:
