@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
+
+from tests.reliability.serve_process import cli_command
 
 
 def test_demo_runs_the_story_and_shows_who_sees_what() -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "demo"], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run(cli_command("demo"), capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert elapsed < 30

@@ -176,27 +176,16 @@ def _still_answers(api: Api, uid: str) -> None:
     assert time.monotonic() - started < ANSWER_SECONDS
 
 
+@pytest.mark.parametrize("kind", ["queries", "mutations"])
 @pytest.mark.parametrize("role", ROLES)
-def test_generated_queries_get_documented_answers(story: Story, role: str) -> None:
-    queries = hg.queries(SDL, custom_scalars=_scalars(story.ids))
+def test_generated_documents_get_documented_answers(story: Story, role: str, kind: str) -> None:
+    documents = getattr(hg, kind)(SDL, custom_scalars=_scalars(story.ids))
 
     def check(document: str) -> None:
         codes = _codes(_answer(story.api, role, document))
         assert codes <= ANSWER_CODES, (document, codes)
 
-    assert _run(f"queries/{role}", queries, VALID_EXAMPLES, check) >= VALID_EXAMPLES
-    _still_answers(story.api, role)
-
-
-@pytest.mark.parametrize("role", ROLES)
-def test_generated_mutations_get_documented_answers(story: Story, role: str) -> None:
-    mutations = hg.mutations(SDL, custom_scalars=_scalars(story.ids))
-
-    def check(document: str) -> None:
-        codes = _codes(_answer(story.api, role, document))
-        assert codes <= ANSWER_CODES, (document, codes)
-
-    assert _run(f"mutations/{role}", mutations, VALID_EXAMPLES, check) >= VALID_EXAMPLES
+    assert _run(f"{kind}/{role}", documents, VALID_EXAMPLES, check) >= VALID_EXAMPLES
     _still_answers(story.api, role)
 
 
