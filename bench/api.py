@@ -111,6 +111,7 @@ from api_load import (
     make_update_children,
     run_group,
 )
+from arguments import positive_ints
 from identity import Server, _exit_on_sigterm, _stop, load_average, log, server_process
 from scratch_stores import Servers, scratch_store
 
@@ -184,7 +185,7 @@ def parse_args(argv: list[str] | None) -> Plan:
     )
     parser.add_argument("--workers", default="", help="keep only these worker counts, e.g. 1")
     parser.add_argument(
-        "--connections", type=_int_list, default=[1, 8, 32, 64], help="default 1,8,32,64"
+        "--connections", type=CONNECTION_COUNTS, default=[1, 8, 32, 64], help="default 1,8,32,64"
     )
     parser.add_argument(
         "--unpinned-connections",
@@ -247,18 +248,11 @@ def _configs(
     return configs
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers like 1,8,32, not {text!r}") from exc
-    if any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("connection counts must be at least 1")
-    return values
+CONNECTION_COUNTS = positive_ints("connection counts", "1,8,32")
 
 
 def _int_list_or_none(text: str) -> list[int]:
-    return _int_list(text) if text.strip() else []
+    return CONNECTION_COUNTS(text) if text.strip() else []
 
 
 # ------------------------------------------------------------------------ servers

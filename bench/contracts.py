@@ -55,6 +55,7 @@ from typing import Any
 # Measure the packages next to this script, not whichever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from arguments import names, positive_ints
 from contracts_workloads import (
     OP_NAMES,
     Sample,
@@ -130,20 +131,20 @@ def parse_args(argv: list[str] | None) -> Plan:
     )
     parser.add_argument(
         "--backends",
-        type=partial(_name_list, allowed=BACKENDS),
+        type=names(BACKENDS),
         default=list(BACKENDS),
         help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)",
     )
     parser.add_argument(
         "--families",
-        type=_int_list,
+        type=positive_ints("concurrency levels", "1,16,64"),
         default=list(DEFAULT_FAMILIES),
         help="comma-separated concurrency levels: story families = bare submitters "
         "(default 1,16,64)",
     )
     parser.add_argument(
         "--workloads",
-        type=partial(_name_list, allowed=WORKLOADS),
+        type=names(WORKLOADS),
         default=list(WORKLOADS),
         help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all; "
         "overhead needs story and bare)",
@@ -171,23 +172,6 @@ def parse_args(argv: list[str] | None) -> Plan:
         duration_s=args.duration,
         repeats=args.repeats,
     )
-
-
-def _name_list(text: str, *, allowed: tuple[str, ...]) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(name not in allowed for name in names):
-        raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}, not {text!r}")
-    return names
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers like 1,16,64, not {text!r}") from exc
-    if any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("concurrency levels must be at least 1")
-    return values
 
 
 def log(message: str) -> None:

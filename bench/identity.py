@@ -82,6 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import starlette
 import uvicorn
+from arguments import names, positive_ints
 from identity_server import build_app
 
 from authz.identity import IdentityVerifier
@@ -130,8 +131,10 @@ def parse_args(argv: list[str] | None) -> Plan:
         description="Requests/s of uvicorn over mutual TLS with and without resolving the "
         "caller's Identity, the load generator's ceiling, and full handshakes/s.",
     )
-    parser.add_argument("--http", type=_http_list, default=["httptools", "h11"])
-    parser.add_argument("--connections", type=_int_list, default=[1, 8, 32])
+    parser.add_argument("--http", type=names(("httptools", "h11")), default=["httptools", "h11"])
+    parser.add_argument(
+        "--connections", type=positive_ints("connection counts", "1,8,32"), default=[1, 8, 32]
+    )
     parser.add_argument("--handshake-connections", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each window")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per window")
@@ -156,23 +159,6 @@ def parse_args(argv: list[str] | None) -> Plan:
         server_core=args.server_core,
         client_core=args.client_core,
     )
-
-
-def _http_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(name not in ("httptools", "h11") for name in names):
-        raise argparse.ArgumentTypeError(f"choose from httptools,h11, not {text!r}")
-    return names
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers like 1,8,32, not {text!r}") from exc
-    if any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("connection counts must be at least 1")
-    return values
 
 
 def log(message: str) -> None:

@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 import redis
+from arguments import names, positive_ints
 from closed_loop import CHANNEL, LoadPoint, LoadSample, run_closed_loop
 from growth import FILL_BLOCK_SIZE, FillResult, GrownLedgerProcess, serve_grown_ledger
 from raw_ceiling import RAW_BLOCK_SIZE, RawRows, measure_ceiling, open_raw_writer
@@ -107,13 +108,13 @@ def parse_args(argv: list[str] | None) -> Plan:
     )
     parser.add_argument(
         "--backends",
-        type=_backend_list,
+        type=names(BACKENDS),
         default=list(BACKENDS),
         help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)",
     )
     parser.add_argument(
         "--submitters",
-        type=_int_list,
+        type=positive_ints("submitter counts", "1,16,256"),
         default=list(DEFAULT_SUBMITTERS),
         help="comma-separated concurrent submitter counts (default 1,16,256)",
     )
@@ -150,7 +151,7 @@ def parse_args(argv: list[str] | None) -> Plan:
     )
     parser.add_argument(
         "--growth-backends",
-        type=_backend_list,
+        type=names(BACKENDS),
         default=None,
         help="backends for the growth check (default: --backends)",
     )
@@ -201,24 +202,6 @@ def parse_args(argv: list[str] | None) -> Plan:
         run_tag=args.run_tag,
         grown_worker=args.grown_worker,
     )
-
-
-def _backend_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {','.join(BACKENDS)}, not {text!r}")
-    return names
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers like 1,16,256, not {text!r}") from exc
-    if any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("submitter counts must be at least 1")
-    return values
 
 
 def _share_list(text: str) -> list[float]:
