@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from chaincode.people import person
 from ledger_backends import ChannelLedger, LedgerError
 
 POLL_SECONDS = 0.1
@@ -35,10 +36,20 @@ class CommittedEvent:
         return str(self.payload.get("subjectId", ""))
 
     def visible_to(self, uid: str, org: str, role: str) -> bool:
-        """Users named in the event's audience; school staff of a named school."""
-        if uid in self.payload.get("uids", ()):
-            return True
-        return role == "school" and org in self.payload.get("orgs", ())
+        """Parents and doctors named (as ORG/UID) in the audience; staff of a named school.
+
+        A UID alone never matches: `alice` of another organisation is someone else.
+        """
+        return audience_includes(self.payload, uid=uid, org=org, role=role)
+
+
+def audience_includes(payload: Any, *, uid: str, org: str, role: str) -> bool:
+    """Whether an event audience recorded by a contract names this caller."""
+    if not isinstance(payload, dict):
+        return False
+    if role in ("parent", "doctor") and person(org, uid) in payload.get("people", ()):
+        return True
+    return role == "school" and org in payload.get("orgs", ())
 
 
 class EventHub:
@@ -49,22 +60,27 @@ class EventHub:
         self._poll = poll_seconds
         self._subscribers: dict[str, set[asyncio.Queue[CommittedEvent]]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
 
     async def subscribe(
         self, channel: str, *, idle_seconds: float | None = None
     ) -> AsyncIterator[CommittedEvent | None]:
         """Events committed on `channel` from now on, until the subscriber goes away.
 
-        With `idle_seconds`, None comes whenever that long passed without an event, so
-        the subscriber can check something (e.g. that its caller is still allowed) while
-        nothing happens.
+        Each event comes once, however many subscribers start at the same moment: a
+        channel has one tail at a time. With `idle_seconds`, None comes whenever that long
+        passed without an event, so the subscriber can check something (e.g. that its
+        caller is still allowed) while nothing happens.
         """
         queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(QUEUE_LIMIT)
         listeners = self._subscribers.setdefault(channel, set())
-        if channel not in self._tails or self._tails[channel].done():
-            start = (await asyncio.to_thread(self._channels[channel].tip)).height
-            self._tails[channel] = asyncio.create_task(self._tail(channel, start))
-        listeners.add(queue)
+        # Reading the tip awaits: without the lock, subscribers arriving meanwhile each
+        # started a tail of their own, and every event reached every subscriber once per tail.
+        async with self._starting.setdefault(channel, asyncio.Lock()):
+            if channel not in self._tails or self._tails[channel].done():
+                start = (await asyncio.to_thread(self._channels[channel].tip)).height
+                self._tails[channel] = asyncio.create_task(self._tail(channel, start))
+            listeners.add(queue)
         try:
             while True:
                 try:

@@ -25,11 +25,10 @@ from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
 from chaincode.errors import BadInput
-from ledger_backends.records import Block as LedgerBlock
-from ledger_backends.records import parse_timestamp
 
 from .context import context_of
 from .errors import ErrorCodes, log_error
+from .explorer import block_view
 from .metrics import OperationMetrics
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
 from .types import (
@@ -50,7 +49,6 @@ from .types import (
     ReportRequestStatus,
     ReportStatus,
     Role,
-    TxHeader,
     Verification,
 )
 
@@ -58,8 +56,6 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2_000
 MAX_BLOCKS_PER_PAGE = 100
-# A subscription checks its caller's certificate at least this often (revocation: ≤ 5 s).
-IDENTITY_RECHECK_SECONDS = 2.0
 
 
 class _ParserCache(ParserCache):
@@ -127,6 +123,13 @@ class Query:
     )
     async def children(self, info: Info) -> list[Child]:
         return [Child.of(r) for r in await _evaluate(info, "medical", "listChildren")]
+
+    @strawberry.field(
+        permission_classes=[MedicalChannelMembers],
+        description="Children whose guardianship you are offered: accept to become a guardian.",
+    )
+    async def pending_guardianships(self, info: Info) -> list[Child]:
+        return [Child.of(r) for r in await _evaluate(info, "medical", "pendingGuardianships")]
 
     @strawberry.field(permission_classes=[MedicalChannelMembers])
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:
@@ -203,7 +206,7 @@ class Query:
         if from_number < 0 or not 1 <= limit <= MAX_BLOCKS_PER_PAGE:
             raise BadInput(f"fromNumber must be 0 or more and limit 1 to {MAX_BLOCKS_PER_PAGE}.")
         found = await asyncio.to_thread(c.services.channels[channel].blocks, from_number, limit)
-        return [_block(block) for block in found]
+        return [block_view(block, c.identity) for block in found]
 
     @strawberry.field(
         description="Recompute every hash of the channel's chain and replay its state."
@@ -221,32 +224,11 @@ class Query:
         )
 
 
-def _block(block: LedgerBlock) -> Block:
-    return Block(
-        number=block.number,
-        hash=block.hash,
-        previous_hash=block.previous_hash,
-        data_hash=block.data_hash,
-        timestamp=parse_timestamp(block.timestamp),
-        transactions=[
-            TxHeader(
-                tx_id=tx.tx_id,
-                contract=tx.contract,
-                function=tx.function,
-                creator=tx.creator.uid,
-                creator_msp=tx.creator.msp,
-                validation=tx.validation,
-                write_set_hash=tx.write_set_hash,
-            )
-            for tx in block.transactions()
-        ],
-    )
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        permission_classes=[ParentsOnly], description="Parents: you become a guardian."
+        permission_classes=[ParentsOnly],
+        description="Parents: you become a guardian; otherGuardians are offered guardianship.",
     )
     async def register_child(self, info: Info, input: RegisterChildInput) -> Child:
         child = await _submit(
@@ -259,6 +241,13 @@ class Mutation:
             otherGuardians=input.other_guardians,
         )
         return Child.of(child)
+
+    @strawberry.mutation(
+        permission_classes=[ParentsOnly],
+        description="A parent offered guardianship of the child becomes its guardian.",
+    )
+    async def accept_guardianship(self, info: Info, child_id: strawberry.ID) -> Child:
+        return Child.of(await _submit(info, "medical", "acceptGuardianship", childId=child_id))
 
     @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
     async def sign_agreement(
@@ -351,12 +340,9 @@ class Subscription:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
         identity = c.identity
-        events = c.services.events.subscribe(channel, idle_seconds=IDENTITY_RECHECK_SECONDS)
-        async for event in events:
-            # The certificate may have been revoked (or expired) since the websocket opened:
-            # check it again (from the verifier's cache) before anything is sent, and while
-            # idle, so a revoked caller's subscription ends within seconds either way.
-            c.services.identifier.identify(c.request.scope)
+        # A revoked or expired certificate is the websocket handler's to catch (api.websocket):
+        # it checks before each event is sent, and every second while idle.
+        async for event in c.services.events.subscribe(channel):
             if event is not None and event.visible_to(
                 identity.uid, identity.org, identity.role.value
             ):

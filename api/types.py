@@ -72,6 +72,9 @@ class Child:
     full_name: str
     birth_date: date
     guardians: list[str]
+    pending_guardians: list[str] = strawberry.field(
+        description="Parents offered guardianship who have not accepted it (guardians only)."
+    )
     doctor_uid: str | None
     sex: str | None
 
@@ -82,6 +85,7 @@ class Child:
             full_name=r["fullName"],
             birth_date=date.fromisoformat(r["birthDate"]),
             guardians=r["guardians"],
+            pending_guardians=r.get("pendingGuardians", []),
             doctor_uid=r.get("doctorUid"),
             sex=r.get("sex"),
         )
@@ -317,15 +321,24 @@ class Channel:
     tip_hash: str
 
 
-@strawberry.type
+@strawberry.type(
+    description=(
+        "A transaction's header. Headers of transactions whose records you cannot read are "
+        "redacted: txId, function, creator, creatorMsp and writeSetHash are null."
+    )
+)
 class TxHeader:
-    tx_id: str
+    index: int = strawberry.field(description="The transaction's position in its block.")
+    redacted: bool
+    tx_id: str | None
     contract: str
-    function: str
-    creator: str
-    creator_msp: str
+    function: str | None
+    creator: str | None
+    creator_msp: str | None
     validation: str
-    write_set_hash: str
+    write_set_hash: str | None = strawberry.field(
+        description="A salted commitment to what the transaction wrote; reveals nothing."
+    )
 
 
 @strawberry.type
@@ -335,6 +348,7 @@ class Block:
     previous_hash: str
     data_hash: str
     timestamp: datetime
+    transaction_count: int
     transactions: list[TxHeader]
 
 

@@ -297,6 +297,14 @@ async def _one_story(gw: Gateway, cast: Cast, w: Window) -> None:
         {"fullName": "Ada Martin", "birthDate": "2019-04-02", "otherGuardians": [co_parent.uid]},
     )
     child_id = child["id"]
+    await w.timed(
+        "acceptGuardianship",
+        gw.submit,
+        co_parent,
+        "medical",
+        "acceptGuardianship",
+        {"childId": child_id},
+    )
     agreement = await w.timed(
         "signAgreement",
         gw.submit,

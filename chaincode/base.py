@@ -1,7 +1,8 @@
 """The contract API, modelled on Fabric's: a Contract's functions run against a TxContext.
 
 Contracts do no I/O of their own and are deterministic: state comes through the
-context, and so do time (`ctx.timestamp`) and fresh ids (`ctx.new_id`). A
+context, and so do time (`ctx.timestamp`) and fresh ids (`ctx.new_id`, drawn
+from a random seed the gateway chose and records with the transaction). A
 function is marked `@transaction` (its writes are committed) or `@query`
 (read-only, evaluated without a block).
 """
@@ -73,12 +74,14 @@ class TxContext:
         tx_id: str,
         timestamp: str,
         directory: Directory,
+        id_seed: str | None = None,
     ) -> None:
         self._sim = simulator
         self.caller = caller
         self.tx_id = tx_id
         self.timestamp = timestamp
         self.directory = directory
+        self.id_seed = tx_id if id_seed is None else id_seed
         self._ids = 0
 
     @property
@@ -107,9 +110,11 @@ class TxContext:
         self._sim.set_event(name, payload)
 
     def new_id(self, prefix: str) -> str:
-        """A fresh id derived from the transaction id: deterministic, unique per call."""
+        """A fresh id of 128 bits derived from the id seed: unique per call, and as
+        unguessable as the seed (the gateway's are 128 random bits), so no id can be
+        computed from a transaction id or anything else a header shows."""
         self._ids += 1
-        digest = hashlib.sha256(f"{self.tx_id}:{self._ids}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self.id_seed}:{self._ids}".encode()).hexdigest()[:32]
         return f"{prefix}-{digest}"
 
 

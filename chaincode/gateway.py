@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -81,8 +82,7 @@ class Gateway:
 
     async def create_admission_request(self, caller: Caller, child_id: str, school: str) -> JSON:
         """Guardianship and the child's name come from `medical`, read as the caller."""
-        child = await self._evaluate(caller, "medical", "readChild", {"childId": child_id})
-        verified = {k: child[k] for k in ("id", "fullName", "guardians")}
+        verified = await self._evaluate(caller, "medical", "readGuardians", {"childId": child_id})
         return await self._submit(
             caller,
             "report",
@@ -198,15 +198,22 @@ class Gateway:
         simulator = ledger.simulator()
         tx_id = uuid.uuid4().hex
         timestamp = format_timestamp(self.clock())
+        # Record ids come from 128 random bits, kept with the transaction's arguments.
+        id_seed = secrets.token_hex(16)
         ctx = TxContext(
-            simulator, caller=caller, tx_id=tx_id, timestamp=timestamp, directory=self.directory
+            simulator,
+            caller=caller,
+            tx_id=tx_id,
+            timestamp=timestamp,
+            directory=self.directory,
+            id_seed=id_seed,
         )
         result = contract.invoke(ctx, function, args)
         proposal = simulator.proposal(
             tx_id=tx_id,
             contract=contract.name,
             function=function,
-            args=args,
+            args={**args, "idSeed": id_seed},
             creator=Creator(uid=caller.uid, msp=caller.msp),
             timestamp=timestamp,
         )

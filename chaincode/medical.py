@@ -1,10 +1,16 @@
 """The `medical` contract (channel `medical`): children, agreements and medical cards.
 
-Who may do what (API.md): a child, its card and the card's history are read by
+Who may do what: a child, its card and the card's history are read by
 the child's guardians and by the doctor of an ACTIVE agreement; only that
 doctor updates the card. An agreement is read by its parent and its doctor;
 guardians sign and revoke, the named doctor accepts. Anyone else is told the
 object does not exist (NOT_FOUND), so nothing leaks about other families.
+
+A parent who registers a child is its guardian; the other parents named then
+are offered guardianship and become guardians only by accepting it
+(`acceptGuardianship`). Until then the child is invisible to them but for its
+name in `pendingGuardianships`. People are (organisation, UID) pairs
+(`people.py`): guardians, agreement parties, index keys and event audiences.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from . import validation as check
 from .base import JSON, Contract, TxContext, query, transaction
 from .errors import BadInput, Conflict, Forbidden, NotFound
+from .people import person, person_of, uid_of, uids_of
 
 BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
 PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
@@ -46,7 +53,12 @@ class MedicalContract(Contract):
         sex: str | None = None,
         otherGuardians: list[str] | None = None,
     ) -> JSON:
-        """A parent registers a child, becoming its guardian; the card starts empty at version 1."""
+        """A parent registers a child, becoming its guardian; the card starts empty at version 1.
+
+        The other parents named are offered guardianship; each becomes a guardian by
+        accepting it. A UID that is not an enrolled parent is offered it all the same (no
+        one can accept it), so the answer never tells which UIDs are enrolled parents.
+        """
         _require_role(ctx, "parent", "Only parents register children.")
         full_name = check.text(fullName, "fullName")
         birth_date = check.past_date(birthDate, "birthDate", today=_today(ctx))
@@ -54,47 +66,82 @@ class MedicalContract(Contract):
         others = check.text_list(
             otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1
         )
-        for uid in others:
-            if uid == ctx.caller.uid or not _is_user(ctx, uid, org_kind="parents", role="parent"):
-                raise BadInput("Each other guardian must be another enrolled parent.")
+        if ctx.caller.uid in others:
+            raise BadInput("otherGuardians names the parents besides you.")
         child_id = ctx.new_id("child")
-        guardians = [ctx.caller.uid, *others]
+        guardian = person_of(ctx.caller)
+        offered = [_parent_named(ctx, uid) for uid in others]
         child = {
             "id": child_id,
             "fullName": full_name,
             "birthDate": birth_date,
             "sex": sex_value,
-            "guardians": guardians,
+            "guardians": [guardian],
+            "pendingGuardians": offered,
             "createdAt": ctx.timestamp,
-            "createdBy": ctx.caller.uid,
+            "createdBy": guardian,
         }
         ctx.put_state(f"child/{child_id}", child)
         ctx.put_state(f"card/{child_id}", _empty_card(ctx, child_id))
-        for uid in guardians:
-            ctx.put_state(f"guardian-child/{uid}/{child_id}", child_id)
-        ctx.set_event("ChildRegistered", _audience(child_id, guardians))
-        return _child_view(child, doctor_uid=None)
+        ctx.put_state(f"guardian-child/{guardian}/{child_id}", child_id)
+        for invitee in offered:
+            ctx.put_state(f"pending-guardian/{invitee}/{child_id}", child_id)
+        ctx.set_event("ChildRegistered", _audience(child_id, [guardian]))
+        if offered:
+            ctx.set_event("GuardianshipOffered", _audience(child_id, offered))
+        return _child_view(ctx, child, doctor_uid=None)
+
+    @transaction("acceptGuardianship")
+    def accept_guardianship(self, ctx: TxContext, childId: str) -> JSON:
+        """A parent offered guardianship of a child accepts it and becomes a guardian."""
+        child = _offered_child(ctx, childId)
+        me = person_of(ctx.caller)
+        child = {
+            **child,
+            "guardians": [*child["guardians"], me],
+            "pendingGuardians": [p for p in child.get("pendingGuardians", []) if p != me],
+        }
+        ctx.put_state(f"child/{child['id']}", child)
+        ctx.del_state(f"pending-guardian/{me}/{child['id']}")
+        ctx.put_state(f"guardian-child/{me}/{child['id']}", child["id"])
+        ctx.set_event("GuardianshipAccepted", _audience(child["id"], child["guardians"]))
+        return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
+
+    @query("pendingGuardianships")
+    def pending_guardianships(self, ctx: TxContext) -> JSON:
+        """The children a parent is offered guardianship of, as `_offered_view` shows them."""
+        if ctx.caller.role != "parent":
+            return []
+        ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{person_of(ctx.caller)}/")]
+        children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
+        return [_offered_view(child) for child in children if child is not None]
 
     @query("readChild")
     def read_child(self, ctx: TxContext, childId: str) -> JSON:
         child = _visible_child(ctx, childId)
-        return _child_view(child, doctor_uid=_current_doctor(ctx, child["id"]))
+        return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
+
+    @query("readGuardians")
+    def read_guardians(self, ctx: TxContext, childId: str) -> JSON:
+        """For a guardian: the child's id, name and guardians (ORG/UID), which the gateway
+        hands the report channel as `verifiedChild` when the guardian applies to a school."""
+        child = _visible_child(ctx, childId)
+        if not _is_guardian(ctx, child):
+            raise NotFound("No such child is visible to you.")
+        return {k: child[k] for k in ("id", "fullName", "guardians")}
 
     @query("listChildren")
     def list_children(self, ctx: TxContext) -> JSON:
         """A parent's own children; a doctor's children under ACTIVE agreements."""
         if ctx.caller.role == "parent":
-            ids = [value for _, value in ctx.get_prefix(f"guardian-child/{ctx.caller.uid}/")]
+            ids = [value for _, value in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
         elif ctx.caller.role == "doctor":
-            ids = [
-                key.rsplit("/", 1)[1]
-                for key, _ in ctx.get_prefix(f"doctor-child/{ctx.caller.uid}/")
-            ]
+            ids = _patient_ids(ctx)
         else:
             return []
         children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
         return [
-            _child_view(child, doctor_uid=_current_doctor(ctx, child["id"]))
+            _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
             for child in children
             if child is not None
         ]
@@ -106,11 +153,7 @@ class MedicalContract(Contract):
         What the gateway hands the report contract as `verifiedChildren`: listChildren
         would also read every child, which made each report cost O(patients) reads.
         """
-        if ctx.caller.role != "doctor":
-            return []
-        return [
-            key.rsplit("/", 1)[1] for key, _ in ctx.get_prefix(f"doctor-child/{ctx.caller.uid}/")
-        ]
+        return _patient_ids(ctx) if ctx.caller.role == "doctor" else []
 
     # -- agreements ------------------------------------------------------------------
 
@@ -120,9 +163,10 @@ class MedicalContract(Contract):
         child = _visible_child(ctx, childId)
         if not _is_guardian(ctx, child):
             raise Forbidden("Only the child's guardians sign agreements.")
-        if not _is_user(ctx, doctorUid, org_kind="hospital", role="doctor"):
+        doctor = _enrolled(ctx, doctorUid, org_kind="hospital", role="doctor")
+        if doctor is None:
             raise BadInput("doctorUid must name an enrolled hospital doctor.")
-        open_key = f"open-agreement/{child['id']}/{doctorUid}"
+        open_key = f"open-agreement/{child['id']}/{doctor}"
         if ctx.get_state(open_key) is not None:
             raise Conflict("This doctor already has a pending or active agreement for the child.")
         agreement_id = ctx.new_id("agreement")
@@ -131,6 +175,8 @@ class MedicalContract(Contract):
             "childId": child["id"],
             "parentUid": ctx.caller.uid,
             "doctorUid": doctorUid,
+            "parent": person_of(ctx.caller),
+            "doctor": doctor,
             "status": "PENDING",
             "createdAt": ctx.timestamp,
             "updatedAt": ctx.timestamp,
@@ -138,15 +184,15 @@ class MedicalContract(Contract):
         ctx.put_state(f"agreement/{agreement_id}", agreement)
         ctx.put_state(open_key, agreement_id)
         ctx.put_state(f"child-agreement/{child['id']}/{agreement_id}", agreement_id)
-        ctx.put_state(f"doctor-agreement/{doctorUid}/{agreement_id}", agreement_id)
-        ctx.set_event("AgreementSigned", _audience(agreement_id, [*child["guardians"], doctorUid]))
-        return agreement
+        ctx.put_state(f"doctor-agreement/{doctor}/{agreement_id}", agreement_id)
+        ctx.set_event("AgreementSigned", _audience(agreement_id, [*child["guardians"], doctor]))
+        return _agreement_view(agreement)
 
     @transaction("acceptAgreement")
     def accept_agreement(self, ctx: TxContext, id: str) -> JSON:
         """The doctor named in a PENDING agreement accepts it: ACTIVE, card access begins."""
         agreement, child = _visible_agreement(ctx, id)
-        if ctx.caller.role != "doctor" or ctx.caller.uid != agreement["doctorUid"]:
+        if not _is_named_doctor(ctx, agreement):
             raise Forbidden("Only the doctor named in the agreement can accept it.")
         if agreement["status"] != "PENDING":
             raise Conflict(
@@ -154,12 +200,12 @@ class MedicalContract(Contract):
             )
         agreement = {**agreement, "status": "ACTIVE", "updatedAt": ctx.timestamp}
         ctx.put_state(f"agreement/{id}", agreement)
-        ctx.put_state(f"active/{agreement['childId']}/{agreement['doctorUid']}", id)
-        ctx.put_state(f"doctor-child/{agreement['doctorUid']}/{agreement['childId']}", id)
+        ctx.put_state(f"active/{agreement['childId']}/{agreement['doctor']}", id)
+        ctx.put_state(f"doctor-child/{agreement['doctor']}/{agreement['childId']}", id)
         ctx.set_event(
-            "AgreementAccepted", _audience(id, [*child["guardians"], agreement["doctorUid"]])
+            "AgreementAccepted", _audience(id, [*child["guardians"], agreement["doctor"]])
         )
-        return agreement
+        return _agreement_view(agreement)
 
     @transaction("revokeAgreement")
     def revoke_agreement(self, ctx: TxContext, id: str) -> JSON:
@@ -171,13 +217,13 @@ class MedicalContract(Contract):
             raise Conflict("The agreement is already revoked.")
         agreement = {**agreement, "status": "REVOKED", "updatedAt": ctx.timestamp}
         ctx.put_state(f"agreement/{id}", agreement)
-        child_id, doctor_uid = agreement["childId"], agreement["doctorUid"]
-        ctx.del_state(f"open-agreement/{child_id}/{doctor_uid}")
-        if ctx.get_state(f"active/{child_id}/{doctor_uid}") == id:
-            ctx.del_state(f"active/{child_id}/{doctor_uid}")
-            ctx.del_state(f"doctor-child/{doctor_uid}/{child_id}")
-        ctx.set_event("AgreementRevoked", _audience(id, [*child["guardians"], doctor_uid]))
-        return agreement
+        child_id, doctor = agreement["childId"], agreement["doctor"]
+        ctx.del_state(f"open-agreement/{child_id}/{doctor}")
+        if ctx.get_state(f"active/{child_id}/{doctor}") == id:
+            ctx.del_state(f"active/{child_id}/{doctor}")
+            ctx.del_state(f"doctor-child/{doctor}/{child_id}")
+        ctx.set_event("AgreementRevoked", _audience(id, [*child["guardians"], doctor]))
+        return _agreement_view(agreement)
 
     @query("listAgreements")
     def list_agreements(self, ctx: TxContext, childId: str | None = None) -> JSON:
@@ -187,7 +233,7 @@ class MedicalContract(Contract):
                 child = ctx.get_state(f"child/{childId}")
                 children = [child] if child is not None and _is_guardian(ctx, child) else []
             else:
-                ids = [v for _, v in ctx.get_prefix(f"guardian-child/{ctx.caller.uid}/")]
+                ids = [v for _, v in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
                 children = [c for c in (ctx.get_state(f"child/{i}") for i in ids) if c is not None]
             agreement_ids = [
                 value
@@ -195,12 +241,15 @@ class MedicalContract(Contract):
                 for _, value in ctx.get_prefix(f"child-agreement/{child['id']}/")
             ]
         elif ctx.caller.role == "doctor":
-            agreement_ids = [v for _, v in ctx.get_prefix(f"doctor-agreement/{ctx.caller.uid}/")]
+            prefix = f"doctor-agreement/{person_of(ctx.caller)}/"
+            agreement_ids = [v for _, v in ctx.get_prefix(prefix)]
         else:
             return []
         agreements = [ctx.get_state(f"agreement/{a}") for a in agreement_ids]
         return [
-            a for a in agreements if a is not None and (childId is None or a["childId"] == childId)
+            _agreement_view(a)
+            for a in agreements
+            if a is not None and (childId is None or a["childId"] == childId)
         ]
 
     # -- the medical card ------------------------------------------------------------
@@ -222,10 +271,10 @@ class MedicalContract(Contract):
         if not _has_active_agreement(ctx, child["id"]):
             raise Forbidden("Only a doctor with an active agreement updates the medical card.")
         check.integer(expectedVersion, "expectedVersion", low=1, high=2**31 - 1)
-        changes = _card_changes(ctx, check.mapping(patch, "patch"))
         card = ctx.get_state(f"card/{child['id']}")
         if card is None:
             raise NotFound("The child has no medical card.")
+        changes = _card_changes(ctx, check.mapping(patch, "patch"), card["examinations"])
         if card["version"] != expectedVersion:
             raise Conflict(
                 f"The card is at version {card['version']}, not {expectedVersion}: "
@@ -241,7 +290,9 @@ class MedicalContract(Contract):
         ctx.put_state(f"card/{child['id']}", card)
         ctx.set_event(
             "CardUpdated",
-            _audience(child["id"], [*child["guardians"], ctx.caller.uid], version=card["version"]),
+            _audience(
+                child["id"], [*child["guardians"], person_of(ctx.caller)], version=card["version"]
+            ),
         )
         return {**card, "childName": child["fullName"]}
 
@@ -272,22 +323,40 @@ def _require_role(ctx: TxContext, role: str, message: str) -> None:
         raise Forbidden(message)
 
 
-def _is_user(ctx: TxContext, uid: Any, *, org_kind: str, role: str) -> bool:
+def _enrolled(ctx: TxContext, uid: Any, *, org_kind: str, role: str) -> str | None:
+    """The person an enrolled UID names if it has `role` in an `org_kind` organisation."""
     if not isinstance(uid, str):
-        return False
+        return None
     found = ctx.directory.user(uid)
-    return found is not None and found[1] == role and ctx.directory.org_kind(found[0]) == org_kind
+    if found is None or found[1] != role or ctx.directory.org_kind(found[0]) != org_kind:
+        return None
+    return person(found[0], uid)
+
+
+def _parent_named(ctx: TxContext, uid: str) -> str:
+    """The parent a UID names; an unknown UID stays in the caller's own organisation."""
+    return _enrolled(ctx, uid, org_kind="parents", role="parent") or person(ctx.caller.org, uid)
 
 
 def _is_guardian(ctx: TxContext, child: dict[str, Any]) -> bool:
-    return ctx.caller.role == "parent" and ctx.caller.uid in child["guardians"]
+    return ctx.caller.role == "parent" and person_of(ctx.caller) in child["guardians"]
+
+
+def _is_named_doctor(ctx: TxContext, agreement: dict[str, Any]) -> bool:
+    return ctx.caller.role == "doctor" and person_of(ctx.caller) == agreement["doctor"]
 
 
 def _has_active_agreement(ctx: TxContext, child_id: str) -> bool:
     return (
         ctx.caller.role == "doctor"
-        and ctx.get_state(f"active/{child_id}/{ctx.caller.uid}") is not None
+        and ctx.get_state(f"active/{child_id}/{person_of(ctx.caller)}") is not None
     )
+
+
+def _patient_ids(ctx: TxContext) -> list[str]:
+    """The children of the calling doctor's ACTIVE agreements (one range read)."""
+    prefix = f"doctor-child/{person_of(ctx.caller)}/"
+    return [key[len(prefix) :] for key, _ in ctx.get_prefix(prefix)]
 
 
 def _visible_child(ctx: TxContext, child_id: Any) -> dict[str, Any]:
@@ -305,34 +374,64 @@ def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[dict[str, Any
     child = ctx.get_state(f"child/{agreement['childId']}") if agreement else None
     if agreement is None or child is None:
         raise NotFound("No such agreement is visible to you.")
-    named_doctor = ctx.caller.role == "doctor" and ctx.caller.uid == agreement["doctorUid"]
-    if not (named_doctor or _is_guardian(ctx, child)):
+    if not (_is_named_doctor(ctx, agreement) or _is_guardian(ctx, child)):
         raise NotFound("No such agreement is visible to you.")
     return dict(agreement), dict(child)
 
 
+def _offered_child(ctx: TxContext, child_id: Any) -> dict[str, Any]:
+    """The child whose guardianship the calling parent is offered; NOT_FOUND otherwise."""
+    child = ctx.get_state(f"child/{child_id}") if isinstance(child_id, str) and child_id else None
+    offered = ctx.caller.role == "parent" and child is not None
+    if not offered or person_of(ctx.caller) not in child.get("pendingGuardians", []):
+        raise NotFound("No such child is visible to you.")
+    return dict(child)
+
+
 def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
     """The doctor of an ACTIVE agreement: a doctor sees only themselves, guardians the first."""
-    doctors = [key.rsplit("/", 1)[1] for key, _ in ctx.get_prefix(f"active/{child_id}/")]
+    prefix = f"active/{child_id}/"
+    doctors = [key[len(prefix) :] for key, _ in ctx.get_prefix(prefix)]
     if ctx.caller.role == "doctor":
-        return ctx.caller.uid if ctx.caller.uid in doctors else None
-    return doctors[0] if doctors else None
+        return ctx.caller.uid if person_of(ctx.caller) in doctors else None
+    return uid_of(doctors[0]) if doctors else None
 
 
-def _child_view(child: dict[str, Any], *, doctor_uid: str | None) -> JSON:
+def _child_view(ctx: TxContext, child: dict[str, Any], *, doctor_uid: str | None) -> JSON:
+    """The child as its guardians and doctor see it; offers pending are the guardians' business."""
+    pending = child.get("pendingGuardians", []) if _is_guardian(ctx, child) else []
     return {
         "id": child["id"],
         "fullName": child["fullName"],
         "birthDate": child["birthDate"],
         "sex": child.get("sex"),
-        "guardians": list(child["guardians"]),
+        "guardians": uids_of(child["guardians"]),
+        "pendingGuardians": uids_of(pending),
         "doctorUid": doctor_uid,
     }
 
 
-def _audience(subject_id: str, uids: list[str], **extra: Any) -> JSON:
-    """Event payload: the subject and the users who may see it (for subscription filtering)."""
-    return {"subjectId": subject_id, "uids": sorted(set(uids)), "orgs": [], **extra}
+def _offered_view(child: dict[str, Any]) -> JSON:
+    """What a parent offered guardianship sees before accepting: who the child is (id, name
+    and birth date, so the parent can recognise the child), not its guardians or doctor."""
+    return {
+        "id": child["id"],
+        "fullName": child["fullName"],
+        "birthDate": child["birthDate"],
+        "sex": None,
+        "guardians": [],
+        "pendingGuardians": [],
+        "doctorUid": None,
+    }
+
+
+def _agreement_view(agreement: dict[str, Any]) -> JSON:
+    return {k: v for k, v in agreement.items() if k not in ("parent", "doctor")}
+
+
+def _audience(subject_id: str, people: list[str], **extra: Any) -> JSON:
+    """Event payload: the subject and the people (ORG/UID) who may see it."""
+    return {"subjectId": subject_id, "people": sorted(set(people)), "orgs": [], **extra}
 
 
 def _empty_card(ctx: TxContext, child_id: str) -> JSON:
@@ -352,8 +451,13 @@ def _empty_card(ctx: TxContext, child_id: str) -> JSON:
     }
 
 
-def _card_changes(ctx: TxContext, patch: dict[str, Any]) -> dict[str, Any]:
-    """Validated card fields from a patch; omitted fields stay as they are."""
+def _card_changes(
+    ctx: TxContext, patch: dict[str, Any], recorded: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Validated card fields from a patch; omitted fields stay as they are.
+
+    `recorded` are the card's examinations: the patch's list may repeat them as they are.
+    """
     unknown = sorted(set(patch) - set(CARD_FIELDS))
     if unknown:
         raise BadInput(f"The card has no field {unknown[0]!r}.")
@@ -373,11 +477,13 @@ def _card_changes(ctx: TxContext, patch: dict[str, Any]) -> dict[str, Any]:
         elif field == "physicalEducationGroup":
             changes[field] = check.choice(value, field, PE_GROUPS)
         elif field == "notes":
-            changes[field] = check.text(value, field, max_length=check.NOTES_MAX)
+            changes[field] = check.free_text(value, field, max_length=check.NOTES_MAX)
         elif field == "vaccinations":
             changes[field] = [_vaccination(v, today) for v in check.records(value, field)]
         else:
-            changes[field] = [_examination(ctx, e, today) for e in check.records(value, field)]
+            changes[field] = [
+                _examination(ctx, e, today, recorded) for e in check.records(value, field)
+            ]
     return changes
 
 
@@ -390,16 +496,21 @@ def _vaccination(raw: Any, today: date) -> dict[str, Any]:
     }
 
 
-def _examination(ctx: TxContext, raw: Any, today: date) -> dict[str, Any]:
+def _examination(
+    ctx: TxContext, raw: Any, today: date, recorded: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An examination as recorded: one already on the card is kept as it is (whoever made
+    it); any other is attributed to the calling doctor, and naming someone else is refused."""
     entry = check.mapping(raw, "Each examination")
     doctor = entry.get("doctorUid") or ctx.caller.uid
-    if doctor != ctx.caller.uid and not _is_user(ctx, doctor, org_kind="hospital", role="doctor"):
-        raise BadInput("An examination's doctorUid must name an enrolled hospital doctor.")
     height, weight, findings = entry.get("heightCm"), entry.get("weightKg"), entry.get("findings")
-    return {
+    examination = {
         "date": check.past_date(entry.get("date"), "examination date", today=today),
         "doctorUid": doctor,
         "heightCm": None if height is None else check.number(height, "heightCm", low=20, high=250),
         "weightKg": None if weight is None else check.number(weight, "weightKg", low=0.5, high=300),
-        "findings": check.optional_text(findings, "findings", max_length=check.TEXT_MAX),
+        "findings": check.optional_free_text(findings, "findings", max_length=check.TEXT_MAX),
     }
+    if doctor != ctx.caller.uid and examination not in recorded:
+        raise BadInput("A new examination's doctorUid, when given, must be your own UID.")
+    return examination

@@ -1,12 +1,20 @@
 """The `report` contract (channel `report`): admissions, report requests, reports, permissions.
 
-Who may do what (API.md): an admission request is read by the child's
+Who may do what: an admission request is read by the child's
 guardians and the addressed school, created by a guardian and decided by that
 school. A report request is created by the school of an ACCEPTED admission
 and read by it, the guardians and doctors with an ACTIVE agreement for the
 child. A report is created READY by such a doctor; guardians approve it for
 particular schools (APPROVED) and withdraw permission. Its content is read by
 guardians, the author, and a school only while APPROVED and named.
+
+What a school sees of a report never depends on other schools' permissions:
+the status it is shown is its own — APPROVED while the report is permitted to
+it, READY otherwise (the requesting school keeps seeing the report it asked
+for) — and the permitted schools it is shown are itself or none. A school that
+neither asked for a report nor holds a permission is told it does not exist.
+Event audiences follow the same rule. People are (organisation, UID) pairs
+(`people.py`).
 
 This channel never sees the medical channel. Facts that need it — who the
 child's guardians are, which children a doctor cares for, the card a report is
@@ -21,6 +29,7 @@ from typing import Any
 from . import validation as check
 from .base import JSON, Contract, TxContext, query, transaction
 from .errors import BadInput, Conflict, Forbidden, NotFound
+from .people import person_of
 
 ADMISSION_STATUSES = ("PENDING", "ACCEPTED", "REJECTED")
 REQUEST_STATUSES = ("PENDING", "FULFILLED")
@@ -39,7 +48,8 @@ class ReportContract(Contract):
         self, ctx: TxContext, verifiedChild: dict[str, Any], school: str
     ) -> JSON:
         """A guardian applies to one school for the child: PENDING."""
-        if ctx.caller.role != "parent" or ctx.caller.uid not in verifiedChild["guardians"]:
+        guardian = person_of(ctx.caller)
+        if ctx.caller.role != "parent" or guardian not in verifiedChild["guardians"]:
             raise Forbidden("Only the child's guardians apply to schools.")
         _require_school(ctx, school)
         child_id = verifiedChild["id"]
@@ -56,13 +66,13 @@ class ReportContract(Contract):
             "reason": None,
             "guardians": list(verifiedChild["guardians"]),
             "createdAt": ctx.timestamp,
-            "createdBy": ctx.caller.uid,
+            "createdBy": guardian,
         }
         ctx.put_state(f"admission/{admission_id}", admission)
         ctx.put_state(open_key, admission_id)
         ctx.put_state(f"school-admission/{school}/{admission_id}", admission_id)
-        for uid in admission["guardians"]:
-            ctx.put_state(f"guardian-admission/{uid}/{admission_id}", admission_id)
+        for parent in admission["guardians"]:
+            ctx.put_state(f"guardian-admission/{parent}/{admission_id}", admission_id)
         ctx.set_event("AdmissionRequested", _audience(admission_id, admission))
         return _admission_view(admission)
 
@@ -73,7 +83,7 @@ class ReportContract(Contract):
     @transaction("rejectAdmissionRequest")
     def reject_admission_request(self, ctx: TxContext, id: str, reason: str) -> JSON:
         return self._decide(
-            ctx, id, "REJECTED", check.text(reason, "reason", max_length=REASON_MAX)
+            ctx, id, "REJECTED", check.free_text(reason, "reason", max_length=REASON_MAX)
         )
 
     def _decide(self, ctx: TxContext, admission_id: str, status: str, reason: str | None) -> JSON:
@@ -95,7 +105,7 @@ class ReportContract(Contract):
         """Guardians: their children's requests; a school: requests addressed to it."""
         _check_status(status, ADMISSION_STATUSES)
         if ctx.caller.role == "parent":
-            prefix = f"guardian-admission/{ctx.caller.uid}/"
+            prefix = f"guardian-admission/{person_of(ctx.caller)}/"
         elif ctx.caller.role == "school":
             prefix = f"school-admission/{ctx.caller.org}/"
         else:
@@ -134,8 +144,8 @@ class ReportContract(Contract):
         ctx.put_state(open_key, request_id)
         ctx.put_state(f"child-report-request/{request['childId']}/{request_id}", request_id)
         ctx.put_state(f"school-report-request/{request['school']}/{request_id}", request_id)
-        for uid in request["guardians"]:
-            ctx.put_state(f"guardian-report-request/{uid}/{request_id}", request_id)
+        for parent in request["guardians"]:
+            ctx.put_state(f"guardian-report-request/{parent}/{request_id}", request_id)
         ctx.set_event("ReportRequested", _audience(request_id, request))
         return _request_view(request)
 
@@ -152,7 +162,8 @@ class ReportContract(Contract):
         """The requesting school's, the guardians', and those of a doctor's patients."""
         _check_status(status, REQUEST_STATUSES)
         if ctx.caller.role == "parent":
-            requests = _load(ctx, "report-request", f"guardian-report-request/{ctx.caller.uid}/")
+            prefix = f"guardian-report-request/{person_of(ctx.caller)}/"
+            requests = _load(ctx, "report-request", prefix)
         elif ctx.caller.role == "school":
             requests = _load(ctx, "report-request", f"school-report-request/{ctx.caller.org}/")
         elif ctx.caller.role == "doctor":
@@ -192,6 +203,7 @@ class ReportContract(Contract):
             "reportRequestId": request["id"],
             "status": "READY",
             "authorUid": ctx.caller.uid,
+            "author": person_of(ctx.caller),
             "createdAt": ctx.timestamp,
             "permittedSchools": [],
             "requestingSchool": request["school"],
@@ -205,7 +217,7 @@ class ReportContract(Contract):
                 "allergies": card["allergies"],
                 "chronicConditions": card["chronicConditions"],
                 "vaccinations": card["vaccinations"],
-                "conclusion": check.text(conclusion, "conclusion", max_length=check.TEXT_MAX),
+                "conclusion": check.free_text(conclusion, "conclusion", max_length=check.TEXT_MAX),
             },
         }
         ctx.put_state(f"report/{report_id}", report)
@@ -214,11 +226,11 @@ class ReportContract(Contract):
             {**request, "status": "FULFILLED", "reportId": report_id},
         )
         ctx.del_state(f"open-report-request/{request['admissionRequestId']}")
-        for uid in report["guardians"]:
-            ctx.put_state(f"guardian-report/{uid}/{report_id}", report_id)
-        ctx.put_state(f"author-report/{ctx.caller.uid}/{report_id}", report_id)
+        for parent in report["guardians"]:
+            ctx.put_state(f"guardian-report/{parent}/{report_id}", report_id)
+        ctx.put_state(f"author-report/{report['author']}/{report_id}", report_id)
         ctx.put_state(f"school-report/{request['school']}/{report_id}", report_id)
-        ctx.set_event("ReportReady", _report_audience(report))
+        ctx.set_event("ReportReady", _report_audience(report, [report["requestingSchool"]]))
         return _report_view(ctx, report)
 
     @transaction("approveReport")
@@ -236,7 +248,7 @@ class ReportContract(Contract):
         ctx.put_state(f"report/{report['id']}", report)
         for school in permitted:
             ctx.put_state(f"school-report/{school}/{report['id']}", report["id"])
-        ctx.set_event("ReportApproved", _report_audience(report))
+        ctx.set_event("ReportApproved", _report_audience(report, permitted))
         return _report_view(ctx, report)
 
     @transaction("revokeReportPermission")
@@ -255,7 +267,8 @@ class ReportContract(Contract):
         ctx.put_state(f"report/{report['id']}", report)
         if school != report["requestingSchool"]:
             ctx.del_state(f"school-report/{school}/{report['id']}")
-        ctx.set_event("ReportPermissionRevoked", {**_report_audience(report), "school": school})
+        # Told: the insiders and the school whose permission ended, never the other schools.
+        ctx.set_event("ReportPermissionRevoked", _report_audience(report, [school]))
         return _report_view(ctx, report)
 
     @query("readReport")
@@ -267,15 +280,16 @@ class ReportContract(Contract):
         """Reports the caller may see: guardians', the author's, a school's (asked or permitted)."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
-            prefix = f"guardian-report/{ctx.caller.uid}/"
+            prefix = f"guardian-report/{person_of(ctx.caller)}/"
         elif ctx.caller.role == "doctor":
-            prefix = f"author-report/{ctx.caller.uid}/"
+            prefix = f"author-report/{person_of(ctx.caller)}/"
         elif ctx.caller.role == "school":
             prefix = f"school-report/{ctx.caller.org}/"
         else:
             return []
         reports = [r for r in _load(ctx, "report", prefix) if _may_see_report(ctx, r)]
-        return [_report_view(ctx, r) for r in reports if status in (None, r["status"])]
+        views = [_report_view(ctx, r) for r in reports]
+        return [view for view in views if status in (None, view["status"])]
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -310,8 +324,7 @@ def _get(ctx: TxContext, kind: str, object_id: Any) -> dict[str, Any] | None:
 def _visible_admission(ctx: TxContext, admission_id: Any) -> dict[str, Any]:
     admission = _get(ctx, "admission", admission_id)
     if admission is None or not (
-        _is_school_staff(ctx, admission["school"])
-        or (ctx.caller.role == "parent" and ctx.caller.uid in admission["guardians"])
+        _is_school_staff(ctx, admission["school"]) or _is_guardian_of(ctx, admission)
     ):
         raise NotFound("No such admission request is visible to you.")
     return admission
@@ -323,20 +336,31 @@ def _visible_request(
     request = _get(ctx, "report-request", request_id)
     if request is None or not (
         _is_school_staff(ctx, request["school"])
-        or (ctx.caller.role == "parent" and ctx.caller.uid in request["guardians"])
+        or _is_guardian_of(ctx, request)
         or (ctx.caller.role == "doctor" and request["childId"] in verified_children)
     ):
         raise NotFound("No such report request is visible to you.")
     return request
 
 
+def _is_guardian_of(ctx: TxContext, item: dict[str, Any]) -> bool:
+    """Whether the caller is a guardian named in an admission, request or report."""
+    return ctx.caller.role == "parent" and person_of(ctx.caller) in item["guardians"]
+
+
+def _is_insider(ctx: TxContext, report: dict[str, Any]) -> bool:
+    """Guardians and the author: they see and read the whole report at any status."""
+    author = ctx.caller.role == "doctor" and person_of(ctx.caller) == report["author"]
+    return author or _is_guardian_of(ctx, report)
+
+
+def _is_permitted_school(ctx: TxContext, report: dict[str, Any]) -> bool:
+    return ctx.caller.role == "school" and ctx.caller.org in report["permittedSchools"]
+
+
 def _may_see_report(ctx: TxContext, report: dict[str, Any]) -> bool:
-    role, uid, org = ctx.caller.role, ctx.caller.uid, ctx.caller.org
-    return (
-        (role == "parent" and uid in report["guardians"])
-        or (role == "doctor" and uid == report["authorUid"])
-        or (role == "school" and org in (report["requestingSchool"], *report["permittedSchools"]))
-    )
+    requester = _is_school_staff(ctx, report["requestingSchool"])
+    return _is_insider(ctx, report) or requester or _is_permitted_school(ctx, report)
 
 
 def _visible_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
@@ -348,22 +372,9 @@ def _visible_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
 
 def _guardian_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
     report = _visible_report(ctx, report_id)
-    if not (ctx.caller.role == "parent" and ctx.caller.uid in report["guardians"]):
+    if not _is_guardian_of(ctx, report):
         raise Forbidden("Only the child's guardians decide who may read the report.")
     return report
-
-
-def _may_read_content(ctx: TxContext, report: dict[str, Any]) -> bool:
-    role = ctx.caller.role
-    if role == "parent":
-        return ctx.caller.uid in report["guardians"]
-    if role == "doctor":
-        return ctx.caller.uid == report["authorUid"]
-    return (
-        role == "school"
-        and report["status"] == "APPROVED"
-        and ctx.caller.org in report["permittedSchools"]
-    )
 
 
 # -- views: what leaves the contract ------------------------------------------------------
@@ -392,40 +403,44 @@ def _request_view(request: dict[str, Any]) -> JSON:
 
 
 def _report_view(ctx: TxContext, report: dict[str, Any]) -> JSON:
-    """Metadata for everyone who may see the report; content only for those who may read it."""
-    insider = (ctx.caller.role == "parent" and ctx.caller.uid in report["guardians"]) or (
-        ctx.caller.role == "doctor" and ctx.caller.uid == report["authorUid"]
-    )
-    permitted = (
-        report["permittedSchools"]
-        if insider
-        else [s for s in report["permittedSchools"] if s == ctx.caller.org]
-    )
+    """Metadata for everyone who may see the report; content only for those who may read it.
+
+    A school's view is its own: APPROVED and itself as the permitted school while it holds
+    a permission, READY and none otherwise; it never depends on other schools' permissions.
+    """
+    insider = _is_insider(ctx, report)
+    permitted_here = _is_permitted_school(ctx, report)
     view = {
         k: report[k]
         for k in (
             "id",
             "childId",
             "reportRequestId",
-            "status",
             "authorUid",
             "createdAt",
             "cardVersion",
             "cardHash",
         )
     }
-    view["permittedSchools"] = permitted
-    view["content"] = report["content"] if _may_read_content(ctx, report) else None
+    if insider:
+        view["status"] = report["status"]
+        view["permittedSchools"] = list(report["permittedSchools"])
+    else:
+        view["status"] = "APPROVED" if permitted_here else "READY"
+        view["permittedSchools"] = [ctx.caller.org] if permitted_here else []
+    view["content"] = report["content"] if insider or permitted_here else None
     return view
 
 
 def _audience(subject_id: str, item: dict[str, Any]) -> JSON:
-    return {"subjectId": subject_id, "uids": sorted(item["guardians"]), "orgs": [item["school"]]}
+    """Event payload: the guardians (ORG/UID) and the school the item is addressed to."""
+    return {"subjectId": subject_id, "people": sorted(item["guardians"]), "orgs": [item["school"]]}
 
 
-def _report_audience(report: dict[str, Any]) -> JSON:
+def _report_audience(report: dict[str, Any], schools: list[str]) -> JSON:
+    """Event payload: guardians, author, and only the schools the change itself concerns."""
     return {
         "subjectId": report["id"],
-        "uids": sorted({*report["guardians"], report["authorUid"]}),
-        "orgs": sorted({report["requestingSchool"], *report["permittedSchools"]}),
+        "people": sorted({*report["guardians"], report["author"]}),
+        "orgs": sorted(set(schools)),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -14,19 +15,60 @@ LIST_MAX = 50
 RECORDS_MAX = 200
 EARLIEST_DATE = date(1900, 1, 1)
 
+# The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) make a
+# reader see text in another order than it is stored; U+2028 and U+2029 break lines.
+_BIDI_AND_SEPARATORS = "\u202a-\u202e\u2066-\u2069\u2028\u2029"
+# C0, DEL and C1 controls (line breaks included): they forge lines in logs and terminals.
+_NAME_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+# Multi-line text keeps line feeds and tabs; every other control character is refused.
+_FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+
 
 def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
-    """A required string, trimmed, between 1 and `max_length` characters."""
-    if not isinstance(value, str) or not value.strip():
-        raise BadInput(f"{field} must not be empty.")
-    value = value.strip()
-    if len(value) > max_length:
-        raise BadInput(f"{field} must be at most {max_length} characters.")
-    return value
+    """A one-line string (a name, an entry of a list), trimmed, of 1 to `max_length` characters.
+
+    Refuses control characters (line breaks and tabs included), U+2028/U+2029 and the
+    bidirectional overrides, embeddings and isolates.
+    """
+    name = _trimmed(value, field, max_length)
+    if _NAME_REFUSED.search(name):
+        raise BadInput(
+            f"{field} must not contain control characters, line breaks or bidirectional "
+            "formatting characters."
+        )
+    return name
 
 
 def optional_text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str | None:
     return None if value is None else text(value, field, max_length=max_length)
+
+
+def free_text(value: Any, field: str, *, max_length: int = TEXT_MAX) -> str:
+    """A multi-line string (notes, findings, a conclusion, a reason), trimmed, 1 to `max_length`.
+
+    Keeps line feeds and tabs (CR LF becomes LF); refuses every other control character,
+    U+2028/U+2029 and the bidirectional overrides, embeddings and isolates.
+    """
+    lines = _trimmed(value, field, max_length).replace("\r\n", "\n")
+    if _FREE_TEXT_REFUSED.search(lines):
+        raise BadInput(
+            f"{field} must not contain control characters other than line breaks and tabs, "
+            "or bidirectional formatting characters."
+        )
+    return lines
+
+
+def optional_free_text(value: Any, field: str, *, max_length: int = TEXT_MAX) -> str | None:
+    return None if value is None else free_text(value, field, max_length=max_length)
+
+
+def _trimmed(value: Any, field: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{field} must not be empty.")
+    trimmed = value.strip()
+    if len(trimmed) > max_length:
+        raise BadInput(f"{field} must be at most {max_length} characters.")
+    return trimmed
 
 
 def past_date(value: Any, field: str, *, today: date) -> str:

@@ -208,6 +208,9 @@ mutation($child: ID!, $doctor: String!) {
   signAgreement(childId: $child, doctorUid: $doctor) { id childId parentUid doctorUid status }
 }"""
 ACCEPT = "mutation($id: ID!) { acceptAgreement(id: $id) { id status } }"
+ACCEPT_GUARDIANSHIP = """
+mutation($child: ID!) { acceptGuardianship(childId: $child) { id guardians pendingGuardians } }"""
+PENDING_GUARDIANSHIPS = "{ pendingGuardianships { id fullName guardians } }"
 REVOKE_AGREEMENT = "mutation($id: ID!) { revokeAgreement(id: $id) { id status } }"
 UPDATE_CARD = """
 mutation($child: ID!, $version: Int!, $patch: MedicalCardPatch!) {
@@ -263,9 +266,12 @@ REPORT_META = "query($id: ID!) { report(id: $id) { id status permittedSchools } 
 
 
 def register(api: Users, parent: str = "alice", name: str = "Ada Martin", **extra: Any) -> str:
+    """A child registered by `parent`; the otherGuardians given accept their guardianship."""
     child = api(parent).data(
         REGISTER_CHILD, {"input": {"fullName": name, "birthDate": "2019-04-02", **extra}}
     )["registerChild"]
+    for other in extra.get("otherGuardians") or ():
+        api(other).data(ACCEPT_GUARDIANSHIP, {"child": child["id"]})
     return str(child["id"])
 
 

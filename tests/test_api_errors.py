@@ -239,7 +239,7 @@ BAD_INPUT = {
     "birth-date-in-the-future": _register(birthDate="2999-01-01"),
     "bad-date-literal-in-a-variable": ("alice", REGISTER_WITH_DATE, {"date": "2020-13-45"}),
     "date-variable-of-the-wrong-type": ("alice", REGISTER_WITH_DATE, {"date": 20200101}),
-    "other-guardian-who-is-a-doctor": _register(otherGuardians=["dr-house"]),
+    "oneself-as-other-guardian": _register(otherGuardians=["alice"]),
     "name-with-nul": _register(fullName="Kim\u0000Doe"),
     "name-with-unpaired-surrogate": _register(fullName="Kim \ud800"),
     "id-with-nul": ("alice", CHILD, {"id": "child-\u0000"}),

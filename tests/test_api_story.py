@@ -18,10 +18,12 @@ import pytest
 from tests.api_client import (
     ACCEPT,
     ACCEPT_ADMISSION,
+    ACCEPT_GUARDIANSHIP,
     APPROVE,
     CREATE_ADMISSION,
     CREATE_REPORT,
     CREATE_REPORT_REQUEST,
+    PENDING_GUARDIANSHIPS,
     REGISTER_CHILD,
     REJECT_ADMISSION,
     REPORT,
@@ -93,7 +95,8 @@ BLOCKS = """
 query($channel: String!, $from: Int, $limit: Int) {
   blocks(channel: $channel, fromNumber: $from, limit: $limit) {
     number hash previousHash dataHash timestamp
-    transactions { txId contract function creator creatorMsp validation writeSetHash }
+    transactionCount
+    transactions { index redacted txId contract function creator creatorMsp validation writeSetHash }
   }
 }"""
 VERIFY = """
@@ -154,8 +157,17 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
         },
     )["registerChild"]
     child_id = child["id"]
-    assert child["guardians"] == ["alice", "bob"]
+    assert child["guardians"] == ["alice"]
     assert child["doctorUid"] is None
+    # Bob is offered guardianship: he sees Ada's name, and nothing else until he accepts.
+    assert bob.data(CHILDREN)["children"] == []
+    assert bob.code(CHILD, {"id": child_id}) == "NOT_FOUND"
+    assert bob.data(PENDING_GUARDIANSHIPS)["pendingGuardianships"] == [
+        {"id": child_id, "fullName": "Ada Martin", "guardians": []}
+    ]
+    accepted = bob.data(ACCEPT_GUARDIANSHIP, {"child": child_id})["acceptGuardianship"]
+    assert (accepted["guardians"], accepted["pendingGuardians"]) == (["alice", "bob"], [])
+    assert bob.data(PENDING_GUARDIANSHIPS)["pendingGuardianships"] == []
     for parent in (alice, bob):
         assert [c["id"] for c in parent.data(CHILDREN)["children"]] == [child_id]
     assert bob.data(CHILD, {"id": child_id})["child"] == {
@@ -396,18 +408,31 @@ def test_blocks_show_linked_headers_and_transaction_headers_but_never_state_valu
             assert later["previousHash"] == earlier["hash"]
         for block in blocks:
             assert HEX64.fullmatch(block["hash"]) and HEX64.fullmatch(block["dataHash"])
-            for tx in block["transactions"]:
-                assert tx["contract"] == channel
+            assert block["transactionCount"] == len(block["transactions"]) >= 1
+            for index, tx in enumerate(block["transactions"]):
+                assert (tx["index"], tx["contract"]) == (index, channel)
                 assert tx["validation"] in ("VALID", "MVCC_READ_CONFLICT")
-                assert HEX64.fullmatch(tx["writeSetHash"])
-    medical = api("dr-house").data(BLOCKS, {"channel": "medical", "from": 0, "limit": 100})
-    calls = [
-        (tx["function"], tx["creator"], tx["creatorMsp"])
-        for block in medical["blocks"]
-        for tx in block["transactions"]
-    ]
-    assert ("registerChild", "alice", "ParentsMSP") in calls
-    assert ("updateMedicalCard", "dr-house", "HospitalMSP") in calls
+                if tx["redacted"]:
+                    hidden = ("txId", "function", "creator", "creatorMsp", "writeSetHash")
+                    assert [tx[field] for field in hidden] == [None] * 5
+                else:
+                    assert HEX64.fullmatch(tx["writeSetHash"])
+    calls = {
+        uid: [
+            (tx["function"], tx["creator"], tx["creatorMsp"])
+            for block in api(uid).data(BLOCKS, {"channel": "medical", "from": 0, "limit": 100})[
+                "blocks"
+            ]
+            for tx in block["transactions"]
+        ]
+        for uid in ("alice", "dr-house")
+    }
+    assert ("registerChild", "alice", "ParentsMSP") in calls["alice"]
+    assert ("updateMedicalCard", "dr-house", "HospitalMSP") in calls["alice"]
+    assert ("updateMedicalCard", "dr-house", "HospitalMSP") in calls["dr-house"]
+    # The doctor was not told of the registration (only the guardians were): its header is hidden.
+    assert ("registerChild", "alice", "ParentsMSP") not in calls["dr-house"]
+    assert (None, None, None) in calls["dr-house"]
     page = api("alice").data(BLOCKS, {"channel": "medical", "from": 1, "limit": 2})["blocks"]
     assert [b["number"] for b in page] == [1, 2]
 

@@ -78,6 +78,7 @@ def world(h: ContractHarness) -> World:
         otherGuardians=[CO_GUARDIAN.uid],
     )
     child_id = child["id"]
+    h.call(CO_GUARDIAN, "acceptGuardianship", childId=child_id)
     active = _signed(h, child_id, DOCTOR)
     active = h.call(DOCTOR, "acceptAgreement", id=active["id"])
     pending = _signed(h, child_id, DOCTOR_PENDING)
@@ -135,9 +136,10 @@ def test_a_parent_registers_a_child_and_becomes_its_first_guardian(h: ContractHa
     assert child["fullName"] == CHILD_NAME
     assert child["birthDate"] == BIRTH_DATE
     assert child["sex"] == "F"
-    assert child["guardians"] == [PARENT.uid, CO_GUARDIAN.uid]
+    assert child["guardians"] == [PARENT.uid]
+    assert child["pendingGuardians"] == [CO_GUARDIAN.uid]
     assert child["doctorUid"] is None
-    assert h.call(CO_GUARDIAN, "readChild", childId=child["id"]) == child
+    assert h.call(PARENT, "readChild", childId=child["id"]) == child
 
 
 def test_a_new_child_s_card_is_empty_at_version_1(h: ContractHarness) -> None:
@@ -166,7 +168,7 @@ def test_duplicate_other_guardians_are_listed_once(h: ContractHarness) -> None:
         birthDate=BIRTH_DATE,
         otherGuardians=[CO_GUARDIAN.uid, CO_GUARDIAN.uid],
     )
-    assert child["guardians"] == [PARENT.uid, CO_GUARDIAN.uid]
+    assert child["pendingGuardians"] == [CO_GUARDIAN.uid]
 
 
 @pytest.mark.parametrize(
@@ -197,9 +199,6 @@ def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) 
         pytest.param({"birthDate": "1899-12-31"}, id="birth date before 1900"),
         pytest.param({"birthDate": 20190304}, id="birth date not a string"),
         pytest.param({"sex": "x" * 21}, id="sex too long"),
-        pytest.param({"otherGuardians": ["nobody"]}, id="unknown other guardian"),
-        pytest.param({"otherGuardians": [DOCTOR.uid]}, id="doctor as guardian"),
-        pytest.param({"otherGuardians": [PARENTS_ADMIN.uid]}, id="admin as guardian"),
         pytest.param({"otherGuardians": [PARENT.uid]}, id="oneself as other guardian"),
         pytest.param({"otherGuardians": [""]}, id="empty other guardian"),
         pytest.param({"otherGuardians": "parent-boris"}, id="other guardians not a list"),
@@ -215,6 +214,100 @@ def test_invalid_registration_is_bad_user_input(h: ContractHarness, args: dict[s
     assert h.call(PARENT, "listChildren") == []
 
 
+# -- guardianship offers -----------------------------------------------------------------
+
+
+def _offered(h: ContractHarness, *others: str) -> str:
+    child = h.call(
+        PARENT,
+        "registerChild",
+        fullName=CHILD_NAME,
+        birthDate=BIRTH_DATE,
+        otherGuardians=list(others),
+    )
+    return str(child["id"])
+
+
+def test_another_parent_becomes_a_guardian_only_by_accepting(h: ContractHarness) -> None:
+    child_id = _offered(h, CO_GUARDIAN.uid)
+    refused(h, CO_GUARDIAN, "readChild", NotFound, childId=child_id)
+    refused(h, CO_GUARDIAN, "readCard", NotFound, childId=child_id)
+    assert h.call(CO_GUARDIAN, "listChildren") == []
+    assert h.call(CO_GUARDIAN, "pendingGuardianships") == [
+        {
+            "id": child_id,
+            "fullName": CHILD_NAME,
+            "birthDate": BIRTH_DATE,
+            "sex": None,
+            "guardians": [],
+            "pendingGuardians": [],
+            "doctorUid": None,
+        }
+    ]
+    child = h.call(CO_GUARDIAN, "acceptGuardianship", childId=child_id)
+    assert (child["guardians"], child["pendingGuardians"]) == ([PARENT.uid, CO_GUARDIAN.uid], [])
+    assert h.call(CO_GUARDIAN, "pendingGuardianships") == []
+    assert [c["id"] for c in h.call(CO_GUARDIAN, "listChildren")] == [child_id]
+    assert h.call(CO_GUARDIAN, "readCard", childId=child_id)["version"] == 1
+    refused(h, CO_GUARDIAN, "acceptGuardianship", NotFound, childId=child_id)
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [
+        pytest.param(OTHER_PARENT, id="parent not offered"),
+        pytest.param(PARENT, id="the registering guardian"),
+        pytest.param(DOCTOR, id="doctor"),
+        pytest.param(PARENTS_ADMIN, id="parents admin"),
+        pytest.param(FakeCaller(CO_GUARDIAN.uid, "school-b", "school"), id="same uid, a school"),
+        pytest.param(
+            FakeCaller(CO_GUARDIAN.uid, "parents-2", "parent", org_kind="parents"),
+            id="same uid, another parents organisation",
+        ),
+    ],
+)
+def test_only_the_parent_offered_guardianship_accepts_it(
+    h: ContractHarness, caller: FakeCaller
+) -> None:
+    child_id = _offered(h, CO_GUARDIAN.uid)
+    error = refused(h, caller, "acceptGuardianship", NotFound, childId=child_id)
+    assert_no_leak(error)
+    assert h.call(caller, "pendingGuardianships") == []
+
+
+def test_an_offer_to_an_unknown_uid_reads_like_an_offer_to_a_parent(h: ContractHarness) -> None:
+    known = h.call(
+        PARENT,
+        "registerChild",
+        fullName=CHILD_NAME,
+        birthDate=BIRTH_DATE,
+        otherGuardians=[CO_GUARDIAN.uid],
+    )
+    for uid in ("nobody", DOCTOR.uid, PARENTS_ADMIN.uid):
+        unknown = h.call(
+            PARENT,
+            "registerChild",
+            fullName=CHILD_NAME,
+            birthDate=BIRTH_DATE,
+            otherGuardians=[uid],
+        )
+        assert unknown["pendingGuardians"] == [uid]
+        assert {k: v for k, v in unknown.items() if k not in ("id", "pendingGuardians")} == {
+            k: v for k, v in known.items() if k not in ("id", "pendingGuardians")
+        }
+    refused(h, DOCTOR, "acceptGuardianship", NotFound, childId=unknown["id"])
+
+
+def test_offers_are_shown_to_the_guardians_only(world: World) -> None:
+    child_id = _offered(world.h, OTHER_PARENT.uid)
+    assert world.call(PARENT, "readChild", childId=child_id)["pendingGuardians"] == [
+        OTHER_PARENT.uid
+    ]
+    agreement = world.call(PARENT, "signAgreement", childId=child_id, doctorUid=DOCTOR_SPARE.uid)
+    world.call(DOCTOR_SPARE, "acceptAgreement", id=agreement["id"])
+    assert world.call(DOCTOR_SPARE, "readChild", childId=child_id)["pendingGuardians"] == []
+
+
 # -- readChild -------------------------------------------------------------------------
 
 
@@ -227,6 +320,7 @@ def test_guardians_and_the_active_doctor_read_the_child(world: World, caller: Fa
         "birthDate": BIRTH_DATE,
         "sex": None,
         "guardians": [PARENT.uid, CO_GUARDIAN.uid],
+        "pendingGuardians": [],
         "doctorUid": DOCTOR.uid,
     }
 
@@ -642,11 +736,48 @@ def test_omitted_fields_stay_and_a_given_list_replaces_the_list(world: World) ->
     assert card["healthGroup"] == 2
 
 
-def test_an_examination_may_name_another_hospital_doctor(world: World) -> None:
-    card = _update(
-        world, 1, {"examinations": [{"date": "2026-01-10", "doctorUid": DOCTOR_SPARE.uid}]}
+@pytest.mark.parametrize("named", [DOCTOR_SPARE.uid, "nobody"], ids=["another doctor", "unknown"])
+def test_a_new_examination_is_attributed_to_the_caller_and_naming_another_is_refused(
+    world: World, named: str
+) -> None:
+    refused(
+        world.h,
+        DOCTOR,
+        "updateMedicalCard",
+        BadInput,
+        childId=world.child_id,
+        expectedVersion=1,
+        patch={"examinations": [{"date": "2026-01-10", "doctorUid": named}]},
     )
-    assert card["examinations"][0]["doctorUid"] == DOCTOR_SPARE.uid
+    card = _update(world, 1, {"examinations": [{"date": "2026-01-10", "heightCm": 110}]})
+    assert card["examinations"][0]["doctorUid"] == DOCTOR.uid
+
+
+def test_examinations_already_on_the_card_keep_their_doctor_when_another_doctor_edits(
+    world: World,
+) -> None:
+    first = _update(world, 1, {"examinations": [{"date": "2026-01-10", "heightCm": 110}]})
+    spare = world.call(PARENT, "signAgreement", childId=world.child_id, doctorUid=DOCTOR_SPARE.uid)
+    world.call(DOCTOR_SPARE, "acceptAgreement", id=spare["id"])
+    kept = first["examinations"][0]
+    card = world.call(
+        DOCTOR_SPARE,
+        "updateMedicalCard",
+        childId=world.child_id,
+        expectedVersion=2,
+        patch={"examinations": [kept, {"date": "2026-02-01"}]},
+    )
+    assert [e["doctorUid"] for e in card["examinations"]] == [DOCTOR.uid, DOCTOR_SPARE.uid]
+    changed = {**kept, "heightCm": 150}
+    refused(
+        world.h,
+        DOCTOR_SPARE,
+        "updateMedicalCard",
+        BadInput,
+        childId=world.child_id,
+        expectedVersion=3,
+        patch={"examinations": [changed]},
+    )
 
 
 @pytest.mark.parametrize("group", [1, 5])

@@ -76,8 +76,8 @@ class World:
     # -- what the gateway passes as verified* arguments (chaincode/gateway.py) --
 
     def verified_child(self, caller: FakeCaller, child_id: str | None = None) -> dict[str, Any]:
-        child = self.medical.call(caller, "readChild", childId=child_id or self.child_id)
-        return {k: child[k] for k in ("id", "fullName", "guardians")}
+        found = self.medical.call(caller, "readGuardians", childId=child_id or self.child_id)
+        return dict(found)
 
     def doctor_children(self, caller: FakeCaller) -> list[str]:
         if caller.role != "doctor":
@@ -170,6 +170,7 @@ def world() -> World:
         birthDate="2019-03-04",
         otherGuardians=[CO_GUARDIAN.uid],
     )
+    medical.call(CO_GUARDIAN, "acceptGuardianship", childId=child["id"])
     for doctor in (DOCTOR, OTHER_DOCTOR, DOCTOR_PENDING, DOCTOR_REVOKED):
         agreement = medical.call(PARENT, "signAgreement", childId=child["id"], doctorUid=doctor.uid)
         if doctor is not DOCTOR_PENDING:
@@ -241,7 +242,9 @@ def test_a_child_may_apply_to_several_schools(world: World) -> None:
 
 
 def test_the_doctor_of_the_child_cannot_apply_to_schools(world: World) -> None:
-    verified = world.verified_child(DOCTOR)  # the gateway can read the child as this doctor
+    with pytest.raises(NotFound):  # the gateway cannot verify the child's guardians as a doctor
+        world.verified_child(DOCTOR)
+    verified = world.verified_child(PARENT)
     error = refused(
         world,
         DOCTOR,
@@ -993,15 +996,59 @@ def test_the_requesting_school_sees_no_content_when_only_another_school_is_permi
 ) -> None:
     report = world.approved_report("school-b")
     seen = world.call(SCHOOL_A, "readReport", id=report["id"])
-    assert (seen["status"], seen["permittedSchools"], seen["content"]) == ("APPROVED", [], None)
+    assert (seen["status"], seen["permittedSchools"], seen["content"]) == ("READY", [], None)
 
 
 def test_withdrawing_a_school_s_permission_hides_the_content_from_it_again(world: World) -> None:
     report = world.approved_report("school-a", "school-b")
     world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-a")
     seen = world.call(SCHOOL_A, "readReport", id=report["id"])
-    assert (seen["permittedSchools"], seen["content"]) == ([], None)
+    assert (seen["status"], seen["permittedSchools"], seen["content"]) == ("READY", [], None)
     assert world.call(SCHOOL_B, "readReport", id=report["id"])["content"] == report["content"]
+
+
+def _school_views(world: World, report_id: str) -> dict[str, Any]:
+    views: dict[str, Any] = {}
+    for school in (SCHOOL_A, SCHOOL_B, SCHOOL_C):
+        try:
+            views[school.org] = world.call(school, "readReport", id=report_id)
+        except NotFound:
+            views[school.org] = None
+        listed = world.call(school, "listReports")
+        assert listed == ([] if views[school.org] is None else [views[school.org]])
+    return views
+
+
+def test_what_a_school_sees_never_depends_on_other_schools_permissions(world: World) -> None:
+    """School A asked for the report; B and C are permitted and withdrawn in turn."""
+    report = world.ready_report()
+    alone = _school_views(world, report["id"])
+    assert (alone["school-a"]["status"], alone["school-b"], alone["school-c"]) == (
+        "READY",
+        None,
+        None,
+    )
+    world.call(PARENT, "approveReport", id=report["id"], schools=["school-b", "school-c"])
+    both = _school_views(world, report["id"])
+    assert both["school-a"] == alone["school-a"]
+    assert both["school-b"]["status"] == both["school-c"]["status"] == "APPROVED"
+    assert both["school-b"]["permittedSchools"] == ["school-b"]
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-c")
+    one = _school_views(world, report["id"])
+    assert one["school-a"] == alone["school-a"]
+    assert one["school-b"] == both["school-b"]
+    assert one["school-c"] is None
+    world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
+    assert _school_views(world, report["id"]) == alone
+
+
+def test_a_school_filters_reports_by_its_own_status(world: World) -> None:
+    report = world.approved_report("school-b")
+    assert world.call(SCHOOL_A, "listReports", status="APPROVED") == []
+    assert [r["id"] for r in world.call(SCHOOL_A, "listReports", status="READY")] == [report["id"]]
+    assert [r["id"] for r in world.call(SCHOOL_B, "listReports", status="APPROVED")] == [
+        report["id"]
+    ]
 
 
 def test_a_school_whose_only_permission_is_withdrawn_no_longer_sees_the_report(

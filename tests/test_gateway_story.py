@@ -71,6 +71,10 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
             "registerChild",
             {"fullName": "Ada Martin", "birthDate": "2019-04-02", "otherGuardians": ["bob"]},
         )
+        assert (child["guardians"], child["pendingGuardians"]) == (["alice"], ["bob"])
+        with pytest.raises(NotFound):
+            await gw.evaluate(bob, "medical", "readChild", {"childId": child["id"]})
+        child = await gw.submit(bob, "medical", "acceptGuardianship", {"childId": child["id"]})
         assert child["guardians"] == ["alice", "bob"]
         agreement = await gw.submit(
             alice, "medical", "signAgreement", {"childId": child["id"], "doctorUid": "dr-house"}

@@ -220,6 +220,12 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                     {"fullName": "Kid", "birthDate": "2019-02-03", "otherGuardians": others},
                 )
             )
+            for other in others:
+                asyncio.run(
+                    self.gateway.submit(
+                        people[other], "medical", "acceptGuardianship", {"childId": child["id"]}
+                    )
+                )
             self.families.append(Family(child["id"], {parent, *others}))
 
         @rule(which=st.integers(0, 2), pick=st.integers(0, 5))

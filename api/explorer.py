@@ -1,0 +1,68 @@
+"""The ledger explorer's view of blocks: headers a caller may see, the rest redacted.
+
+A channel member sees every block's own fields (number, hashes, time, how many
+transactions it holds). A transaction's header — txId, function, creator and
+the commitment to its writes — is shown only to those who may read the records
+it wrote: its creator, and the people (or the school) its contract named as
+the audience of its events when it was committed. Everyone else gets the
+header redacted, so the explorer never tells who did what to records they
+cannot read.
+"""
+
+from __future__ import annotations
+
+from authz.identity import Identity
+from ledger_backends.records import Block as LedgerBlock
+from ledger_backends.records import Transaction, parse_timestamp
+
+from .events import audience_includes
+from .types import Block, TxHeader
+
+
+def block_view(block: LedgerBlock, viewer: Identity) -> Block:
+    transactions = block.transactions()
+    return Block(
+        number=block.number,
+        hash=block.hash,
+        previous_hash=block.previous_hash,
+        data_hash=block.data_hash,
+        timestamp=parse_timestamp(block.timestamp),
+        transaction_count=len(transactions),
+        transactions=[_header(tx, viewer) for tx in transactions],
+    )
+
+
+def may_see_transaction(tx: Transaction, viewer: Identity) -> bool:
+    """The creator, and those named in the audience of the transaction's events."""
+    if tx.creator.msp == viewer.msp and tx.creator.uid == viewer.uid:
+        return True
+    return any(
+        audience_includes(event.payload, uid=viewer.uid, org=viewer.org, role=viewer.role.value)
+        for event in tx.events
+    )
+
+
+def _header(tx: Transaction, viewer: Identity) -> TxHeader:
+    if not may_see_transaction(tx, viewer):
+        return TxHeader(
+            index=tx.tx_index,
+            redacted=True,
+            tx_id=None,
+            contract=tx.contract,
+            function=None,
+            creator=None,
+            creator_msp=None,
+            validation=tx.validation,
+            write_set_hash=None,
+        )
+    return TxHeader(
+        index=tx.tx_index,
+        redacted=False,
+        tx_id=tx.tx_id,
+        contract=tx.contract,
+        function=tx.function,
+        creator=tx.creator.uid,
+        creator_msp=tx.creator.msp,
+        validation=tx.validation,
+        write_set_hash=tx.write_set_hash,
+    )
