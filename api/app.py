@@ -20,16 +20,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from authz.errors import Unauthenticated
 from authz.identity import Identity
-from authz.roles import Role
 
 from .context import Context
 from .health import HealthAddress, HealthListener, probe_routes
 from .schema import schema
 from .services import Services
 from .web import web_routes
+from .websocket import CertificateCheckedTransportWS
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BODY_SECONDS = 30.0
@@ -39,10 +40,19 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
-    """Strawberry's ASGI view with the caller's Identity in the context."""
+    """Strawberry's ASGI view with the caller's Identity in the context.
+
+    Websockets speak graphql-transport-ws only, and keep checking the caller's certificate
+    (api.websocket); a client asking only for the legacy `graphql-ws` protocol is closed
+    with 4406.
+    """
+
+    graphql_transport_ws_handler_class = CertificateCheckedTransportWS
 
     def __init__(self, services: Services) -> None:
-        super().__init__(schema, graphql_ide="graphiql", keep_alive=True, keep_alive_interval=15)
+        super().__init__(
+            schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]
+        )
         self.services = services
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
@@ -181,7 +191,7 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
     async def metrics(request: Request) -> Response:
         identity: Identity = request.scope["state"]["identity"]
         channels = [channel.name for channel in services.access.channels_for(identity)]
-        body = services.metrics.render(channels, requests=identity.role is Role.ADMIN)
+        body = services.metrics.render(channels, viewer=identity)
         return Response(body, media_type="text/plain; version=0.0.4")
 
     @asynccontextmanager

@@ -1,18 +1,84 @@
-"""Prometheus metrics: requests and latency by operation, commits, conflicts, block heights."""
+"""Prometheus metrics: GraphQL requests and latency by root field, commits, conflicts, heights.
+
+Request series are labelled by the caller's organisation, the channel a root field reads or
+writes, the root field and the outcome. Every label value comes from a fixed set (the schema's
+root fields, the network's organisations and channels): operation names, aliases and argument
+values are chosen by clients, so they never become labels (they would leak what other callers
+asked and let anyone grow the series without bound).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
+from graphql.utilities import get_operation_ast, value_from_ast_untyped
+from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from strawberry.extensions import SchemaExtension
 
+from authz.identity import Identity
+from authz.roles import Role
 from ledger_backends import ChannelLedger
 
-MAX_OPERATION_NAMES = 200
+# The channel whose records each root field reads or writes (for the few that read one and
+# write the other, e.g. createReport, the channel of the record it makes or lists).
+FIELD_CHANNELS: Final[Mapping[str, str]] = {
+    "children": "medical",
+    "pendingGuardianships": "medical",
+    "child": "medical",
+    "medicalCard": "medical",
+    "medicalCardHistory": "medical",
+    "agreements": "medical",
+    "registerChild": "medical",
+    "acceptGuardianship": "medical",
+    "signAgreement": "medical",
+    "acceptAgreement": "medical",
+    "revokeAgreement": "medical",
+    "updateMedicalCard": "medical",
+    "admissionRequests": "report",
+    "reportRequests": "report",
+    "reports": "report",
+    "report": "report",
+    "createAdmissionRequest": "report",
+    "acceptAdmissionRequest": "report",
+    "rejectAdmissionRequest": "report",
+    "createReportRequest": "report",
+    "createReport": "report",
+    "approveReport": "report",
+    "revokeReportPermission": "report",
+}
+# These read the channel their `channel` argument names (no channel if it names none).
+CHANNEL_ARGUMENT_FIELDS: Final = frozenset({"blocks", "verifyChannel", "events"})
+# These concern only the caller: its identity, its organisation's channels, the schema.
+NEUTRAL_FIELDS: Final = frozenset({"me", "channels", "__typename", "__schema", "__type"})
+# The label of a root field the schema does not have, or of a document that did not parse.
+UNKNOWN_FIELD: Final = "unknown"
+# The channel label of a request that is no channel's (Prometheus reads "" as no label).
+NO_CHANNEL: Final = ""
+# Administrators of the organisation that runs the service see every organisation's requests.
+OPERATOR_KIND: Final = "hospital"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedField:
+    """One root field of an operation, as counted: its labels and whether it failed."""
+
+    field: str
+    channel: str
+    failed: bool
 
 
 class _LedgerCollector(Collector):
@@ -45,62 +111,152 @@ class _LedgerCollector(Collector):
         yield from (height, blocks, txs)
 
 
+class _RequestCollector(Collector):
+    """The request series of `source` whose org and channel labels the viewer may see."""
+
+    def __init__(
+        self, source: CollectorRegistry, channels: Collection[str], org: str | None
+    ) -> None:
+        self._source = source
+        self._channels = {NO_CHANNEL, *channels}
+        self._org = org
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._source.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if self._visible(s.labels)]
+            yield kept
+
+    def _visible(self, labels: Mapping[str, str]) -> bool:
+        return labels["channel"] in self._channels and self._org in (None, labels["org"])
+
+
 class Metrics:
     """One set of series per server, so tests and several apps in a process do not collide."""
 
     def __init__(self, channels: dict[str, ChannelLedger]) -> None:
         self._channels = channels
         self._requests_registry = CollectorRegistry()
-        self.requests = Counter(
+        self._requests = Counter(
             "healthledger_graphql_requests",
-            "GraphQL operations by name and outcome.",
-            ["operation", "outcome"],
+            "GraphQL root fields requested, by caller organisation, channel, field and outcome.",
+            ["org", "channel", "field", "outcome"],
             registry=self._requests_registry,
         )
-        self.latency = Histogram(
+        self._latency = Histogram(
             "healthledger_graphql_seconds",
-            "GraphQL operation latency by name.",
-            ["operation"],
+            "Latency of the GraphQL operations requesting each root field.",
+            ["org", "channel", "field"],
             registry=self._requests_registry,
         )
-        self._names: set[str] = set()
 
-    def operation_label(self, name: str | None) -> str:
-        """Clients choose operation names: keep the first few hundred, fold the rest."""
-        if not name:
-            return "anonymous"
-        if name in self._names or len(self._names) < MAX_OPERATION_NAMES:
-            self._names.add(name)
-            return name
-        return "other"
+    @property
+    def channel_names(self) -> Collection[str]:
+        return self._channels.keys()
 
-    def render(self, channels: Collection[str], *, requests: bool) -> bytes:
-        """The ledger series of `channels` only, plus the GraphQL request series if `requests`.
+    def observe(self, org: str, fields: Iterable[RequestedField], seconds: float) -> None:
+        """Count an operation once per root field it requested, each with its latency."""
+        for requested in fields:
+            outcome = "error" if requested.failed else "ok"
+            self._requests.labels(org, requested.channel, requested.field, outcome).inc()
+            self._latency.labels(org, requested.channel, requested.field).observe(seconds)
 
-        A caller sees the heights and commits of the channels its organisation belongs to,
-        never of the others; request counts and latencies are for administrators.
+    def render(self, channels: Collection[str], *, viewer: Identity) -> bytes:
+        """What `viewer` may see: the ledger series of `channels`, and request series to admins.
+
+        `channels` are those of the viewer's organisation: the heights and commits of other
+        channels are never shown. An administrator also sees the request series on those
+        channels or on none, of callers from its own organisation only, so that a school's
+        administrator learns nothing of what other schools, parents or doctors ask; the
+        administrators of the hospital, which runs the service, see every organisation's.
         """
         visible = {name: ledger for name, ledger in self._channels.items() if name in channels}
         registry = CollectorRegistry()
         registry.register(_LedgerCollector(visible))
         body = generate_latest(registry)
-        if requests:
-            body = generate_latest(self._requests_registry) + body
+        if viewer.role is Role.ADMIN:
+            org = None if viewer.org_kind == OPERATOR_KIND else viewer.org
+            requests = CollectorRegistry()
+            requests.register(_RequestCollector(self._requests_registry, channels, org))
+            body = generate_latest(requests) + body
         return body
 
 
 class OperationMetrics(SchemaExtension):
-    """Counts and times each GraphQL operation (the schema passes the Metrics in context)."""
+    """Counts and times each GraphQL operation by root field (the context holds the Metrics)."""
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        context = self.execution_context.context
+        execution = self.execution_context
+        context = execution.context
         metrics: Metrics | None = getattr(getattr(context, "services", None), "metrics", None)
-        if metrics is None:
+        identity: Identity | None = getattr(context, "identity", None)
+        if metrics is None or identity is None:
             return
-        name = metrics.operation_label(self.execution_context.operation_name)
-        result = self.execution_context.result
-        outcome = "error" if getattr(result, "errors", None) else "ok"
-        metrics.requests.labels(name, outcome).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - started)
+        fields = _requested_fields(
+            execution.graphql_document,
+            execution.operation_name,
+            execution.variables or {},
+            getattr(execution.result, "errors", None) or [],
+            metrics.channel_names,
+        )
+        metrics.observe(identity.org, fields, time.perf_counter() - started)
+
+
+def _requested_fields(
+    document: DocumentNode | None,
+    operation_name: str | None,
+    variables: dict[str, Any],
+    errors: list[GraphQLError],
+    channels: Collection[str],
+) -> list[RequestedField]:
+    """The distinct root fields of the operation run; an error without a path fails them all."""
+    operation = get_operation_ast(document, operation_name) if document else None
+    if document is None or operation is None:
+        return [RequestedField(UNKNOWN_FIELD, NO_CHANNEL, failed=True)]
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    failed_keys = {error.path[0] if error.path else None for error in errors}
+    found: dict[tuple[str, str], bool] = {}
+    for node in _root_field_nodes(operation.selection_set, fragments, set()):
+        labels = _labels(node, variables, channels)
+        key = node.alias.value if node.alias else node.name.value
+        found[labels] = found.get(labels, False) or None in failed_keys or key in failed_keys
+    if not found:
+        return [RequestedField(UNKNOWN_FIELD, NO_CHANNEL, failed=True)]
+    return [RequestedField(field, channel, failed) for (field, channel), failed in found.items()]
+
+
+def _labels(
+    node: FieldNode, variables: dict[str, Any], channels: Collection[str]
+) -> tuple[str, str]:
+    """The field and channel labels of a root field: names from the schema or the network only."""
+    name = node.name.value
+    if name in CHANNEL_ARGUMENT_FIELDS:
+        arguments = node.arguments or ()
+        argument = next((a.value for a in arguments if a.name.value == "channel"), None)
+        value = value_from_ast_untyped(argument, variables) if argument else None
+        return name, value if isinstance(value, str) and value in channels else NO_CHANNEL
+    if name in FIELD_CHANNELS:
+        return name, FIELD_CHANNELS[name]
+    return (name if name in NEUTRAL_FIELDS else UNKNOWN_FIELD), NO_CHANNEL
+
+
+def _root_field_nodes(
+    selections: SelectionSetNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    expanded: set[str],
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, looking into inline fragments and named ones (once each)."""
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _root_field_nodes(selection.selection_set, fragments, expanded)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in expanded:
+                expanded.add(name)
+                yield from _root_field_nodes(fragments[name].selection_set, fragments, expanded)

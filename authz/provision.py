@@ -16,6 +16,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from chaincode import validation
+from chaincode.errors import BadInput
+
 from . import ca
 from .network import CONFIG_FILE, NetworkConfig, OrgConfig, load_network
 from .roles import Role, role_fits
@@ -23,6 +26,8 @@ from .roles import Role, role_fits
 DEFAULT_SCHOOLS = ("school-a", "school-b")
 _ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 _UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# A display name is the certificate's common name, which X.509 bounds at 64 characters.
+NAME_MAX = 64
 
 
 class ProvisionError(ValueError):
@@ -137,8 +142,8 @@ def enroll(
     taken = sorted(network.directory.glob(f"users/*/{uid}.pem"))
     if taken:
         raise ProvisionError(f"UID {uid!r} is already enrolled ({taken[0].parent.name}).")
-    if name is not None and not name.strip():
-        raise ProvisionError("A name, when given, cannot be empty.")
+    if name is not None:
+        name = _display_name(name)
     authority = _authority(org_config)
     key, cert = ca.issue_client_certificate(authority, org=org, uid=uid, role=role, name=name)
     folder = network.directory / "users" / org
@@ -167,6 +172,15 @@ def revoke(directory: str | Path, *, org: str, uid: str) -> bool:
     crl = ca.revoke_serials(_authority(org_config), [cert.serial_number], previous=previous)
     _write(org_config.crl, ca.crl_pem(crl))
     return True
+
+
+def _display_name(name: str) -> str:
+    """The name trimmed, if it is one line of 1 to 64 characters without control characters
+    or bidirectional formatting characters (the rule for names in the contracts)."""
+    try:
+        return validation.text(name, "The name", max_length=NAME_MAX)
+    except BadInput as exc:
+        raise ProvisionError(str(exc)) from None
 
 
 def _org(network: NetworkConfig, org: str) -> OrgConfig:

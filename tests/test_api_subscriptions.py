@@ -16,6 +16,7 @@ from authz.network import load_network
 from tests.api_client import (
     APPROVE,
     CREATE_ADMISSION,
+    REGISTER_CHILD,
     Api,
     RedisServer,
     Subscriber,
@@ -186,7 +187,8 @@ def test_a_subscription_opened_before_a_revocation_gets_no_more_events(
         while api("erin").post("{ me { uid } }").status_code != 401:
             assert time.monotonic() < deadline, "still accepted 5 s after revocation"
             time.sleep(0.1)
-        child = register(api, "alice", "Fay Lee", otherGuardians=["erin"])
+        offer = {"fullName": "Fay Lee", "birthDate": "2019-04-02", "otherGuardians": ["erin"]}
+        child = api("alice").data(REGISTER_CHILD, {"input": offer})["registerChild"]["id"]
         message = erin.receive(10)
     assert message["type"] in ("next", "error"), message
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
