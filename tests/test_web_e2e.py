@@ -1,10 +1,12 @@
 """The five-step story clicked through in headless Chromium (web/e2e/story.mjs).
 
-A parent, a pediatrician and two schools each use their own browser context with
-their own client certificate against a real `healthledger serve` over mutual TLS.
-The script asserts what each of them sees (school-b never sees the report, school-a
-reads it only while approved) and saves a screenshot per step in
-web/test-results/story/, where docs/web.md's pictures are copied from.
+Two parents, a pediatrician, two schools and an administrator each use their own
+browser context with their own client certificate against a real `healthledger serve`
+over mutual TLS. The script asserts what each of them sees (the second parent sees the
+child only after accepting guardianship, school-b never sees the report, school-a reads
+it only while approved, the administrator's explorer hides the others' transactions)
+and saves a screenshot per step in web/test-results/story/, where docs/web.md's
+pictures are copied from.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-// The five-step story clicked through in headless Chromium by a parent, a pediatrician and
-// two schools, each in their own browser context presenting their own client certificate
-// to a running `healthledger serve`. Asserts what each person sees; saves a screenshot per
-// step. Exit code 0 when every step and check passed.
+// The five-step story clicked through in headless Chromium by two parents, a pediatrician,
+// two schools and an administrator, each in their own browser context presenting their own
+// client certificate to a running `healthledger serve`. Asserts what each person sees; saves
+// a screenshot per step. Exit code 0 when every step and check passed.
 //
 // Environment: E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory,
 // with users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), and
@@ -106,13 +106,15 @@ function step(title) {
 
 async function story(browser) {
   const parent = await Person.open(browser, 'alice', 'parents')
+  const otherParent = await Person.open(browser, 'bob', 'parents')
   const doctor = await Person.open(browser, 'dr-house', 'hospital')
   const schoolA = await Person.open(browser, 'school-a-office', 'school-a')
   const schoolB = await Person.open(browser, 'school-b-office', 'school-b')
-  const people = [parent, doctor, schoolA, schoolB]
+  const people = [parent, otherParent, doctor, schoolA, schoolB]
 
   for (const [person, role, org] of [
     [parent, 'Parent', 'parents'],
+    [otherParent, 'Parent', 'parents'],
     [doctor, 'Pediatrician', 'hospital'],
     [schoolA, 'School staff', 'school-a'],
     [schoolB, 'School staff', 'school-b'],
@@ -122,13 +124,33 @@ async function story(browser) {
     check((await header.getByText(org, { exact: true }).count()) === 1, `${person.uid}: org ${org}`)
   }
 
-  step('1. the parent registers a child and signs an agreement with a pediatrician, who accepts and edits the card')
+  step('1. the parent registers a child, the other parent accepts guardianship; a pediatrician accepts an agreement and edits the card')
   const p = parent.page
   await p.getByLabel('Full name').fill(CHILD)
   await p.getByLabel('Date of birth').fill('2019-04-12')
+  await p.getByLabel('Other guardians').fill('bob')
+  await parent.sees('Each is offered guardianship and becomes a guardian only after accepting it.')
   await parent.click('Register child')
   await parent.sees(/Version 1, last changed by alice/)
   await parent.sees('Card created.')
+  const guardians = parent.section('Guardians')
+  await parent.sees('bob — offered guardianship, has not accepted yet', guardians)
+
+  // bob sees the offer live, but not the child, until he accepts.
+  const offers = otherParent.section('Guardianship offered to you')
+  await otherParent.sees('You were offered guardianship of a child: accept it to see the child.')
+  await otherParent.sees(`${CHILD}, born`, offers)
+  check(
+    (await otherParent.section('Your children').getByText(CHILD).count()) === 0,
+    'bob does not have the child before accepting',
+  )
+  await screenshot(otherParent, 'other-parent-offered-guardianship', otherParent.page.locator('.side'))
+  await otherParent.click(`Accept guardianship of ${CHILD}`)
+  await otherParent.sees(CHILD, otherParent.section('Your children'))
+  await otherParent.sees(/Version 1, last changed by alice/, otherParent.section('Medical card'))
+  check((await offers.count()) === 0, 'the accepted offer is gone')
+  await parent.sees('A parent accepted guardianship of a child and is now a guardian.')
+  await parent.sees('bob — guardian', guardians)
 
   const doctorField = p.getByLabel(/Pediatrician.s user name/)
   await doctorField.fill('dr-nobody')
@@ -272,6 +294,22 @@ async function story(browser) {
   for (const person of people) {
     check(person.loads === 1, `${person.uid}'s page was loaded ${person.loads} times; updates must arrive live`)
   }
+
+  console.log('   the administrator explores the blocks: the parents’ and schools’ transactions are hidden')
+  const admin = await Person.open(browser, 'hospital-admin', 'hospital')
+  await admin.click('Verify medical')
+  await admin.sees(/Intact \(\d+ blocks\): the blocks added since the last check are sound\./)
+  await admin.click('Full re-verification of medical')
+  await admin.sees(/Intact: all \d+ blocks rechecked from block 0 and the state replayed/)
+  await admin.click('Show blocks of medical')
+  const explorer = admin.page.getByRole('list', { name: 'Blocks of medical, newest first' })
+  await admin.sees(/Transaction \d+: hidden — you cannot read its records\./, explorer)
+  await admin.sees(/\d+ transactions?, \d+ hidden from you/, explorer)
+  for (const secret of ['alice', 'bob', 'dr-house', 'registerChild', 'updateMedicalCard']) {
+    check((await explorer.getByText(secret).count()) === 0, `the administrator sees ${secret} in the explorer`)
+  }
+  await screenshot(admin, 'admin-block-explorer', 'window')
+  await admin.context.close()
 
   const phone = await Person.open(browser, 'alice', 'parents', { width: 390, height: 844 })
   await phone.sees(CHILD)

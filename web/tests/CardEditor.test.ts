@@ -1,6 +1,7 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
+import { today } from '../src/domain/format'
 import type { CardFieldsFragment } from '../src/gql/graphql'
 import CardEditor from '../src/views/doctor/CardEditor.vue'
 import { fakeApi, settle } from './fakeApi'
@@ -22,8 +23,8 @@ const card = (version: number, changes: Partial<CardFieldsFragment> = {}): CardF
 })
 
 /** The ledger: version 2 when the form loads; dr-quinn writes version 3 before the save. */
-function ledger() {
-  let current = card(2)
+function ledger(first: CardFieldsFragment = card(2)) {
+  let current = first
   const api = fakeApi((name, variables) => {
     if (name === 'MedicalCard') return { data: { medicalCard: current } }
     if (name === 'UpdateMedicalCard') {
@@ -58,7 +59,7 @@ function ledger() {
 
 async function openEditor(api: ReturnType<typeof fakeApi>) {
   const wrapper = mount(CardEditor, {
-    props: { childId: 'child-1' },
+    props: { childId: 'child-1', uid: 'dr-house' },
     global: { plugins: [[urql, api.client]] },
   })
   await settle()
@@ -105,6 +106,29 @@ describe('CardEditor', () => {
     expect(wrapper.text()).toContain('Editing version 3')
     expect((wrapper.find('textarea[id$="-allergies"]').element as HTMLTextAreaElement).value).toBe('penicillin')
     expect((wrapper.find('textarea[id$="-notes"]').element as HTMLTextAreaElement).value).toBe('')
+  })
+
+  it('records a new examination as the doctor’s own and sends the others back unchanged', async () => {
+    const quinn = { date: '2025-09-01', doctorUid: 'dr-quinn', heightCm: 120, weightKg: 22.5, findings: 'healthy' }
+    const house = { date: '2025-10-01', doctorUid: 'dr-house', heightCm: 121, weightKg: null, findings: null }
+    const { api } = ledger(card(2, { examinations: [quinn, house] }))
+    const wrapper = await openEditor(api)
+    await wrapper.findAll('button').find((b) => b.text() === 'Add examination')!.trigger('click')
+    expect(wrapper.findAll('[data-test="examined-by"]').map((p) => p.text())).toEqual([
+      'Examination 1, by dr-quinn, who alone can change it',
+      'Examination 2, by you',
+      'Examination 3, new: it will be recorded as yours',
+    ])
+    expect(wrapper.find('input[id$="-exam-f-0"]').attributes('disabled')).toBeDefined()
+    expect(wrapper.find('input[id$="-exam-f-1"]').attributes('disabled')).toBeUndefined()
+    expect(wrapper.findAll('input').some((i) => /doctor/i.test(i.attributes('id') ?? ''))).toBe(false)
+    await wrapper.find('input[id$="-exam-f-2"]').setValue('growing well')
+    await wrapper.find('form').trigger('submit')
+    await settle()
+    const update = api.sent.find((s) => s.name === 'UpdateMedicalCard')
+    expect(update?.variables.patch).toEqual({
+      examinations: [quinn, house, { date: today(), doctorUid: null, heightCm: null, weightKg: null, findings: 'growing well' }],
+    })
   })
 
   it('says so instead of sending a patch that changes nothing', async () => {

@@ -103,6 +103,15 @@ describe('eventSentence', () => {
     expect(eventSentence('ReportReady', 'DOCTOR')).toBe('A health report is ready.')
     expect(eventSentence('SomethingNew', 'SCHOOL')).toBe('Something changed on the ledger.')
   })
+
+  it('tells the invited parent to accept an offer, and the guardians that it was accepted', () => {
+    expect(eventSentence('GuardianshipOffered', 'PARENT')).toBe(
+      'You were offered guardianship of a child: accept it to see the child.',
+    )
+    expect(eventSentence('GuardianshipAccepted', 'PARENT')).toBe(
+      'A parent accepted guardianship of a child and is now a guardian.',
+    )
+  })
 })
 
 describe('format', () => {

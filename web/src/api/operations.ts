@@ -19,7 +19,13 @@ export const CardFieldsFragment = graphql(`
 
 export const ChildrenQuery = graphql(`
   query Children {
-    children { id fullName birthDate sex guardians doctorUid }
+    children { id fullName birthDate sex guardians pendingGuardians doctorUid }
+  }
+`)
+
+export const PendingGuardianshipsQuery = graphql(`
+  query PendingGuardianships {
+    pendingGuardianships { id fullName birthDate }
   }
 `)
 
@@ -82,15 +88,32 @@ export const ChannelsQuery = graphql(`
   }
 `)
 
+export const BlocksQuery = graphql(`
+  query Blocks($channel: String!, $fromNumber: Int!, $limit: Int!) {
+    blocks(channel: $channel, fromNumber: $fromNumber, limit: $limit) {
+      number hash timestamp transactionCount
+      transactions {
+        index redacted txId contract function creator creatorMsp validation writeSetHash
+      }
+    }
+  }
+`)
+
 export const VerifyChannelQuery = graphql(`
-  query VerifyChannel($channel: String!) {
-    verifyChannel(channel: $channel) { channel ok height firstBadBlock reason }
+  query VerifyChannel($channel: String!, $full: Boolean!) {
+    verifyChannel(channel: $channel, full: $full) { channel ok height firstBadBlock reason }
   }
 `)
 
 export const RegisterChildMutation = graphql(`
   mutation RegisterChild($input: RegisterChildInput!) {
     registerChild(input: $input) { id fullName }
+  }
+`)
+
+export const AcceptGuardianshipMutation = graphql(`
+  mutation AcceptGuardianship($childId: ID!) {
+    acceptGuardianship(childId: $childId) { id fullName }
   }
 `)
 

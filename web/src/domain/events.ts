@@ -3,6 +3,8 @@ import type { Role } from '../gql/graphql'
 
 const SENTENCES: Record<string, string> = {
   ChildRegistered: 'A child was registered.',
+  GuardianshipOffered: 'A parent was offered guardianship of a child.',
+  GuardianshipAccepted: 'A parent accepted guardianship of a child and is now a guardian.',
   AgreementSigned: 'An agreement with a pediatrician was signed.',
   AgreementAccepted: 'The pediatrician accepted the agreement.',
   AgreementRevoked: 'An agreement with a pediatrician was revoked.',
@@ -18,7 +20,10 @@ const SENTENCES: Record<string, string> = {
 
 const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
   DOCTOR: { AgreementSigned: 'A parent asked you to be their child’s pediatrician.' },
-  PARENT: { ReportReady: 'A health report is ready for your approval.' },
+  PARENT: {
+    GuardianshipOffered: 'You were offered guardianship of a child: accept it to see the child.',
+    ReportReady: 'A health report is ready for your approval.',
+  },
   SCHOOL: {
     AdmissionRequested: 'A new admission request is waiting for your decision.',
     ReportRequested: 'A health report was requested from the pediatrician.',
