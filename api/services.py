@@ -13,6 +13,7 @@ from authz.network import NetworkConfig
 from chaincode.gateway import Gateway
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 
+from .chain_checks import ChainChecks
 from .events import EventHub
 from .metrics import Metrics
 
@@ -29,6 +30,7 @@ class Services:
     identifier: CallerIdentifier
     events: EventHub
     metrics: Metrics
+    chain_checks: ChainChecks
 
     @classmethod
     def open(cls, network: NetworkConfig, ledger_url: str | None = None) -> Services:
@@ -48,6 +50,8 @@ class Services:
                         max_batch=network.ledger.max_batch,
                     )
                 channels[channel.name] = ledgers[url].channel(channel.name)
+            for ledger in ledgers.values():
+                ledger.locate(channels)  # a transaction may read a channel kept in another store
         except LedgerError:
             for ledger in ledgers.values():
                 ledger.close()
@@ -64,6 +68,7 @@ class Services:
             ),
             events=EventHub(channels),
             metrics=Metrics(channels),
+            chain_checks=ChainChecks(channels),
         )
 
     async def ready(self) -> bool:

@@ -283,7 +283,18 @@ class Report:
         description="All permitted schools for guardians and the author; a school sees itself only."
     )
     card_version: int
-    card_hash: str
+    card_hash: str = strawberry.field(
+        description=(
+            "SHA-256(salt ‖ the card at cardVersion as canonical JSON, without childName): "
+            "a salted commitment to the card the report was built from."
+        )
+    )
+    card_salt: str | None = strawberry.field(
+        description=(
+            "The salt (64 hex digits; hashed as its 32 bytes) that opens cardHash; shown to "
+            "guardians and the author, who may read the card, null for schools."
+        )
+    )
     _content: strawberry.Private[Record | None]
 
     @strawberry.field(
@@ -309,6 +320,7 @@ class Report:
             permitted_schools=r["permittedSchools"],
             card_version=r["cardVersion"],
             card_hash=r["cardHash"],
+            card_salt=r.get("cardSalt"),
             _content=r["content"],
         )
 

@@ -18,13 +18,13 @@ import asyncio
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from ledger_backends import ChannelLedger, ConflictError
-from ledger_backends.hashing import canonical_json, sha256_hex
-from ledger_backends.records import Creator, format_timestamp, utc_now
+from ledger_backends.hashing import canonical_json, commitment, new_salt
+from ledger_backends.records import Creator, ForeignReads, format_timestamp, utc_now
 
 from .base import JSON, Caller, Contract, Directory, TxContext
 from .errors import BadInput, Conflict, Forbidden
@@ -91,7 +91,14 @@ class Gateway:
         )
 
     async def create_report(self, caller: Caller, report_request_id: str, conclusion: str) -> JSON:
-        """The doctor's card, read on `medical` as the doctor, becomes the report's content."""
+        """The doctor's card, read on `medical` as the doctor, becomes the report's content.
+
+        The report depends on that read: it records the versions read on `medical`
+        (the child, the doctor's ACTIVE agreement, the card) as foreign reads and is
+        committed only if they are still current (see ChainWriter). A revocation that
+        commits first wins: the report becomes a conflict, and the card is read again
+        for the next attempt, which the doctor then finds not found.
+        """
         children = await self._doctor_children(caller)
         request = await self._evaluate(
             caller,
@@ -99,19 +106,35 @@ class Gateway:
             "readReportRequest",
             {"id": report_request_id, "verifiedChildren": children},
         )
-        card = await self._evaluate(caller, "medical", "readCard", {"childId": request["childId"]})
-        stored_card = {k: v for k, v in card.items() if k != "childName"}
-        verified_card = {
-            "childId": card["childId"],
-            "version": card["version"],
-            "hash": sha256_hex(canonical_json(stored_card)),
-            "childName": card["childName"],
-            "healthGroup": card["healthGroup"],
-            "physicalEducationGroup": card["physicalEducationGroup"],
-            "allergies": card["allergies"],
-            "chronicConditions": card["chronicConditions"],
-            "vaccinations": card["vaccinations"],
-        }
+        medical, medical_ledger = self._route(caller, "medical")
+
+        async def read_card() -> tuple[dict[str, JSON], ForeignReads]:
+            read, card = await asyncio.to_thread(
+                self._simulate,
+                medical,
+                medical_ledger,
+                caller,
+                "readCard",
+                {"childId": request["childId"]},
+            )
+            stored_card = {k: v for k, v in card.items() if k != "childName"}
+            # A salted commitment: those who see the report but not the card cannot test
+            # guesses of the card against it; those who may read the card get the salt.
+            salt = new_salt()
+            verified_card = {
+                "childId": card["childId"],
+                "version": card["version"],
+                "hash": commitment(salt, canonical_json(stored_card)),
+                "salt": salt,
+                "childName": card["childName"],
+                "healthGroup": card["healthGroup"],
+                "physicalEducationGroup": card["physicalEducationGroup"],
+                "allergies": card["allergies"],
+                "chronicConditions": card["chronicConditions"],
+                "vaccinations": card["vaccinations"],
+            }
+            return {"verifiedCard": verified_card}, {"medical": read.read_set}
+
         return await self._submit(
             caller,
             "report",
@@ -120,8 +143,8 @@ class Gateway:
                 "reportRequestId": report_request_id,
                 "conclusion": conclusion,
                 "verifiedChildren": [request["childId"]],
-                "verifiedCard": verified_card,
             },
+            depends_on=read_card,
         )
 
     async def list_report_requests(self, caller: Caller, status: str | None = None) -> JSON:
@@ -153,15 +176,24 @@ class Gateway:
         return contract, ledger
 
     async def _submit(
-        self, caller: Caller, channel: str, function: str, args: dict[str, JSON]
+        self,
+        caller: Caller,
+        channel: str,
+        function: str,
+        args: dict[str, JSON],
+        *,
+        depends_on: Callable[[], Awaitable[tuple[dict[str, JSON], ForeignReads]]] | None = None,
     ) -> JSON:
+        """Simulate and commit, again on a conflict; `depends_on` reads other channels
+        afresh for each attempt, giving more arguments and the foreign reads they rest on."""
         contract, ledger = self._route(caller, channel)
         _refuse_unstorable(args)
         if not contract.is_transaction(function):
             raise BadInput(f"{function} is a query; evaluate it instead.")
         for _ in range(self.max_attempts):
+            more, foreign_reads = await depends_on() if depends_on else ({}, {})
             proposal, result = await asyncio.to_thread(
-                self._simulate, contract, ledger, caller, function, args
+                self._simulate, contract, ledger, caller, function, {**args, **more}, foreign_reads
             )
             if not proposal.write_set:
                 return result
@@ -194,6 +226,7 @@ class Gateway:
         caller: Caller,
         function: str,
         args: dict[str, JSON],
+        foreign_reads: ForeignReads | None = None,
     ) -> tuple[Any, JSON]:
         simulator = ledger.simulator()
         tx_id = uuid.uuid4().hex
@@ -216,6 +249,7 @@ class Gateway:
             args={**args, "idSeed": id_seed},
             creator=Creator(uid=caller.uid, msp=caller.msp),
             timestamp=timestamp,
+            foreign_reads=foreign_reads,
         )
         return proposal, result
 

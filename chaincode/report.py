@@ -210,6 +210,7 @@ class ReportContract(Contract):
             "guardians": request["guardians"],
             "cardVersion": card["version"],
             "cardHash": card["hash"],
+            "cardSalt": card["salt"],
             "content": {
                 "childName": card["childName"],
                 "healthGroup": card["healthGroup"],
@@ -429,6 +430,8 @@ def _report_view(ctx: TxContext, report: dict[str, Any]) -> JSON:
         view["status"] = "APPROVED" if permitted_here else "READY"
         view["permittedSchools"] = [ctx.caller.org] if permitted_here else []
     view["content"] = report["content"] if insider or permitted_here else None
+    # The salt opens the card commitment: for those who may read the card only.
+    view["cardSalt"] = report["cardSalt"] if insider else None
     return view
 
 

@@ -11,6 +11,14 @@ Guarantees every implementation gives:
   state writes and its history entries become visible together or not at all,
   and only if the channel's tip is still the expected one. Two appenders in
   different OS processes can never both extend the same tip.
+- `append_if_tip` also appends only if every foreign read the commit carries
+  (keys of other channels of this store, with the versions its transactions
+  saw) is still current, checked in the same atomic step: a change to such a
+  key commits either before the append (which then returns False) or after
+  the appended block, never in between. One exception, on PostgreSQL only: a
+  key read as absent cannot be locked, so an insert of it racing with the
+  append may commit first; the block is then as if it had come before it.
+- Nothing is appended after the commit's `not_after` instant, if it has one.
 - An append that returned True is durable as far as the backend's settings
   allow (documented per backend in docs/BACKENDS.md).
 - Reads return exactly the canonical texts that were appended.
@@ -65,7 +73,10 @@ class LedgerStore(ABC):
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
         """Append the block and apply its changes atomically if the tip is still `expected`.
 
-        Returns False, having changed nothing, when another appender moved the tip.
+        Returns False, having changed nothing, when another appender moved the
+        tip, a read in `commit.foreign_reads` is no longer current (on
+        PostgreSQL also while a transaction not yet committed is writing it),
+        or `commit.not_after` has passed; the chain writer then builds again.
         """
 
     @abstractmethod

@@ -26,6 +26,8 @@ from .records import (
 from .verify import block_damage
 
 MAX_APPEND_ATTEMPTS = 100
+# How old reads of a channel in another store may be when the block holding them is appended.
+FOREIGN_READ_WINDOW_S = 0.05
 
 
 class ChainWriter:
@@ -44,6 +46,19 @@ class ChainWriter:
     commit costs no extra read; tips other writers appended are trusted like
     its own. Damage elsewhere in the chain, or to the world state and
     history, is found by verification (`verify.py`).
+
+    Foreign reads (a proposal's reads of other channels) are validated like
+    the read-set: a stale one makes the transaction MVCC_READ_CONFLICT. Which
+    store holds another channel is asked of `store_of` (by default, this
+    writer's store). When it is this writer's store, the backend checks the
+    reads again atomically with the append (`LedgerStore.append_if_tip`), so
+    a write to a key read is committed either before the block (and the
+    transaction is a conflict) or after it: never in between. When it is
+    another store, no transaction spans both: the reads are checked right
+    before the append, and the block is appended only within
+    `foreign_read_window_s` of that check. A write to a key read that commits
+    in that window, or while the append commits, goes unnoticed: the window
+    is that bound plus the append's own commit.
     """
 
     def __init__(
@@ -53,11 +68,15 @@ class ChainWriter:
         *,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_APPEND_ATTEMPTS,
+        store_of: Callable[[str], LedgerStore] | None = None,
+        foreign_read_window_s: float = FOREIGN_READ_WINDOW_S,
     ) -> None:
         self.store = store
         self.channel = channel
         self.clock = clock
         self.max_attempts = max_attempts
+        self.store_of: Callable[[str], LedgerStore] = store_of or (lambda _: store)
+        self.foreign_read_window_s = foreign_read_window_s
         self._trusted_tip: Tip | None = None  # appended or re-hashed by this writer
 
     def commit(self, proposals: Sequence[Proposal]) -> list[Receipt]:
@@ -74,6 +93,11 @@ class ChainWriter:
                     f"A proposal for channel {proposal.channel!r} cannot be committed "
                     f"on channel {self.channel!r}."
                 )
+            if self.channel in proposal.foreign_reads:
+                raise ValueError(
+                    f"A proposal's reads of channel {self.channel!r} belong in its read-set, "
+                    "not among its foreign reads."
+                )
         for attempt in range(self.max_attempts):
             tip = self.store.tip(self.channel)
             self._check_tip(tip)
@@ -89,7 +113,8 @@ class ChainWriter:
             if appended or self._landed(commit):
                 self._trusted_tip = Tip(commit.block.number + 1, commit.block.hash)
                 return receipts
-            # Another process extended the chain; back off a little so both make progress.
+            # Another process extended the chain, or a foreign read went stale: build again,
+            # after a short back-off so both writers make progress.
             time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
         raise ConflictError(
             f"Channel {self.channel!r} kept changing under {self.max_attempts} attempts "
@@ -131,6 +156,9 @@ class ChainWriter:
         number = tip.height
         read_keys = {key for proposal in proposals for key in proposal.read_set}
         committed = self.store.read_versions(self.channel, read_keys) if read_keys else {}
+        foreign, read_elsewhere_at = self._foreign_versions(proposals)
+        same_store_reads: dict[str, dict[str, Version | None]] = {}
+        reads_elsewhere = False
         written_in_block: dict[str, Version | None] = {}
         texts: list[str] = []
         writes: dict[str, StateWrite] = {}
@@ -141,12 +169,21 @@ class ChainWriter:
                 (written_in_block[key] if key in written_in_block else committed.get(key))
                 == version
                 for key, version in proposal.read_set.items()
+            ) and all(
+                foreign[channel].get(key) == version
+                for channel, reads in proposal.foreign_reads.items()
+                for key, version in reads.items()
             )
             validation = Validation.VALID if valid else Validation.MVCC_READ_CONFLICT
             texts.append(proposal.canonical_text(validation))
             receipts.append(Receipt(proposal.tx_id, number, index, validation))
             if not valid:
                 continue
+            for channel, reads in proposal.foreign_reads.items():
+                if self.store_of(channel) is self.store:
+                    same_store_reads.setdefault(channel, {}).update(reads)
+                else:
+                    reads_elsewhere = True
             for key, value in proposal.write_set.items():
                 value_text = None if value is None else canonical_json(value)
                 version = (number, index)
@@ -166,4 +203,36 @@ class ChainWriter:
                 )
         block = Block.build(number, tip.hash, format_timestamp(self.clock()), tuple(texts))
         tx_ids = tuple(proposal.tx_id for proposal in proposals)
-        return BlockCommit(block, tx_ids, tuple(writes.values()), tuple(history)), receipts
+        not_after = None
+        if reads_elsewhere and read_elsewhere_at is not None:
+            not_after = read_elsewhere_at + self.foreign_read_window_s
+        commit = BlockCommit(
+            block,
+            tx_ids,
+            tuple(writes.values()),
+            tuple(history),
+            foreign_reads=same_store_reads,
+            not_after=not_after,
+        )
+        return commit, receipts
+
+    def _foreign_versions(
+        self, proposals: Sequence[Proposal]
+    ) -> tuple[dict[str, dict[str, Version]], float | None]:
+        """Current versions of the keys the proposals read on other channels, per channel.
+
+        Also when the first read of another store began (None if there was none):
+        the reads are vouched for from that instant.
+        """
+        wanted: dict[str, set[str]] = {}
+        for proposal in proposals:
+            for channel, reads in proposal.foreign_reads.items():
+                wanted.setdefault(channel, set()).update(reads)
+        versions: dict[str, dict[str, Version]] = {}
+        read_elsewhere_at: float | None = None
+        for channel, keys in wanted.items():
+            store = self.store_of(channel)
+            if store is not self.store and read_elsewhere_at is None:
+                read_elsewhere_at = time.monotonic()
+            versions[channel] = store.read_versions(channel, keys)
+        return versions, read_elsewhere_at

@@ -1,4 +1,4 @@
-"""Canonical JSON and the SHA-256 hashes that chain blocks together.
+"""Canonical JSON, the SHA-256 hashes that chain blocks together, and salted commitments.
 
 Every backend stores the exact canonical text produced here, so the same
 inputs give byte-identical hashes on every backend.
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from typing import Any
 
 GENESIS_PREVIOUS_HASH = "0" * 64
+SALT_BYTES = 32
 
 _encoder = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -24,6 +26,30 @@ def canonical_json(value: Any) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def new_salt() -> str:
+    """A transaction's secret salt: SALT_BYTES random bytes from `secrets`, as hex."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def is_salt(text: object) -> bool:
+    """Whether `text` is a salt as `new_salt` makes them: 64 lower-case hex digits."""
+    return (
+        isinstance(text, str)
+        and len(text) == 2 * SALT_BYTES
+        and all(c in "0123456789abcdef" for c in text)
+    )
+
+
+def commitment(salt: str, text: str) -> str:
+    """SHA-256(salt ‖ text), the salt as its raw bytes: binds `text` without showing it.
+
+    Without the salt, testing a guess of `text` against the commitment means
+    guessing 256 random bits as well, so small value spaces (a blood type, a
+    yes/no) cannot be searched offline.
+    """
+    return hashlib.sha256(bytes.fromhex(salt) + text.encode("utf-8")).hexdigest()
 
 
 def data_hash(transaction_texts: list[str]) -> str:

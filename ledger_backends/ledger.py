@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from .base import LedgerStore
@@ -27,7 +27,8 @@ class ChannelLedger:
     it from their own checks. Reads are served either way.
 
     Methods without `async` do blocking I/O on the store; call them from a
-    worker thread when on an event loop.
+    worker thread when on an event loop. `store_of` tells where other channels
+    live, for transactions with foreign reads (see ChainWriter).
     """
 
     def __init__(
@@ -38,10 +39,11 @@ class ChannelLedger:
         batch_timeout_ms: float = DEFAULT_BATCH_TIMEOUT_MS,
         max_batch: int = DEFAULT_MAX_BATCH,
         clock: Callable[[], datetime] = utc_now,
+        store_of: Callable[[str], LedgerStore] | None = None,
     ) -> None:
         self.store = store
         self.name = name
-        self.writer = ChainWriter(store, name, clock=clock)
+        self.writer = ChainWriter(store, name, clock=clock, store_of=store_of)
         self.committer = GroupCommitter(
             self.writer, batch_timeout_ms=batch_timeout_ms, max_batch=max_batch
         )
@@ -88,7 +90,13 @@ class ChannelLedger:
 
 
 class Ledger:
-    """A store opened from a URL, handing out one ChannelLedger per channel name."""
+    """A store opened from a URL, handing out one ChannelLedger per channel name.
+
+    A transaction on one of its channels may depend on reads of another
+    channel (foreign reads). That channel is taken to live in this store
+    unless `locate` says otherwise; reads of a channel looked for in the wrong
+    store find nothing, so such transactions fail as conflicts, never pass.
+    """
 
     def __init__(
         self,
@@ -103,6 +111,7 @@ class Ledger:
         self._max_batch = max_batch
         self._clock = clock
         self._channels: dict[str, ChannelLedger] = {}
+        self._elsewhere: dict[str, LedgerStore] = {}
 
     def channel(self, name: str) -> ChannelLedger:
         if not name:
@@ -114,8 +123,21 @@ class Ledger:
                 batch_timeout_ms=self._batch_timeout_ms,
                 max_batch=self._max_batch,
                 clock=self._clock,
+                store_of=self.store_of,
             )
         return self._channels[name]
+
+    def locate(self, channels: Mapping[str, ChannelLedger]) -> None:
+        """Learn which store holds each of `channels` (a server opens one Ledger per URL)."""
+        for name, channel in channels.items():
+            if channel.store is self.store:
+                self._elsewhere.pop(name, None)
+            else:
+                self._elsewhere[name] = channel.store
+
+    def store_of(self, channel: str) -> LedgerStore:
+        """The store that holds `channel`: this ledger's own unless `locate` named another."""
+        return self._elsewhere.get(channel, self.store)
 
     def verify_all(self) -> list[Verification]:
         """Verify every channel that has blocks in this store, as ChannelLedger.verify does."""

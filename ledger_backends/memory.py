@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .base import LedgerStore
-from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 
 
 @dataclass
@@ -20,7 +21,7 @@ class _Channel:
 
 
 class MemoryStore(LedgerStore):
-    """Dictionaries behind one lock; `append_if_tip` is atomic within the process."""
+    """Dictionaries behind one lock; `append_if_tip` (foreign reads included) is atomic."""
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
@@ -82,7 +83,9 @@ class MemoryStore(LedgerStore):
             data = self._channels.setdefault(channel, _Channel())
             blocks = data.blocks
             current = Tip(len(blocks), blocks[-1].hash) if blocks else Tip.empty()
-            if current != expected:
+            if current != expected or not self._current(commit.foreign_reads):
+                return False
+            if commit.not_after is not None and time.monotonic() > commit.not_after:
                 return False
             blocks.append(commit.block)
             keys = data.sorted_keys
@@ -97,6 +100,16 @@ class MemoryStore(LedgerStore):
             for entry in commit.history:
                 data.history.setdefault(entry.key, []).append(entry)
             return True
+
+    def _current(self, foreign_reads: ForeignReads) -> bool:
+        """Whether every foreign read still has the version seen; the caller holds the lock."""
+        for channel, reads in foreign_reads.items():
+            state = self._channel(channel).state
+            for key, version in reads.items():
+                found = state.get(key)
+                if (None if found is None else found[1]) != version:
+                    return False
+        return True
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
         with self._lock:

@@ -27,6 +27,7 @@ from psycopg import pq
 from psycopg.abc import PQGen
 from sqlalchemy import create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 
 from .errors import UnsupportedLedgerURLError
 from .sql import SqlStore, state_upsert
@@ -66,6 +67,9 @@ class PostgresStore(SqlStore):
                 conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             store.create_tables(conn)
         return store
+
+    def is_lock_busy(self, exc: DBAPIError) -> bool:
+        return isinstance(exc.orig, psycopg.errors.LockNotAvailable)
 
 
 class BoundedConnection(psycopg.Connection[Any]):

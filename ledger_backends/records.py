@@ -9,10 +9,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from .hashing import GENESIS_PREVIOUS_HASH, block_hash, canonical_json, data_hash, sha256_hex
+from .hashing import (
+    GENESIS_PREVIOUS_HASH,
+    block_hash,
+    canonical_json,
+    commitment,
+    data_hash,
+    is_salt,
+    new_salt,
+)
 
 Version = tuple[int, int]
 """A key's version: (block number, transaction index) of its last valid write."""
+
+LEGACY_SALT = ""
+"""The salt a transaction stored before salts existed reads with."""
+
+ForeignReads = Mapping[str, Mapping[str, Version | None]]
+"""Reads of other channels: channel -> key -> the version seen, or None if the key was absent."""
 
 JSONValue = Any
 """A JSON-compatible value (dict, list, str, int, float, bool); None in a write-set means delete."""
@@ -54,6 +68,15 @@ class Proposal:
 
     `read_set` maps each key read to the version seen, or None if the key was absent.
     `write_set` maps each key to its new JSON value, or None to delete it.
+    `foreign_reads` are reads of other channels the transaction depends on: it is
+    committed only if each is still current when its block is appended (see
+    ChainWriter for when that check is atomic).
+
+    `salt` is the transaction's secret: 32 random bytes (hex), new for every
+    proposal unless a caller that needs reproducible hashes passes one. The
+    stored transaction commits to its write-set as SHA-256(salt ‖ canonical
+    write-set), and `args_digest` is made the same way by the simulator, so
+    neither can be tested against guesses by anyone who sees only hashes.
     """
 
     tx_id: str
@@ -66,9 +89,16 @@ class Proposal:
     read_set: Mapping[str, Version | None] = field(default_factory=dict)
     write_set: Mapping[str, JSONValue | None] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
+    foreign_reads: ForeignReads = field(default_factory=dict)
+    salt: str = field(default_factory=new_salt)
+
+    def __post_init__(self) -> None:
+        if not is_salt(self.salt):
+            raise ValueError("A transaction's salt is 32 bytes as 64 lower-case hex digits.")
 
     def canonical_text(self, validation: Validation) -> str:
         """The transaction as stored and hashed, once the committer has validated it."""
+        write_set = dict(self.write_set)
         return canonical_json(
             {
                 "args_digest": self.args_digest,
@@ -76,15 +106,17 @@ class Proposal:
                 "contract": self.contract,
                 "creator": {"msp": self.creator.msp, "uid": self.creator.uid},
                 "events": [{"name": e.name, "payload": e.payload} for e in self.events],
-                "function": self.function,
-                "read_set": {
-                    key: None if version is None else list(version)
-                    for key, version in self.read_set.items()
+                "foreign_reads": {
+                    channel: _versions_json(reads) for channel, reads in self.foreign_reads.items()
                 },
+                "function": self.function,
+                "read_set": _versions_json(self.read_set),
+                "salt": self.salt,
                 "timestamp": self.timestamp,
                 "tx_id": self.tx_id,
                 "validation": str(validation),
-                "write_set": dict(self.write_set),
+                "write_set": write_set,
+                "write_set_commitment": commitment(self.salt, canonical_json(write_set)),
             }
         )
 
@@ -107,10 +139,18 @@ class Transaction:
     events: tuple[Event, ...]
     validation: str
     text: str
+    foreign_reads: ForeignReads
+    salt: str
+    write_set_commitment: str
 
     @classmethod
     def from_text(cls, text: str, block_number: int, tx_index: int) -> Transaction:
-        """Parse a stored transaction; raises ValueError (or KeyError) if it is malformed."""
+        """Parse a stored transaction; raises ValueError (or KeyError) if it is malformed.
+
+        A transaction stored before commitments existed has no salt, commitment or
+        foreign reads: it reads with an empty salt and commitment, and its write-set
+        stays covered by its block's data hash as before.
+        """
         raw = json.loads(text)
         return cls(
             block_number=block_number,
@@ -122,14 +162,17 @@ class Transaction:
             args_digest=raw["args_digest"],
             creator=Creator(uid=raw["creator"]["uid"], msp=raw["creator"]["msp"]),
             timestamp=raw["timestamp"],
-            read_set={
-                key: None if v is None else (int(v[0]), int(v[1]))
-                for key, v in raw["read_set"].items()
-            },
+            read_set=_versions_from_json(raw["read_set"]),
             write_set=raw["write_set"],
             events=tuple(Event(e["name"], e["payload"]) for e in raw["events"]),
             validation=raw["validation"],
             text=text,
+            foreign_reads={
+                channel: _versions_from_json(reads)
+                for channel, reads in raw.get("foreign_reads", {}).items()
+            },
+            salt=raw.get("salt", LEGACY_SALT),
+            write_set_commitment=raw.get("write_set_commitment", ""),
         )
 
     @property
@@ -137,13 +180,41 @@ class Transaction:
         return self.validation == Validation.VALID
 
     @property
-    def write_set_hash(self) -> str:
-        return sha256_hex(canonical_json(self.write_set))
+    def is_legacy(self) -> bool:
+        """Stored before transactions carried a salt and a write-set commitment."""
+        return self.salt == LEGACY_SALT and self.write_set_commitment == ""
+
+    @property
+    def write_set_hash(self) -> str | None:
+        """The stored, salted commitment to the write-set; the salt itself is never shown.
+
+        None for a legacy transaction: an unsalted hash of its writes could be tested
+        against guesses, so none is offered.
+        """
+        return None if self.is_legacy else self.write_set_commitment
+
+    @property
+    def commitment_holds(self) -> bool:
+        """Whether the stored commitment is SHA-256(salt ‖ canonical write-set), recomputed.
+
+        A legacy transaction has none to check (its block's data hash still covers it).
+        """
+        if self.is_legacy:
+            return True
+        return is_salt(self.salt) and self.write_set_commitment == commitment(
+            self.salt, canonical_json(self.write_set)
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A block as stored: header fields and the canonical text of each transaction."""
+    """A block as stored: header fields and the canonical text of each transaction.
+
+    `data_hash` and `hash` cover each transaction's whole canonical text, its
+    secret salt included, so they reveal nothing that can be tested against
+    guesses of the records written: every transaction hash that enters them
+    is over 32 random bytes besides the contents.
+    """
 
     number: int
     previous_hash: str
@@ -229,12 +300,22 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class BlockCommit:
-    """Everything one block changes, appended by a backend in one atomic step."""
+    """Everything one block changes, appended by a backend in one atomic step.
+
+    `foreign_reads` are the reads of other channels *in the same store* that
+    the block's valid transactions depend on: the backend appends the block
+    only if each is still current, checked atomically with the append.
+    `not_after` (a `time.monotonic()` instant) is set when valid transactions
+    read channels of another store: the backend appends nothing after it, which
+    bounds how old those reads can be when the block becomes visible.
+    """
 
     block: Block
     tx_ids: tuple[str, ...]
     state_writes: tuple[StateWrite, ...]
     history: tuple[HistoryEntry, ...]
+    foreign_reads: ForeignReads = field(default_factory=dict)
+    not_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,3 +326,11 @@ class Receipt:
     block_number: int
     tx_index: int
     validation: Validation
+
+
+def _versions_json(reads: Mapping[str, Version | None]) -> dict[str, list[int] | None]:
+    return {key: None if version is None else list(version) for key, version in reads.items()}
+
+
+def _versions_from_json(raw: Mapping[str, Any]) -> dict[str, Version | None]:
+    return {key: None if v is None else (int(v[0]), int(v[1])) for key, v in raw.items()}

@@ -7,12 +7,14 @@ the transactions' canonical texts), `CH:tip` a hash (height, hash),
 `CH:history:KEY` a list per key and `CH:history-keys` the set of such keys.
 
 The compare-and-append is one Lua script, so it is atomic and two processes
-can never fork a chain. The script checks everything it can before its first
-write, because Redis does not roll a script back. It also writes nothing once
-its caller has stopped waiting for the answer (a deadline on Redis's clock,
-from this host's clock plus the offset between the two measured with TIME):
-a script held up in a frozen or partitioned Redis would otherwise store a block
-after the caller reported it unstored.
+can never fork a chain; the versions of foreign reads are compared in the same
+script. The script checks everything it can before its first write, because
+Redis does not roll a script back. It also writes nothing once its caller has
+stopped waiting for the answer (a deadline on Redis's clock, from this host's
+clock plus the offset between the two measured with TIME): a script held up in
+a frozen or partitioned Redis would otherwise store a block after the caller
+reported it unstored. A commit's `not_after` is turned into Redis's clock the
+same way.
 
 Durability is Redis's own: with `appendonly yes` and `appendfsync always` an
 acknowledged block survives a crash; with the defaults, the last second (or
@@ -48,7 +50,8 @@ SCAN_PAGE = 1000
 
 _APPEND_IF_TIP = """#!lua
 local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[12]) then
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if now_ms > tonumber(ARGV[12]) then
   return -1
 end
 local tip = redis.call('HMGET', KEYS[1], 'height', 'hash')
@@ -57,10 +60,25 @@ local hash = tip[2] or string.rep('0', 64)
 if height ~= tonumber(ARGV[1]) or hash ~= ARGV[2] then
   return 0
 end
+local not_after = tonumber(ARGV[13])
+if not_after > 0 and now_ms > not_after then
+  return 0
+end
+local foreign = tonumber(ARGV[14])
+local i = 15
+for f = 1, foreign do
+  local count = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, count do
+    if (redis.call('HGET', KEYS[7 + f], ARGV[i]) or '') ~= ARGV[i + 1] then
+      return 0
+    end
+    i = i + 2
+  end
+end
 redis.call('XADD', KEYS[2], ARGV[3], 'number', ARGV[4], 'previous_hash', ARGV[5],
   'data_hash', ARGV[6], 'hash', ARGV[7], 'timestamp', ARGV[8], 'txs', ARGV[9])
 local writes = tonumber(ARGV[11])
-local i = 13
 for _ = 1, writes do
   local key, value, version = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if value == '' then
@@ -74,7 +92,7 @@ for _ = 1, writes do
   end
   i = i + 3
 end
-for k = 8, #KEYS do
+for k = 8 + foreign, #KEYS do
   redis.call('RPUSH', KEYS[k], ARGV[i + 1])
   redis.call('SADD', KEYS[6], ARGV[i])
   i = i + 2
@@ -199,6 +217,12 @@ class RedisStore(LedgerStore):
 
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
         block = commit.block
+        not_after_ms = 0  # none
+        if commit.not_after is not None:
+            left_s = commit.not_after - time.monotonic()
+            if left_s <= 0:
+                return False
+            not_after_ms = self._redis_deadline_ms(left_s)
         keys = [self._key(channel, part) for part in _FIXED_KEYS]
         keys.append(f"{self.prefix}channels")
         args: list[Any] = [
@@ -214,8 +238,15 @@ class RedisStore(LedgerStore):
             channel,
             len(commit.state_writes),
             # After this instant (ms, Redis's clock) the caller has given up: write nothing.
-            self._redis_deadline_ms(),
+            self._redis_deadline_ms(SOCKET_TIMEOUT_S),
+            not_after_ms,
+            len(commit.foreign_reads),
         ]
+        for foreign_channel, reads in commit.foreign_reads.items():
+            keys.append(self._key(foreign_channel, "versions"))
+            args.append(len(reads))
+            for key, version in reads.items():
+                args.extend((key, "" if version is None else f"{version[0]}:{version[1]}"))
         for write in commit.state_writes:
             args.extend((write.key, write.value or "", f"{write.version[0]}:{write.version[1]}"))
         for entry in commit.history:
@@ -231,8 +262,8 @@ class RedisStore(LedgerStore):
             )
         return bool(appended)
 
-    def _redis_deadline_ms(self) -> int:
-        """Now plus the socket timeout, on Redis's clock (however far this host's is off)."""
+    def _redis_deadline_ms(self, seconds: float) -> int:
+        """Now plus `seconds`, on Redis's clock (however far this host's is off)."""
         if self._redis_clock_offset_ms is None:
             before = time.time()
             with self._guard():
@@ -241,7 +272,7 @@ class RedisStore(LedgerStore):
             self._redis_clock_offset_ms = (
                 seconds * 1000 + micros / 1000 - (before + after) / 2 * 1000
             )
-        return int((time.time() + SOCKET_TIMEOUT_S) * 1000 + self._redis_clock_offset_ms)
+        return int((time.time() + seconds) * 1000 + self._redis_clock_offset_ms)
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
         cursor = 0

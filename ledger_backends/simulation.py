@@ -14,8 +14,17 @@ import json
 from typing import Any
 
 from .base import LedgerStore
-from .hashing import canonical_json, sha256_hex
-from .records import Creator, Event, HistoryEntry, JSONValue, Proposal, StateRecord, Version
+from .hashing import canonical_json, commitment, new_salt
+from .records import (
+    Creator,
+    Event,
+    ForeignReads,
+    HistoryEntry,
+    JSONValue,
+    Proposal,
+    StateRecord,
+    Version,
+)
 
 
 class TxSimulator:
@@ -92,19 +101,29 @@ class TxSimulator:
         args: Any,
         creator: Creator,
         timestamp: str,
+        foreign_reads: ForeignReads | None = None,
+        salt: str | None = None,
     ) -> Proposal:
-        """The simulated transaction, ready for the committer."""
+        """The simulated transaction, ready for the committer.
+
+        It gets a new secret salt (32 random bytes) unless `salt` is given, for
+        reproducible hashes in tests; the arguments are kept only as their
+        salted digest. `foreign_reads` are reads of other channels it depends on.
+        """
+        salt = new_salt() if salt is None else salt
         return Proposal(
             tx_id=tx_id,
             channel=self.channel,
             contract=contract,
             function=function,
-            args_digest=sha256_hex(canonical_json(args)),
+            args_digest=commitment(salt, canonical_json(args)),
             creator=creator,
             timestamp=timestamp,
             read_set=dict(self._reads),
             write_set=dict(self._writes),
             events=tuple(self._events),
+            foreign_reads={name: dict(reads) for name, reads in (foreign_reads or {}).items()},
+            salt=salt,
         )
 
 

@@ -1,14 +1,24 @@
 """The SQL hash chain shared by the SQLite and PostgreSQL backends.
 
 `append_if_tip` is one database transaction: read the channel's last block,
-compare it with the expected tip, insert the block, its transactions and
-history, and upsert the state. The primary key (channel, number) makes a
-concurrent append of the same block number fail, so two processes can never
-fork a chain; the loser rolls back and the chain writer retries.
+compare it with the expected tip, check the foreign reads, insert the block,
+its transactions and history, and upsert the state. The primary key (channel,
+number) makes a concurrent append of the same block number fail, so two
+processes can never fork a chain; the loser rolls back and the chain writer
+retries.
+
+Foreign reads are read again inside that transaction. On SQLite the write
+transaction holds the database's write lock from BEGIN, so no other write can
+commit until it ends. On PostgreSQL the rows read are locked FOR SHARE
+NOWAIT: a transaction that changes one of them afterwards waits until the
+block is committed, and one that is changing it already makes the append
+return False at once (never a wait, so never a deadlock) for the writer to
+build again. A commit's `not_after` is checked last, just before COMMIT.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .base import LedgerStore
 from .errors import BackendUnavailableError, ChainIntegrityError
-from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
+from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 from .sql_models import LEDGER_TABLES, BlockRow, HistoryRow, StateRow, TransactionRow
 
 blocks_t = BlockRow.__table__  # type: ignore[attr-defined]
@@ -28,6 +38,10 @@ history_t = HistoryRow.__table__  # type: ignore[attr-defined]
 
 SCAN_PAGE = 5000
 IN_LIST_CHUNK = 500
+
+
+class _NotAppended(Exception):
+    """Leave the append's transaction, rolling it back: the block is to be built again."""
 
 
 class SqlStore(LedgerStore):
@@ -55,6 +69,8 @@ class SqlStore(LedgerStore):
             state_t.c.channel == bindparam("channel"),
             state_t.c.key.in_(bindparam("keys", expanding=True)),
         )
+        # PostgreSQL renders FOR SHARE NOWAIT; SQLite has no row locks and renders nothing.
+        self._locked_versions_query = self._versions_query.with_for_update(read=True, nowait=True)
 
     def create_tables(self, connection: Connection) -> None:
         for table in LEDGER_TABLES:
@@ -120,15 +136,22 @@ class SqlStore(LedgerStore):
         return None if row is None else _state_record(row, key)
 
     def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
-        wanted = list(keys)
-        versions: dict[str, Version] = {}
         with self._reading() as conn:
-            for offset in range(0, len(wanted), IN_LIST_CHUNK):
-                chunk = wanted[offset : offset + IN_LIST_CHUNK]
-                rows = conn.execute(self._versions_query, {"channel": channel, "keys": chunk})
-                for row in rows:
-                    versions[row.key] = (row.block_number, row.tx_index)
+            return self._versions(conn, self._versions_query, channel, list(keys))
+
+    def _versions(
+        self, conn: Connection, query: Any, channel: str, keys: list[str]
+    ) -> dict[str, Version]:
+        versions: dict[str, Version] = {}
+        for offset in range(0, len(keys), IN_LIST_CHUNK):
+            chunk = keys[offset : offset + IN_LIST_CHUNK]
+            for row in conn.execute(query, {"channel": channel, "keys": chunk}):
+                versions[row.key] = (row.block_number, row.tx_index)
         return versions
+
+    def is_lock_busy(self, exc: DBAPIError) -> bool:
+        """Whether a locking read failed because another transaction is writing the row."""
+        return False
 
     def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
         query = select(state_t).where(state_t.c.channel == channel, state_t.c.key >= start)
@@ -194,7 +217,13 @@ class SqlStore(LedgerStore):
             with self._writing() as conn:
                 if self._tip(conn, channel) != expected:
                     return False
+                if not self._current(conn, commit.foreign_reads):
+                    return False
                 self._insert_block(conn, channel, commit)
+                if commit.not_after is not None and time.monotonic() > commit.not_after:
+                    raise _NotAppended
+        except _NotAppended:
+            return False
         except IntegrityError as exc:
             # Another process inserted this block number first: a lost race, not damage.
             if self.tip(channel) != expected:
@@ -204,6 +233,22 @@ class SqlStore(LedgerStore):
                 channel=channel,
                 block_number=block.number,
             ) from exc
+        return True
+
+    def _current(self, conn: Connection, foreign_reads: ForeignReads) -> bool:
+        """Whether every foreign read still has the version seen, read inside this transaction.
+
+        Raises _NotAppended when PostgreSQL finds a row read being written right now.
+        """
+        for channel, reads in foreign_reads.items():
+            try:
+                found = self._versions(conn, self._locked_versions_query, channel, list(reads))
+            except DBAPIError as exc:
+                if self.is_lock_busy(exc):
+                    raise _NotAppended from exc
+                raise
+            if any(found.get(key) != version for key, version in reads.items()):
+                return False
         return True
 
     def _insert_block(self, conn: Connection, channel: str, commit: BlockCommit) -> None:

@@ -10,6 +10,7 @@ sharing with another OS process) are switched off with class attributes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -23,8 +24,10 @@ import pytest
 from .base import LedgerStore
 from .chain import ChainWriter
 from .errors import BackendUnavailableError, ConflictError
+from .hashing import canonical_json, commitment, sha256_hex
 from .ledger import ChannelLedger, Ledger
-from .records import Creator, Event, Proposal, Tip, Validation
+from .memory import MemoryStore
+from .records import Block, Creator, Event, ForeignReads, Proposal, Tip, Validation, Version
 from .registry import open_ledger, open_store
 from .verify import Verification
 
@@ -33,9 +36,9 @@ Mutation = Callable[[str], str]
 # Block hashes of `golden_proposals()` committed as three blocks with `golden_clock()`.
 # Every backend must reproduce them byte for byte; change them only with the hash format.
 GOLDEN_BLOCK_HASHES = [
-    "223bd629d312de6134ae71c7c42f0de7779feb4e378b96865c9c624cd8a9b157",
-    "738dfb9a282b505061d93b33aa88e597ddecf71c5320557285bff7443511867f",
-    "4f6bdd8a77d11835a9e9c7a54e693ed2179db8a25d6b1f622848954c93a8d016",
+    "d8aa858daaf1c0702534cfe474ff2ebebaa078088cef2fa005f63386aeeffac6",
+    "d159bceace5440a0e795804a9fbd29ca23260a1b4154fb11c748d9ca84dc1163",
+    "d661f57b40d8b9a84d3e023a215cc24ac21119cc82c5ae7e0bca2e598bb3446a",
 ]
 
 ALICE = Creator(uid="alice", msp="ParentsMSP")
@@ -52,11 +55,14 @@ def proposal(
     tx_id: str,
     *,
     channel: str = "medical",
-    reads: dict[str, tuple[int, int] | None] | None = None,
+    reads: dict[str, Version | None] | None = None,
     writes: dict[str, object] | None = None,
     creator: Creator = ALICE,
     events: tuple[Event, ...] = (),
+    foreign_reads: ForeignReads | None = None,
+    salt: str | None = None,
 ) -> Proposal:
+    """A proposal with a fixed salt derived from `tx_id`, so its hashes are reproducible."""
     return Proposal(
         tx_id=tx_id,
         channel=channel,
@@ -68,11 +74,14 @@ def proposal(
         read_set=reads or {},
         write_set=writes or {},
         events=events,
+        foreign_reads=foreign_reads or {},
+        salt=sha256_hex(f"salt:{tx_id}") if salt is None else salt,
     )
 
 
 def golden_proposals() -> list[list[Proposal]]:
-    """Three blocks exercising writes, deletes, conflicts, events, Unicode and floats."""
+    """Three blocks exercising writes, deletes, conflicts, events, Unicode, floats and a
+    foreign read."""
     return [
         [
             proposal(
@@ -90,6 +99,7 @@ def golden_proposals() -> list[list[Proposal]]:
                 reads={"card/1": (0, 1)},
                 writes={"card/1": {"version": 2, "allergies": ["pollen"]}},
                 creator=DOCTOR,
+                foreign_reads={"report": {"request/1": None}},
             ),
             proposal("tx-e", writes={"tmp/ключ": {"n": 1}}),
         ],
@@ -436,11 +446,140 @@ class LedgerStoreConformance:
         assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
         assert results[-1].height > results[0].height > 3
 
-    def assert_damage_at(self, number: int) -> None:
+    def test_verify_names_block_with_changed_commitment(self) -> None:
+        self.commit_golden()
+        self.tamper_transaction(self.store, "medical", 1, 0, _flip_commitment)
+        reason = self.assert_damage_at(1)
+        assert reason.endswith(
+            "The write-set commitment of transaction 0 does not match its write-set."
+        )
+
+    def test_verify_names_block_appended_with_a_false_commitment(self) -> None:
+        # Hashes all consistent, commitment not: what a forger who re-hashed the chain leaves.
+        self.commit_golden()
+        tip = self.store.tip("medical")
+        writer = ChainWriter(self.store, "medical", clock=golden_clock())
+        commit, _ = writer.build(tip, [proposal("forged", writes={"card/1": {"version": 3}})])
+        block = commit.block
+        false_text = _flip_commitment(block.tx_texts[0])
+        forged = Block.build(block.number, block.previous_hash, block.timestamp, (false_text,))
+        assert self.store.append_if_tip("medical", tip, dataclasses.replace(commit, block=forged))
+        reason = self.assert_damage_at(3)
+        assert reason == "the write-set commitment of transaction 0 does not match its write-set."
+
+    def assert_damage_at(self, number: int) -> str:
         verification = self.ledger.channel("medical").verify()
         assert not verification.ok
         assert verification.first_bad_block == number, verification.reason
         assert verification.reason
+        return verification.reason
+
+    # -- salted commitments ----------------------------------------------------------
+
+    def test_transactions_keep_their_salt_and_commit_to_their_write_set(self) -> None:
+        self.commit_golden()
+        tx = self.store.read_blocks("medical", 1, 1)[0].transactions()[0]
+        assert tx.salt == sha256_hex("salt:tx-d")
+        assert tx.write_set_hash == commitment(tx.salt, canonical_json(tx.write_set))
+        assert tx.write_set_hash != sha256_hex(canonical_json(tx.write_set))
+        assert tx.commitment_holds
+
+    # -- foreign reads ---------------------------------------------------------------
+
+    def test_stale_foreign_read_is_a_conflict_and_changes_nothing(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("accept", writes={"active/1": "a-1"})])
+        submit_all(self.ledger, "medical", [proposal("revoke", writes={"active/1": None})])
+        late = proposal(
+            "late-report",
+            channel="report",
+            writes={"report/1": {"status": "READY"}},
+            foreign_reads={"medical": {"active/1": (0, 0)}},
+        )
+        (refused,) = submit_all(self.ledger, "report", [late])
+        assert isinstance(refused, ConflictError)
+        assert self.store.read_state("report", "report/1") is None
+        (tx,) = self.store.read_blocks("report", 0, 1)[0].transactions()
+        assert (tx.validation, tx.foreign_reads) == (
+            "MVCC_READ_CONFLICT",
+            {"medical": {"active/1": (0, 0)}},
+        )
+        current = dataclasses.replace(
+            late, tx_id="report", foreign_reads={"medical": {"active/1": None}}
+        )
+        (receipt,) = submit_all(self.ledger, "report", [current])
+        assert receipt.validation == Validation.VALID  # type: ignore[attr-defined]
+        assert self.ledger.channel("report").verify().ok
+
+    def test_append_checks_foreign_reads_in_the_same_store_atomically(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("accept", writes={"active/1": "a-1"})])
+        report = proposal(
+            "report",
+            channel="report",
+            writes={"report/1": {"status": "READY"}},
+            foreign_reads={"medical": {"active/1": (0, 0)}},
+        )
+        writer = ChainWriter(self.store, "report")
+        tip = self.store.tip("report")
+        commit, receipts = writer.build(tip, [report])
+        assert receipts[0].validation == Validation.VALID
+        assert commit.foreign_reads == {"medical": {"active/1": (0, 0)}}
+        # The revocation commits after the report was validated, before it is appended.
+        submit_all(self.ledger, "medical", [proposal("revoke", writes={"active/1": None})])
+        assert self.store.append_if_tip("report", tip, commit) is False
+        assert self.store.tip("report") == tip
+        assert self.store.read_state("report", "report/1") is None
+        (receipt,) = writer.commit([report])
+        assert receipt.validation == Validation.MVCC_READ_CONFLICT
+        assert self.ledger.channel("report").verify().ok
+
+    def test_foreign_reads_of_another_store_are_checked_before_the_append(self) -> None:
+        elsewhere = MemoryStore()
+        medical = ChainWriter(elsewhere, "medical")
+        medical.commit([proposal("accept", writes={"active/1": "a-1"})])
+        writer = ChainWriter(
+            self.store,
+            "report",
+            store_of=lambda name: elsewhere if name == "medical" else self.store,
+        )
+        reads: ForeignReads = {"medical": {"active/1": (0, 0)}}
+        first = proposal("r-1", channel="report", writes={"report/1": 1}, foreign_reads=reads)
+        started = time.monotonic()
+        commit, _ = writer.build(self.store.tip("report"), [first])
+        assert commit.foreign_reads == {}  # nothing the report's store could check itself
+        assert commit.not_after is not None
+        assert started < commit.not_after <= time.monotonic() + writer.foreign_read_window_s
+        assert writer.commit([first])[0].validation == Validation.VALID
+        medical.commit([proposal("revoke", writes={"active/1": None})])
+        second = proposal("r-2", channel="report", writes={"report/2": 1}, foreign_reads=reads)
+        assert writer.commit([second])[0].validation == Validation.MVCC_READ_CONFLICT
+        assert self.store.read_state("report", "report/2") is None
+
+    def test_reads_of_another_store_too_old_at_the_append_append_nothing(self) -> None:
+        elsewhere = MemoryStore()
+        ChainWriter(elsewhere, "medical").commit([proposal("accept", writes={"active/1": 1})])
+        writer = ChainWriter(
+            self.store,
+            "report",
+            store_of=lambda name: elsewhere if name == "medical" else self.store,
+            foreign_read_window_s=0,
+            max_attempts=3,
+        )
+        report = proposal(
+            "r", channel="report", writes={"r": 1}, foreign_reads={"medical": {"active/1": (0, 0)}}
+        )
+        with pytest.raises(ConflictError):
+            writer.commit([report])
+        assert self.store.tip("report") == Tip.empty()
+
+    def test_nothing_is_appended_after_not_after(self) -> None:
+        writer = ChainWriter(self.store, "medical", clock=golden_clock())
+        commit, _ = writer.build(Tip.empty(), [proposal("late", writes={"q": 1})])
+        expired = dataclasses.replace(commit, not_after=time.monotonic() - 0.001)
+        assert self.store.append_if_tip("medical", Tip.empty(), expired) is False
+        assert self.store.tip("medical") == Tip.empty()
+        assert self.store.read_state("medical", "q") is None
+        in_time = dataclasses.replace(commit, not_after=time.monotonic() + 10)
+        assert self.store.append_if_tip("medical", Tip.empty(), in_time) is True
 
     # -- durability and sharing ------------------------------------------------------
 
@@ -490,6 +629,13 @@ class LedgerStoreConformance:
         assert self.store.tip("medical") == Tip(3, GOLDEN_BLOCK_HASHES[2])
         assert self.store.read_state("medical", "q") is None
         assert self.ledger.channel("medical").verify().ok
+
+
+def _flip_commitment(text: str) -> str:
+    """Change the first hex digit of a transaction text's write-set commitment."""
+    marker = '"write_set_commitment":"'
+    start = text.index(marker) + len(marker)
+    return text[:start] + _flip_hex(text[start:])
 
 
 def _flip_hex(text: str) -> str:

@@ -1,26 +1,35 @@
-"""Verification: recompute every hash from the first block, and replay the world state."""
+"""Verification: recompute every hash from the first block, and replay the world state.
+
+`verify_channel_since` checks only what was appended after a tip an earlier
+check found intact; its docstring says what that leaves to `verify_channel`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .base import LedgerStore
 from .hashing import GENESIS_PREVIOUS_HASH, block_hash, canonical_json, data_hash
-from .records import Block, HistoryEntry, StateRecord, Transaction, Validation, Version
+from .records import Block, HistoryEntry, StateRecord, Tip, Transaction, Validation, Version
 
 VERIFY_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
 class Verification:
-    """The outcome of verifying one channel; `first_bad_block` names where damage starts."""
+    """The outcome of verifying one channel; `first_bad_block` names where damage starts.
+
+    `tip` is the end of the chain a passing check reached (None when damage was found):
+    the point a later `verify_channel_since` may start from.
+    """
 
     channel: str
     ok: bool
     height: int
     first_bad_block: int | None = None
     reason: str | None = None
+    tip: Tip | None = None
 
 
 class _Damage(Exception):
@@ -31,7 +40,7 @@ class _Damage(Exception):
 
 
 def verify_channel(store: LedgerStore, channel: str) -> Verification:
-    """Check links, data and header hashes, validation codes, world state and history.
+    """Check links, hashes, write-set commitments, validation codes, world state and history.
 
     The chain is walked from block 0; the first block whose link, hashes or
     transactions are wrong ends the walk. Then the stored world state and
@@ -55,7 +64,56 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
             raise min(relevant, key=lambda d: d.block_number)
     except _Damage as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
-    return Verification(channel, True, walk.height)
+    return Verification(channel, True, walk.height, tip=walk.tip)
+
+
+def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Verification:
+    """Check what was appended after `verified`, a tip an earlier check found intact.
+
+    Checked, as `verify_channel` checks them: that block `verified.height - 1`
+    is still there with the hash `verified.hash` and a header that hashes to it;
+    every later block's number, link, header and data hashes and transactions;
+    each later transaction's commitment and validation code, replayed against
+    the versions its keys had before (read from their history); and, for every
+    key a later block wrote, its history entries from those blocks and its
+    world-state row. Blocks appended during the check are checked too, and keys
+    they touch are left out of the comparison, as in `verify_channel`.
+
+    Left to `verify_channel` (from block 0): blocks before the anchor, which may
+    have been altered after they were checked; history entries older than
+    `verified`, taken here as the keys' starting versions; and the world state
+    and history of keys no later block wrote, such as a row changed or added
+    directly in the store. A damaged result names the first bad block found
+    after the anchor (or the anchor itself); damage before it is not looked for.
+    """
+    if verified.height == 0:
+        return verify_channel(store, channel)
+    walk = _ChainWalk(
+        store,
+        channel,
+        start=verified,
+        replay=_Replay(_HistoryBefore(store, channel, verified.height)),
+    )
+    try:
+        walk.check_anchor()
+        written = walk.advance()
+        end = walk.height
+        history = [
+            entry
+            for key in written
+            for entry in store.read_history(channel, key)
+            if verified.height <= entry.block_number < end
+        ]
+        state = {key: store.read_state(channel, key) for key in written}
+        damages = walk.replay.history_damage(history) + walk.replay.written_state_damage(state)
+        touched = walk.advance()
+        walk.check_tip()
+        relevant = [damage for key, damage in damages if key not in touched]
+        if relevant:
+            raise min(relevant, key=lambda d: d.block_number)
+    except _Damage as damage:
+        return Verification(channel, False, walk.height, damage.block_number, damage.reason)
+    return Verification(channel, True, walk.height, tip=walk.tip)
 
 
 def block_damage(
@@ -110,18 +168,43 @@ def _changed_transaction(store: LedgerStore, channel: str, block: Block) -> str 
                 tx.timestamp,
             ):
                 return f"Transaction {index} differs from the history it left."
+        if not tx.commitment_holds:
+            return f"The write-set commitment of transaction {index} does not match its write-set."
     return None
 
 
 class _ChainWalk:
     """Walks a channel's blocks in order, checking each and replaying its valid writes."""
 
-    def __init__(self, store: LedgerStore, channel: str) -> None:
+    def __init__(
+        self,
+        store: LedgerStore,
+        channel: str,
+        start: Tip | None = None,
+        replay: _Replay | None = None,
+    ) -> None:
+        """Start after `start` (a tip checked before), or at block 0."""
         self.store = store
         self.channel = channel
-        self.height = 0
-        self.previous_hash = GENESIS_PREVIOUS_HASH
-        self.replay = _Replay()
+        self.height = 0 if start is None else start.height
+        self.previous_hash = GENESIS_PREVIOUS_HASH if start is None else start.hash
+        self.replay = _Replay() if replay is None else replay
+
+    @property
+    def tip(self) -> Tip:
+        return Tip(self.height, self.previous_hash)
+
+    def check_anchor(self) -> None:
+        """Check that the last block before the start is still the one with the start's hash."""
+        number = self.height - 1
+        found = self.store.read_blocks(self.channel, number, 1)
+        if not found:
+            raise _Damage(number, f"block {number} is missing.")
+        reason = block_damage(self.store, self.channel, found[0], number, None)
+        if reason is None and found[0].hash != self.previous_hash:
+            reason = "its hash differs from the one an earlier verification found."
+        if reason is not None:
+            raise _Damage(number, reason)
 
     def advance(self) -> set[str]:
         """Check and replay every block not yet seen; return the keys they wrote."""
@@ -160,24 +243,41 @@ class _ChainWalk:
 class _Replay:
     """The world state and history rebuilt from the valid write-sets alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, prior: Callable[[str], tuple[str, Version] | None] | None = None) -> None:
+        """Replay from block 0, or from later on with `prior` giving a key's value before then."""
         self.state: dict[str, tuple[str, Version]] = {}
         self.history: dict[str, list[HistoryEntry]] = {}
+        self._prior = prior
+        self._looked_up: set[str] = set()
 
     def apply(self, tx: Transaction) -> Iterable[str]:
-        """Replay one transaction, checking its validation code; return the keys it wrote."""
+        """Check one transaction's commitment and validation code, then replay its writes.
+
+        Returns the keys it wrote. A conflict is recomputed from the channel's own
+        reads. Foreign reads are another channel's, whose order relative to this
+        one the chain does not record, so a transaction that has some may also be
+        a conflict because of them.
+        """
+        if not tx.commitment_holds:
+            raise _Damage(
+                tx.block_number,
+                f"the write-set commitment of transaction {tx.tx_index} "
+                "does not match its write-set.",
+            )
+        self._look_up(tx.read_set)
         conflict = any(
             (self.state[key][1] if key in self.state else None) != version
             for key, version in tx.read_set.items()
         )
+        marked = tx.validation == Validation.MVCC_READ_CONFLICT
         if tx.validation not in (Validation.VALID, Validation.MVCC_READ_CONFLICT) or (
-            conflict != (tx.validation == Validation.MVCC_READ_CONFLICT)
+            conflict != marked and not (marked and tx.foreign_reads)
         ):
             raise _Damage(
                 tx.block_number,
                 f"transaction {tx.tx_index} is marked {tx.validation} but replay disagrees.",
             )
-        if conflict:
+        if marked:
             return ()
         version = (tx.block_number, tx.tx_index)
         for key, value in tx.write_set.items():
@@ -199,6 +299,35 @@ class _Replay:
                 )
             )
         return tx.write_set.keys()
+
+    def _look_up(self, keys: Iterable[str]) -> None:
+        """Learn the value before the replay's first block of keys it has not seen yet."""
+        if self._prior is None:
+            return
+        for key in keys:
+            if key not in self.state and key not in self.history and key not in self._looked_up:
+                self._looked_up.add(key)
+                found = self._prior(key)
+                if found is not None:
+                    self.state[key] = found
+
+    def written_state_damage(
+        self, stored: Mapping[str, StateRecord | None]
+    ) -> list[tuple[str, _Damage]]:
+        """Compare the stored rows of keys the replay wrote with what it wrote last."""
+        damages: list[tuple[str, _Damage]] = []
+        for key, record in stored.items():
+            expected = self.state.get(key)
+            if record is None and expected is not None:
+                reason = "a key this block wrote is missing from the world state."
+                damages.append((key, _Damage(expected[1][0], reason)))
+            elif record is not None and expected is None:
+                reason = "the world state holds a key no valid transaction wrote."
+                damages.append((key, _Damage(record.version[0], reason)))
+            elif record is not None and expected != (record.value, record.version):
+                reason = "the world state differs from what this block wrote."
+                damages.append((key, _Damage(self.history[key][-1].block_number, reason)))
+        return damages
 
     def state_damage(self, stored: Iterable[StateRecord]) -> list[tuple[str, _Damage]]:
         damages: list[tuple[str, _Damage]] = []
@@ -235,3 +364,21 @@ class _Replay:
                     damages.append((key, _Damage(block, reason)))
                     break
         return damages
+
+
+class _HistoryBefore:
+    """A key's value and version before block `start`, from its stored history."""
+
+    def __init__(self, store: LedgerStore, channel: str, start: int) -> None:
+        self.store = store
+        self.channel = channel
+        self.start = start
+
+    def __call__(self, key: str) -> tuple[str, Version] | None:
+        earlier = [
+            e for e in self.store.read_history(self.channel, key) if e.block_number < self.start
+        ]
+        last = earlier[-1] if earlier else None
+        if last is None or last.value is None:
+            return None  # never written before `start`, or deleted
+        return last.value, (last.block_number, last.tx_index)

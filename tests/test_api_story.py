@@ -96,7 +96,9 @@ query($channel: String!, $from: Int, $limit: Int) {
   blocks(channel: $channel, fromNumber: $from, limit: $limit) {
     number hash previousHash dataHash timestamp
     transactionCount
-    transactions { index redacted txId contract function creator creatorMsp validation writeSetHash }
+    transactions {
+      index redacted txId contract function creator creatorMsp validation writeSetHash
+    }
   }
 }"""
 VERIFY = """

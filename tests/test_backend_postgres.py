@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 
+from ledger_backends.chain import ChainWriter
 from ledger_backends.registry import open_ledger
 from ledger_backends.testing import LedgerStoreConformance, proposal, submit_all
 from tests.services import drop_postgres_schema, postgres_admin_dsn, unique_name
@@ -43,3 +46,26 @@ class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
         finally:
             other.close()
             drop_postgres_schema(other_schema)
+
+    def test_a_foreign_read_being_changed_is_not_waited_for(self) -> None:
+        # A revocation deleting the row right now: the append gives way at once, no lock wait.
+        submit_all(self.ledger, "medical", [proposal("accept", writes={"active/1": "a-1"})])
+        report = proposal(
+            "report",
+            channel="report",
+            writes={"report/1": 1},
+            foreign_reads={"medical": {"active/1": (0, 0)}},
+        )
+        tip = self.store.tip("report")
+        commit, _ = ChainWriter(self.store, "report").build(tip, [report])
+        with psycopg.connect(postgres_admin_dsn()) as revocation:
+            revocation.execute(f'SET search_path TO "{self.schema}"')
+            revocation.execute(
+                "DELETE FROM ledger_state WHERE channel = 'medical' AND key = 'active/1'"
+            )
+            started = time.monotonic()
+            assert self.store.append_if_tip("report", tip, commit) is False
+            assert time.monotonic() - started < 1
+            revocation.rollback()
+        assert self.store.tip("report") == tip
+        assert self.store.append_if_tip("report", tip, commit) is True

@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from ledger_backends import BackendUnavailableError, ChannelLedger, ConflictError, LedgerError
+from ledger_backends import (
+    BackendUnavailableError,
+    ChannelLedger,
+    ConflictError,
+    Ledger,
+    LedgerError,
+    Validation,
+)
 from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import BlockCommit, Tip
@@ -179,3 +186,26 @@ def test_one_channel_ledger_serves_successive_event_loops() -> None:
         return (await channel.submit(proposal(f"t{n}", writes={"k": n}))).block_number
 
     assert [asyncio.run(submit(n)) for n in range(3)] == [0, 1, 2]
+
+
+def test_foreign_reads_are_checked_where_the_ledger_was_told_the_channel_lives() -> None:
+    medical, report = Ledger(MemoryStore()), Ledger(MemoryStore())
+    ChainWriter(medical.store, "medical").commit([proposal("accept", writes={"active/1": 1})])
+    depends = proposal(
+        "r", channel="report", writes={"r": 1}, foreign_reads={"medical": {"active/1": (0, 0)}}
+    )
+
+    async def submit() -> object:
+        try:
+            return await report.channel("report").submit(depends)
+        except ConflictError as refused:
+            return refused
+
+    # Not told: medical is looked for in report's own store, found empty: refused, not let through.
+    assert isinstance(asyncio.run(submit()), ConflictError)
+    channels = {"medical": medical.channel("medical"), "report": report.channel("report")}
+    report.locate(channels)
+    assert report.store_of("medical") is medical.store
+    assert report.store_of("report") is report.store
+    receipt = asyncio.run(submit())
+    assert receipt.validation == Validation.VALID  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFo
 from chaincode.medical import MedicalContract
 from chaincode.report import ReportContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
-from ledger_backends.hashing import canonical_json, sha256_hex
+from ledger_backends.hashing import canonical_json, commitment
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
 from tests.contract_checks import ledger_snapshot, refused_on
 
@@ -59,6 +59,7 @@ ORGS = {
 
 CHILD_NAME = "Alisa Smirnova"
 CONCLUSION = "Fit for school; keep away from peanuts."
+CARD_SALT = "5a" * 32
 
 
 @dataclass
@@ -90,7 +91,8 @@ class World:
         return {
             "childId": card["childId"],
             "version": card["version"],
-            "hash": sha256_hex(canonical_json(stored)),
+            "hash": commitment(CARD_SALT, canonical_json(stored)),
+            "salt": CARD_SALT,
             "childName": card["childName"],
             **{
                 k: card[k]
@@ -662,6 +664,9 @@ def test_the_active_doctor_writes_a_ready_report_from_the_card(world: World) -> 
     assert report["authorUid"] == DOCTOR.uid
     assert report["permittedSchools"] == []
     assert (report["cardVersion"], report["cardHash"]) == (2, card["hash"])
+    assert report["cardSalt"] == CARD_SALT
+    school_view = world.call(SCHOOL_A, "readReport", id=report["id"])
+    assert (school_view["cardHash"], school_view["cardSalt"]) == (card["hash"], None)
     assert report["content"] == {
         "childName": CHILD_NAME,
         "healthGroup": 2,
@@ -977,7 +982,7 @@ def test_guardians_and_the_author_read_everything_at_any_status(
 def test_the_requesting_school_sees_no_content_before_approval(world: World) -> None:
     report = world.ready_report()
     seen = world.call(SCHOOL_A, "readReport", id=report["id"])
-    assert seen == {**report, "content": None}
+    assert seen == {**report, "content": None, "cardSalt": None}
 
 
 def test_a_permitted_school_reads_the_content_and_sees_only_itself_permitted(

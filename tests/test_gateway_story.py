@@ -17,7 +17,7 @@ from authz.network import load_network
 from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.gateway import Gateway
 from ledger_backends import Ledger, open_ledger
-from ledger_backends.hashing import canonical_json, sha256_hex
+from ledger_backends.hashing import canonical_json, commitment, sha256_hex
 from tests.networks import NetworkFixture, make_network
 
 
@@ -113,7 +113,8 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
         assert (report["status"], report["cardVersion"]) == ("READY", 2)
         stored = await gw.evaluate(alice, "medical", "readCard", {"childId": child["id"]})
         stored.pop("childName")
-        assert report["cardHash"] == sha256_hex(canonical_json(stored))
+        assert report["cardHash"] == commitment(report["cardSalt"], canonical_json(stored))
+        assert report["cardHash"] != sha256_hex(canonical_json(stored))
 
         before = await gw.evaluate(school_a, "report", "readReport", {"id": report["id"]})
         assert (before["status"], before["content"]) == ("READY", None)

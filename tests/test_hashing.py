@@ -18,6 +18,10 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_golden_vector_follows_the_documented_format() -> None:
     store = MemoryStore()
     writer = ChainWriter(store, "medical", clock=golden_clock())
@@ -29,9 +33,12 @@ def test_golden_vector_follows_the_documented_format() -> None:
     ):
         for text in block.tx_texts:
             # Each stored transaction is canonical JSON: sorted keys, no spaces, raw UTF-8.
-            assert text == json.dumps(
-                json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-            )
+            raw = json.loads(text)
+            assert text == _canonical(raw)
+            # Its write-set commitment is SHA-256 of the salt's 32 bytes, then the write-set.
+            salted = bytes.fromhex(raw["salt"]) + _canonical(raw["write_set"]).encode()
+            assert len(bytes.fromhex(raw["salt"])) == 32
+            assert raw["write_set_commitment"] == hashlib.sha256(salted).hexdigest()
         data = _sha(json.dumps([_sha(t) for t in block.tx_texts], separators=(",", ":")))
         header = json.dumps(
             {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from typing import Any
 
 import pytest
 
-from ledger_backends import Creator, TxSimulator
+from ledger_backends import Creator, Proposal, TxSimulator, Validation
 from ledger_backends.memory import MemoryStore
 from ledger_backends.testing import ChainWriter, proposal
 
@@ -59,17 +62,53 @@ def test_keys_must_be_non_empty_strings(key: object) -> None:
         sim.put_state(key, 1)  # type: ignore[arg-type]
 
 
-def test_args_are_recorded_as_a_digest_not_in_clear() -> None:
-    sim = TxSimulator(MemoryStore(), "medical")
-    made = sim.proposal(
+def _propose(sim: TxSimulator, args: object, **options: Any) -> Proposal:
+    return sim.proposal(
         tx_id="t",
         contract="c",
         function="f",
-        args={"fullName": "Ada"},
+        args=args,
         creator=Creator("u", "M"),
         timestamp="x",
+        **options,
     )
-    assert len(made.args_digest) == 64 and "Ada" not in made.args_digest
+
+
+def test_args_are_recorded_only_as_a_salted_digest() -> None:
+    made = _propose(TxSimulator(MemoryStore(), "medical"), {"fullName": "Ada"})
+    clear = b'{"fullName":"Ada"}'
+    assert made.args_digest == hashlib.sha256(bytes.fromhex(made.salt) + clear).hexdigest()
+    assert made.args_digest != hashlib.sha256(clear).hexdigest()
+
+
+def test_each_proposal_gets_its_own_secret_salt() -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    sim.put_state("bloodType", "A+")
+    first, second = _propose(sim, {"x": 1}), _propose(sim, {"x": 1})
+    assert len(bytes.fromhex(first.salt)) == 32 and first.salt != second.salt
+    assert first.args_digest != second.args_digest
+    # One write-set, two commitments: a guess of the value cannot be checked against either.
+    commitments = {
+        json.loads(p.canonical_text(Validation.VALID))["write_set_commitment"]
+        for p in (first, second)
+    }
+    assert len(commitments) == 2
+
+
+def test_a_given_salt_makes_digests_reproducible() -> None:
+    sim = TxSimulator(MemoryStore(), "medical")
+    made = [_propose(sim, {"x": 1}, salt="ab" * 32) for _ in range(2)]
+    assert made[0].args_digest == made[1].args_digest
+    with pytest.raises(ValueError, match="salt"):
+        _propose(sim, {"x": 1}, salt="AB" * 32)
+
+
+def test_foreign_reads_are_kept_with_the_proposal() -> None:
+    sim = TxSimulator(MemoryStore(), "report")
+    made = _propose(sim, {}, foreign_reads={"medical": {"card/1": (3, 0), "active/1": None}})
+    assert made.foreign_reads == {"medical": {"card/1": (3, 0), "active/1": None}}
+    text = json.loads(made.canonical_text(Validation.VALID))
+    assert text["foreign_reads"] == {"medical": {"active/1": None, "card/1": [3, 0]}}
 
 
 class _CountingStore(MemoryStore):

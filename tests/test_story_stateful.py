@@ -317,8 +317,10 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                             assert school != family.report_school[report]
                             assert school not in permitted
                             continue
+                        # A school's view is its own, whatever other schools may read.
                         assert (seen["content"] is not None) == (school in permitted)
-                        assert seen["status"] == ("APPROVED" if permitted else "READY")
+                        assert seen["status"] == ("APPROVED" if school in permitted else "READY")
+                        assert seen["permittedSchools"] == ([school] if school in permitted else [])
 
         def teardown(self) -> None:
             for name in ("medical", "report"):

@@ -8,6 +8,7 @@ SQL through sqlite3 or psycopg, plain Redis commands), never through
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -39,6 +40,19 @@ class TransactionText:
 
 
 @dataclass(frozen=True)
+class WriteSetCommitment:
+    """The salted write-set commitment (64 hex digits) inside one stored transaction text."""
+
+    channel: str
+    number: int
+    index: int
+
+    @property
+    def text(self) -> TransactionText:
+        return TransactionText(self.channel, self.number, self.index)
+
+
+@dataclass(frozen=True)
 class StateValue:
     """The value of one world-state row."""
 
@@ -56,19 +70,46 @@ class HistoryValue:
     index: int
 
 
-Place = BlockField | TransactionText | StateValue | HistoryValue
+StoredText = BlockField | TransactionText | StateValue | HistoryValue
+Place = StoredText | WriteSetCommitment
+
+# Inside a transaction's canonical text, or that text again as a JSON string (Redis).
+_COMMITMENT = re.compile(r'write_set_commitment\\?":\\?"([0-9a-f]{64})')
 
 
 class RawStore(ABC):
     """Reads and overwrites stored texts without the ledger's code."""
 
-    @abstractmethod
+    block_texts_together = False  # one stored text holds every transaction of a block
+
     def read(self, place: Place) -> str:
         """The text stored at `place`, exactly as stored."""
+        if isinstance(place, WriteSetCommitment):
+            stored, start = self._commitment_at(place)
+            return stored[start : start + 64]
+        return self.read_text(place)
 
-    @abstractmethod
     def write(self, place: Place, text: str) -> None:
         """Overwrite the text stored at `place`."""
+        if isinstance(place, WriteSetCommitment):
+            stored, start = self._commitment_at(place)
+            text = stored[:start] + text + stored[start + 64 :]
+            place = place.text
+        self.write_text(place, text)
+
+    def _commitment_at(self, place: WriteSetCommitment) -> tuple[str, int]:
+        """The stored text holding the commitment, and where in it the commitment starts."""
+        stored = self.read_text(place.text)
+        found = list(_COMMITMENT.finditer(stored))
+        return stored, found[place.index if self.block_texts_together else 0].start(1)
+
+    @abstractmethod
+    def read_text(self, place: StoredText) -> str:
+        """One whole stored text."""
+
+    @abstractmethod
+    def write_text(self, place: StoredText, text: str) -> None:
+        """Overwrite one whole stored text."""
 
     def change(self, place: Place, old: str, new: str) -> None:
         """Replace the one occurrence of `old` at `place` by `new`, one byte apart."""
@@ -119,7 +160,7 @@ class SqlRawStore(RawStore):
         self.connection = connection
         self.mark = mark  # the driver's parameter marker
 
-    def _where(self, place: Place) -> tuple[str, str, tuple[object, ...]]:
+    def _where(self, place: StoredText) -> tuple[str, str, tuple[object, ...]]:
         """Table, column and the condition's parameters of one stored text."""
         if isinstance(place, BlockField):
             assert place.field in {"hash", "data_hash", "previous_hash", "timestamp"}
@@ -139,7 +180,7 @@ class SqlRawStore(RawStore):
         }[table]
         return " AND ".join(f"{column} = {self.mark}" for column in columns)
 
-    def read(self, place: Place) -> str:
+    def read_text(self, place: StoredText) -> str:
         table, column, params = self._where(place)
         rows = self.connection.execute(
             f"SELECT {column} FROM {table} WHERE {self._condition(table)}", params
@@ -147,7 +188,7 @@ class SqlRawStore(RawStore):
         assert len(rows) == 1, f"{place} is not stored exactly once"
         return str(rows[0][0])
 
-    def write(self, place: Place, text: str) -> None:
+    def write_text(self, place: StoredText, text: str) -> None:
         table, column, params = self._where(place)
         self.connection.execute(
             f"UPDATE {table} SET {column} = {self.mark} WHERE {self._condition(table)}",
@@ -158,6 +199,8 @@ class SqlRawStore(RawStore):
 class RedisRawStore(RawStore):
     """The Redis layout of redis_streams.py, by plain Redis commands."""
 
+    block_texts_together = True
+
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
@@ -165,14 +208,14 @@ class RedisRawStore(RawStore):
     def _name(self, channel: str, part: str) -> str:
         return f"{self.prefix}{channel}:{part}"
 
-    def read(self, place: Place) -> str:
+    def read_text(self, place: StoredText) -> str:
         if isinstance(place, BlockField | TransactionText):
             return str(self._block_entry(place)[1][_stream_field(place)])
         if isinstance(place, StateValue):
             return str(self.client.hget(self._name(place.channel, "state"), place.key))
         return self._history_position(place)[1]
 
-    def write(self, place: Place, text: str) -> None:
+    def write_text(self, place: StoredText, text: str) -> None:
         if isinstance(place, BlockField | TransactionText):
             self._rewrite_block(place, text)
         elif isinstance(place, StateValue):

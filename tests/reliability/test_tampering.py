@@ -4,8 +4,8 @@ A short story runs through the API on SQLite, PostgreSQL and Redis, leaving
 blocks 0-4 on the medical channel (block 2 accepts the agreement, blocks 3
 and 4 update the card after it). Then one byte of one record of block 2 is
 changed with the database's own client: a header field, a transaction, a
-value in a transaction's write-set, the world-state row or the history row
-the block wrote. `healthledger verify` must exit 1 naming block 2 and the
+value in a transaction's write-set or its salted commitment, the world-state
+row or the history row the block wrote. `healthledger verify` must exit 1 naming block 2 and the
 kind of damage, `verifyChannel` must say the same, and the server must then
 refuse to commit on the channel (UNAVAILABLE, nothing appended) until the
 byte is put back and a verification passes again. A server started on a chain
@@ -37,6 +37,7 @@ from tests.reliability.tampering import (
     RawStore,
     StateValue,
     TransactionText,
+    WriteSetCommitment,
     one_digit_changed,
     raw_store,
 )
@@ -86,6 +87,13 @@ DAMAGES = {
         "ACTIVF",
         "its transactions do not match its data hash. "
         "The write-set of transaction 0 differs from the history it left.",
+    ),
+    "write-set commitment": Damage(
+        lambda _: WriteSetCommitment("medical", DAMAGED, 0),
+        None,
+        None,
+        "its transactions do not match its data hash. "
+        "The write-set commitment of transaction 0 does not match its write-set.",
     ),
     "world-state row": Damage(
         lambda key: StateValue("medical", key),
