@@ -5,28 +5,27 @@ classes next to some fields say it early and plainly."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import DocumentNode, ExecutionResult, GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
-    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.graphql import OperationType
 
-from chaincode.errors import BadInput
+from chaincode.errors import BadInput, Forbidden
 
 from .context import context_of
+from .cost import CostCheckedValidation
+from .document_cache import DocumentCache
 from .errors import ErrorCodes, log_error
 from .explorer import block_view
 from .metrics import OperationMetrics
@@ -54,25 +53,35 @@ from .types import (
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
-MAX_TOKENS = 2_000
+MAX_TOKENS = 500
 MAX_BLOCKS_PER_PAGE = 100
 
 
-class _ParserCache(ParserCache):
-    """Strawberry's ParserCache, leaving documents that fail to parse to Strawberry's own parse.
+class _ParserCache(SchemaExtension):
+    """Parsed documents kept by text in `documents`, filled by Strawberry's own parse.
 
-    ParserCache parses while the parsing hook is entered, so a syntax error (or the token
-    limit) escapes the operation and reaches the client without `extensions.code`. Such a
-    document is parsed again by Strawberry inside the operation, where ErrorCodes sees it.
+    A document not kept yet is parsed once, by Strawberry inside the operation, where a
+    syntax error (or the token limit) gets its `extensions.code` from ErrorCodes. Strawberry's
+    ParserCache parses while the parsing hook is entered: such an error would escape without
+    a code, and parsing again inside the operation would double what a refusal costs.
     """
+
+    def __init__(self, documents: DocumentCache[DocumentNode]) -> None:
+        super().__init__()
+        self.documents = documents
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        with contextlib.suppress(GraphQLError):
-            context.graphql_document = self.cached_parse_document(
-                context.query, **context.parse_options
-            )
+        cached = self.documents.get(context.query) if context.query else None
+        if cached is not None:
+            context.graphql_document = cached
         yield
+        if cached is None and context.query and context.graphql_document is not None:
+            self.documents.offer(context.query, context.graphql_document)
+        for error in context.pre_execution_errors or ():
+            # A syntax error's traceback holds the parser, every token read, and the frame
+            # holding the error: a cycle only a full garbage collection would free.
+            error.__traceback__ = None
 
 
 # Strawberry's limiters build a new rule class per instance, and the validation cache keys on
@@ -209,12 +218,17 @@ class Query:
         return [block_view(block, c.identity) for block in found]
 
     @strawberry.field(
-        description="Recompute every hash of the channel's chain and replay its state."
+        description="Check the channel's chain: the blocks added since this server last found "
+        "it intact, or with full (administrators only) every block from 0, replaying its state."
     )
-    async def verify_channel(self, info: Info, channel: str) -> Verification:
+    async def verify_channel(
+        self, info: Info, channel: str, full: bool | None = False
+    ) -> Verification:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
-        result = await asyncio.to_thread(c.services.channels[channel].verify)
+        if full and Role(c.identity.role.value) is not Role.ADMIN:
+            raise Forbidden("Only administrators can have a chain verified from block 0.")
+        result = await c.services.chain_checks.verify(channel, full=bool(full))
         return Verification(
             channel=result.channel,
             ok=result.ok,
@@ -385,6 +399,9 @@ class HealthLedgerSchema(strawberry.Schema):
 
 
 def build_schema() -> strawberry.Schema:
+    # Kept per document text for every request of this schema; see DocumentCache.
+    documents: DocumentCache[DocumentNode] = DocumentCache(maxsize=128)
+    outcomes: DocumentCache[list[GraphQLError]] = DocumentCache(maxsize=128)
     return HealthLedgerSchema(
         query=Query,
         mutation=Mutation,
@@ -395,9 +412,9 @@ def build_schema() -> strawberry.Schema:
             _SubscriptionsOnWebsockets,
             _QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            # Both caches live at module level in Strawberry: one per process, shared by requests.
-            lambda: _ParserCache(maxsize=1_000),
-            lambda: ValidationCache(maxsize=1_000),
+            lambda: _ParserCache(documents),
+            # Refuses a document too costly to validate (api.cost), else validates it.
+            lambda: CostCheckedValidation(outcomes),
         ],
     )
 

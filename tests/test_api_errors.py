@@ -322,7 +322,7 @@ def _nested(depth: int) -> str:
 LIMITS = {
     "depth-11": (_nested(11), "exceeds maximum operation depth of 10"),
     "31-aliases": ("{ " + " ".join(f"a{i}: me {{ uid }}" for i in range(31)) + " }", "aliases"),
-    "2001-tokens": ("{ me { " + "uid " * 2_000 + "} }", "more than 2000 tokens"),
+    "501-tokens": ("{ me { " + "uid " * 500 + "} }", "more than 500 tokens"),
 }
 
 

@@ -30,7 +30,7 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
         "reports(status: ReportStatus = null): [Report!]!",
         "report(id: ID!): Report!",
         "blocks(channel: String!, fromNumber: Int = 0, limit: Int = 50): [Block!]!",
-        "verifyChannel(channel: String!): Verification!",
+        "verifyChannel(channel: String!, full: Boolean = false): Verification!",
         "registerChild(input: RegisterChildInput!): Child!",
         "updateMedicalCard(childId: ID!, expectedVersion: Int!, patch: MedicalCardPatch!)"
         ": MedicalCard!",
