@@ -84,8 +84,7 @@ class _ParserCache(SchemaExtension):
             error.__traceback__ = None
 
 
-# Strawberry's limiters build a new rule class per instance, and the validation cache keys on
-# the rule classes: made once here, every request validates with the same rules and hits it.
+# Strawberry's limiters build a new rule class per instance: made once here, not per request.
 _LIMIT_RULES = [
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
     *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,

@@ -9,6 +9,7 @@ then drains every channel's committer before closing the stores.
 
 from __future__ import annotations
 
+import gc
 import os
 import ssl
 from typing import Any
@@ -39,7 +40,11 @@ def app_from_environment() -> Starlette:
         health = HealthAddress(
             os.environ.get(HEALTH_HOST_ENV) or DEFAULT_HEALTH_HOST, int(os.environ[HEALTH_PORT_ENV])
         )
-    return create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health)
+    app = create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health)
+    # What the process holds from here on (modules, schema, stores) is never garbage: frozen,
+    # a full collection no longer walks it, which kept every request waiting 25-40 ms.
+    gc.freeze()
+    return app
 
 
 def ssl_context_from_environment(_config: Any, _default: Any) -> ssl.SSLContext:
