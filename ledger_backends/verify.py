@@ -57,14 +57,20 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
         state = list(store.scan_state(channel))
         history = list(store.scan_history(channel))
         damages = walk.replay.state_damage(state) + walk.replay.history_damage(history)
-        touched = walk.advance()
-        walk.check_tip()
-        relevant = [damage for key, damage in damages if key not in touched]
-        if relevant:
-            raise min(relevant, key=lambda d: d.block_number)
+        _finish(walk, damages)
     except _Damage as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
     return Verification(channel, True, walk.height, tip=walk.tip)
+
+
+def _finish(walk: _ChainWalk, damages: list[tuple[str, _Damage]]) -> None:
+    """Walk the blocks appended meanwhile, then raise the earliest damage to a key they left
+    alone (keys they touched may differ from the scan for good reason)."""
+    touched = walk.advance()
+    walk.check_tip()
+    relevant = [damage for key, damage in damages if key not in touched]
+    if relevant:
+        raise min(relevant, key=lambda d: d.block_number)
 
 
 def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Verification:
@@ -106,11 +112,7 @@ def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Ver
         ]
         state = {key: store.read_state(channel, key) for key in written}
         damages = walk.replay.history_damage(history) + walk.replay.written_state_damage(state)
-        touched = walk.advance()
-        walk.check_tip()
-        relevant = [damage for key, damage in damages if key not in touched]
-        if relevant:
-            raise min(relevant, key=lambda d: d.block_number)
+        _finish(walk, damages)
     except _Damage as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
     return Verification(channel, True, walk.height, tip=walk.tip)
