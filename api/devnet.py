@@ -20,6 +20,7 @@ DEMO_P12_PASSWORD = "healthledger"
 DEMO_USERS = [
     ("hospital", "dr-house", "doctor", "Dr Gregory House"),
     ("parents", "alice", "parent", "Alice Martin"),
+    ("parents", "bob", "parent", "Bob Martin"),
     ("school-a", "school-a-office", "school", "School A office"),
     ("school-b", "school-b-office", "school", "School B office"),
     ("hospital", "hospital-admin", "admin", "Hospital IT"),
