@@ -63,9 +63,7 @@ class MedicalContract(Contract):
         full_name = check.text(fullName, "fullName")
         birth_date = check.past_date(birthDate, "birthDate", today=_today(ctx))
         sex_value = check.optional_text(sex, "sex", max_length=20)
-        others = check.text_list(
-            otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1
-        )
+        others = check.uid_list(otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1)
         if ctx.caller.uid in others:
             raise BadInput("otherGuardians names the parents besides you.")
         child_id = ctx.new_id("child")
@@ -112,9 +110,14 @@ class MedicalContract(Contract):
         """The children a parent is offered guardianship of, as `_offered_view` shows them."""
         if ctx.caller.role != "parent":
             return []
-        ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{person_of(ctx.caller)}/")]
+        me = person_of(ctx.caller)
+        ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{me}/")]
         children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
-        return [_offered_view(child) for child in children if child is not None]
+        return [
+            _offered_view(child)
+            for child in children
+            if child is not None and me in child.get("pendingGuardians", [])
+        ]
 
     @query("readChild")
     def read_child(self, ctx: TxContext, childId: str) -> JSON:

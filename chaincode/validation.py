@@ -19,6 +19,8 @@ EARLIEST_DATE = date(1900, 1, 1)
 # reader see text in another order than it is stored; U+2028 and U+2029 break lines.
 _BIDI_AND_SEPARATORS = "\u202a-\u202e\u2066-\u2069\u2028\u2029"
 # C0, DEL and C1 controls (line breaks included): they forge lines in logs and terminals.
+# What `healthledger enroll` accepts as a UID; a UID never holds the "/" of ORG/UID keys.
+_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _NAME_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 # Multi-line text keeps line feeds and tabs; every other control character is refused.
 _FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
@@ -37,6 +39,14 @@ def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
             "formatting characters."
         )
     return name
+
+
+def uid_list(values: Any, field: str, *, max_items: int) -> list[str]:
+    """Distinct UIDs as `enroll` makes them (up to 64 letters, digits and . _ @ -)."""
+    uids = text_list(values, field, max_items=max_items)
+    if not all(_UID.fullmatch(uid) for uid in uids):
+        raise BadInput(f"Each entry of {field} must be a UID: letters, digits and . _ @ -.")
+    return uids
 
 
 def optional_text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str | None:

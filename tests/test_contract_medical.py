@@ -201,6 +201,8 @@ def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) 
         pytest.param({"sex": "x" * 21}, id="sex too long"),
         pytest.param({"otherGuardians": [PARENT.uid]}, id="oneself as other guardian"),
         pytest.param({"otherGuardians": [""]}, id="empty other guardian"),
+        pytest.param({"otherGuardians": [f"{CO_GUARDIAN.uid}/x"]}, id="a slash in a uid"),
+        pytest.param({"otherGuardians": ["has space"]}, id="a space in a uid"),
         pytest.param({"otherGuardians": "parent-boris"}, id="other guardians not a list"),
         pytest.param(
             {"otherGuardians": [CO_GUARDIAN.uid, OTHER_PARENT.uid, "p3", "p4"]},
