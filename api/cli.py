@@ -1,4 +1,4 @@
-"""The `healthledger` command line (API.md, "Command line").
+"""The `healthledger` command line (docs/operations.md, "The command line").
 
 Exit codes: 0 ok, 1 a check failed, 2 bad usage or configuration (one line, no traceback).
 """

@@ -1,4 +1,4 @@
-"""Every GraphQL error leaves with `extensions.code` (API.md, "Errors"); faults are masked.
+"""Every GraphQL error leaves with `extensions.code` (listed in docs/graphql.md); faults masked.
 
 A refusal from the contracts, the gateway or the identity layer carries its own
 code. GraphQL parse and validation failures, limits included, get the GraphQL

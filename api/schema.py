@@ -1,4 +1,4 @@
-"""The GraphQL schema of API.md. Resolvers are thin: the caller's identity, one gateway call,
+"""The GraphQL schema (schema.graphql). Resolvers are thin: the caller's identity, one gateway call,
 and the result mapped to types. Who may do what is enforced in the contracts; the permission
 classes next to some fields say it early and plainly."""
 
@@ -134,7 +134,10 @@ class Query:
 
     @strawberry.field(
         permission_classes=[MedicalChannelMembers],
-        description="Children whose guardianship you are offered: accept to become a guardian.",
+        description=(
+            "Children whose guardianship you are offered (id, fullName and birthDate only; "
+            "the rest stays empty until you accept with acceptGuardianship)."
+        ),
     )
     async def pending_guardianships(self, info: Info) -> list[Child]:
         return [Child.of(r) for r in await _evaluate(info, "medical", "pendingGuardianships")]

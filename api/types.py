@@ -1,4 +1,4 @@
-"""The GraphQL types of API.md, built from what the contracts return."""
+"""The GraphQL types of schema.graphql, built from what the contracts return."""
 
 from __future__ import annotations
 
@@ -285,8 +285,9 @@ class Report:
     card_version: int
     card_hash: str = strawberry.field(
         description=(
-            "SHA-256(salt ‖ the card at cardVersion as canonical JSON, without childName): "
-            "a salted commitment to the card the report was built from."
+            "SHA-256(salt ‖ the card at cardVersion as canonical JSON: sorted keys, no spaces, "
+            "without childName, times as YYYY-MM-DDTHH:MM:SS.ffffffZ): a salted commitment "
+            "to the card the report was built from."
         )
     )
     card_salt: str | None = strawberry.field(

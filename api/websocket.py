@@ -12,7 +12,7 @@ handler here checks the certificate again, against the current CRLs and its vali
 When a check fails, each running operation gets an `error` message with UNAUTHENTICATED, the
 operations are cancelled and the socket is closed with code 4403, "certificate revoked".
 The verifier re-reads the CRLs at most once a second, so a revoked certificate's socket
-closes within about two seconds of `healthledger revoke` (API.md promises five).
+closes within about two seconds of `healthledger revoke` (the promise is five).
 """
 
 from __future__ import annotations

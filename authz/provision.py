@@ -1,4 +1,4 @@
-"""Making and changing a network directory: `network init`, `enroll` and `revoke` (API.md).
+"""Making and changing a network directory: `network init`, `enroll` and `revoke`.
 
 Layout (relative to DIR): network.toml; orgs/ORG/{ca.pem, ca.key, crl.pem};
 tls/{ca.pem, ca.key, server.pem, server.key}; users/ORG/UID.{pem, key, p12}.

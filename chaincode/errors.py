@@ -1,4 +1,4 @@
-"""Refusals a contract or the gateway gives; `code` is the API error code (API.md, "Errors")."""
+"""Refusals a contract or the gateway gives; `code` is the API error code (docs/graphql.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ member), then the contract's own rules. Transactions are simulated on current
 state and submitted; an MVCC conflict re-runs the simulation, a bounded number
 of times, before the caller gets CONFLICT.
 
-Two story steps need both channels (DESIGN.md, "The story"). The gateway reads
+Two story steps need both channels (the story in README.md). The gateway reads
 `medical` as the same caller — which proves the caller's relationship to the
 child — and passes only what the report needs into the `report` contract as
 `verified*` arguments. Those arguments are the gateway's alone: a caller who

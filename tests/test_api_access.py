@@ -1,4 +1,4 @@
-"""API.md's "Who may do what", refusal by refusal, over the callers outside each relationship.
+"""The "who may do what" rules (docs/security.md), refusal by refusal, over outsiders.
 
 The world: Alice's child Cleo with Dr House under an ACTIVE agreement, admitted
 by school A, which asked for a report that Dr House wrote (READY, unapproved);

@@ -1,4 +1,4 @@
-"""Every error code of API.md produced through the API, the request limits, and the HTTP surface.
+"""Every error code produced through the API, the request limits, and the HTTP surface.
 
 Each refusal is checked for its `extensions.code`; every response is checked by
 the client for tracebacks, SQL and driver names, and each refusal's message for

@@ -1,4 +1,4 @@
-"""The story of API.md through HTTPS with real client certificates: every query and mutation.
+"""The whole story through HTTPS with real client certificates: every query and mutation.
 
 A family registers a child, a pediatrician takes the child on and keeps the
 medical card, a school admits the child and asks for a health report, the

@@ -1,4 +1,4 @@
-"""API.md's "Who may do what" refusals through the gateway, on every backend.
+"""The "who may do what" refusals (docs/security.md) through the gateway, on every backend.
 
 One family's story is set up (alice's child, dr-house under an ACTIVE agreement,
 an admission to school-a, a READY report), then everyone outside each

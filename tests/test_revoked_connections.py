@@ -1,7 +1,7 @@
 """A certificate revoked or expired while its connections stay open: nothing more is served.
 
 A real server over mutual TLS; revocations are made by `authz.provision.revoke`, the code
-behind `healthledger revoke`. API.md promises a running server refuses a revoked
+behind `healthledger revoke`. A running server must refuse a revoked
 certificate within 5 s, and that holds for connections opened before the revocation.
 """
 
