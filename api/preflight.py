@@ -18,6 +18,7 @@ from cryptography import x509
 from authz.mtls import server_ssl_context
 from authz.network import NetworkConfig
 from ledger_backends import LedgerError, open_store
+from ledger_backends.urls import redacted_url, scrubbed
 
 from .health import HealthAddress
 
@@ -61,9 +62,11 @@ def check_ledgers(urls: Iterable[str]) -> None:
             finally:
                 store.close()
         except LedgerError as exc:
+            # Credentials never reach the message, whether from the URL or the driver's text.
             raise CannotServe(
-                f"The ledger at {url} cannot be used ({exc}): start it, or fix the URL "
-                "in network.toml [ledger] url / the channel's ledger, or --ledger."
+                f"The ledger at {redacted_url(url)} cannot be used ({scrubbed(str(exc), url)}): "
+                "start it, or fix the URL in network.toml [ledger] url / the channel's ledger, "
+                "or --ledger."
             ) from None
 
 
