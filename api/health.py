@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -54,7 +55,8 @@ class HealthListener:
             Starlette(routes=probe_routes(services)),
             lifespan="off",
             http="h11",
-            access_log=False,
+            # access_log=False would empty the process-wide "uvicorn.access" logger, and with
+            # it the API port's access log; probes are kept out of it by _ProbeProtocol.
             log_config=None,
             proxy_headers=False,
             server_header=False,
@@ -68,7 +70,7 @@ class HealthListener:
         listening = _reuse_port_socket(self.address)
         config, state = self._config, self._state
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: H11Protocol(config=config, server_state=state, app_state={}),
+            lambda: _ProbeProtocol(config=config, server_state=state, app_state={}),
             sock=listening,
         )
 
@@ -80,6 +82,15 @@ class HealthListener:
             connection.shutdown()
         await self._server.wait_closed()
         self._server = None
+
+
+class _ProbeProtocol(H11Protocol):
+    """HTTP for probes, which are not written to the access log (a container health check
+    every few seconds would drown it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
 
 
 def _reuse_port_socket(address: HealthAddress) -> socket.socket:

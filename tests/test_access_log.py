@@ -1,0 +1,52 @@
+"""The access log: on with or without the health port, and never with a query string."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import httpx
+
+from api.access_log import QueryStringsWithheld
+from tests.networks import make_network
+from tests.reliability.serve_process import ServeProcess
+
+SECRET = "diagnosis ADHD"
+
+
+def test_a_query_string_is_withheld_from_an_access_log_record() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/graphql?query=%7Bme%7D&variables=ADHD", "1.1", 200),
+        None,
+    )
+    assert QueryStringsWithheld().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /graphql?… HTTP/1.1" 200'
+
+
+def test_serve_with_a_health_port_logs_requests_without_their_query_strings(
+    tmp_path: Path,
+) -> None:
+    net = make_network(tmp_path / "network")
+    log = tmp_path / "serve.log"
+    with ServeProcess(net.directory, f"sqlite:///{tmp_path / 'ledger.db'}", log).start() as server:
+        with httpx.Client(verify=net.client_context("alice")) as client:
+            answer = client.get(
+                f"{server.base_url}/graphql",
+                params={"query": "{ me { uid } }", "variables": json.dumps({"note": SECRET})},
+                headers={"accept": "application/json"},
+            )
+        assert answer.status_code in (200, 400)
+        deadline = time.monotonic() + 5
+        while '"GET /graphql?… HTTP/1.1"' not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no access-log line:\n{log.read_text()}"
+            time.sleep(0.1)
+    text = log.read_text(errors="replace")
+    assert SECRET not in text and "ADHD" not in text
+    assert "/healthz" not in text  # the readiness probes of the harness are not logged
