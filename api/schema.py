@@ -50,6 +50,7 @@ from .types import (
     Role,
     Verification,
 )
+from .variable_limits import BoundedVariables
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -412,6 +413,7 @@ def build_schema() -> strawberry.Schema:
             ErrorCodes,
             OperationMetrics,
             _SubscriptionsOnWebsockets,
+            BoundedVariables,
             _QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: _ParserCache(documents),
