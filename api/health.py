@@ -25,6 +25,9 @@ from uvicorn.server import ServerState
 
 from .services import Services
 
+PROBE_CONNECTION_SECONDS = 10.0
+MAX_PROBE_CONNECTIONS = 32
+
 
 def probe_routes(services: Services) -> list[Route]:
     """`/healthz`: 200 while the process serves; `/readyz`: 200 only when every ledger answers."""
@@ -86,11 +89,33 @@ class HealthListener:
 
 class _ProbeProtocol(H11Protocol):
     """HTTP for probes, which are not written to the access log (a container health check
-    every few seconds would drown it)."""
+    every few seconds would drown it).
+
+    Anyone who can reach the health port may connect, with no certificate: a connection
+    is closed PROBE_CONNECTION_SECONDS after it opened, whatever it is doing (a probe takes
+    milliseconds; idle and trickling clients used to stay for minutes), and one beyond
+    MAX_PROBE_CONNECTIONS open at once is closed at once.
+    """
+
+    lifetime_seconds = PROBE_CONNECTION_SECONDS
+    max_connections = MAX_PROBE_CONNECTIONS
+    _lifetime: asyncio.TimerHandle | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.access_log = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if len(self.server_state.connections) > self.max_connections:
+            transport.close()
+            return
+        self._lifetime = self.loop.call_later(self.lifetime_seconds, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lifetime is not None:
+            self._lifetime.cancel()
+        super().connection_lost(exc)
 
 
 def _reuse_port_socket(address: HealthAddress) -> socket.socket:
