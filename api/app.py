@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -29,7 +29,7 @@ from .context import Context
 from .health import HealthAddress, HealthListener, probe_routes
 from .schema import schema
 from .services import Services
-from .web import web_routes
+from .web import GRAPHIQL_PAGE, NO_STORE, graphiql_headers, web_routes, with_headers
 from .websocket import CertificateCheckedTransportWS
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -44,7 +44,7 @@ class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
 
     Websockets speak graphql-transport-ws only, and keep checking the caller's certificate
     (api.websocket); a client asking only for the legacy `graphql-ws` protocol is closed
-    with 4406.
+    with 4406. Every response and websocket handshake answer says `Cache-Control: no-store`.
     """
 
     graphql_transport_ws_handler_class = CertificateCheckedTransportWS
@@ -54,6 +54,20 @@ class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
             schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]
         )
         self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, with_headers(send, NO_STORE))
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL, never framed and never prefilled.
+
+        The page would fill its editor from the URL (`?q=`, `?variables=`, `?headers=`), so a
+        link could stage a mutation for one click; with any query string the browser is sent
+        to the bare URL instead.
+        """
+        if request.url.query:
+            return RedirectResponse(request.url.path, status_code=303)
+        return HTMLResponse(GRAPHIQL_PAGE, headers=graphiql_headers(request))
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
         return Context(
@@ -192,7 +206,7 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
         identity: Identity = request.scope["state"]["identity"]
         channels = [channel.name for channel in services.access.channels_for(identity)]
         body = services.metrics.render(channels, viewer=identity)
-        return Response(body, media_type="text/plain; version=0.0.4")
+        return Response(body, media_type="text/plain; version=0.0.4", headers=NO_STORE)
 
     @asynccontextmanager
     async def lifespan(_: Starlette):  # type: ignore[no-untyped-def]

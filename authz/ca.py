@@ -121,6 +121,7 @@ def issue_client_certificate(
 def empty_crl(
     authority: Authority, *, now: datetime | None = None
 ) -> x509.CertificateRevocationList:
+    """CRL number 1, listing nothing."""
     return revoke_serials(authority, [], now=now)
 
 
@@ -131,13 +132,19 @@ def revoke_serials(
     previous: x509.CertificateRevocationList | None = None,
     now: datetime | None = None,
 ) -> x509.CertificateRevocationList:
-    """A freshly signed CRL listing the previous CRL's entries plus `serials`."""
+    """A freshly signed CRL listing the previous CRL's entries plus `serials`.
+
+    Its CRL Number is one more than the previous CRL's (1 without one): servers refuse a CRL
+    numbered below the newest they have accepted, so an old list cannot be put back.
+    """
     moment = now or datetime.now(UTC)
+    number = 1 if previous is None else crl_number(previous) + 1
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(authority.cert.subject)
         .last_update(moment)
         .next_update(moment + CRL_VALIDITY)
+        .add_extension(x509.CRLNumber(number), critical=False)
     )
     listed: set[int] = set()
     for entry in previous or []:
@@ -151,6 +158,14 @@ def revoke_serials(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(moment).build()
         )
     return builder.sign(authority.key, hashes.SHA256())
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    """The CRL Number extension's value; 0 for a CRL made before CRLs were numbered."""
+    try:
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        return 0
 
 
 def pkcs12_bundle(

@@ -3,10 +3,17 @@
 A certificate is accepted only if it is a leaf directly issued by exactly one
 organisation CA of the network, is inside its validity period, has EKU
 clientAuth, carries a UID and a role that fits its organisation's kind, and is
-not on that CA's CRL. CRL files are re-read when they change (checked at most
-once a second), so a revocation takes effect on a running server without a
-restart. Verified certificates are cached by their bytes: the per-request cost
-is a dictionary lookup, a clock comparison and a set lookup for revocation.
+not on that CA's CRL. Its UID must have the syntax `enroll` gives UIDs and its
+display name (the common name) must be one clean line, whoever signed it.
+
+CRL files are re-read when they change (checked at most once a second), so a
+revocation takes effect on a running server without a restart. CRLs only move
+forward: one numbered below the newest accepted for its organisation is refused
+and the newer list stays in force, so an old list put back undoes no revocation.
+A CRL past its next-update (plus the configured grace) refuses its
+organisation's certificates, as does an unreadable or wrongly signed one.
+Verified certificates are cached by their bytes: the per-request cost is a
+dictionary lookup, clock comparisons and a set lookup for revocation.
 """
 
 from __future__ import annotations
@@ -19,17 +26,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .ca import FABRIC_ATTRS_OID
+from .ca import FABRIC_ATTRS_OID, crl_number
 from .errors import Unauthenticated
 from .network import NetworkConfig, OrgConfig
 from .roles import Role, role_fits
+from .uids import display_name_problem, is_uid
 
 log = logging.getLogger("healthledger.identity")
 
@@ -53,12 +61,18 @@ class Identity:
 
 @dataclass
 class _Trust:
-    """One organisation's CA certificate and the serials its CRL revokes."""
+    """One organisation's CA certificate and the newest CRL accepted for it."""
 
     org: OrgConfig
     ca: x509.Certificate
     revoked: frozenset[int] = frozenset()
-    crl_usable: bool = True
+    # Why the organisation's certificates are refused whatever they are (a damaged CRL).
+    crl_problem: str | None = None
+    # The newest CRL Number accepted; -1 before any, so a CRL without a number (0) passes once.
+    crl_number: int = -1
+    # The CRL's next-update plus the grace period; after it, the organisation is refused.
+    crl_expires: datetime | None = None
+    expiry_logged: bool = False
     crl_stamp: tuple[int, int, int] | None = None
 
 
@@ -80,9 +94,11 @@ class IdentityVerifier:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         crl_recheck_seconds: float = CRL_RECHECK_SECONDS,
+        crl_grace: timedelta = timedelta(0),
     ) -> None:
         self._clock = clock
         self._recheck = crl_recheck_seconds
+        self._grace = crl_grace
         self._trusts = [
             _Trust(org, x509.load_pem_x509_certificate(org.ca.read_bytes())) for org in orgs
         ]
@@ -95,7 +111,11 @@ class IdentityVerifier:
     def from_network(
         cls, network: NetworkConfig, *, crl_recheck_seconds: float = CRL_RECHECK_SECONDS
     ) -> IdentityVerifier:
-        return cls(network.orgs, crl_recheck_seconds=crl_recheck_seconds)
+        return cls(
+            network.orgs,
+            crl_recheck_seconds=crl_recheck_seconds,
+            crl_grace=timedelta(days=network.server.crl_grace_days),
+        )
 
     @property
     def ca_certificates(self) -> list[x509.Certificate]:
@@ -119,12 +139,12 @@ class IdentityVerifier:
             raise Unauthenticated("The client certificate is not valid yet.")
         if now > verified.not_after:
             raise Unauthenticated("The client certificate has expired.")
-        if not verified.trust.crl_usable:
-            raise Unauthenticated(
-                f"The revocation list of {verified.trust.org.id!r} cannot be trusted; "
-                "its certificates are refused until it is fixed."
-            )
-        if verified.serial in verified.trust.revoked:
+        trust = verified.trust
+        if trust.crl_problem is not None:
+            raise Unauthenticated(trust.crl_problem)
+        if trust.crl_expires is not None and now > trust.crl_expires:
+            self._refuse_expired(trust)
+        if verified.serial in trust.revoked:
             raise Unauthenticated("The client certificate has been revoked.")
         return verified.identity
 
@@ -149,6 +169,11 @@ class IdentityVerifier:
         uid = _single_attribute(cert.subject, NameOID.USER_ID)
         if not uid:
             raise Unauthenticated("The client certificate carries no UID.")
+        if not is_uid(uid):
+            raise Unauthenticated("The client certificate's UID is not a valid UID.")
+        name = _single_attribute(cert.subject, NameOID.COMMON_NAME)
+        if name is not None and display_name_problem(name) is not None:
+            raise Unauthenticated("The client certificate's name is not a valid display name.")
         attributes = fabric_attributes(cert)
         role = attributes.get("role", "")
         if not role_fits(role, trust.org.kind):
@@ -161,7 +186,7 @@ class IdentityVerifier:
             org=trust.org.id,
             org_kind=trust.org.kind,
             role=Role(role),
-            name=_single_attribute(cert.subject, NameOID.COMMON_NAME),
+            name=name,
             fingerprint=fingerprint,
             attributes=attributes,
         )
@@ -184,26 +209,57 @@ class IdentityVerifier:
                 if stamp == trust.crl_stamp and not force:
                     continue
                 trust.crl_stamp = stamp
-                trust.revoked, trust.crl_usable = _read_crl(trust)
+                self._read_crl(trust)
 
-
-def _read_crl(trust: _Trust) -> tuple[frozenset[int], bool]:
-    """The revoked serials, and whether the CRL can be trusted (fail closed if not)."""
-    try:
-        crl = x509.load_pem_x509_crl(trust.org.crl.read_bytes())
-    except (OSError, ValueError) as exc:
-        log.error(
-            "The CRL of %s cannot be read (%s); refusing its certificates.", trust.org.id, exc
+    def _read_crl(self, trust: _Trust) -> None:
+        """Take the CRL file into `trust` if it is sound and not older than the one in force."""
+        org = trust.org.id
+        damaged = (
+            f"The revocation list of {org!r} cannot be trusted; "
+            "its certificates are refused until it is fixed."
         )
-        return frozenset(), False
-    public_key = trust.ca.public_key()
-    if crl.issuer != trust.ca.subject or not crl.is_signature_valid(public_key):  # type: ignore[arg-type]
-        log.error("The CRL of %s is not signed by its CA; refusing its certificates.", trust.org.id)
-        return frozenset(), False
-    next_update = crl.next_update_utc
-    if next_update is not None and next_update < datetime.now(UTC):
-        log.warning("The CRL of %s is past its next-update time; re-sign it.", trust.org.id)
-    return frozenset(entry.serial_number for entry in crl), True
+        try:
+            crl = x509.load_pem_x509_crl(trust.org.crl.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.error("The CRL of %s cannot be read (%s); refusing its certificates.", org, exc)
+            trust.crl_problem = damaged
+            return
+        public_key = trust.ca.public_key()
+        if crl.issuer != trust.ca.subject or not crl.is_signature_valid(public_key):  # type: ignore[arg-type]
+            log.error("The CRL of %s is not signed by its CA; refusing its certificates.", org)
+            trust.crl_problem = damaged
+            return
+        number = crl_number(crl)
+        # The newest list accepted stays in force, even over a damaged file read meanwhile.
+        trust.crl_problem = None
+        if number < trust.crl_number:
+            log.error(
+                "The CRL of %s has number %d, older than number %d already in force; "
+                "refused, the newer list stays in force.",
+                org,
+                number,
+                trust.crl_number,
+            )
+            return
+        trust.crl_number = number
+        trust.revoked = frozenset(entry.serial_number for entry in crl)
+        next_update = crl.next_update_utc
+        trust.crl_expires = None if next_update is None else next_update + self._grace
+        trust.expiry_logged = False
+
+    def _refuse_expired(self, trust: _Trust) -> None:
+        org = trust.org.id
+        if not trust.expiry_logged:
+            trust.expiry_logged = True
+            log.error(
+                "The CRL of %s is past its next-update time (and any grace); refusing its "
+                "certificates until it is re-signed.",
+                org,
+            )
+        raise Unauthenticated(
+            f"The revocation list of {org!r} is past its next-update time; its certificates "
+            "are refused until it is re-signed (healthledger revoke)."
+        )
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
@@ -240,9 +296,17 @@ def fabric_attributes(cert: x509.Certificate) -> dict[str, str]:
     except x509.ExtensionNotFound:
         return {}
     try:
-        attrs = json.loads(raw.value)["attrs"]  # type: ignore[attr-defined]
+        attrs = json.loads(raw.value, object_pairs_hook=_unique_keys)["attrs"]  # type: ignore[attr-defined]
     except (ValueError, KeyError, TypeError):
         return {}
     if not isinstance(attrs, dict):
         return {}
     return {str(k): v for k, v in attrs.items() if isinstance(v, str)}
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object, refused (as malformed) if a key repeats: readers may differ on which wins."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("A key repeats in the attribute JSON.")
+    return dict(pairs)

@@ -39,6 +39,9 @@ log = logging.getLogger("healthledger.mtls")
 
 REQUEST_HEAD_SECONDS = 10.0
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
+# A websocket message is bounded like a request body (api.app.MAX_BODY_BYTES), unpacked.
+MAX_MESSAGE_BYTES = 1024 * 1024
+HEAD_TOO_LARGE = "The request head is too large."
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[
@@ -96,12 +99,15 @@ class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
     It also bounds the request head (request line and headers), which uvicorn does not: a
     client that has not sent a whole head within REQUEST_HEAD_SECONDS of connecting or of
     the previous response is disconnected (slowloris), and one that sends more than
-    MAX_REQUEST_HEAD_BYTES without finishing it gets HTTP 400 and is disconnected. Idle
-    time between requests stays bounded by uvicorn's shorter timeout_keep_alive.
+    MAX_REQUEST_HEAD_BYTES without finishing it gets HTTP 400 and is disconnected. The same
+    refusal holds when a head that large arrives whole in one read: its parsed request line
+    and headers are counted as the parser reports them. Idle time between requests stays
+    bounded by uvicorn's shorter timeout_keep_alive.
     """
 
     _head_deadline: asyncio.TimerHandle | None = None
     _head_bytes = 0
+    _head_parsed = 0
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -117,11 +123,35 @@ class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
                 self._head_arrived()
-                self.send_400_response("The request head is too large.")
+                self.send_400_response(HEAD_TOO_LARGE)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_parsed = 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count_parsed_head(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count_parsed_head(len(name) + len(value) + len(b": \r\n"))
 
     def on_headers_complete(self) -> None:
         self._head_arrived()
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # A refused head already got its answer; the parser's own refusal then follows it.
+        if not self.transport.is_closing():
+            super().send_400_response(msg)
+
+    def _count_parsed_head(self, size: int) -> None:
+        self._head_parsed += size
+        if self._head_parsed > MAX_REQUEST_HEAD_BYTES:
+            self._head_arrived()
+            self.send_400_response(HEAD_TOO_LARGE)
+            raise _HeadTooLarge  # stops the parser before any application sees the request
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -149,8 +179,21 @@ class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
         self.transport.close()
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: the parser turns it into its own error and stops."""
+
+
 class WebSocketClientCertProtocol(_ClientCertificateMixin, WebSocketsSansIOProtocol):
-    """uvicorn's websockets (sans-I/O) protocol, passing the client certificate to the app."""
+    """uvicorn's websockets (sans-I/O) protocol, passing the client certificate to the app.
+
+    A message may hold at most MAX_MESSAGE_BYTES once unpacked (permessage-deflate stays
+    on; the websockets library stops inflating at the limit), whatever uvicorn's
+    `ws_max_size` says: larger ones close the socket with 1009 before any of it is parsed.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.max_message_size = MAX_MESSAGE_BYTES
 
 
 def server_ssl_context(network: NetworkConfig) -> ssl.SSLContext:

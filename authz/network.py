@@ -14,6 +14,12 @@ from typing import Any
 CONFIG_FILE = "network.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledger.db"
 ORG_KINDS = ("hospital", "parents", "school")
+# Inclusive ranges: a batch window beyond one second (or NaN) would stall every write, and a
+# batch beyond 10,000 transactions would hold the write lock for longer than that.
+PORT_RANGE = (1, 65535)
+BATCH_TIMEOUT_MS_RANGE = (0, 1000)
+MAX_BATCH_RANGE = (1, 10_000)
+CRL_GRACE_DAYS_RANGE = (0, 365)
 
 
 class NetworkConfigError(ValueError):
@@ -28,6 +34,8 @@ class ServerConfig:
     key: Path
     client_cert_header: str
     trusted_proxies: tuple[str, ...]
+    # Days a CRL past its next-update is still used; 0 refuses its organisation at once.
+    crl_grace_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +119,11 @@ def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
     org_ids = {org.id for org in orgs}
     channels = tuple(_channel(root, entry, org_ids) for entry in _array(raw, "channels"))
     _unique("channel name", [channel.name for channel in channels])
-    port = _get(server, "server.port", int, 8443)
-    if not 0 < port < 65536:
-        raise NetworkConfigError(f"server.port must be between 1 and 65535, not {port}.")
-    batch_timeout = _get(ledger, "ledger.batch_timeout_ms", (int, float), 2)
-    max_batch = _get(ledger, "ledger.max_batch", int, 500)
-    if batch_timeout < 0 or max_batch < 1:
-        raise NetworkConfigError(
-            "ledger.batch_timeout_ms must be 0 or more and ledger.max_batch at least 1."
-        )
+    port = _number(server, "server.port", int, 8443, PORT_RANGE)
+    batch_timeout = _number(
+        ledger, "ledger.batch_timeout_ms", (int, float), 2, BATCH_TIMEOUT_MS_RANGE
+    )
+    max_batch = _number(ledger, "ledger.max_batch", int, 500, MAX_BATCH_RANGE)
     return NetworkConfig(
         directory=root,
         server=ServerConfig(
@@ -129,6 +133,7 @@ def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
             key=root / _get(server, "server.key", str, "tls/server.key"),
             client_cert_header=_get(server, "server.client_cert_header", str, ""),
             trusted_proxies=tuple(_strings(server, "server.trusted_proxies")),
+            crl_grace_days=_number(server, "server.crl_grace_days", int, 0, CRL_GRACE_DAYS_RANGE),
         ),
         ledger=LedgerConfig(
             url=resolve_ledger_url(_get(ledger, "ledger.url", str, DEFAULT_LEDGER_URL), root),
@@ -196,6 +201,17 @@ def _get(table: dict[str, Any], label: str, kind: Any, default: Any) -> Any:
         raise NetworkConfigError(f"{label} is required.")
     if not isinstance(value, kind) or isinstance(value, bool) or (value == "" and default is None):
         raise NetworkConfigError(f"{label} has the wrong type or is empty: {value!r}.")
+    return value
+
+
+def _number(
+    table: dict[str, Any], label: str, kind: Any, default: Any, bounds: tuple[int, int]
+) -> Any:
+    """A numeric setting inside `bounds` (inclusive); NaN and infinities are outside any range."""
+    value = _get(table, label, kind, default)
+    low, high = bounds
+    if not low <= value <= high:
+        raise NetworkConfigError(f"{label} must be between {low} and {high}, not {value!r}.")
     return value
 
 

@@ -16,18 +16,13 @@ from pathlib import Path
 
 from cryptography import x509
 
-from chaincode import validation
-from chaincode.errors import BadInput
-
 from . import ca
 from .network import CONFIG_FILE, NetworkConfig, OrgConfig, load_network
 from .roles import Role, role_fits
+from .uids import UID_RULE, display_name_problem, is_uid
 
 DEFAULT_SCHOOLS = ("school-a", "school-b")
 _ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-# A display name is the certificate's common name, which X.509 bounds at 64 characters.
-NAME_MAX = 64
 
 
 class ProvisionError(ValueError):
@@ -128,11 +123,8 @@ def enroll(
     """Issue a client certificate for a new user of `org` and write it under users/ORG/."""
     network = load_network(directory)
     org_config = _org(network, org)
-    if not _UID.fullmatch(uid):
-        raise ProvisionError(
-            f"{uid!r} cannot be a UID: use up to 64 letters, digits and . _ @ -, "
-            "starting with a letter or digit."
-        )
+    if not is_uid(uid):
+        raise ProvisionError(f"{uid!r} cannot be a UID: use {UID_RULE}.")
     if role not in {r.value for r in Role}:
         raise ProvisionError(f"Unknown role {role!r}; use one of doctor, parent, school, admin.")
     if not role_fits(role, org_config.kind):
@@ -158,7 +150,11 @@ def enroll(
 
 
 def revoke(directory: str | Path, *, org: str, uid: str) -> bool:
-    """Add the user's certificate to `org`'s CRL; False if it was revoked already."""
+    """Add the user's certificate to `org`'s CRL; False if it was revoked already.
+
+    Either way the CRL is signed anew with the next CRL Number and a next-update 30 days
+    ahead, so revoking an already revoked user is how a CRL near its next-update is renewed.
+    """
     network = load_network(directory)
     org_config = _org(network, org)
     cert_path = network.directory / "users" / org / f"{uid}.pem"
@@ -167,20 +163,20 @@ def revoke(directory: str | Path, *, org: str, uid: str) -> bool:
     except FileNotFoundError:
         raise ProvisionError(f"No user {uid!r} is enrolled in {org!r}.") from None
     previous = x509.load_pem_x509_crl(org_config.crl.read_bytes())
-    if previous.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
-        return False
+    listed = previous.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
     crl = ca.revoke_serials(_authority(org_config), [cert.serial_number], previous=previous)
     _write(org_config.crl, ca.crl_pem(crl))
-    return True
+    return not listed
 
 
 def _display_name(name: str) -> str:
     """The name trimmed, if it is one line of 1 to 64 characters without control characters
     or bidirectional formatting characters (the rule for names in the contracts)."""
-    try:
-        return validation.text(name, "The name", max_length=NAME_MAX)
-    except BadInput as exc:
-        raise ProvisionError(str(exc)) from None
+    trimmed = name.strip()
+    problem = display_name_problem(trimmed)
+    if problem is not None:
+        raise ProvisionError(f"The name {problem}.")
+    return trimmed
 
 
 def _org(network: NetworkConfig, org: str) -> OrgConfig:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from authz import ca, provision
 from authz.errors import Unauthenticated
-from authz.identity import IdentityVerifier
+from authz.identity import IdentityVerifier, fabric_attributes
 from authz.network import load_network
 from authz.roles import Role
 from tests.networks import NetworkFixture, make_network
@@ -125,6 +125,89 @@ def test_revocation_reaches_a_cached_identity(tmp_path: Path) -> None:
     assert provision.revoke(net.directory, org="parents", uid="bob") is False
 
 
+@pytest.mark.parametrize(
+    "uid",
+    [
+        " dr-house",
+        "dr-house ",
+        "dr-h\u043euse",  # Cyrillic o
+        "dr-\u200bhouse",  # zero-width space
+        "dr-house\nrole: admin",
+        "a" * 5_000,
+        "a" * 65,
+        "../hospital/dr-house",
+        "hospital/dr-house",
+        "-dr-house",
+        ".",
+    ],
+)
+def test_a_uid_enroll_would_refuse_is_refused_whoever_signed_it(
+    net: NetworkFixture, verifier: IdentityVerifier, uid: str
+) -> None:
+    _, cert = ca.issue_client_certificate(
+        _authority(net, "hospital"), org="hospital", uid=uid, role="doctor", name="Dr House"
+    )
+    with pytest.raises(Unauthenticated, match="UID is not a valid UID"):
+        verifier.identify(_der(cert))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Dr\nHouse",
+        "Dr\x00House",
+        "Dr \u202eesuoH",  # right-to-left override
+        "Dr\u2028House",
+        "\x85Dr House",
+        " Dr House",
+    ],
+)
+def test_a_display_name_enroll_would_refuse_is_refused(
+    net: NetworkFixture, verifier: IdentityVerifier, name: str
+) -> None:
+    _, cert = ca.issue_client_certificate(
+        _authority(net, "hospital"), org="hospital", uid="dr-name", role="doctor", name=name
+    )
+    with pytest.raises(Unauthenticated, match="not a valid display name"):
+        verifier.identify(_der(cert))
+
+
+def test_attribute_json_with_a_repeated_role_key_is_refused(
+    net: NetworkFixture, verifier: IdentityVerifier
+) -> None:
+    authority = _authority(net, "parents")
+    key = ca.new_key()
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "parents"),
+                    x509.NameAttribute(NameOID.USER_ID, "carol"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "Carol"),
+                ]
+            )
+        )
+        .issuer_name(authority.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.UnrecognizedExtension(
+                ca.FABRIC_ATTRS_OID, b'{"attrs":{"role":"doctor","role":"admin"}}'
+            ),
+            critical=False,
+        )
+        .sign(authority.key, hashes.SHA256())
+    )
+    with pytest.raises(Unauthenticated, match="role"):
+        verifier.identify(_der(cert))
+    assert fabric_attributes(cert) == {}  # malformed, as if there were no attributes
+
+
 # -- property: only what the network's CAs issued for a fitting role gets in ------------
 
 _STRANGER = ca.create_authority("hospital", "hospital CA")
@@ -194,7 +277,8 @@ def test_only_certificates_the_network_issued_for_a_fitting_role_are_accepted(
     issued_by_network = issuer in ORG_KINDS
     kind = ORG_KINDS.get(issuer, "")
     role_fits = with_role_ext and (role == "admin" or kind in FITS.get(role, set()))
-    should_accept = issued_by_network and client_eku and not is_ca and with_uid and role_fits
+    valid_uid = with_uid and not uid.startswith("-")  # enroll's syntax: a letter or digit first
+    should_accept = issued_by_network and client_eku and not is_ca and valid_uid and role_fits
     try:
         identity = verifier.identify(_der(cert))
     except Unauthenticated:

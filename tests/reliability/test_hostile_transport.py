@@ -340,6 +340,32 @@ def test_a_request_head_over_64_kib_gets_400_and_is_cut_off(serving: Serving) ->
     serving.still_answers()
 
 
+@pytest.mark.parametrize(("size", "status"), [(100_000, b"400"), (60 * 1024, b"200")])
+def test_a_request_head_sent_in_one_write_is_bounded_the_same(
+    serving: Serving, size: int, status: bytes
+) -> None:
+    body = json.dumps({"query": ME}).encode()
+    head = HEAD + b"x-big: " + b"a" * size + b"\r\ncontent-length: %d\r\n\r\n" % len(body)
+    with serving.connect() as tls:
+        tls.sendall(head + body)
+        answer = _read_until_closed(tls)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
+    if status == b"400":
+        assert answer.endswith(b"The request head is too large.")
+        assert b"HTTP/1.1 " not in answer[1:], "one refusal, and the request was never run"
+    serving.still_answers()
+
+
+def _read_until_closed(tls: ssl.SSLSocket) -> bytes:
+    """Everything the server sends until it hangs up (or stays quiet for a second)."""
+    tls.settimeout(1)
+    received = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        while chunk := tls.recv(65536):
+            received += chunk
+    return received
+
+
 def test_a_body_trickled_in_past_the_deadline_gets_408_and_is_cut_off(tmp_path: Path) -> None:
     # serve's bound is MAX_BODY_SECONDS (30 s); the same middleware with 1 s keeps this short.
     net = make_network(tmp_path / "network")
