@@ -13,6 +13,10 @@
 #                -v healthledger-network:/var/lib/healthledger/network \
 #                -v healthledger-ledger:/var/lib/healthledger/ledger healthledger
 #
+# These commands keep the CA keys in the volume the server mounts; fine for a trial. To keep
+# them off the serving container, do as docker-compose.yml does: `network init` and `enroll` in
+# an admin volume at /var/lib/healthledger/admin, and copy only what a server needs into the
+# network volume (its `init` service), mounted read-only by the server.
 # `network init` fills the empty volume (it never overwrites an existing network). The
 # server certificate names localhost and 127.0.0.1, so clients reach the API at
 # https://127.0.0.1:8443 through the published port. Arguments after the image name are added to
@@ -41,6 +45,7 @@ RUN groupadd --system --gid 10001 healthledger \
     && useradd --system --uid 10001 --gid healthledger --no-create-home \
        --home-dir /var/lib/healthledger --shell /usr/sbin/nologin healthledger \
     && mkdir -p /var/lib/healthledger/network /var/lib/healthledger/ledger \
+       /var/lib/healthledger/admin \
     && chown -R healthledger:healthledger /var/lib/healthledger
 
 WORKDIR /src

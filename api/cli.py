@@ -15,11 +15,18 @@ from authz import provision
 from authz.network import NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
-from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store
+from ledger_backends import LedgerError, UnsupportedLedgerURLError
+from ledger_backends.sqlite import NotALedgerError
 
 from . import preflight
 from .health import HealthAddress
-from .verification import ChannelTarget, missing_sqlite_file, no_ledger_at, verify_and_report
+from .verification import (
+    ChannelTarget,
+    missing_sqlite_file,
+    no_ledger_at,
+    open_for_checking,
+    verify_and_report,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         NetworkConfigError,
         ProvisionError,
         UnsupportedLedgerURLError,
+        NotALedgerError,
         preflight.CannotServe,
     ) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
@@ -269,7 +277,7 @@ def _verify_targets(
     missing = missing_sqlite_file(ledger_url)
     if missing is not None:
         raise LedgerError(no_ledger_at(missing))
-    store = open_store(ledger_url)
+    store = open_for_checking(ledger_url)
     try:
         names = store.channels()
     finally:

@@ -1,4 +1,8 @@
-"""Verifying channels and saying the outcome in one line each (`verify` and `demo`)."""
+"""Verifying channels and saying the outcome in one line each (`verify` and `demo`).
+
+Checking never changes a SQLite ledger: the file is opened read-only and must already hold
+the ledger's tables (NotALedgerError otherwise, which the command line reports with exit 2).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger_backends import LedgerError, open_store, verify_channel
-from ledger_backends.sqlite import sqlite_path
+from ledger_backends import LedgerError, LedgerStore, open_store, verify_channel
+from ledger_backends.sqlite import NotALedgerError, SQLiteStore, sqlite_path
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,14 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
             intact = False
             continue
         try:
-            store = open_store(target.url)
+            store = open_for_checking(target.url)
             try:
                 result = verify_channel(store, target.name)
             finally:
                 store.close()
+        except NotALedgerError:
+            # A file that is no ledger at all is a configuration mistake, not a damaged chain.
+            raise
         except LedgerError as exc:
             print(f"{target.name}: cannot be checked: {exc}")
             intact = False
@@ -42,6 +49,13 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
             print(f"{target.name}: DAMAGED at block {result.first_bad_block}: {result.reason}")
             intact = False
     return intact
+
+
+def open_for_checking(url: str) -> LedgerStore:
+    """The store at `url`, opened read-only when it is a SQLite file."""
+    if url.startswith("sqlite:"):
+        return SQLiteStore.open_read_only(url)
+    return open_store(url)
 
 
 def missing_sqlite_file(url: str) -> Path | None:

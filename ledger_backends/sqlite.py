@@ -5,20 +5,39 @@ a block acknowledged by `append_if_tip` survives a crash or power loss (WAL's
 `NORMAL` would be faster but can lose the last commits on power loss). Write
 transactions start with BEGIN IMMEDIATE, so two processes appending to one
 file queue on SQLite's lock instead of failing halfway through.
+
+Privacy: a new ledger file is created 0600 (its directory 0700 when this
+creates it); SQLite gives the `-wal` and `-shm` files the database file's
+mode, so no other local user can read a record from them either.
+
+Checking: `open_read_only` opens an existing file without changing it (no
+journal-mode switch, no table creation) and refuses, with NotALedgerError, a
+file that does not hold the ledger's four tables.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
-from .errors import BackendUnavailableError, UnsupportedLedgerURLError
+from .errors import BackendUnavailableError, LedgerError, UnsupportedLedgerURLError
 from .sql import SqlStore, state_upsert
+from .sql_models import LEDGER_TABLES
 
 BUSY_TIMEOUT_MS = 10_000
+LEDGER_FILE_MODE = 0o600
+LEDGER_DIRECTORY_MODE = 0o700
+
+
+class NotALedgerError(LedgerError):
+    """The file exists but is not a healthledger ledger (not SQLite, or not the ledger's tables)."""
 
 
 class SQLiteStore(SqlStore):
@@ -26,9 +45,12 @@ class SQLiteStore(SqlStore):
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
+        """Open the ledger at `url` to serve it, creating the file and its tables if needed."""
         path = sqlite_path(url)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=LEDGER_DIRECTORY_MODE)
+            # Created owner-only before SQLite writes a byte; an existing file keeps its mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, LEDGER_FILE_MODE))
         except OSError as exc:
             raise BackendUnavailableError(
                 f"The SQLite ledger cannot be created at {str(path)!r}: {exc.strerror}."
@@ -42,6 +64,31 @@ class SQLiteStore(SqlStore):
         store = cls(url, engine, state_upsert(sqlite_insert))
         with store._writing() as conn:
             store.create_tables(conn)
+        return store
+
+    @classmethod
+    def open_read_only(cls, url: str) -> SQLiteStore:
+        """Open an existing ledger file to read it; nothing in the file can be changed.
+
+        Raises NotALedgerError (before any ledger query runs) unless each ledger table is a
+        table, not a view, with the ledger's columns; so a hostile view cannot make reads hang.
+        """
+        path = sqlite_path(url)
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        engine = create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            ),
+        )
+        event.listen(engine, "connect", _configure_reader)
+        event.listen(engine, "begin", _begin)
+        store = cls(url, engine, state_upsert(sqlite_insert))
+        try:
+            _check_ledger_schema(engine, path)
+        except BaseException:
+            store.close()
+            raise
         return store
 
 
@@ -69,6 +116,44 @@ def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _configure_reader(dbapi_connection: Any, _record: Any) -> None:
+    # Read-only twice over: the file is opened mode=ro and the connection refuses writes.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _check_ledger_schema(engine: Engine, path: Path) -> None:
+    """Raise NotALedgerError unless each ledger table exists as a table with its columns."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT name, type FROM sqlite_master WHERE name LIKE 'ledger_%'"
+            )
+            kinds: dict[str, str] = {name: kind for name, kind in rows}
+            for table in LEDGER_TABLES:
+                kind = kinds.get(table.name)
+                if kind is None:
+                    raise NotALedgerError(f"{path} is not a ledger: it has no {table.name} table.")
+                if kind != "table":
+                    raise NotALedgerError(
+                        f"{path} is not a ledger: its {table.name} is a {kind}, not a table."
+                    )
+                columns = {
+                    row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")
+                }
+                missing = sorted(set(table.columns.keys()) - columns)
+                if missing:
+                    raise NotALedgerError(
+                        f"{path} is not a ledger: {table.name} lacks {', '.join(missing)}."
+                    )
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "it cannot be read"
+        raise NotALedgerError(f"{path} is not a ledger: {reason}.") from exc
 
 
 def _begin(connection: Any) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import stat
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
-from ledger_backends.errors import UnsupportedLedgerURLError
+from ledger_backends.errors import BackendUnavailableError, UnsupportedLedgerURLError
 from ledger_backends.registry import open_store
-from ledger_backends.testing import LedgerStoreConformance
+from ledger_backends.sqlite import SQLiteStore
+from ledger_backends.testing import (
+    ChainWriter,
+    LedgerStoreConformance,
+    golden_clock,
+    golden_proposals,
+)
 from tests.sql_atomicity import SqlAtomicity
 from tests.sql_tampering import SqlTampering
 
@@ -46,3 +55,43 @@ def test_relative_path_is_relative_to_working_directory(
 def test_non_file_sqlite_urls_are_refused(url: str) -> None:
     with pytest.raises(UnsupportedLedgerURLError, match=r"sqlite|file"):
         open_store(url)
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    # The common default, which leaves new files readable by every local user.
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _mode(path: pathlib.Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_ledger_files_and_new_directory_are_private_to_the_owner(tmp_path: pathlib.Path) -> None:
+    directory = tmp_path / "ledgers"
+    path = directory / "ledger.db"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        ChainWriter(store, "medical", clock=golden_clock()).commit(golden_proposals()[0])
+        files = [path, path.with_name("ledger.db-wal"), path.with_name("ledger.db-shm")]
+        assert {file.name: _mode(file) for file in files} == {file.name: 0o600 for file in files}
+        assert _mode(directory) == 0o700
+    finally:
+        store.close()
+
+
+def test_a_read_only_store_reads_but_cannot_write(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    writer_store = open_store(url)
+    ChainWriter(writer_store, "medical", clock=golden_clock()).commit(golden_proposals()[0])
+    writer_store.close()
+    reader = SQLiteStore.open_read_only(url)
+    try:
+        assert reader.channels() == ["medical"] and reader.tip("medical").height == 1
+        with pytest.raises(BackendUnavailableError, match="readonly"):
+            ChainWriter(reader, "medical", clock=golden_clock()).commit(golden_proposals()[1])
+    finally:
+        reader.close()

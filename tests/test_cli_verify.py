@@ -142,3 +142,89 @@ def test_environment_names_the_ledger(
     monkeypatch.setenv("HEALTHLEDGER_LEDGER_URL", _ledger_with_blocks(tmp_path / "env.db"))
     assert main(["verify"]) == 0
     assert "medical: ok" in capsys.readouterr().out
+
+
+def _run_verify(path: pathlib.Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "verify", "--ledger", f"sqlite:///{path}", *extra],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_file_that_is_not_sqlite_is_refused_in_one_line(tmp_path: pathlib.Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just words\n" * 200)
+    for extra in ((), ("--channel", "medical")):
+        result = _run_verify(notes, *extra)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"healthledger: {notes} is not a ledger: file is not a database.\n"
+        )
+    assert notes.read_text() == "not a database, just words\n" * 200
+
+
+def test_an_unrelated_sqlite_file_is_refused_and_left_unchanged(tmp_path: pathlib.Path) -> None:
+    other = tmp_path / "shop.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
+    before = other.read_bytes()
+    result = _run_verify(other)
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"healthledger: {other} is not a ledger: it has no ledger_blocks table.\n"
+    )
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+        assert names == ["orders"]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_delete_journal_ledger_is_verified_without_switching_it_to_wal(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "ledger.db"
+    _ledger_with_blocks(path)
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+    before = path.read_bytes()
+    result = _run_verify(path)
+    assert result.returncode == 0, result.stderr
+    assert "medical: ok, 3 blocks" in result.stdout
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.db"]
+
+
+def test_a_view_posing_as_a_ledger_table_is_refused_at_once(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "trap.db"
+    _ledger_with_blocks(path)
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE ledger_blocks")
+        # Reading this view never ends: an endless recursive query.
+        db.execute(
+            "CREATE VIEW ledger_blocks AS WITH RECURSIVE n(i) AS "
+            "(SELECT 0 UNION ALL SELECT i + 1 FROM n) "
+            "SELECT 'medical' AS channel, i AS number, '' AS previous_hash, '' AS data_hash, "
+            "'' AS hash, '' AS timestamp, 0 AS tx_count FROM n"
+        )
+    for extra in ((), ("--channel", "medical")):
+        result = _run_verify(path, *extra)
+        assert result.returncode == 2
+        assert result.stderr == (
+            f"healthledger: {path} is not a ledger: its ledger_blocks is a view, not a table.\n"
+        )
+
+
+def test_a_ledger_table_missing_columns_is_refused(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "odd.db"
+    _ledger_with_blocks(path)
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE ledger_state RENAME TO old_state")
+        db.execute("CREATE TABLE ledger_state (channel TEXT, key TEXT, value TEXT)")
+    result = _run_verify(path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"healthledger: {path} is not a ledger: ledger_state lacks block_number, tx_index.\n"
+    )

@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -333,7 +334,8 @@ def container(tmp_path: Path) -> Container:
 def run_init_service(container: Container) -> subprocess.CompletedProcess[str]:
     argv = compose()["services"]["init"]["entrypoint"]
     # Compose turns `$$` into a literal `$` for the container's shell.
-    return container.run([part.replace("$$", "$") for part in argv])
+    inside = f"{container.root}/var/lib/"
+    return container.run([part.replace("$$", "$").replace("/var/lib/", inside) for part in argv])
 
 
 def test_the_compose_init_service_creates_the_network_once(container: Container) -> None:
@@ -344,6 +346,23 @@ def test_the_compose_init_service_creates_the_network_once(container: Container)
     again = run_init_service(container)
     assert again.returncode == 0, again.stderr
     assert network_toml.read_bytes() == created
+
+
+def test_the_compose_init_service_gives_the_server_no_private_ca_or_user_key(
+    container: Container,
+) -> None:
+    assert run_init_service(container).returncode == 0
+    admin = container.path("/var/lib/healthledger/admin")
+    provision.enroll(admin, org="parents", uid="alice", role="parent")
+    assert run_init_service(container).returncode == 0  # publishes alice's certificate
+    served = Path(container.env["HEALTHLEDGER_NETWORK"])
+    keys = sorted(str(path.relative_to(served)) for path in served.rglob("*.key"))
+    assert keys == ["tls/server.key"]
+    assert (served / "users/parents/alice.pem").exists()
+    assert (served / "orgs/parents/crl.pem").read_bytes() == (
+        admin / "orgs/parents/crl.pem"
+    ).read_bytes()
+    assert stat.S_IMODE((served / "tls/server.key").stat().st_mode) == 0o600
 
 
 @contextlib.contextmanager
@@ -377,8 +396,9 @@ def test_the_entry_point_serves_mtls_and_passes_the_health_check_while_it_runs(
     container: Container,
 ) -> None:
     assert run_init_service(container).returncode == 0
-    net = NetworkFixture(Path(container.env["HEALTHLEDGER_NETWORK"]))
+    net = NetworkFixture(container.path("/var/lib/healthledger/admin"))
     provision.enroll(net.directory, org="parents", uid="alice", role="parent")
+    assert run_init_service(container).returncode == 0
     api_port, health_port = free_port(), free_port()
     with serving(container, api_port, health_port):
         with httpx.Client(verify=net.client_context("alice"), timeout=5) as client:
@@ -386,7 +406,7 @@ def test_the_entry_point_serves_mtls_and_passes_the_health_check_while_it_runs(
         assert container.healthy(health_port)
     assert not container.healthy(health_port)
     assert container.path("/var/lib/healthledger/ledger/ledger.db").exists()
-    assert not (net.directory / "ledger.db").exists()
+    assert not (Path(container.env["HEALTHLEDGER_NETWORK"]) / "ledger.db").exists()
 
 
 def test_an_empty_ledger_url_lets_network_toml_choose_the_ledgers(container: Container) -> None:
@@ -432,11 +452,14 @@ def test_compose_runs_healthledger_on_postgresql_with_redis_beside_it() -> None:
 def test_compose_mounts_the_volumes_the_image_declares() -> None:
     services = compose()["services"]
     declared = json.loads(only("VOLUME").arguments)
-    mounts = {v.split(":", 1)[1] for v in services["healthledger"]["volumes"]}
+    mounts = {v.split(":")[1] for v in services["healthledger"]["volumes"]}
     assert mounts == set(declared)
     network_volume = container_environment()["HEALTHLEDGER_NETWORK"]
     assert f"network:{network_volume}" in services["init"]["volumes"]
-    assert f"network:{network_volume}" in services["healthledger"]["volumes"]
+    # The server reads its copy read-only and never sees the volume holding the CA keys.
+    assert f"network:{network_volume}:ro" in services["healthledger"]["volumes"]
+    assert "admin:/var/lib/healthledger/admin" in services["init"]["volumes"]
+    assert not any(v.startswith("admin:") for v in services["healthledger"]["volumes"])
 
 
 def test_the_server_looks_for_the_web_app_where_the_image_puts_it(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_absolute_and_server_urls_are_left_alone(url: str) -> None:
         (('members = ["hospital", "parents"]', 'members = ["hospital", "mars"]'), "unknown: mars"),
         (('msp = "ParentsMSP"', 'msp = "HospitalMSP"'), "repeated: HospitalMSP"),
         (('url = "sqlite:///ledger.db"', "url = 5"), "ledger.url has the wrong type"),
-        (("[ledger]", "[ledger]\nmax_batch = 0"), "max_batch at least 1"),
+        (("[ledger]", "[ledger]\nmax_batch = 0"), "max_batch must be between 1 and 10000"),
         (('name = "report"', 'name = "medical"'), "repeated: medical"),
         (("[ledger]", "[server]\nport = 70000\n[ledger]"), "between 1 and 65535"),
     ],
@@ -65,3 +65,37 @@ def test_network_without_channels_is_refused(tmp_path: pathlib.Path) -> None:
     text = NETWORK_TOML.split("[[channels]]")[0]
     with pytest.raises(NetworkConfigError, match=r"\[\[channels\]\]"):
         load_network(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("[ledger]\nbatch_timeout_ms = nan", r"ledger.batch_timeout_ms must be between 0 and 1000"),
+        ("[ledger]\nbatch_timeout_ms = inf", r"ledger.batch_timeout_ms must be between 0 and 1000"),
+        (
+            "[ledger]\nbatch_timeout_ms = 1e12",
+            r"ledger.batch_timeout_ms must be between 0 and 1000",
+        ),
+        ("[ledger]\nbatch_timeout_ms = -1", r"ledger.batch_timeout_ms must be between 0 and 1000"),
+        ("[ledger]\nmax_batch = 100000000", r"ledger.max_batch must be between 1 and 10000"),
+        ("[server]\nport = 0\n[ledger]", r"server.port must be between 1 and 65535, not 0\."),
+    ],
+)
+def test_numeric_settings_outside_their_range_are_refused(
+    tmp_path: pathlib.Path, setting: str, message: str
+) -> None:
+    # NaN or a huge batch window once passed and then stalled every write and shutdown.
+    with pytest.raises(NetworkConfigError, match=message):
+        load_network(_write(tmp_path, NETWORK_TOML.replace("[ledger]", setting, 1)))
+
+
+def test_numeric_settings_at_their_bounds_are_accepted(tmp_path: pathlib.Path) -> None:
+    text = NETWORK_TOML.replace(
+        "[ledger]", "[server]\nport = 65535\n[ledger]\nbatch_timeout_ms = 1000\nmax_batch = 1", 1
+    )
+    network = load_network(_write(tmp_path, text))
+    assert (network.server.port, network.ledger.batch_timeout_ms, network.ledger.max_batch) == (
+        65535,
+        1000.0,
+        1,
+    )
