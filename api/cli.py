@@ -95,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a school organisation (repeatable; default: school-a, school-b)",
     )
     init.set_defaults(run=_network_init)
+    renew = network_commands.add_parser(
+        "renew-crl",
+        help="sign each organisation's CRL anew (next number, next-update in 30 days)",
+    )
+    renew.add_argument("directory", metavar="DIR")
+    renew.add_argument("--org", help="only this organisation's CRL")
+    renew.set_defaults(run=_network_renew_crl)
 
     enroll = commands.add_parser("enroll", help="issue a client certificate for a user")
     enroll.add_argument("directory", metavar="DIR")
@@ -240,6 +247,14 @@ def _enroll(args: argparse.Namespace) -> int:
     print(f"  key          {paths.key}")
     if paths.p12 is not None:
         print(f"  PKCS#12      {paths.p12} (import into a browser with the password given)")
+    return EXIT_OK
+
+
+def _network_renew_crl(args: argparse.Namespace) -> int:
+    orgs = [args.org] if args.org else [org.id for org in load_network(args.directory).orgs]
+    for org in orgs:
+        number = provision.renew_crl(args.directory, org=org)
+        print(f"Renewed the CRL of {org} (number {number}); copy it to every serving host.")
     return EXIT_OK
 
 

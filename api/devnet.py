@@ -11,12 +11,16 @@ from __future__ import annotations
 import shlex
 import ssl
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from cryptography import x509
 
 from authz import provision
 from authz.network import CONFIG_FILE, load_network
 
 DEMO_P12_PASSWORD = "healthledger"
+CRL_RENEW_AHEAD = timedelta(days=7)
 DEMO_USERS = [
     ("hospital", "dr-house", "doctor", "Dr Gregory House"),
     ("parents", "alice", "parent", "Alice Martin"),
@@ -28,8 +32,13 @@ DEMO_USERS = [
 
 
 def ensure_dev_network(directory: Path) -> bool:
-    """Create the network and demo users unless DIR already holds a network; True if created."""
+    """Create the network and demo users unless DIR already holds a network; True if created.
+
+    An existing network's CRLs are renewed when they are within CRL_RENEW_AHEAD of their
+    next-update: the server refuses an organisation whose CRL has run out.
+    """
     if (directory / CONFIG_FILE).exists():
+        renew_crls_running_out(directory)
         return False
     provision.init_network(directory)
     for org, uid, role, name in DEMO_USERS:
@@ -37,6 +46,14 @@ def ensure_dev_network(directory: Path) -> bool:
             directory, org=org, uid=uid, role=role, name=name, p12_password=DEMO_P12_PASSWORD
         )
     return True
+
+
+def renew_crls_running_out(directory: Path) -> None:
+    deadline = datetime.now(UTC) + CRL_RENEW_AHEAD
+    for org in load_network(directory).orgs:
+        crl = x509.load_pem_x509_crl(org.crl.read_bytes())
+        if crl.next_update_utc is None or crl.next_update_utc < deadline:
+            provision.renew_crl(directory, org=org.id)
 
 
 def user_context(directory: Path, org: str, uid: str) -> ssl.SSLContext:

@@ -258,7 +258,7 @@ class IdentityVerifier:
             )
         raise Unauthenticated(
             f"The revocation list of {org!r} is past its next-update time; its certificates "
-            "are refused until it is re-signed (healthledger revoke)."
+            "are refused until it is re-signed (healthledger network renew-crl)."
         )
 
 

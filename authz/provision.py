@@ -169,6 +169,20 @@ def revoke(directory: str | Path, *, org: str, uid: str) -> bool:
     return not listed
 
 
+def renew_crl(directory: str | Path, *, org: str) -> int:
+    """Sign `org`'s CRL anew (same entries, the next CRL Number, next-update 30 days ahead).
+
+    A server refuses every certificate of an organisation whose CRL is past its
+    next-update, so each CRL is renewed before then (a cron job, or `make run` for the
+    development network). Returns the new CRL Number.
+    """
+    org_config = _org(load_network(directory), org)
+    previous = x509.load_pem_x509_crl(org_config.crl.read_bytes())
+    crl = ca.revoke_serials(_authority(org_config), [], previous=previous)
+    _write(org_config.crl, ca.crl_pem(crl))
+    return ca.crl_number(crl)
+
+
 def _display_name(name: str) -> str:
     """The name trimmed, if it is one line of 1 to 64 characters without control characters
     or bidirectional formatting characters (the rule for names in the contracts)."""

@@ -13,6 +13,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from api.cli import main
+from api.devnet import ensure_dev_network
 from authz import ca, provision
 from authz.errors import Unauthenticated
 from authz.identity import IdentityVerifier
@@ -155,3 +157,34 @@ def test_the_grace_setting_is_range_checked(tmp_path: Path, value: str) -> None:
     )
     with pytest.raises(NetworkConfigError, match="crl_grace_days"):
         load_network(net.directory)
+
+
+def test_network_renew_crl_signs_each_list_anew_and_make_run_renews_lists_running_out(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "net"
+    assert ensure_dev_network(directory)
+    network = load_network(directory)
+    before = {
+        org.id: ca.crl_number(x509.load_pem_x509_crl(org.crl.read_bytes())) for org in network.orgs
+    }
+    assert main(["network", "renew-crl", str(directory), "--org", "parents"]) == 0
+    after = {
+        org.id: ca.crl_number(x509.load_pem_x509_crl(org.crl.read_bytes())) for org in network.orgs
+    }
+    assert after == {**before, "parents": before["parents"] + 1}
+
+    hospital = next(org for org in network.orgs if org.id == "hospital")
+    authority = ca.load_authority(
+        hospital.ca.read_bytes(), hospital.ca.with_name("ca.key").read_bytes()
+    )
+    stale = ca.revoke_serials(
+        authority, [], previous=None, now=datetime.now(UTC) - timedelta(days=29)
+    )
+    hospital.crl.write_bytes(ca.crl_pem(stale))
+    assert not ensure_dev_network(directory)  # the network exists: only lists running out change
+    renewed = x509.load_pem_x509_crl(hospital.crl.read_bytes())
+    assert renewed.next_update_utc is not None
+    assert renewed.next_update_utc > datetime.now(UTC) + timedelta(days=29)
+    parents = next(org for org in network.orgs if org.id == "parents")
+    assert ca.crl_number(x509.load_pem_x509_crl(parents.crl.read_bytes())) == after["parents"]
