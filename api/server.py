@@ -9,6 +9,7 @@ then drains every channel's committer before closing the stores.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import ssl
@@ -22,6 +23,7 @@ from authz.network import load_network
 
 from .access_log import withhold_query_strings
 from .app import create_app
+from .connection_limits import HandshakeLimitedLoop
 from .health import HealthAddress
 from .services import Services
 
@@ -47,6 +49,12 @@ def app_from_environment() -> Starlette:
     # a full collection no longer walks it, which kept every request waiting 25-40 ms.
     gc.freeze()
     return app
+
+
+def loop_from_environment() -> asyncio.AbstractEventLoop:
+    """Each worker's event loop: TLS handshakes bounded in time and in number per address."""
+    network = load_network(os.environ[NETWORK_ENV])
+    return HandshakeLimitedLoop(network.server.max_handshakes_per_address)
 
 
 def ssl_context_from_environment(_config: Any, _default: Any) -> ssl.SSLContext:
@@ -77,6 +85,7 @@ def serve(
         http=HttpToolsClientCertProtocol,
         ws=WebSocketClientCertProtocol,
         ssl_context_factory=ssl_context_from_environment,
+        loop="api.server:loop_from_environment",
         lifespan="on",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,

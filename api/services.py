@@ -14,6 +14,7 @@ from chaincode.gateway import Gateway
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 
 from .chain_checks import ChainChecks
+from .connection_limits import IdentityLimits
 from .events import EventHub
 from .metrics import Metrics
 
@@ -31,6 +32,7 @@ class Services:
     events: EventHub
     metrics: Metrics
     chain_checks: ChainChecks
+    limits: IdentityLimits
 
     @classmethod
     def open(cls, network: NetworkConfig, ledger_url: str | None = None) -> Services:
@@ -69,6 +71,10 @@ class Services:
             events=EventHub(channels),
             metrics=Metrics(channels),
             chain_checks=ChainChecks(channels),
+            limits=IdentityLimits(
+                network.server.max_websockets_per_identity,
+                network.server.max_subscriptions_per_identity,
+            ),
         )
 
     async def ready(self) -> bool:

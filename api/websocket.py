@@ -13,6 +13,11 @@ When a check fails, each running operation gets an `error` message with UNAUTHEN
 operations are cancelled and the socket is closed with code 4403, "certificate revoked".
 The verifier re-reads the CRLs at most once a second, so a revoked certificate's socket
 closes within about two seconds of `healthledger revoke` (the promise is five).
+
+One identity holds at most `server.max_websockets_per_identity` sockets (the next is closed
+with 4429, "too many websockets for this certificate") and runs at most
+`server.max_subscriptions_per_identity` operations over them (the next `subscribe` gets an
+`error` with BAD_USER_INPUT; the socket stays open). Both counts are per worker process.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import logging
 from contextlib import suppress
 
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
 from starlette.websockets import WebSocketDisconnected as WebSocketAlreadyClosed
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -28,6 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
     Message,
     SubscribeMessage,
 )
@@ -41,6 +48,8 @@ log = logging.getLogger("healthledger.websocket")
 CERTIFICATE_RECHECK_SECONDS = 1.0
 CERTIFICATE_REFUSED_CODE = 4403
 CERTIFICATE_REFUSED_REASON = "certificate revoked"
+TOO_MANY_CODE = 4429
+TOO_MANY_WEBSOCKETS_REASON = "too many websockets for this certificate"
 # Whichever layer notices first, these all mean the socket can no longer be written to.
 _GONE = (WebSocketDisconnect, WebSocketAlreadyClosed, WebSocketDisconnected)
 
@@ -58,24 +67,50 @@ class CertificateCheckedTransportWS(BaseGraphQLTransportWSHandler[Context, None]
     _refused = False
 
     async def handle(self) -> None:
-        watcher = asyncio.create_task(self._watch_certificate())
+        limits = self.context.services.limits
+        identity = self.context.identity
+        if not limits.admit(identity, self):
+            log.info("Refusing a websocket of %s/%s: at the cap", identity.org, identity.uid)
+            with suppress(*_GONE):
+                await self.websocket.close(TOO_MANY_CODE, TOO_MANY_WEBSOCKETS_REASON)
+            return
         try:
-            await super().handle()
+            watcher = asyncio.create_task(self._watch_certificate())
+            try:
+                await super().handle()
+            finally:
+                watcher.cancel()
+                await asyncio.wait([watcher])
         finally:
-            watcher.cancel()
-            await asyncio.wait([watcher])
+            limits.release(identity, self)  # however the socket ended, its slots are free
 
     async def handle_message(self, message: Message) -> None:
         if not self._refused:  # what arrives after the refusal, before the close, is dropped
             await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        if await self._certificate_accepted():
-            await super().handle_subscribe(message)
+        if not await self._certificate_accepted():
+            return
+        starts = self.connection_acknowledged and message["id"] not in self.operations
+        if starts and not self.context.services.limits.may_start(self.context.identity):
+            await self._refuse_operation(message["id"])
+            return
+        await super().handle_subscribe(message)
 
     async def send_message(self, message: Message) -> None:
         if await self._certificate_accepted():
             await super().send_message(message)
+
+    async def _refuse_operation(self, operation_id: str) -> None:
+        """Answers one `subscribe` over the identity's cap with an error; nothing runs."""
+        cap = self.context.services.limits.max_operations
+        error = GraphQLError(
+            f"too many subscriptions for this certificate (at most {cap} at once)",
+            extensions={"code": "BAD_USER_INPUT"},
+        )
+        await self.send_message(
+            ErrorMessage(id=operation_id, type="error", payload=[error.formatted])
+        )
 
     async def _watch_certificate(self) -> None:
         while not self._refused:

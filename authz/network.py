@@ -20,6 +20,12 @@ PORT_RANGE = (1, 65535)
 BATCH_TIMEOUT_MS_RANGE = (0, 1000)
 MAX_BATCH_RANGE = (1, 10_000)
 CRL_GRACE_DAYS_RANGE = (0, 365)
+# Per certificate identity, per worker process: enough for a family's tabs and devices, and
+# far below the 20,000 subscriptions one parent once opened.
+MAX_WEBSOCKETS_PER_IDENTITY_RANGE = (1, 1000)
+MAX_SUBSCRIPTIONS_PER_IDENTITY_RANGE = (1, 10_000)
+# TLS handshakes not yet finished, per client address and worker (a proxy in front is one address).
+MAX_HANDSHAKES_PER_ADDRESS_RANGE = (1, 10_000)
 
 
 class NetworkConfigError(ValueError):
@@ -36,6 +42,11 @@ class ServerConfig:
     trusted_proxies: tuple[str, ...]
     # Days a CRL past its next-update is still used; 0 refuses its organisation at once.
     crl_grace_days: int = 0
+    # Open websockets, and operations running over them, per (organisation, UID) and worker.
+    max_websockets_per_identity: int = 8
+    max_subscriptions_per_identity: int = 32
+    # TLS handshakes under way per client address and worker; more are dropped unanswered.
+    max_handshakes_per_address: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +145,27 @@ def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
             client_cert_header=_get(server, "server.client_cert_header", str, ""),
             trusted_proxies=tuple(_strings(server, "server.trusted_proxies")),
             crl_grace_days=_number(server, "server.crl_grace_days", int, 0, CRL_GRACE_DAYS_RANGE),
+            max_websockets_per_identity=_number(
+                server,
+                "server.max_websockets_per_identity",
+                int,
+                8,
+                MAX_WEBSOCKETS_PER_IDENTITY_RANGE,
+            ),
+            max_subscriptions_per_identity=_number(
+                server,
+                "server.max_subscriptions_per_identity",
+                int,
+                32,
+                MAX_SUBSCRIPTIONS_PER_IDENTITY_RANGE,
+            ),
+            max_handshakes_per_address=_number(
+                server,
+                "server.max_handshakes_per_address",
+                int,
+                16,
+                MAX_HANDSHAKES_PER_ADDRESS_RANGE,
+            ),
         ),
         ledger=LedgerConfig(
             url=resolve_ledger_url(_get(ledger, "ledger.url", str, DEFAULT_LEDGER_URL), root),
