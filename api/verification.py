@@ -1,7 +1,10 @@
 """Verifying channels and saying the outcome in one line each (`verify` and `demo`).
 
-Checking never changes a SQLite ledger: the file is opened read-only and must already hold
-the ledger's tables (NotALedgerError otherwise, which the command line reports with exit 2).
+Checking never changes a ledger. A SQLite file is opened read-only and a PostgreSQL database
+in read-only transactions; either must already hold the ledger's tables (NotALedgerError
+otherwise, which the command line reports with exit 2). A Redis ledger is only read: its
+store sends no write command when opened (the append script is registered client-side)
+nor while a chain is checked, so no key is created.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ledger_backends import LedgerError, LedgerStore, open_store, verify_channel
+from ledger_backends.postgres import PostgresStore
 from ledger_backends.sqlite import NotALedgerError, SQLiteStore, sqlite_path
 
 
@@ -52,9 +57,12 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
 
 
 def open_for_checking(url: str) -> LedgerStore:
-    """The store at `url`, opened read-only when it is a SQLite file."""
-    if url.startswith("sqlite:"):
+    """The store at `url`, opened read-only when it is a SQLite or PostgreSQL ledger."""
+    scheme = urlsplit(url).scheme.split("+", 1)[0].lower()  # as open_store reads it
+    if scheme == "sqlite":
         return SQLiteStore.open_read_only(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresStore.open_read_only(url)
     return open_store(url)
 
 

@@ -38,6 +38,9 @@ from .network import NetworkConfig
 log = logging.getLogger("healthledger.mtls")
 
 REQUEST_HEAD_SECONDS = 10.0
+# How long writing may stay paused (the peer reads none of what is sent) before the connection
+# is aborted; a slow reader that drains its buffer now and then resumes writing and is spared.
+WRITE_TIMEOUT_SECONDS = 30.0
 MAX_REQUEST_HEAD_BYTES = 64 * 1024
 # A websocket message is bounded like a request body (api.app.MAX_BODY_BYTES), unpacked.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -89,11 +92,55 @@ class _ClientCertificateMixin:
             self.app = _WithTLSExtension(self.app, tls)
 
 
-class H11ClientCertProtocol(_ClientCertificateMixin, H11Protocol):
-    """uvicorn's h11 HTTP protocol, passing the client certificate to the app."""
+class _WriteTimeoutMixin:
+    """Aborts a connection whose writing stays paused for more than WRITE_TIMEOUT_SECONDS.
+
+    uvicorn pauses writing when the transport's buffer is full and waits, without limit, for
+    the peer to read. A peer that never reads would otherwise hold the connection, its
+    buffered response and the task sending it for ever.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    client: tuple[str, int] | None
+    _write_deadline: asyncio.TimerHandle | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        if self._write_deadline is None:
+            self._write_deadline = self.loop.call_later(WRITE_TIMEOUT_SECONDS, self._write_too_slow)
+
+    def resume_writing(self) -> None:
+        self._write_resumed()
+        super().resume_writing()  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._write_resumed()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _write_resumed(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _write_too_slow(self) -> None:
+        self._write_deadline = None
+        log.warning(
+            "Aborted a connection to %s: it read nothing of what was sent for %s s.",
+            self.client,
+            WRITE_TIMEOUT_SECONDS,
+        )
+        self.transport.abort()  # close() would wait for the unread buffer to be flushed
 
 
-class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
+class H11ClientCertProtocol(_ClientCertificateMixin, _WriteTimeoutMixin, H11Protocol):
+    """uvicorn's h11 HTTP protocol, passing the client certificate to the app.
+
+    A peer that reads nothing for WRITE_TIMEOUT_SECONDS while a response waits is cut off.
+    """
+
+
+class HttpToolsClientCertProtocol(_ClientCertificateMixin, _WriteTimeoutMixin, HttpToolsProtocol):
     """uvicorn's httptools HTTP protocol, passing the client certificate to the app.
 
     It also bounds the request head (request line and headers), which uvicorn does not: a
@@ -102,7 +149,8 @@ class HttpToolsClientCertProtocol(_ClientCertificateMixin, HttpToolsProtocol):
     MAX_REQUEST_HEAD_BYTES without finishing it gets HTTP 400 and is disconnected. The same
     refusal holds when a head that large arrives whole in one read: its parsed request line
     and headers are counted as the parser reports them. Idle time between requests stays
-    bounded by uvicorn's shorter timeout_keep_alive.
+    bounded by uvicorn's shorter timeout_keep_alive. A client that reads nothing of a
+    response for WRITE_TIMEOUT_SECONDS is disconnected too.
     """
 
     _head_deadline: asyncio.TimerHandle | None = None
@@ -183,12 +231,15 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback: the parser turns it into its own error and stops."""
 
 
-class WebSocketClientCertProtocol(_ClientCertificateMixin, WebSocketsSansIOProtocol):
+class WebSocketClientCertProtocol(
+    _ClientCertificateMixin, _WriteTimeoutMixin, WebSocketsSansIOProtocol
+):
     """uvicorn's websockets (sans-I/O) protocol, passing the client certificate to the app.
 
     A message may hold at most MAX_MESSAGE_BYTES once unpacked (permessage-deflate stays
     on; the websockets library stops inflating at the limit), whatever uvicorn's
     `ws_max_size` says: larger ones close the socket with 1009 before any of it is parsed.
+    A peer that reads nothing sent to it for WRITE_TIMEOUT_SECONDS is disconnected.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

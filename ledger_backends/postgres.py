@@ -7,6 +7,11 @@ is PostgreSQL's own (`synchronous_commit=on`, the default, means an
 acknowledged block is on disk). An optional `?schema=NAME` keeps the ledger's
 tables in their own schema.
 
+Checking: `open_read_only` opens an existing ledger without changing it: no schema
+or table is created, every transaction is read-only (default_transaction_read_only),
+and a database or schema without the ledger's four tables is refused with
+NotALedgerError.
+
 A store call gives up on an unreachable server within about 3.5 s: every
 wait for a reply ends after REPLY_TIMEOUT_S (psycopg alone would wait forever
 on a server that stops answering, e.g. behind a partition) and every new
@@ -25,12 +30,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import pq
 from psycopg.abc import PQGen
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from .errors import UnsupportedLedgerURLError
 from .sql import SqlStore, state_upsert
+from .sql_models import LEDGER_TABLES
+from .sqlite import NotALedgerError
 
 CONNECT_TIMEOUT_S = 2  # libpq's smallest
 REPLY_TIMEOUT_S = 1.5
@@ -43,24 +50,8 @@ class PostgresStore(SqlStore):
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        schema = query.pop("schema", None)
-        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise UnsupportedLedgerURLError(
-                "The schema in a PostgreSQL ledger URL must be lower-case letters, digits and _."
-            )
-        connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
-        if schema:
-            connect_args["options"] = f"-c search_path={schema}"
-        engine_url = urlunsplit(
-            ("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), "")
-        )
-        engine = create_engine(
-            engine_url, connect_args=connect_args, pool_pre_ping=True, pool_size=8
-        )
-        event.listen(engine, "do_connect", _connect_bounded)
-        store = cls(url, engine, state_upsert(pg_insert))
+        """Open the ledger at `url` to serve it, creating its schema and tables if needed."""
+        store, schema = cls._connect(url, read_only=False)
         with store._writing() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
             if schema:
@@ -68,8 +59,90 @@ class PostgresStore(SqlStore):
             store.create_tables(conn)
         return store
 
+    @classmethod
+    def open_read_only(cls, url: str) -> PostgresStore:
+        """Open an existing ledger to read it; nothing in the database can be changed.
+
+        Raises NotALedgerError (before any ledger query runs) unless each ledger table is a
+        table, not a view, with the ledger's columns, in the URL's schema.
+        """
+        store, _ = cls._connect(url, read_only=True)
+        try:
+            with store._reading() as conn:
+                _check_ledger_schema(conn, _without_password(url))
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _connect(cls, url: str, *, read_only: bool) -> tuple[PostgresStore, str | None]:
+        """The store over a new engine for `url`, and the schema the URL names."""
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        schema = query.pop("schema", None)
+        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise UnsupportedLedgerURLError(
+                "The schema in a PostgreSQL ledger URL must be lower-case letters, digits and _."
+            )
+        options = [f"-c search_path={schema}"] if schema else []
+        if read_only:
+            # The server itself refuses any write in any transaction of these connections.
+            options.append("-c default_transaction_read_only=on")
+        connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        if options:
+            connect_args["options"] = " ".join(options)
+        engine_url = urlunsplit(
+            ("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), "")
+        )
+        engine = create_engine(
+            engine_url, connect_args=connect_args, pool_pre_ping=True, pool_size=8
+        )
+        event.listen(engine, "do_connect", _connect_bounded)
+        return cls(url, engine, state_upsert(pg_insert)), schema
+
     def is_lock_busy(self, exc: DBAPIError) -> bool:
         return isinstance(exc.orig, psycopg.errors.LockNotAvailable)
+
+
+_LEDGER_COLUMNS = text(
+    "SELECT t.table_name, t.table_type, c.column_name FROM information_schema.tables t "
+    "LEFT JOIN information_schema.columns c USING (table_schema, table_name) "
+    "WHERE t.table_schema = current_schema() AND t.table_name IN :names"
+).bindparams(bindparam("names", expanding=True))
+
+
+def _check_ledger_schema(conn: Connection, where: str) -> None:
+    """Raise NotALedgerError unless each ledger table exists as a table with its columns.
+
+    A schema that does not exist has no current_schema(), so no tables: it is refused too.
+    """
+    kinds: dict[str, str] = {}
+    columns: dict[str, set[str]] = {}
+    names = [table.name for table in LEDGER_TABLES]
+    for name, kind, column in conn.execute(_LEDGER_COLUMNS, {"names": names}):
+        kinds[name] = kind
+        columns.setdefault(name, set()).add(column)
+    for table in LEDGER_TABLES:
+        kind = kinds.get(table.name)
+        if kind is None:
+            raise NotALedgerError(f"{where} is not a ledger: it has no {table.name} table.")
+        if kind != "BASE TABLE":
+            raise NotALedgerError(
+                f"{where} is not a ledger: its {table.name} is a {kind.lower()}, not a table."
+            )
+        missing = sorted(set(table.columns.keys()) - columns[table.name])
+        if missing:
+            raise NotALedgerError(
+                f"{where} is not a ledger: {table.name} lacks {', '.join(missing)}."
+            )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 class BoundedConnection(psycopg.Connection[Any]):

@@ -1,4 +1,7 @@
-"""`healthledger verify`: exit codes and what it prints for intact and damaged chains."""
+"""`healthledger verify`: exit codes and what it prints for intact and damaged chains.
+
+Checking creates nothing: no SQLite file, no PostgreSQL schema or table, no Redis key.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,24 @@ import pathlib
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import psycopg
 import pytest
+import redis
+from sqlalchemy.exc import DBAPIError
 
 from api.cli import main
+from api.verification import open_for_checking
 from ledger_backends import open_ledger
 from ledger_backends.testing import ChainWriter, golden_clock, golden_proposals
+from tests.services import (
+    REDIS_URL,
+    delete_redis_prefix,
+    drop_postgres_schema,
+    postgres_admin_dsn,
+    unique_name,
+)
 
 NETWORK_TOML = """
 [ledger]
@@ -39,7 +54,10 @@ ledger = "sqlite:///report.db"
 
 
 def _ledger_with_blocks(path: pathlib.Path) -> str:
-    url = f"sqlite:///{path}"
+    return _write_blocks(f"sqlite:///{path}")
+
+
+def _write_blocks(url: str) -> str:
     ledger = open_ledger(url)
     writer = ChainWriter(ledger.store, "medical", clock=golden_clock())
     for batch in golden_proposals():
@@ -228,3 +246,100 @@ def test_a_ledger_table_missing_columns_is_refused(tmp_path: pathlib.Path) -> No
     assert result.stderr == (
         f"healthledger: {path} is not a ledger: ledger_state lacks block_number, tx_index.\n"
     )
+
+
+# -- PostgreSQL and Redis -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = unique_name("verify")
+    try:
+        yield name
+    finally:
+        drop_postgres_schema(name)
+
+
+def _postgres_url(schema: str) -> str:
+    return f"{postgres_admin_dsn()}?schema={schema}"
+
+
+def _tables_in(schema: str) -> list[str]:
+    with psycopg.connect(postgres_admin_dsn()) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
+        )
+        return [row[0] for row in rows]
+
+
+def _schema_exists(schema: str) -> bool:
+    with psycopg.connect(postgres_admin_dsn()) as conn:
+        found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        return found.fetchone() is not None
+
+
+@pytest.mark.parametrize("channel", [(), ("--channel", "medical")], ids=["all", "one"])
+def test_an_empty_postgres_schema_is_refused_and_left_empty(
+    schema: str, channel: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = _postgres_url(schema)
+    assert main(["verify", "--ledger", url, *channel]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (
+        "",
+        f"healthledger: {url} is not a ledger: it has no ledger_blocks table.\n",
+    )
+    assert _tables_in(schema) == []
+
+
+def test_a_postgres_schema_that_does_not_exist_is_refused_and_not_created(
+    schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", "--ledger", _postgres_url(schema)]) == 2
+    assert "is not a ledger: it has no ledger_blocks table." in capsys.readouterr().err
+    assert not _schema_exists(schema)
+
+
+def test_a_postgres_view_posing_as_a_ledger_table_is_refused(
+    schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _write_blocks(_postgres_url(schema))
+    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'ALTER TABLE "{schema}".ledger_state RENAME TO old_state')
+        conn.execute(f'CREATE VIEW "{schema}".ledger_state AS SELECT * FROM "{schema}".old_state')
+    assert main(["verify", "--ledger", url]) == 2
+    assert capsys.readouterr().err == (
+        f"healthledger: {url} is not a ledger: its ledger_state is a view, not a table.\n"
+    )
+
+
+def test_a_postgres_ledger_is_verified_in_read_only_transactions(
+    schema: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _write_blocks(_postgres_url(schema))
+    assert main(["verify", "--ledger", url]) == 0
+    assert "medical: ok, 3 blocks" in capsys.readouterr().out
+    store = open_for_checking(url)
+    try:
+        with pytest.raises(DBAPIError, match="read-only transaction"), store.engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM ledger_blocks")
+    finally:
+        store.close()
+
+
+def test_verifying_redis_creates_no_key(capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = unique_name("verify")
+    url = f"{REDIS_URL}?prefix={prefix}"
+    try:
+        assert main(["verify", "--ledger", url]) == 0
+        assert main(["verify", "--ledger", url, "--channel", "medical"]) == 0
+        assert "medical: ok, 0 blocks" in capsys.readouterr().out
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            assert list(client.scan_iter(match=f"{prefix}*")) == []
+        finally:
+            client.close()
+    finally:
+        delete_redis_prefix(prefix)

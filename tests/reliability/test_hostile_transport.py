@@ -3,7 +3,8 @@
 Bodies too large, not UTF-8, not JSON objects, of the wrong content type or
 batched; a mutation over GET and a subscription over POST; slowloris clients
 and oversized request heads; websocket messages that are not protocol messages;
-a flood of websocket upgrades without a client certificate. `serve` runs as a
+a flood of websocket upgrades without a client certificate; a client that never
+reads its response. `serve` runs as a
 subprocess because its uvicorn protocol (httptools) and timeouts are part of
 what is tested. Every refusal is a 4xx with a short sentence (or a coded GraphQL
 error), the server never logs an unhandled exception, and it keeps answering.
@@ -33,6 +34,7 @@ from websockets.sync.client import connect as ws_connect
 
 from api.app import MAX_BODY_BYTES, BodyLimit
 from api.server import KEEP_ALIVE_SECONDS
+from authz import mtls
 from authz.mtls import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
 from authz.network import load_network
 from tests.api_client import (
@@ -399,6 +401,119 @@ def test_a_body_trickled_in_past_the_deadline_gets_408_and_is_cut_off(tmp_path: 
     assert b"The request body was not sent within 1 s." in answer
     assert b"connection: close" in answer.lower()
     assert 1.0 <= elapsed < 1.0 + LEEWAY_SECONDS
+
+
+# -- clients that do not read ----------------------------------------------------------------------
+
+LARGE_BODY_BYTES = 8 * 1024 * 1024  # far more than the kernel buffers on both sides hold
+CHUNK_BYTES = 64 * 1024  # sent in pieces, as StaticFiles sends the web app's assets
+
+
+class _LargeResponse:
+    """An ASGI app answering every GET with LARGE_BODY_BYTES; records how long sending took."""
+
+    def __init__(self) -> None:
+        self.send_seconds: list[float] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = [(b"content-length", str(LARGE_BODY_BYTES).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        started = time.monotonic()
+        # Each send waits, without a limit of uvicorn's own, until the peer has read enough.
+        chunk = {"type": "http.response.body", "body": b"x" * CHUNK_BYTES, "more_body": True}
+        for _ in range(LARGE_BODY_BYTES // CHUNK_BYTES - 1):
+            await send(chunk)
+        await send({**chunk, "more_body": False})
+        self.send_seconds.append(time.monotonic() - started)
+
+
+def _large_response_client(
+    url: str, net: NetworkFixture, request: bytes = b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+) -> ssl.SSLSocket:
+    """A client with a tiny receive buffer that has sent `request` (a GET of the response)."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
+    raw.settimeout(5)
+    raw.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+    tls = net.client_context("alice").wrap_socket(raw, server_hostname="127.0.0.1")
+    tls.sendall(request)
+    return tls
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_a_client_that_never_reads_its_response_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, http: str
+) -> None:
+    # serve's bound is WRITE_TIMEOUT_SECONDS (30 s); the same protocol with 1 s keeps this short.
+    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    net = make_network(tmp_path / "network")
+    app = _LargeResponse()
+    with serving_app(app, load_network(net.directory), http=http) as url:
+        with _large_response_client(url, net) as silent:
+            time.sleep(1.0 + LEEWAY_SECONDS)
+            assert len(app.send_seconds) == 1, "the server still waits for the silent client"
+            assert 1.0 <= app.send_seconds[0] < 1.0 + LEEWAY_SECONDS
+            received = _read_until_closed(silent)
+        assert len(received) < LARGE_BODY_BYTES, "what the server still held was dropped"
+        aborted = [r for r in caplog.records if r.name == "healthledger.mtls"]
+        assert [r.getMessage() for r in aborted] == [
+            f"Aborted a connection to {aborted[0].args[0]}: "  # type: ignore[index]
+            "it read nothing of what was sent for 1.0 s."
+        ]
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+def test_a_client_that_reads_slowly_but_steadily_gets_the_whole_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, http: str
+) -> None:
+    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    net = make_network(tmp_path / "network")
+    with (
+        serving_app(_LargeResponse(), load_network(net.directory), http=http) as url,
+        _large_response_client(url, net) as reader,
+    ):
+        started = time.monotonic()
+        head, _, body = reader.recv(65536).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        while len(body) < LARGE_BODY_BYTES:
+            chunk = reader.recv(256 * 1024)
+            assert chunk, f"cut off after {len(body)} bytes"
+            body += chunk
+            time.sleep(0.002)  # reads at its own pace, never pausing as long as the timeout
+        assert time.monotonic() - started > 1.0, "the response outlasted one timeout"
+    assert not [r for r in caplog.records if r.name == "healthledger.mtls"]
+
+
+class _LargeStream:
+    """An ASGI app streaming LARGE_BODY_BYTES over a websocket; records when sending ended."""
+
+    def __init__(self) -> None:
+        self.send_seconds: list[float] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # uvicorn's ClientDisconnected once it is cut off
+            for _ in range(LARGE_BODY_BYTES // CHUNK_BYTES):
+                await send({"type": "websocket.send", "bytes": b"x" * CHUNK_BYTES})
+        self.send_seconds.append(time.monotonic() - started)
+
+
+def test_a_websocket_client_that_never_reads_is_cut_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    net = make_network(tmp_path / "network")
+    app = _LargeStream()
+    with (
+        serving_app(app, load_network(net.directory), http="httptools") as url,
+        _large_response_client(url, net, UPGRADE),
+    ):
+        time.sleep(1.0 + LEEWAY_SECONDS)
+        assert len(app.send_seconds) == 1, "the server still waits for the silent client"
+        assert 1.0 <= app.send_seconds[0] < 1.0 + LEEWAY_SECONDS
+    assert [r.levelname for r in caplog.records if r.name == "healthledger.mtls"] == ["WARNING"]
 
 
 # -- websockets -----------------------------------------------------------------------------------
