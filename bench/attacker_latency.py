@@ -20,7 +20,9 @@ cache nor the validation cache helps it:
   as the token limit allows (introspection, which validation's depth limit leaves out);
 - many-tokens: `{ me { uid uid ... } }` just over the token limit;
 - introspection: the standard introspection query, the largest document a legitimate
-  client (GraphiQL) sends (accepted).
+  client (GraphiQL) sends (accepted);
+- list-variable: a 340,000-entry list variable, as long as fits in the 1 MiB body limit
+  (refused before coercion).
 
 Each round measures a quiet window (attacker idle) and one window per kind, in an order
 that alternates between rounds. Per window: alice's p50 and p99 latency (request written
@@ -30,7 +32,8 @@ cost in the round's quiet window). The table holds medians over rounds and each 
 p99 over the quiet p99 (goal: at most 2).
 
     .venv/bin/python bench/attacker_latency.py [--rounds 3] [--window 3] [--blocks 150]
-        [--attacks duplicates,fragment-bomb,verify-aliases,deep-nesting,many-tokens,introspection]
+        [--attacks duplicates,fragment-bomb,verify-aliases,deep-nesting,many-tokens,introspection,
+                   list-variable]
 """
 
 from __future__ import annotations
@@ -101,13 +104,27 @@ def many_tokens() -> str:
     return "{ me { " + "uid " * MAX_TOKENS + "} }"
 
 
-ATTACKS: dict[str, Callable[[], str]] = {
-    "duplicates": duplicate_fields,
-    "fragment-bomb": fragment_bomb,
-    "verify-aliases": verify_aliases,
-    "deep-nesting": deep_nesting,
-    "many-tokens": many_tokens,
-    "introspection": get_introspection_query,
+def long_list_variable() -> tuple[str, dict[str, Any]]:
+    """A list variable as long as fits in the 1 MiB body limit (340,000 numbers)."""
+    document = (
+        "mutation($id: ID!, $schools: [String!]!) "
+        "{ approveReport(id: $id, schools: $schools) { id } }"
+    )
+    return document, {"id": "report-x", "schools": [1] * 340_000}
+
+
+def _without_variables(make: Callable[[], str]) -> Callable[[], tuple[str, dict[str, Any]]]:
+    return lambda: (make(), {})
+
+
+ATTACKS: dict[str, Callable[[], tuple[str, dict[str, Any]]]] = {
+    "duplicates": _without_variables(duplicate_fields),
+    "fragment-bomb": _without_variables(fragment_bomb),
+    "verify-aliases": _without_variables(verify_aliases),
+    "deep-nesting": _without_variables(deep_nesting),
+    "many-tokens": _without_variables(many_tokens),
+    "introspection": _without_variables(get_introspection_query),
+    "list-variable": long_list_variable,
 }
 
 
@@ -123,10 +140,12 @@ class Connection:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
 
-    async def ask(self, document: str) -> tuple[int, bytes]:
+    async def ask(
+        self, document: str, variables: dict[str, Any] | None = None
+    ) -> tuple[int, bytes]:
         """Send one document and read the answer, on a new connection if the server closed
         the old one (uvicorn closes one idle for 5 s, as the attacker's is between windows)."""
-        request = post_request("/graphql", self.port, graphql_body(document, {}))
+        request = post_request("/graphql", self.port, graphql_body(document, variables or {}))
         if self.writer is not None:
             try:
                 return await self._exchange(request)
@@ -186,13 +205,16 @@ async def well_behaved(alice: Connection, window: Window, until: float, start: f
 
 
 async def attacker(
-    school: Connection, make: Callable[[], str], window: Window, until: float
+    school: Connection,
+    make: Callable[[], tuple[str, dict[str, Any]]],
+    window: Window,
+    until: float,
 ) -> None:
-    document = make()
+    document, variables = make()
     count = 0
     while time.perf_counter() < until:
         count += 1
-        status, body = await school.ask(f"{document} #{count}")
+        status, body = await school.ask(f"{document} #{count}", variables)
         window.attacks += 1
         window.codes.add(answer_code(status, body))
 
