@@ -17,6 +17,7 @@ from authz.provision import ProvisionError
 from authz.roles import Role
 from ledger_backends import LedgerError, UnsupportedLedgerURLError
 from ledger_backends.sqlite import NotALedgerError
+from ledger_backends.urls import redacted_url
 
 from . import preflight
 from .health import HealthAddress
@@ -298,7 +299,8 @@ def _verify_targets(
     finally:
         store.close()
     if not names:
-        print(f"The ledger at {ledger_url} has no channels yet: nothing to verify.")
+        shown = redacted_url(ledger_url)
+        print(f"The ledger at {shown} has no channels yet: nothing to verify.")
     return [ChannelTarget(name, ledger_url) for name in names]
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from ledger_backends import LedgerError, LedgerStore, open_store, verify_channel
 from ledger_backends.postgres import PostgresStore
 from ledger_backends.sqlite import NotALedgerError, SQLiteStore, sqlite_path
+from ledger_backends.urls import scrubbed
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
             # A file that is no ledger at all is a configuration mistake, not a damaged chain.
             raise
         except LedgerError as exc:
-            print(f"{target.name}: cannot be checked: {exc}")
+            print(f"{target.name}: cannot be checked: {scrubbed(str(exc), target.url)}")
             intact = False
             continue
         if result.ok:

@@ -38,6 +38,7 @@ from .errors import UnsupportedLedgerURLError
 from .sql import SqlStore, state_upsert
 from .sql_models import LEDGER_TABLES
 from .sqlite import NotALedgerError
+from .urls import redacted_url
 
 CONNECT_TIMEOUT_S = 2  # libpq's smallest
 REPLY_TIMEOUT_S = 1.5
@@ -69,7 +70,7 @@ class PostgresStore(SqlStore):
         store, _ = cls._connect(url, read_only=True)
         try:
             with store._reading() as conn:
-                _check_ledger_schema(conn, _without_password(url))
+                _check_ledger_schema(conn, redacted_url(url))
         except BaseException:
             store.close()
             raise
@@ -136,13 +137,6 @@ def _check_ledger_schema(conn: Connection, where: str) -> None:
             raise NotALedgerError(
                 f"{where} is not a ledger: {table.name} lacks {', '.join(missing)}."
             )
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 class BoundedConnection(psycopg.Connection[Any]):

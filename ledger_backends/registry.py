@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from .base import LedgerStore
 from .errors import UnsupportedLedgerURLError
 from .ledger import Ledger
+from .urls import redacted_url
 
 # scheme -> "module:factory"; modules are imported only when their scheme is used.
 _BACKENDS: dict[str, str] = {
@@ -35,7 +36,7 @@ def open_store(url: str) -> LedgerStore:
     target = _BACKENDS.get(scheme)
     if target is None:
         raise UnsupportedLedgerURLError(
-            f"Unsupported ledger URL {_redact(url)!r}: use one of "
+            f"Unsupported ledger URL {redacted_url(url)!r}: use one of "
             + ", ".join(f"{name}://" for name in supported_schemes())
             + "."
         )
@@ -50,10 +51,3 @@ def open_store(url: str) -> LedgerStore:
 def open_ledger(url: str, **options: Any) -> Ledger:
     """Open the store for `url` and wrap it in a Ledger (options: batch_timeout_ms, max_batch)."""
     return Ledger(open_store(url), **options)
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url

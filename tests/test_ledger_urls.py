@@ -47,3 +47,14 @@ def test_serve_s_refusal_of_an_unreachable_ledger_names_no_password(url: str) ->
         check_ledgers([url])
     assert SECRET not in str(refused.value)
     assert ":***@127.0.0.1:1" in str(refused.value)
+
+
+def test_verify_s_answer_about_an_unreachable_ledger_names_no_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from api.cli import main
+
+    url = f"postgresql://postgres:{SECRET}@127.0.0.1:1/test"
+    assert main(["verify", "--ledger", url]) != 0
+    printed = capsys.readouterr()
+    assert SECRET not in printed.out + printed.err
