@@ -16,7 +16,7 @@ from authz.network import NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
 from ledger_backends import LedgerError, UnsupportedLedgerURLError
-from ledger_backends.sqlite import NotALedgerError
+from ledger_backends.errors import NotALedgerError
 from ledger_backends.urls import redacted_url
 
 from . import preflight

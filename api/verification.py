@@ -15,8 +15,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ledger_backends import LedgerError, LedgerStore, open_store, verify_channel
+from ledger_backends.errors import NotALedgerError
 from ledger_backends.postgres import PostgresStore
-from ledger_backends.sqlite import NotALedgerError, SQLiteStore, sqlite_path
+from ledger_backends.sqlite import SQLiteStore, sqlite_path
 from ledger_backends.urls import scrubbed
 
 

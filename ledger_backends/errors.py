@@ -48,6 +48,10 @@ class LedgerDamagedError(ChainIntegrityError):
         self.reason = reason
 
 
+class NotALedgerError(LedgerError):
+    """The store answers, but is not a healthledger ledger (not its tables, or not SQLite)."""
+
+
 class BackendUnavailableError(LedgerError):
     """The storage backend cannot be reached; nothing was half-written.
 

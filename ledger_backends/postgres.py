@@ -35,9 +35,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
 from .errors import UnsupportedLedgerURLError
-from .sql import SqlStore, state_upsert
+from .sql import SqlStore, require_ledger_tables, state_upsert
 from .sql_models import LEDGER_TABLES
-from .sqlite import NotALedgerError
 from .urls import redacted_url
 
 CONNECT_TIMEOUT_S = 2  # libpq's smallest
@@ -124,19 +123,7 @@ def _check_ledger_schema(conn: Connection, where: str) -> None:
     for name, kind, column in conn.execute(_LEDGER_COLUMNS, {"names": names}):
         kinds[name] = kind
         columns.setdefault(name, set()).add(column)
-    for table in LEDGER_TABLES:
-        kind = kinds.get(table.name)
-        if kind is None:
-            raise NotALedgerError(f"{where} is not a ledger: it has no {table.name} table.")
-        if kind != "BASE TABLE":
-            raise NotALedgerError(
-                f"{where} is not a ledger: its {table.name} is a {kind.lower()}, not a table."
-            )
-        missing = sorted(set(table.columns.keys()) - columns[table.name])
-        if missing:
-            raise NotALedgerError(
-                f"{where} is not a ledger: {table.name} lacks {', '.join(missing)}."
-            )
+    require_ledger_tables(where, kinds, columns, table_kind="BASE TABLE")
 
 
 class BoundedConnection(psycopg.Connection[Any]):

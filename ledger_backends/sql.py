@@ -19,7 +19,7 @@ build again. A commit's `not_after` is checked last, just before COMMIT.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, sele
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .base import LedgerStore
-from .errors import BackendUnavailableError, ChainIntegrityError
+from .errors import BackendUnavailableError, ChainIntegrityError, NotALedgerError
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 from .sql_models import LEDGER_TABLES, BlockRow, HistoryRow, StateRow, TransactionRow
 
@@ -387,3 +387,30 @@ def state_upsert(dialect_insert: Any) -> Any:
             "tx_index": statement.excluded.tx_index,
         },
     )
+
+
+def require_ledger_tables(
+    where: str,
+    kinds: Mapping[str, str],
+    columns: Mapping[str, set[str]],
+    *,
+    table_kind: str,
+) -> None:
+    """Raise NotALedgerError unless each ledger table is there, as a table, with its columns.
+
+    `kinds` maps the names the database's catalogue lists to their kind (`table_kind` for a
+    real table: a view may run anything when read); `columns` the columns of each table.
+    """
+    for table in LEDGER_TABLES:
+        kind = kinds.get(table.name)
+        if kind is None:
+            raise NotALedgerError(f"{where} is not a ledger: it has no {table.name} table.")
+        if kind != table_kind:
+            raise NotALedgerError(
+                f"{where} is not a ledger: its {table.name} is a {kind.lower()}, not a table."
+            )
+        missing = sorted(set(table.columns.keys()) - columns.get(table.name, set()))
+        if missing:
+            raise NotALedgerError(
+                f"{where} is not a ledger: {table.name} lacks {', '.join(missing)}."
+            )

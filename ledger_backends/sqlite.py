@@ -27,17 +27,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from .errors import BackendUnavailableError, LedgerError, UnsupportedLedgerURLError
-from .sql import SqlStore, state_upsert
+from .errors import BackendUnavailableError, NotALedgerError, UnsupportedLedgerURLError
+from .sql import SqlStore, require_ledger_tables, state_upsert
 from .sql_models import LEDGER_TABLES
 
 BUSY_TIMEOUT_MS = 10_000
 LEDGER_FILE_MODE = 0o600
 LEDGER_DIRECTORY_MODE = 0o700
-
-
-class NotALedgerError(LedgerError):
-    """The file exists but is not a healthledger ledger (not SQLite, or not the ledger's tables)."""
 
 
 class SQLiteStore(SqlStore):
@@ -135,22 +131,14 @@ def _check_ledger_schema(engine: Engine, path: Path) -> None:
                 "SELECT name, type FROM sqlite_master WHERE name LIKE 'ledger_%'"
             )
             kinds: dict[str, str] = {name: kind for name, kind in rows}
-            for table in LEDGER_TABLES:
-                kind = kinds.get(table.name)
-                if kind is None:
-                    raise NotALedgerError(f"{path} is not a ledger: it has no {table.name} table.")
-                if kind != "table":
-                    raise NotALedgerError(
-                        f"{path} is not a ledger: its {table.name} is a {kind}, not a table."
-                    )
-                columns = {
+            columns = {
+                table.name: {
                     row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")
                 }
-                missing = sorted(set(table.columns.keys()) - columns)
-                if missing:
-                    raise NotALedgerError(
-                        f"{path} is not a ledger: {table.name} lacks {', '.join(missing)}."
-                    )
+                for table in LEDGER_TABLES
+                if kinds.get(table.name) == "table"
+            }
+            require_ledger_tables(str(path), kinds, columns, table_kind="table")
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "it cannot be read"
         raise NotALedgerError(f"{path} is not a ledger: {reason}.") from exc
