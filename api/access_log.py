@@ -1,9 +1,12 @@
-"""The access log without query strings.
+"""The access log without query strings, and one line per GraphQL operation.
 
 A browser's or tool's `GET /graphql?query=...&variables=...` carries the whole
 document and its variables — a diagnosis, a child's name — in the URL, and
 uvicorn's access log writes URLs whole. Every access-log line keeps its path
-and drops the query string, so no health data reaches the log that way.
+and drops the query string, so no health data reaches the log that way. What a
+GraphQL request did is logged instead by `api.metrics` on OPERATIONS_LOGGER:
+who (organisation, UID, role) and the operation's root fields with their
+outcome — never arguments, variables or answers.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 
 ACCESS_LOGGER = "uvicorn.access"
+OPERATIONS_LOGGER = "healthledger.operations"
 WITHHELD = "?…"
 
 
@@ -27,8 +31,16 @@ class QueryStringsWithheld(logging.Filter):
         return True
 
 
-def withhold_query_strings() -> None:
-    """Install the filter on uvicorn's access logger (once per process)."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, QueryStringsWithheld) for f in logger.filters):
-        logger.addFilter(QueryStringsWithheld())
+def configure_logging() -> None:
+    """Withhold query strings from uvicorn's access log, and write healthledger's own
+    informational lines (operations, websockets closed) beside uvicorn's; once per process."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, QueryStringsWithheld) for f in access.filters):
+        access.addFilter(QueryStringsWithheld())
+    ours = logging.getLogger("healthledger")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
+        ours.propagate = False

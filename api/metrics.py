@@ -9,6 +9,7 @@ asked and let anyone grow the series without bound).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from strawberry.extensions import SchemaExtension
 from authz.identity import Identity
 from authz.roles import Role
 from ledger_backends import ChannelLedger
+
+from .access_log import OPERATIONS_LOGGER
+
+operations_log = logging.getLogger(OPERATIONS_LOGGER)
 
 # The channel whose records each root field reads or writes (for the few that read one and
 # write the other, e.g. createReport, the channel of the record it makes or lists).
@@ -202,6 +207,13 @@ class OperationMetrics(SchemaExtension):
             metrics.channel_names,
         )
         metrics.observe(identity.org, fields, time.perf_counter() - started)
+        operations_log.info(
+            "%s/%s (%s): %s",
+            identity.org,
+            identity.uid,
+            identity.role.value,
+            ", ".join(f"{f.field} {'error' if f.failed else 'ok'}" for f in fields),
+        )
 
 
 def _requested_fields(

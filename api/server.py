@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from authz.mtls import HttpToolsClientCertProtocol, WebSocketClientCertProtocol, server_ssl_context
 from authz.network import load_network
 
-from .access_log import withhold_query_strings
+from .access_log import configure_logging
 from .app import create_app
 from .connection_limits import HandshakeLimitedLoop
 from .health import HealthAddress
@@ -43,7 +43,7 @@ def app_from_environment() -> Starlette:
         health = HealthAddress(
             os.environ.get(HEALTH_HOST_ENV) or DEFAULT_HEALTH_HOST, int(os.environ[HEALTH_PORT_ENV])
         )
-    withhold_query_strings()
+    configure_logging()
     app = create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health)
     # What the process holds from here on (modules, schema, stores) is never garbage: frozen,
     # a full collection no longer walks it, which kept every request waiting 25-40 ms.

@@ -1,4 +1,5 @@
-"""The access log: on with or without the health port, and never with a query string."""
+"""The access log: on with or without the health port, never with a query string, and
+one line per GraphQL operation naming who and its root fields."""
 
 from __future__ import annotations
 
@@ -48,5 +49,6 @@ def test_serve_with_a_health_port_logs_requests_without_their_query_strings(
             assert time.monotonic() < deadline, f"no access-log line:\n{log.read_text()}"
             time.sleep(0.1)
     text = log.read_text(errors="replace")
+    assert "healthledger.operations: parents/alice (parent): me ok" in text
     assert SECRET not in text and "ADHD" not in text
     assert "/healthz" not in text  # the readiness probes of the harness are not logged
