@@ -26,7 +26,7 @@ query makes 230 selections nested 18 deep; the web app's largest operation makes
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from graphql import (
@@ -180,7 +180,12 @@ class _Outline:
         while places:
             parent, selection_sets = places.popleft()
             by_name: dict[str, list[FieldNode]] = {}
-            for field in self._fields(selection_sets):
+            fields = (
+                field
+                for selection_set in selection_sets
+                for field in opened_fields(selection_set, self.fragments)
+            )
+            for field in fields:
                 name = field.alias.value if field.alias else field.name.value
                 by_name.setdefault(name, []).append(field)
             for name, fields in by_name.items():
@@ -222,15 +227,27 @@ class _Outline:
         self._expanding.discard(name)
         return self._extents[name]
 
-    def _fields(self, selection_sets: list[SelectionSetNode]) -> Iterator[FieldNode]:
-        """The fields of these selection sets, with spreads and inline fragments opened."""
-        for selection_set in selection_sets:
-            for selection in selection_set.selections:
-                if isinstance(selection, FieldNode):
-                    yield selection
-                elif isinstance(selection, InlineFragmentNode):
-                    yield from self._fields([selection.selection_set])
-                elif isinstance(selection, FragmentSpreadNode):
-                    definition = self.fragments.get(selection.name.value)
-                    if definition is not None:
-                        yield from self._fields([definition.selection_set])
+
+def opened_fields(
+    selection_set: SelectionSetNode,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    opened: set[str] | None = None,
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, with inline fragments and fragment spreads opened.
+
+    Each spread is opened wherever it stands; with `opened`, a named fragment is opened
+    once only (recording it there), which guards against cycles in a document that has
+    not been validated. An unknown fragment opens to nothing.
+    """
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from opened_fields(selection.selection_set, fragments, opened)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name not in fragments or (opened is not None and name in opened):
+                continue
+            if opened is not None:
+                opened.add(name)
+            yield from opened_fields(fragments[name].selection_set, fragments, opened)

@@ -19,10 +19,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
-    InlineFragmentNode,
-    SelectionSetNode,
 )
 from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from prometheus_client import CollectorRegistry, Counter, Histogram, Metric, generate_latest
@@ -35,6 +32,7 @@ from authz.roles import Role
 from ledger_backends import ChannelLedger
 
 from .access_log import OPERATIONS_LOGGER
+from .cost import opened_fields
 
 operations_log = logging.getLogger(OPERATIONS_LOGGER)
 
@@ -207,13 +205,14 @@ class OperationMetrics(SchemaExtension):
             metrics.channel_names,
         )
         metrics.observe(identity.org, fields, time.perf_counter() - started)
-        operations_log.info(
-            "%s/%s (%s): %s",
-            identity.org,
-            identity.uid,
-            identity.role.value,
-            ", ".join(f"{f.field} {'error' if f.failed else 'ok'}" for f in fields),
-        )
+        if operations_log.isEnabledFor(logging.INFO):  # the line costs nothing when unlogged
+            operations_log.info(
+                "%s/%s (%s): %s",
+                identity.org,
+                identity.uid,
+                identity.role.value,
+                ", ".join(f"{f.field} {'error' if f.failed else 'ok'}" for f in fields),
+            )
 
 
 def _requested_fields(
@@ -232,7 +231,7 @@ def _requested_fields(
     }
     failed_keys = {error.path[0] if error.path else None for error in errors}
     found: dict[tuple[str, str], bool] = {}
-    for node in _root_field_nodes(operation.selection_set, fragments, set()):
+    for node in opened_fields(operation.selection_set, fragments, set()):
         labels = _labels(node, variables, channels)
         key = node.alias.value if node.alias else node.name.value
         found[labels] = found.get(labels, False) or None in failed_keys or key in failed_keys
@@ -254,21 +253,3 @@ def _labels(
     if name in FIELD_CHANNELS:
         return name, FIELD_CHANNELS[name]
     return (name if name in NEUTRAL_FIELDS else UNKNOWN_FIELD), NO_CHANNEL
-
-
-def _root_field_nodes(
-    selections: SelectionSetNode,
-    fragments: Mapping[str, FragmentDefinitionNode],
-    expanded: set[str],
-) -> Iterator[FieldNode]:
-    """The fields of a selection set, looking into inline fragments and named ones (once each)."""
-    for selection in selections.selections:
-        if isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _root_field_nodes(selection.selection_set, fragments, expanded)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in fragments and name not in expanded:
-                expanded.add(name)
-                yield from _root_field_nodes(fragments[name].selection_set, fragments, expanded)

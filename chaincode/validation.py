@@ -18,10 +18,11 @@ EARLIEST_DATE = date(1900, 1, 1)
 # The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) make a
 # reader see text in another order than it is stored; U+2028 and U+2029 break lines.
 _BIDI_AND_SEPARATORS = "\u202a-\u202e\u2066-\u2069\u2028\u2029"
+# What `healthledger enroll` accepts as a UID (authz.uids checks it at every handshake too):
+# letters, digits and . _ @ - only, so a UID never holds the "/" of ORG/UID keys.
+UID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # C0, DEL and C1 controls (line breaks included): they forge lines in logs and terminals.
-# What `healthledger enroll` accepts as a UID; a UID never holds the "/" of ORG/UID keys.
-_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-_NAME_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+NAME_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 # Multi-line text keeps line feeds and tabs; every other control character is refused.
 _FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 
@@ -33,7 +34,7 @@ def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
     bidirectional overrides, embeddings and isolates.
     """
     name = _trimmed(value, field, max_length)
-    if _NAME_REFUSED.search(name):
+    if NAME_REFUSED.search(name):
         raise BadInput(
             f"{field} must not contain control characters, line breaks or bidirectional "
             "formatting characters."
@@ -44,7 +45,7 @@ def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
 def uid_list(values: Any, field: str, *, max_items: int) -> list[str]:
     """Distinct UIDs as `enroll` makes them (up to 64 letters, digits and . _ @ -)."""
     uids = text_list(values, field, max_items=max_items)
-    if not all(_UID.fullmatch(uid) for uid in uids):
+    if not all(UID_PATTERN.fullmatch(uid) for uid in uids):
         raise BadInput(f"Each entry of {field} must be a UID: letters, digits and . _ @ -.")
     return uids
 
