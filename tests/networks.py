@@ -6,7 +6,12 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from authz import provision
+from authz.identity import Identity, IdentityVerifier
+from authz.network import load_network
 
 DEMO_USERS = [
     ("hospital", "dr-house", "doctor"),
@@ -26,6 +31,16 @@ class NetworkFixture:
     def user(self, uid: str) -> tuple[Path, Path]:
         cert = next(self.directory.glob(f"users/*/{uid}.pem"))
         return cert, cert.with_suffix(".key")
+
+    def identities(self) -> dict[str, Identity]:
+        """Every enrolled user's Identity, by UID, as the server verifies their certificates."""
+        verifier = IdentityVerifier.from_network(load_network(self.directory))
+        return {
+            path.stem: verifier.identify(
+                x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+            )
+            for path in self.directory.glob("users/*/*.pem")
+        }
 
     def client_context(self, uid: str | None = None) -> ssl.SSLContext:
         """What a client uses: trusts the network's TLS CA, presents the user's certificate."""

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
-from authz.identity import Identity, IdentityVerifier
+from authz.identity import Identity
 from authz.network import load_network
 from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.gateway import Gateway
@@ -39,13 +37,7 @@ class World:
 @pytest.fixture
 def world(net: NetworkFixture, ledger_url: str) -> Iterator[World]:
     network = load_network(net.directory)
-    verifier = IdentityVerifier.from_network(network)
-    people = {
-        path.stem: verifier.identify(
-            x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
-        )
-        for path in net.directory.glob("users/*/*.pem")
-    }
+    people = net.identities()
     ledger = open_ledger(ledger_url, batch_timeout_ms=1)
     gateway = Gateway(
         {name: ledger.channel(name) for name in ("medical", "report")},

@@ -21,12 +21,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
-from authz.identity import Identity, IdentityVerifier
+from authz.identity import Identity
 from authz.network import load_network
 from chaincode.errors import Conflict, NotFound
 from chaincode.gateway import Gateway
@@ -54,13 +52,7 @@ class Story:
 def _story(net: NetworkFixture, ledgers: dict[str, Ledger]) -> Story:
     """The gateway over the `medical` and `report` channels of the ledgers named for them."""
     network = load_network(net.directory)
-    verifier = IdentityVerifier.from_network(network)
-    people = {
-        path.stem: verifier.identify(
-            x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
-        )
-        for path in net.directory.glob("users/*/*.pem")
-    }
+    people = net.identities()
     channels = {name: ledger.channel(name) for name, ledger in ledgers.items()}
     for ledger in ledgers.values():
         ledger.locate(channels)
