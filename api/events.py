@@ -62,15 +62,11 @@ class EventHub:
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._starting: dict[str, asyncio.Lock] = {}
 
-    async def subscribe(
-        self, channel: str, *, idle_seconds: float | None = None
-    ) -> AsyncIterator[CommittedEvent | None]:
+    async def subscribe(self, channel: str) -> AsyncIterator[CommittedEvent]:
         """Events committed on `channel` from now on, until the subscriber goes away.
 
         Each event comes once, however many subscribers start at the same moment: a
-        channel has one tail at a time. With `idle_seconds`, None comes whenever that long
-        passed without an event, so the subscriber can check something (e.g. that its
-        caller is still allowed) while nothing happens.
+        channel has one tail at a time.
         """
         queue: asyncio.Queue[CommittedEvent] = asyncio.Queue(QUEUE_LIMIT)
         listeners = self._subscribers.setdefault(channel, set())
@@ -83,12 +79,13 @@ class EventHub:
             listeners.add(queue)
         try:
             while True:
-                try:
-                    yield await asyncio.wait_for(queue.get(), idle_seconds)
-                except TimeoutError:
-                    yield None
+                yield await queue.get()
         finally:
             listeners.discard(queue)
+
+    def subscriber_count(self, channel: str) -> int:
+        """How many subscribers are listening to `channel` now."""
+        return len(self._subscribers.get(channel, ()))
 
     async def _tail(self, channel: str, next_block: int) -> None:
         ledger = self._channels[channel]

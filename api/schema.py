@@ -360,9 +360,7 @@ class Subscription:
         # A revoked or expired certificate is the websocket handler's to catch (api.websocket):
         # it checks before each event is sent, and every second while idle.
         async for event in c.services.events.subscribe(channel):
-            if event is not None and event.visible_to(
-                identity.uid, identity.org, identity.role.value
-            ):
+            if event.visible_to(identity.uid, identity.org, identity.role.value):
                 yield LedgerEvent(
                     channel=event.channel,
                     name=event.name,

@@ -14,7 +14,6 @@ from ledger_backends.testing import proposal
 
 SUBSCRIBERS = 5
 # Subscribers wake this often while idle: the first wake-up says the subscription is in place.
-IDLE_SECONDS = 0.05
 LISTEN_SECONDS = 1.0
 
 
@@ -29,22 +28,20 @@ def test_subscribers_starting_together_each_hear_an_event_once(
         channel = ledger.channel("medical")
         hub = EventHub({"medical": channel}, poll_seconds=0.01)
         heard: list[list[str]] = [[] for _ in range(SUBSCRIBERS)]
-        ready = [asyncio.Event() for _ in range(SUBSCRIBERS)]
 
         async def listen(index: int) -> None:
-            stream: AsyncIterator[CommittedEvent | None] = hub.subscribe(
-                "medical", idle_seconds=IDLE_SECONDS
-            )
+            stream: AsyncIterator[CommittedEvent] = hub.subscribe("medical")
             async for event in stream:
-                if event is None:
-                    ready[index].set()
-                else:
-                    heard[index].append(event.tx_id)
+                heard[index].append(event.tx_id)
+
+        async def all_listening() -> None:
+            while hub.subscriber_count("medical") < SUBSCRIBERS:
+                await asyncio.sleep(0.01)
 
         # Started in one go: every subscriber is inside subscribe() before any tail exists.
         listeners = [asyncio.create_task(listen(n)) for n in range(SUBSCRIBERS)]
         try:
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 5)
+            await asyncio.wait_for(all_listening(), 5)
             event = Event("ChildRegistered", {"subjectId": "c1", "uids": ["alice"]})
             await channel.submit(proposal("tx-1", writes={"child/c1": 1}, events=(event,)))
             await asyncio.sleep(LISTEN_SECONDS)
