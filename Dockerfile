@@ -60,6 +60,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY api ./api
 COPY authz ./authz
 COPY chaincode ./chaincode
+COPY devkit ./devkit
+COPY domain ./domain
 COPY ledger_backends ./ledger_backends
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info

@@ -34,18 +34,19 @@ $(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
 
 # A development network with demo users (made once), then the API and web app on the embedded ledger.
 run: $(STAMP) $(WEB_DIST)
-	$(BIN)/python -m api.devnet $(NETWORK_DIR) $(LEDGER_URL)
+	$(BIN)/python -m devkit.devnet $(NETWORK_DIR) $(LEDGER_URL)
 	$(BIN)/healthledger serve --network $(NETWORK_DIR) --ledger $(LEDGER_URL)
 
 test: $(STAMP) $(WEB_DIST) /usr/bin/chromium
 	cd web && npm test
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(WEB_MODULES)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd web && npm run typecheck
 	$(BIN)/hadolint --failure-threshold style Dockerfile
 
 bench: $(STAMP)
-	$(BIN)/python bench/ledger_commit.py
+	$(BIN)/python -m bench

@@ -22,8 +22,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from authz.errors import Unauthenticated
 from authz.identity import Identity
+from domain.errors import UnauthenticatedError
 
 from .context import Context
 from .health import HealthAddress, HealthListener, probe_routes
@@ -39,7 +39,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
+class HealthLedgerGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with the caller's Identity in the context.
 
     Websockets speak graphql-transport-ws only, and keep checking the caller's certificate
@@ -69,7 +69,7 @@ class HealthLedgerGraphQL(GraphQL):  # type: ignore[type-arg]
             return RedirectResponse(request.url.path, status_code=303)
         return HTMLResponse(GRAPHIQL_PAGE, headers=graphiql_headers(request))
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(
             identity=request.scope["state"]["identity"], services=self.services, request=request
         )
@@ -112,7 +112,7 @@ class IdentityGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             identity = self.services.identifier.identify(scope)
-        except Unauthenticated as exc:
+        except UnauthenticatedError as exc:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": str(exc)[:120]})
             else:
@@ -128,7 +128,7 @@ class BodyLimit:
     Over `limit` bytes (declared or streamed) gets HTTP 413. A body that has not
     arrived whole within `seconds` of the first read (a client trickling it in,
     slowloris-style) gets HTTP 408 and the connection is closed; the request
-    head is bounded by the HTTP protocol class (authz.mtls) and idle time by
+    head is bounded by the HTTP protocol class (authz.request_head) and idle time by
     uvicorn's keep-alive timeout.
     """
 
@@ -160,27 +160,27 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:
-                raise _BodyTooSlow from None
+                raise _BodyTooSlowError from None
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise _BodyTooLarge
+                raise _BodyTooLargeError
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
+        except _BodyTooLargeError:
             await _body_refused(413, f"larger than {self.limit // 1024} KiB")(scope, receive, send)
-        except _BodyTooSlow:
+        except _BodyTooSlowError:
             refusal = _body_refused(408, f"not sent within {self.seconds:g} s")
             refusal.headers["connection"] = "close"
             await refusal(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
+class _BodyTooLargeError(Exception):
     pass
 
 
-class _BodyTooSlow(Exception):
+class _BodyTooSlowError(Exception):
     pass
 
 
@@ -205,7 +205,7 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
     async def metrics(request: Request) -> Response:
         identity: Identity = request.scope["state"]["identity"]
         channels = [channel.name for channel in services.access.channels_for(identity)]
-        body = services.metrics.render(channels, viewer=identity)
+        body = await services.metrics.render(channels, viewer=identity)
         return Response(body, media_type="text/plain; version=0.0.4", headers=NO_STORE)
 
     @asynccontextmanager

@@ -21,13 +21,7 @@ from ledger_backends.urls import redacted_url
 
 from . import preflight
 from .health import HealthAddress
-from .verification import (
-    ChannelTarget,
-    missing_sqlite_file,
-    no_ledger_at,
-    open_for_checking,
-    verify_and_report,
-)
+from .verification import ChannelTarget, stored_channels, verify_and_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ProvisionError,
         UnsupportedLedgerURLError,
         NotALedgerError,
-        preflight.CannotServe,
+        preflight.CannotServeError,
     ) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -125,13 +119,14 @@ def _parser() -> argparse.ArgumentParser:
         help="ledger URL for every channel (env HEALTHLEDGER_LEDGER_URL)",
     )
     serve.add_argument("--host", help="address to listen on (default: network.toml)")
-    serve.add_argument("--port", type=int, help="port (default: network.toml)")
+    serve.add_argument("--port", type=int, help="port, 0 for any free one (default: network.toml)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
         "--health-port",
         type=int,
         help="also answer /healthz and /readyz over plain HTTP on this port, for probes "
-        "that have no client certificate (env HEALTHLEDGER_HEALTH_PORT; default: off)",
+        "that have no client certificate; 0 for any free one "
+        "(env HEALTHLEDGER_HEALTH_PORT; default: off)",
     )
     serve.add_argument(
         "--health-host",
@@ -169,15 +164,24 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("Say which network to serve: --network DIR (or HEALTHLEDGER_NETWORK).")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1.")
-    health_port = args.health_port or _int_from_environment("HEALTHLEDGER_HEALTH_PORT")
+    health_port = (
+        args.health_port
+        if args.health_port is not None
+        else _int_from_environment("HEALTHLEDGER_HEALTH_PORT")
+    )
     for flag, port in (("--port", args.port), ("--health-port", health_port)):
-        if port is not None and not 0 < port < 65536:
-            raise UsageError(f"{flag} must be between 1 and 65535.")
+        if port is not None and not 0 <= port < 65536:
+            raise UsageError(f"{flag} must be between 0 (any free port) and 65535.")
+    if health_port == 0 and args.workers > 1:
+        raise UsageError(
+            "--health-port 0 needs --workers 1: each worker binds the health port itself, "
+            "so each would get a different one. Give a port number."
+        )
     network = load_network(args.network)
     ledger_url = resolve_ledger_url(args.ledger, Path.cwd()) if args.ledger else None
     host = args.host or network.server.host
-    port = args.port or network.server.port
-    health = HealthAddress(args.health_host, health_port) if health_port else None
+    port = args.port if args.port is not None else network.server.port
+    health = HealthAddress(args.health_host, health_port) if health_port is not None else None
     # Found here, a bad setting is one line and exit 2, not a traceback in a worker.
     preflight.check_serve(
         network,
@@ -210,7 +214,7 @@ def _int_from_environment(name: str) -> int | None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from devkit.demo import run_demo
 
     return EXIT_OK if run_demo(keep=args.keep) else EXIT_FAILED
 
@@ -290,14 +294,7 @@ def _verify_targets(
         )
     if only:
         return [ChannelTarget(only, ledger_url)]
-    missing = missing_sqlite_file(ledger_url)
-    if missing is not None:
-        raise LedgerError(no_ledger_at(missing))
-    store = open_for_checking(ledger_url)
-    try:
-        names = store.channels()
-    finally:
-        store.close()
+    names = stored_channels(ledger_url)
     if not names:
         shown = redacted_url(ledger_url)
         print(f"The ledger at {shown} has no channels yet: nothing to verify.")

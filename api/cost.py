@@ -42,7 +42,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from chaincode.errors import BadInput
+from domain.errors import BadInputError
 
 from .document_cache import DocumentCache
 
@@ -56,7 +56,7 @@ def cost_refusal(document: DocumentNode) -> GraphQLError | None:
     outline = _Outline(document)
     try:
         extent = outline.extent()
-    except _FragmentCycle as cycle:
+    except _FragmentCycleError as cycle:
         return GraphQLError(f"Cannot spread fragment '{cycle.name}' within itself.")
     if extent.selections > MAX_SELECTIONS:
         return _refusal(
@@ -82,7 +82,7 @@ def selection_count(document: DocumentNode) -> int:
     """The number MAX_SELECTIONS bounds (counted up to one past it); ValueError on a cycle."""
     try:
         return _Outline(document).extent().selections
-    except _FragmentCycle as cycle:
+    except _FragmentCycleError as cycle:
         raise ValueError(f"Fragment '{cycle.name}' spreads itself.") from None
 
 
@@ -120,10 +120,10 @@ class CostCheckedValidation(SchemaExtension):
 
 
 def _refusal(message: str) -> GraphQLError:
-    return GraphQLError(message, original_error=BadInput(message))
+    return GraphQLError(message, original_error=BadInputError(message))
 
 
-class _FragmentCycle(Exception):
+class _FragmentCycleError(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.name = name
@@ -155,7 +155,7 @@ class _Outline:
     def extent(self) -> _Extent:
         """Selections of every operation and every fragment nothing spreads, and the deepest.
 
-        Spreads are expanded. Raises _FragmentCycle if a fragment spreads itself, directly
+        Spreads are expanded. Raises _FragmentCycleError if a fragment spreads itself, directly
         or not. Counts stop growing just past MAX_SELECTIONS, so a fragment bomb stays a
         small number.
         """
@@ -180,12 +180,12 @@ class _Outline:
         while places:
             parent, selection_sets = places.popleft()
             by_name: dict[str, list[FieldNode]] = {}
-            fields = (
+            opened = (
                 field
                 for selection_set in selection_sets
                 for field in opened_fields(selection_set, self.fragments)
             )
-            for field in fields:
+            for field in opened:
                 name = field.alias.value if field.alias else field.name.value
                 by_name.setdefault(name, []).append(field)
             for name, fields in by_name.items():
@@ -218,7 +218,7 @@ class _Outline:
         if name in self._extents:
             return self._extents[name]
         if name in self._expanding:
-            raise _FragmentCycle(name)
+            raise _FragmentCycleError(name)
         definition = self.fragments.get(name)
         if definition is None:
             return _Extent(0, 0)  # an unknown fragment: validation refuses it

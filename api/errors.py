@@ -15,15 +15,14 @@ from collections.abc import Iterator
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from authz.errors import Unauthenticated
-from chaincode.errors import ContractError
-from ledger_backends import BackendUnavailableError, ConflictError, LedgerDamagedError
+from domain.errors import RefusalError
+from ledger_backends import BackendUnavailableError, LedgerDamagedError, ReadConflictError
 
 log = logging.getLogger("healthledger.api")
 
 LEDGER_CODES: dict[type[Exception], str] = {
     BackendUnavailableError: "UNAVAILABLE",
-    ConflictError: "CONFLICT",
+    ReadConflictError: "CONFLICT",
     LedgerDamagedError: "UNAVAILABLE",
 }
 
@@ -40,7 +39,7 @@ def error_code(error: GraphQLError) -> str:
         return "GRAPHQL_VALIDATION_FAILED"
     # Only our own refusals name their code: other libraries' exceptions have a `code` too
     # (SQLAlchemy's is "dbapi"), and trusting it would send their message, SQL included.
-    if isinstance(original, ContractError | Unauthenticated):
+    if isinstance(original, RefusalError):
         return original.code
     for kind, ledger_code in LEDGER_CODES.items():
         if isinstance(original, kind):

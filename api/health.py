@@ -5,12 +5,14 @@ container `HEALTHCHECK`, a kubelet or a load balancer's probe does not have.
 `serve --health-port P` therefore also opens a plain-HTTP listener that answers
 only `GET /healthz` and `GET /readyz`: nothing on it reads or writes records.
 Every worker process binds it with SO_REUSEPORT, so the kernel spreads probes
-over the workers the way it spreads API connections.
+over the workers the way it spreads API connections. The listener logs the
+address it bound, so with port 0 the port the system picked can be read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from .services import Services
 
 PROBE_CONNECTION_SECONDS = 10.0
 MAX_PROBE_CONNECTIONS = 32
+
+log = logging.getLogger("healthledger.health")
 
 
 def probe_routes(services: Services) -> list[Route]:
@@ -47,6 +51,11 @@ def probe_routes(services: Services) -> list[Route]:
 class HealthAddress:
     host: str
     port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 class HealthListener:
@@ -69,8 +78,13 @@ class HealthListener:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        """Bind and listen; raises OSError if the address cannot be bound."""
+        """Bind, listen and log the address; raises OSError if it cannot be bound.
+
+        With port 0 the system picks a free port, which `address` holds from then on.
+        """
         listening = _reuse_port_socket(self.address)
+        self.address = HealthAddress(self.address.host, listening.getsockname()[1])
+        log.info("Health probes on %s (plain HTTP)", self.address.url)
         config, state = self._config, self._state
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _ProbeProtocol(config=config, server_state=state, app_state={}),

@@ -5,13 +5,18 @@ writes, the root field and the outcome. Every label value comes from a fixed set
 root fields, the network's organisations and channels): operation names, aliases and argument
 values are chosen by clients, so they never become labels (they would leak what other callers
 asked and let anyone grow the series without bound).
+
+Block heights are read at scrape time in worker threads, never on the event loop: a store that
+has stopped answering takes seconds to say so, and other requests must not wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -73,6 +78,8 @@ UNKNOWN_FIELD: Final = "unknown"
 NO_CHANNEL: Final = ""
 # Administrators of the organisation that runs the service see every organisation's requests.
 OPERATOR_KIND: Final = "hospital"
+# How long a scrape waits for a channel's height; a channel not read by then is left out.
+HEIGHT_WAIT_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +91,52 @@ class RequestedField:
     failed: bool
 
 
-class _LedgerCollector(Collector):
-    """Read at scrape time: block height and committer counts per channel."""
+class _Heights:
+    """Channel heights read in worker threads, one thread per channel at most.
 
-    def __init__(self, channels: dict[str, ChannelLedger]) -> None:
+    A read still running when the next scrape comes (a store that stopped answering takes
+    seconds to fail) is shared by that scrape rather than repeated, so an outage neither
+    queues reads nor takes more threads.
+    """
+
+    def __init__(self, channels: Mapping[str, ChannelLedger]) -> None:
         self._channels = channels
+        self._threads = ThreadPoolExecutor(
+            max_workers=max(len(channels), 1), thread_name_prefix="healthledger-heights"
+        )
+        self._reads: dict[str, Future[int | None]] = {}
+
+    async def read(self, names: Collection[str], wait: float) -> dict[str, int]:
+        """The height of each named channel whose store answered within `wait` seconds."""
+        reads = {name: asyncio.wrap_future(self._read(name)) for name in names}
+        if reads:
+            await asyncio.wait(reads.values(), timeout=wait)
+        return {
+            name: height
+            for name, read in reads.items()
+            if read.done() and (height := read.result()) is not None
+        }
+
+    def _read(self, name: str) -> Future[int | None]:
+        read = self._reads.get(name)
+        if read is None or read.done():
+            read = self._threads.submit(self._height, name)
+            self._reads[name] = read
+        return read
+
+    def _height(self, name: str) -> int | None:
+        try:
+            return self._channels[name].tip().height
+        except Exception:  # an unreachable ledger must not break the scrape
+            return None
+
+
+class _LedgerCollector(Collector):
+    """Block height (as read for this scrape) and committer counts per channel."""
+
+    def __init__(self, channels: Mapping[str, ChannelLedger], heights: Mapping[str, int]) -> None:
+        self._channels = channels
+        self._heights = heights
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         height = GaugeMetricFamily(
@@ -103,10 +151,9 @@ class _LedgerCollector(Collector):
             labels=["channel", "validation"],
         )
         for name, channel in self._channels.items():
-            try:
-                height.add_metric([name], channel.tip().height)
-            except Exception:  # an unreachable ledger must not break the scrape
+            if name not in self._heights:  # its store did not answer: the channel is left out
                 continue
+            height.add_metric([name], self._heights[name])
             stats = channel.committer.stats
             blocks.add_metric([name], stats.blocks)
             txs.add_metric([name, "VALID"], stats.valid)
@@ -139,6 +186,7 @@ class Metrics:
 
     def __init__(self, channels: dict[str, ChannelLedger]) -> None:
         self._channels = channels
+        self._heights = _Heights(channels)
         self._requests_registry = CollectorRegistry()
         self._requests = Counter(
             "healthledger_graphql_requests",
@@ -164,7 +212,7 @@ class Metrics:
             self._requests.labels(org, requested.channel, requested.field, outcome).inc()
             self._latency.labels(org, requested.channel, requested.field).observe(seconds)
 
-    def render(self, channels: Collection[str], *, viewer: Identity) -> bytes:
+    async def render(self, channels: Collection[str], *, viewer: Identity) -> bytes:
         """What `viewer` may see: the ledger series of `channels`, and request series to admins.
 
         `channels` are those of the viewer's organisation: the heights and commits of other
@@ -172,10 +220,12 @@ class Metrics:
         channels or on none, of callers from its own organisation only, so that a school's
         administrator learns nothing of what other schools, parents or doctors ask; the
         administrators of the hospital, which runs the service, see every organisation's.
+        A channel whose store does not answer within HEIGHT_WAIT_SECONDS is left out.
         """
         visible = {name: ledger for name, ledger in self._channels.items() if name in channels}
+        heights = await self._heights.read(visible.keys(), HEIGHT_WAIT_SECONDS)
         registry = CollectorRegistry()
-        registry.register(_LedgerCollector(visible))
+        registry.register(_LedgerCollector(visible, heights))
         body = generate_latest(registry)
         if viewer.role is Role.ADMIN:
             org = None if viewer.org_kind == OPERATOR_KIND else viewer.org

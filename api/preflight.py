@@ -1,6 +1,6 @@
 """What `serve` checks before it starts: certificates, ledgers and ports.
 
-Each check raises `CannotServe` with one sentence that says what to fix, so a
+Each check raises `CannotServeError` with one sentence that says what to fix, so a
 misconfigured server ends with exit code 2 and that line instead of a
 traceback from inside uvicorn or a worker process.
 """
@@ -15,15 +15,15 @@ from pathlib import Path
 
 from cryptography import x509
 
-from authz.mtls import server_ssl_context
 from authz.network import NetworkConfig
+from authz.tls_context import server_ssl_context
 from ledger_backends import LedgerError, open_store
 from ledger_backends.urls import redacted_url, scrubbed
 
 from .health import HealthAddress
 
 
-class CannotServe(Exception):
+class CannotServeError(Exception):
     """The server cannot start as configured; the message says what to fix."""
 
 
@@ -38,7 +38,7 @@ def check_certificates(network: NetworkConfig) -> None:
             try:
                 load(path.read_bytes())
             except ValueError:
-                raise CannotServe(
+                raise CannotServeError(
                     f"{path} is not a PEM {kind}: restore the {what} of {org.id!r}."
                 ) from None
     _require_file(network.server.cert, "the server TLS certificate (server.cert)")
@@ -46,7 +46,7 @@ def check_certificates(network: NetworkConfig) -> None:
     try:
         server_ssl_context(network)
     except (ssl.SSLError, ValueError) as exc:
-        raise CannotServe(
+        raise CannotServeError(
             f"The server certificate {network.server.cert} and key {network.server.key} "
             f"cannot be used for TLS ({exc}): give a matching PEM certificate and key."
         ) from None
@@ -63,7 +63,7 @@ def check_ledgers(urls: Iterable[str]) -> None:
                 store.close()
         except LedgerError as exc:
             # Credentials never reach the message, whether from the URL or the driver's text.
-            raise CannotServe(
+            raise CannotServeError(
                 f"The ledger at {redacted_url(url)} cannot be used ({scrubbed(str(exc), url)}): "
                 "start it, or fix the URL in network.toml [ledger] url / the channel's ledger, "
                 "or --ledger."
@@ -78,14 +78,16 @@ def check_port_free(host: str, port: int, what: str) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except socket.gaierror:
-        raise CannotServe(f"{host!r} is not an address this machine can listen on.") from None
+        raise CannotServeError(f"{host!r} is not an address this machine can listen on.") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise CannotServe(
+            raise CannotServeError(
                 f"Port {port} on {host} ({what}) is already in use: stop the other "
                 "server or choose another port."
             ) from None
-        raise CannotServe(f"Cannot listen on {host}:{port} ({what}): {exc.strerror}.") from None
+        raise CannotServeError(
+            f"Cannot listen on {host}:{port} ({what}): {exc.strerror}."
+        ) from None
 
 
 def check_serve(
@@ -100,11 +102,11 @@ def check_serve(
     check_ledgers(ledger_urls)
     check_port_free(host, port, "the API")
     if health is not None:
-        if health.port == port:
-            raise CannotServe("The health port must differ from the API port.")
+        if health.port == port != 0:
+            raise CannotServeError("The health port must differ from the API port.")
         check_port_free(health.host, health.port, "the health port")
 
 
 def _require_file(path: Path, what: str) -> None:
     if not path.is_file():
-        raise CannotServe(f"{path} does not exist: it should hold {what}; check network.toml.")
+        raise CannotServeError(f"{path} does not exist: it should hold {what}; check network.toml.")

@@ -1,28 +1,27 @@
-"""The GraphQL schema (schema.graphql). Resolvers are thin: the caller's identity, one gateway call,
-and the result mapped to types. Who may do what is enforced in the contracts; the permission
-classes next to some fields say it early and plainly."""
+"""The GraphQL schema (schema.graphql) and `build_schema`, which gives it its extensions.
+
+Resolvers are thin: the caller's identity, one gateway call, and the result mapped to types.
+Who may do what is enforced in the contracts; the permission classes next to some fields say
+it early and plainly. Each extension lives in a module of its own; `build_schema` lists them in
+the order they run.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, ExecutionResult, GraphQLError
-from starlette.websockets import WebSocket
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from graphql import DocumentNode, GraphQLError
+from strawberry.extensions import MaxTokensLimiter
+from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
-from strawberry.types.graphql import OperationType
+from strawberry.types.field import StrawberryField
 
-from chaincode.errors import BadInput, Forbidden
+from domain.errors import BadInputError, ForbiddenError
 
+from .cached_parsing import CachedParsing
 from .context import context_of
 from .cost import CostCheckedValidation
 from .document_cache import DocumentCache
@@ -30,6 +29,8 @@ from .errors import ErrorCodes, log_error
 from .explorer import block_view
 from .metrics import OperationMetrics
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
+from .query_limits import MAX_TOKENS, QueryLimits
+from .subscription_transport import SubscriptionsOnWebsockets
 from .types import (
     AdmissionRequest,
     AdmissionStatus,
@@ -52,51 +53,32 @@ from .types import (
 )
 from .variable_limits import BoundedVariables
 
-MAX_DEPTH = 10
-MAX_ALIASES = 30
-MAX_TOKENS = 500
 MAX_BLOCKS_PER_PAGE = 100
+Permissions = list[type[BasePermission]]
 
 
-class _ParserCache(SchemaExtension):
-    """Parsed documents kept by text in `documents`, filled by Strawberry's own parse.
-
-    A document not kept yet is parsed once, by Strawberry inside the operation, where a
-    syntax error (or the token limit) gets its `extensions.code` from ErrorCodes. Strawberry's
-    ParserCache parses while the parsing hook is entered: such an error would escape without
-    a code, and parsing again inside the operation would double what a refusal costs.
-    """
-
-    def __init__(self, documents: DocumentCache[DocumentNode]) -> None:
-        super().__init__()
-        self.documents = documents
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        cached = self.documents.get(context.query) if context.query else None
-        if cached is not None:
-            context.graphql_document = cached
-        yield
-        if cached is None and context.query and context.graphql_document is not None:
-            self.documents.offer(context.query, context.graphql_document)
-        for error in context.pre_execution_errors or ():
-            # A syntax error's traceback holds the parser, every token read, and the frame
-            # holding the error: a cycle only a full garbage collection would free.
-            error.__traceback__ = None
+# Strawberry types its decorators as Any when they are given options; these say what they make.
+def field(
+    *, description: str | None = None, permission_classes: Permissions | None = None
+) -> StrawberryField:
+    made: StrawberryField = strawberry.field(
+        description=description, permission_classes=permission_classes
+    )
+    return made
 
 
-# Strawberry's limiters build a new rule class per instance: made once here, not per request.
-_LIMIT_RULES = [
-    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-]
+def mutation(
+    *, description: str | None = None, permission_classes: Permissions | None = None
+) -> StrawberryField:
+    made: StrawberryField = strawberry.mutation(
+        description=description, permission_classes=permission_classes
+    )
+    return made
 
 
-class _QueryLimits(AddValidationRules):
-    """The depth and alias limits, with rule classes shared by every request."""
-
-    def __init__(self) -> None:
-        super().__init__(_LIMIT_RULES)
+def subscription(*, description: str | None = None) -> StrawberryField:
+    made: StrawberryField = strawberry.subscription(description=description)
+    return made
 
 
 async def _evaluate(info: Info, channel: str, function: str, **args: Any) -> Any:
@@ -115,7 +97,7 @@ def _status(value: Any) -> str | None:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Who the client certificate says you are.")
+    @field(description="Who the client certificate says you are.")
     def me(self, info: Info) -> Identity:
         identity = context_of(info).identity
         return Identity(
@@ -126,14 +108,14 @@ class Query:
             name=identity.name,
         )
 
-    @strawberry.field(
+    @field(
         permission_classes=[MedicalChannelMembers],
         description="A parent's own children; a doctor's children under ACTIVE agreements.",
     )
     async def children(self, info: Info) -> list[Child]:
         return [Child.of(r) for r in await _evaluate(info, "medical", "listChildren")]
 
-    @strawberry.field(
+    @field(
         permission_classes=[MedicalChannelMembers],
         description=(
             "Children whose guardianship you are offered (id, fullName and birthDate only; "
@@ -143,36 +125,36 @@ class Query:
     async def pending_guardianships(self, info: Info) -> list[Child]:
         return [Child.of(r) for r in await _evaluate(info, "medical", "pendingGuardianships")]
 
-    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    @field(permission_classes=[MedicalChannelMembers])
     async def child(self, info: Info, id: strawberry.ID) -> Child | None:
         return Child.of(await _evaluate(info, "medical", "readChild", childId=id))
 
-    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    @field(permission_classes=[MedicalChannelMembers])
     async def medical_card(self, info: Info, child_id: strawberry.ID) -> MedicalCard:
         return MedicalCard.of(await _evaluate(info, "medical", "readCard", childId=child_id))
 
-    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    @field(permission_classes=[MedicalChannelMembers])
     async def medical_card_history(
         self, info: Info, child_id: strawberry.ID
     ) -> list[MedicalCardRevision]:
         history = await _evaluate(info, "medical", "cardHistory", childId=child_id)
         return [MedicalCardRevision.of(r) for r in history]
 
-    @strawberry.field(permission_classes=[MedicalChannelMembers])
+    @field(permission_classes=[MedicalChannelMembers])
     async def agreements(
         self, info: Info, child_id: strawberry.ID | None = None
     ) -> list[Agreement]:
         found = await _evaluate(info, "medical", "listAgreements", childId=child_id)
         return [Agreement.of(r) for r in found]
 
-    @strawberry.field
+    @field()
     async def admission_requests(
         self, info: Info, status: AdmissionStatus | None = None
     ) -> list[AdmissionRequest]:
         found = await _evaluate(info, "report", "listAdmissionRequests", status=_status(status))
         return [AdmissionRequest.of(r) for r in found]
 
-    @strawberry.field
+    @field()
     async def report_requests(
         self, info: Info, status: ReportRequestStatus | None = None
     ) -> list[ReportRequest]:
@@ -180,18 +162,18 @@ class Query:
         found = await c.services.gateway.list_report_requests(c.identity, _status(status))
         return [ReportRequest.of(r) for r in found]
 
-    @strawberry.field
+    @field()
     async def reports(self, info: Info, status: ReportStatus | None = None) -> list[Report]:
         return [
             Report.of(r)
             for r in await _evaluate(info, "report", "listReports", status=_status(status))
         ]
 
-    @strawberry.field
+    @field()
     async def report(self, info: Info, id: strawberry.ID) -> Report:
         return Report.of(await _evaluate(info, "report", "readReport", id=id))
 
-    @strawberry.field(description="The channels your organisation belongs to.")
+    @field(description="The channels your organisation belongs to.")
     async def channels(self, info: Info) -> list[Channel]:
         c = context_of(info)
         found = []
@@ -207,7 +189,7 @@ class Query:
             )
         return found
 
-    @strawberry.field(description="Block headers and transaction headers; never state values.")
+    @field(description="Block headers and transaction headers; never state values.")
     async def blocks(
         self, info: Info, channel: str, from_number: int | None = 0, limit: int | None = 50
     ) -> list[Block]:
@@ -216,11 +198,13 @@ class Query:
         from_number = 0 if from_number is None else from_number
         limit = 50 if limit is None else limit
         if from_number < 0 or not 1 <= limit <= MAX_BLOCKS_PER_PAGE:
-            raise BadInput(f"fromNumber must be 0 or more and limit 1 to {MAX_BLOCKS_PER_PAGE}.")
+            raise BadInputError(
+                f"fromNumber must be 0 or more and limit 1 to {MAX_BLOCKS_PER_PAGE}."
+            )
         found = await asyncio.to_thread(c.services.channels[channel].blocks, from_number, limit)
         return [block_view(block, c.identity) for block in found]
 
-    @strawberry.field(
+    @field(
         description="Check the channel's chain: the blocks added since this server last found "
         "it intact, or with full (administrators only) every block from 0, replaying its state."
     )
@@ -230,7 +214,7 @@ class Query:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
         if full and Role(c.identity.role.value) is not Role.ADMIN:
-            raise Forbidden("Only administrators can have a chain verified from block 0.")
+            raise ForbiddenError("Only administrators can have a chain verified from block 0.")
         result = await c.services.chain_checks.verify(channel, full=bool(full))
         return Verification(
             channel=result.channel,
@@ -243,7 +227,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(
+    @mutation(
         permission_classes=[ParentsOnly],
         description="Parents: you become a guardian; otherGuardians are offered guardianship.",
     )
@@ -259,14 +243,14 @@ class Mutation:
         )
         return Child.of(child)
 
-    @strawberry.mutation(
+    @mutation(
         permission_classes=[ParentsOnly],
         description="A parent offered guardianship of the child becomes its guardian.",
     )
     async def accept_guardianship(self, info: Info, child_id: strawberry.ID) -> Child:
         return Child.of(await _submit(info, "medical", "acceptGuardianship", childId=child_id))
 
-    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
     async def sign_agreement(
         self, info: Info, child_id: strawberry.ID, doctor_uid: str
     ) -> Agreement:
@@ -274,19 +258,15 @@ class Mutation:
             await _submit(info, "medical", "signAgreement", childId=child_id, doctorUid=doctor_uid)
         )
 
-    @strawberry.mutation(
-        permission_classes=[DoctorsOnly], description="The named doctor -> ACTIVE."
-    )
+    @mutation(permission_classes=[DoctorsOnly], description="The named doctor -> ACTIVE.")
     async def accept_agreement(self, info: Info, id: strawberry.ID) -> Agreement:
         return Agreement.of(await _submit(info, "medical", "acceptAgreement", id=id))
 
-    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> REVOKED.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian -> REVOKED.")
     async def revoke_agreement(self, info: Info, id: strawberry.ID) -> Agreement:
         return Agreement.of(await _submit(info, "medical", "revokeAgreement", id=id))
 
-    @strawberry.mutation(
-        permission_classes=[DoctorsOnly], description="The doctor of an ACTIVE agreement."
-    )
+    @mutation(permission_classes=[DoctorsOnly], description="The doctor of an ACTIVE agreement.")
     async def update_medical_card(
         self, info: Info, child_id: strawberry.ID, expected_version: int, patch: MedicalCardPatch
     ) -> MedicalCard:
@@ -300,7 +280,7 @@ class Mutation:
         )
         return MedicalCard.of(card)
 
-    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
     async def create_admission_request(
         self, info: Info, child_id: strawberry.ID, school: str
     ) -> AdmissionRequest:
@@ -308,20 +288,18 @@ class Mutation:
         found = await c.services.gateway.create_admission_request(c.identity, child_id, school)
         return AdmissionRequest.of(found)
 
-    @strawberry.mutation(permission_classes=[SchoolsOnly], description="That school -> ACCEPTED.")
+    @mutation(permission_classes=[SchoolsOnly], description="That school -> ACCEPTED.")
     async def accept_admission_request(self, info: Info, id: strawberry.ID) -> AdmissionRequest:
         return AdmissionRequest.of(await _submit(info, "report", "acceptAdmissionRequest", id=id))
 
-    @strawberry.mutation(permission_classes=[SchoolsOnly], description="That school -> REJECTED.")
+    @mutation(permission_classes=[SchoolsOnly], description="That school -> REJECTED.")
     async def reject_admission_request(
         self, info: Info, id: strawberry.ID, reason: str
     ) -> AdmissionRequest:
         found = await _submit(info, "report", "rejectAdmissionRequest", id=id, reason=reason)
         return AdmissionRequest.of(found)
 
-    @strawberry.mutation(
-        permission_classes=[SchoolsOnly], description="The school of an ACCEPTED admission."
-    )
+    @mutation(permission_classes=[SchoolsOnly], description="The school of an ACCEPTED admission.")
     async def create_report_request(
         self, info: Info, admission_request_id: strawberry.ID
     ) -> ReportRequest:
@@ -330,7 +308,7 @@ class Mutation:
         )
         return ReportRequest.of(found)
 
-    @strawberry.mutation(
+    @mutation(
         permission_classes=[DoctorsOnly], description="A doctor with an ACTIVE agreement -> READY."
     )
     async def create_report(
@@ -340,11 +318,11 @@ class Mutation:
         found = await c.services.gateway.create_report(c.identity, report_request_id, conclusion)
         return Report.of(found)
 
-    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian -> APPROVED.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian -> APPROVED.")
     async def approve_report(self, info: Info, id: strawberry.ID, schools: list[str]) -> Report:
         return Report.of(await _submit(info, "report", "approveReport", id=id, schools=schools))
 
-    @strawberry.mutation(permission_classes=[ParentsOnly], description="A guardian.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian.")
     async def revoke_report_permission(self, info: Info, id: strawberry.ID, school: str) -> Report:
         found = await _submit(info, "report", "revokeReportPermission", id=id, school=school)
         return Report.of(found)
@@ -352,7 +330,7 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Contract events you may see, as they are committed.")
+    @subscription(description="Contract events you may see, as they are committed.")
     async def events(self, info: Info, channel: str) -> AsyncGenerator[LedgerEvent, None]:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
@@ -370,25 +348,6 @@ class Subscription:
                 )
 
 
-class _SubscriptionsOnWebsockets(SchemaExtension):
-    """A subscription sent over plain HTTP is refused with BAD_USER_INPUT and never runs.
-
-    Strawberry would execute it once, like a query, and that ends in INTERNAL. The refusal
-    comes after validation, so a document that does not fit the schema still says so.
-    """
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        over_http = not isinstance(context.context.request, WebSocket)
-        if context.operation_type is OperationType.SUBSCRIPTION and over_http:
-            refusal = BadInput("Subscriptions are served over the websocket at /graphql.")
-            # A result set before execution means Strawberry does not execute the operation.
-            context.result = ExecutionResult(
-                data=None, errors=[GraphQLError(str(refusal), original_error=refusal)]
-            )
-        yield
-
-
 class HealthLedgerSchema(strawberry.Schema):
     """Strawberry's schema, logging errors the way `api.errors.log_error` says."""
 
@@ -399,22 +358,31 @@ class HealthLedgerSchema(strawberry.Schema):
             log_error(error)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(
+    query_type: type = Query,
+    mutation_type: type | None = Mutation,
+    subscription_type: type | None = Subscription,
+) -> strawberry.Schema:
+    """The API's schema: these root types (the API's own unless given) with every extension.
+
+    The extensions, their order and their caches are the server's, so root types whose
+    resolvers do no work measure exactly what the schema adds to each request.
+    """
     # Kept per document text for every request of this schema; see DocumentCache.
     documents: DocumentCache[DocumentNode] = DocumentCache(maxsize=128)
     outcomes: DocumentCache[list[GraphQLError]] = DocumentCache(maxsize=128)
     return HealthLedgerSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=query_type,
+        mutation=mutation_type,
+        subscription=subscription_type,
         extensions=[
             ErrorCodes,
             OperationMetrics,
-            _SubscriptionsOnWebsockets,
+            SubscriptionsOnWebsockets,
             BoundedVariables,
-            _QueryLimits,
+            QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: _ParserCache(documents),
+            lambda: CachedParsing(documents),
             # Refuses a document too costly to validate (api.cost), else validates it.
             lambda: CostCheckedValidation(outcomes),
         ],

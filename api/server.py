@@ -18,8 +18,9 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from authz.mtls import HttpToolsClientCertProtocol, WebSocketClientCertProtocol, server_ssl_context
+from authz.client_cert_protocols import HttpToolsClientCertProtocol, WebSocketClientCertProtocol
 from authz.network import load_network
+from authz.tls_context import server_ssl_context
 
 from .access_log import configure_logging
 from .app import create_app
@@ -70,7 +71,11 @@ def serve(
     workers: int = 1,
     health: HealthAddress | None = None,
 ) -> None:
-    """Run the API until interrupted; returns after a graceful shutdown."""
+    """Run the API until interrupted; returns after a graceful shutdown.
+
+    Port 0 (API or health) takes any free port; uvicorn logs the API port it bound
+    and the health listener its own.
+    """
     network = load_network(network_dir)
     _set_environment(NETWORK_ENV, str(network.directory))
     _set_environment(LEDGER_ENV, ledger_url)
@@ -80,7 +85,7 @@ def serve(
         "api.server:app_from_environment",
         factory=True,
         host=host or network.server.host,
-        port=port or network.server.port,
+        port=port if port is not None else network.server.port,
         workers=workers,
         http=HttpToolsClientCertProtocol,
         ws=WebSocketClientCertProtocol,

@@ -6,10 +6,11 @@ import asyncio
 from dataclasses import dataclass
 
 from authz.access import ChannelAccess
+from authz.callers import CallerIdentifier
 from authz.directory import NetworkDirectory
 from authz.identity import IdentityVerifier
-from authz.mtls import CallerIdentifier, ProxySettings
 from authz.network import NetworkConfig
+from authz.proxy_headers import ProxySettings
 from chaincode.gateway import Gateway
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 

@@ -1,18 +1,15 @@
-"""The GraphQL types of schema.graphql, built from what the contracts return."""
+"""The GraphQL types of schema.graphql, built from the contracts' records (chaincode.records)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
 
 import strawberry
-from strawberry.types import Info
 
-from chaincode.errors import Forbidden
+from chaincode import records
+from domain.errors import ForbiddenError
 from ledger_backends.records import parse_timestamp
-
-Record = dict[str, Any]
 
 
 @strawberry.enum
@@ -79,15 +76,15 @@ class Child:
     sex: str | None
 
     @classmethod
-    def of(cls, r: Record) -> Child:
+    def of(cls, r: records.ChildView) -> Child:
         return cls(
             id=strawberry.ID(r["id"]),
             full_name=r["fullName"],
             birth_date=date.fromisoformat(r["birthDate"]),
             guardians=r["guardians"],
-            pending_guardians=r.get("pendingGuardians", []),
-            doctor_uid=r.get("doctorUid"),
-            sex=r.get("sex"),
+            pending_guardians=r["pendingGuardians"],
+            doctor_uid=r["doctorUid"],
+            sex=r["sex"],
         )
 
 
@@ -98,7 +95,7 @@ class Vaccination:
     dose: int
 
     @classmethod
-    def of(cls, r: Record) -> Vaccination:
+    def of(cls, r: records.Vaccination) -> Vaccination:
         return cls(vaccine=r["vaccine"], date=date.fromisoformat(r["date"]), dose=r["dose"])
 
 
@@ -111,13 +108,13 @@ class Examination:
     findings: str | None
 
     @classmethod
-    def of(cls, r: Record) -> Examination:
+    def of(cls, r: records.Examination) -> Examination:
         return cls(
             date=date.fromisoformat(r["date"]),
             doctor_uid=r["doctorUid"],
-            height_cm=r.get("heightCm"),
-            weight_kg=r.get("weightKg"),
-            findings=r.get("findings"),
+            height_cm=r["heightCm"],
+            weight_kg=r["weightKg"],
+            findings=r["findings"],
         )
 
 
@@ -141,7 +138,7 @@ class MedicalCard:
     notes: str | None
 
     @classmethod
-    def of(cls, r: Record) -> MedicalCard:
+    def of(cls, r: records.MedicalCard) -> MedicalCard:
         return cls(
             child_id=strawberry.ID(r["childId"]),
             version=r["version"],
@@ -168,7 +165,7 @@ class MedicalCardRevision:
     card: MedicalCard
 
     @classmethod
-    def of(cls, r: Record) -> MedicalCardRevision:
+    def of(cls, r: records.CardRevision) -> MedicalCardRevision:
         return cls(
             version=r["version"],
             tx_id=r["txId"],
@@ -190,7 +187,7 @@ class Agreement:
     updated_at: datetime
 
     @classmethod
-    def of(cls, r: Record) -> Agreement:
+    def of(cls, r: records.AgreementView) -> Agreement:
         return cls(
             id=strawberry.ID(r["id"]),
             child_id=strawberry.ID(r["childId"]),
@@ -213,7 +210,7 @@ class AdmissionRequest:
     created_at: datetime
 
     @classmethod
-    def of(cls, r: Record) -> AdmissionRequest:
+    def of(cls, r: records.AdmissionRequestView) -> AdmissionRequest:
         return cls(
             id=strawberry.ID(r["id"]),
             child_id=strawberry.ID(r["childId"]),
@@ -236,7 +233,7 @@ class ReportRequest:
     created_at: datetime
 
     @classmethod
-    def of(cls, r: Record) -> ReportRequest:
+    def of(cls, r: records.ReportRequestView) -> ReportRequest:
         return cls(
             id=strawberry.ID(r["id"]),
             admission_request_id=strawberry.ID(r["admissionRequestId"]),
@@ -259,7 +256,7 @@ class ReportContent:
     conclusion: str
 
     @classmethod
-    def of(cls, r: Record) -> ReportContent:
+    def of(cls, r: records.ReportContent) -> ReportContent:
         return cls(
             child_name=r["childName"],
             health_group=r["healthGroup"],
@@ -296,21 +293,23 @@ class Report:
             "guardians and the author, who may read the card, null for schools."
         )
     )
-    _content: strawberry.Private[Record | None]
+    _content: strawberry.Private[records.ReportContent | None]
 
-    @strawberry.field(
-        description="Null, with a FORBIDDEN error, for a school not permitted or before APPROVED."
-    )
-    def content(self, info: Info) -> ReportContent | None:
+    def _readable_content(self) -> ReportContent | None:
         if self._content is None:
-            raise Forbidden(
+            raise ForbiddenError(
                 "This report's content is readable by a school only once a guardian approves it "
                 "for that school."
             )
         return ReportContent.of(self._content)
 
+    content: ReportContent | None = strawberry.field(
+        resolver=_readable_content,
+        description="Null, with a FORBIDDEN error, for a school not permitted or before APPROVED.",
+    )
+
     @classmethod
-    def of(cls, r: Record) -> Report:
+    def of(cls, r: records.ReportView) -> Report:
         return cls(
             id=strawberry.ID(r["id"]),
             child_id=strawberry.ID(r["childId"]),
@@ -321,7 +320,7 @@ class Report:
             permitted_schools=r["permittedSchools"],
             card_version=r["cardVersion"],
             card_hash=r["cardHash"],
-            card_salt=r.get("cardSalt"),
+            card_salt=r["cardSalt"],
             _content=r["content"],
         )
 
@@ -420,19 +419,19 @@ class MedicalCardPatch:
     physical_education_group: PEGroup | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
 
-    def to_record(self) -> Record:
+    def to_record(self) -> records.CardPatch:
         """The given fields only, in the contract's names; explicit nulls clear a field."""
-        given: Record = {}
-        for name, key in (
-            ("blood_type", "bloodType"),
-            ("allergies", "allergies"),
-            ("chronic_conditions", "chronicConditions"),
-            ("health_group", "healthGroup"),
-            ("notes", "notes"),
-        ):
-            value = getattr(self, name)
-            if value is not strawberry.UNSET:
-                given[key] = value
+        given: records.CardPatch = {}
+        if self.blood_type is not strawberry.UNSET:
+            given["bloodType"] = self.blood_type
+        if self.allergies is not strawberry.UNSET:
+            given["allergies"] = self.allergies
+        if self.chronic_conditions is not strawberry.UNSET:
+            given["chronicConditions"] = self.chronic_conditions
+        if self.health_group is not strawberry.UNSET:
+            given["healthGroup"] = self.health_group
+        if self.notes is not strawberry.UNSET:
+            given["notes"] = self.notes
         if self.physical_education_group is not strawberry.UNSET:
             group = self.physical_education_group
             given["physicalEducationGroup"] = None if group is None else group.value

@@ -16,7 +16,7 @@ from typing import Any
 from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from chaincode.errors import BadInput
+from domain.errors import BadInputError
 
 # The longest list any argument takes: a card's vaccinations or examinations.
 MAX_LIST_ITEMS = 200
@@ -51,6 +51,6 @@ class BoundedVariables(SchemaExtension):
         if refusal is not None:
             # A result set before execution means Strawberry does not execute the operation.
             context.result = ExecutionResult(
-                data=None, errors=[GraphQLError(refusal, original_error=BadInput(refusal))]
+                data=None, errors=[GraphQLError(refusal, original_error=BadInputError(refusal))]
             )
         yield

@@ -1,23 +1,18 @@
-"""Verifying channels and saying the outcome in one line each (`verify` and `demo`).
+"""Verifying channels and saying the outcome in one line each (`verify` and the demo).
 
-Checking never changes a ledger. A SQLite file is opened read-only and a PostgreSQL database
-in read-only transactions; either must already hold the ledger's tables (NotALedgerError
-otherwise, which the command line reports with exit 2). A Redis ledger is only read: its
-store sends no write command when opened (the append script is registered client-side)
-nor while a chain is checked, so no key is created.
+Checking never changes a ledger: each store is opened with `open_store(url, create=False)`,
+which creates nothing and reads only. A store that holds something other than a ledger
+raises NotALedgerError, which the command line reports with exit 2; a place where nothing
+is stored (a SQLite file that does not exist) fails the check of its channels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from ledger_backends import LedgerError, LedgerStore, open_store, verify_channel
-from ledger_backends.errors import NotALedgerError
-from ledger_backends.postgres import PostgresStore
-from ledger_backends.sqlite import SQLiteStore, sqlite_path
+from ledger_backends import LedgerError, open_store, verify_channel
+from ledger_backends.errors import LedgerNotFoundError, NotALedgerError
 from ledger_backends.urls import scrubbed
 
 
@@ -28,22 +23,24 @@ class ChannelTarget:
 
 
 def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
-    """Verify each channel's chain, print one line per channel; True if every chain is intact."""
+    """Verify each channel's chain, print one line per channel; True if every chain is intact.
+
+    Raises NotALedgerError for a store that is not a ledger at all: that is a configuration
+    mistake, not a damaged chain.
+    """
     intact = True
     for target in targets:
-        missing = missing_sqlite_file(target.url)
-        if missing is not None:
-            print(f"{target.name}: {no_ledger_at(missing)}")
-            intact = False
-            continue
         try:
-            store = open_for_checking(target.url)
+            store = open_store(target.url, create=False)
             try:
                 result = verify_channel(store, target.name)
             finally:
                 store.close()
+        except LedgerNotFoundError as exc:
+            print(f"{target.name}: {no_ledger_at(exc.where)}")
+            intact = False
+            continue
         except NotALedgerError:
-            # A file that is no ledger at all is a configuration mistake, not a damaged chain.
             raise
         except LedgerError as exc:
             print(f"{target.name}: cannot be checked: {scrubbed(str(exc), target.url)}")
@@ -58,24 +55,21 @@ def verify_and_report(targets: Iterable[ChannelTarget]) -> bool:
     return intact
 
 
-def open_for_checking(url: str) -> LedgerStore:
-    """The store at `url`, opened read-only when it is a SQLite or PostgreSQL ledger."""
-    scheme = urlsplit(url).scheme.split("+", 1)[0].lower()  # as open_store reads it
-    if scheme == "sqlite":
-        return SQLiteStore.open_read_only(url)
-    if scheme in ("postgresql", "postgres"):
-        return PostgresStore.open_read_only(url)
-    return open_store(url)
+def stored_channels(url: str) -> list[str]:
+    """The channels with blocks in the ledger at `url`, read without changing anything.
+
+    Raises LedgerError when nothing is stored there, NotALedgerError when it is not a ledger.
+    """
+    try:
+        store = open_store(url, create=False)
+    except LedgerNotFoundError as exc:
+        raise LedgerError(no_ledger_at(exc.where)) from exc
+    try:
+        return store.channels()
+    finally:
+        store.close()
 
 
-def missing_sqlite_file(url: str) -> Path | None:
-    """The path of a SQLite ledger URL whose file does not exist (opening it would create one)."""
-    if not url.startswith("sqlite:"):
-        return None
-    path = sqlite_path(url)
-    return None if str(path) == ":memory:" or path.exists() else path
-
-
-def no_ledger_at(path: Path) -> str:
+def no_ledger_at(where: str) -> str:
     # Typically a --ledger other than serve's: an empty new file must not pass for an intact chain.
-    return f"no ledger at {path}: pass the --ledger that serve uses (or fix network.toml)"
+    return f"no ledger at {where}: pass the --ledger that serve uses (or fix network.toml)"

@@ -39,7 +39,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from authz.errors import Unauthenticated
+from domain.errors import UnauthenticatedError
 
 from .context import Context
 
@@ -123,12 +123,12 @@ class CertificateCheckedTransportWS(BaseGraphQLTransportWSHandler[Context, None]
             return False
         try:
             self.context.services.identifier.identify(self.context.request.scope)
-        except Unauthenticated as refusal:
+        except UnauthenticatedError as refusal:
             await self._refuse(refusal)
             return False
         return True
 
-    async def _refuse(self, refusal: Unauthenticated) -> None:
+    async def _refuse(self, refusal: UnauthenticatedError) -> None:
         """Ends each running operation with UNAUTHENTICATED, then closes the socket with 4403."""
         self._refused = True
         identity = self.context.identity

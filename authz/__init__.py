@@ -1,1 +1,3 @@
-"""Who is calling: the network's organisations and channels, certificates and identities."""
+"""Who is calling and what they may reach: the network description, its certificate
+authorities, client certificates from the TLS connection or a proxy, verified identities and
+channel access."""

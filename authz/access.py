@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import Forbidden
+from domain.errors import ForbiddenError
+
 from .identity import Identity
 from .network import ChannelConfig, NetworkConfig
 
@@ -22,12 +23,12 @@ class ChannelAccess:
         return config is not None and identity.org in config.members
 
     def require_member(self, identity: Identity, channel: str) -> ChannelConfig:
-        """The channel if the caller's organisation is a member; else Forbidden.
+        """The channel if the caller's organisation is a member; else ForbiddenError.
 
         An unknown channel gets the same answer as a forbidden one, so a
         caller learns nothing about channels outside its reach.
         """
         config = self._channels.get(channel)
         if config is None or not self.is_member(identity, channel):
-            raise Forbidden(f"Your organisation has no access to channel {channel!r}.")
+            raise ForbiddenError(f"Your organisation has no access to channel {channel!r}.")
         return config

@@ -21,7 +21,7 @@ RESCAN_SECONDS = 1.0
 
 
 class NetworkDirectory:
-    """Answers `org_kind(org)` and `user(uid) -> (org, role)` (chaincode.base.Directory)."""
+    """Answers `org_kind(org)` and `user(uid) -> (org, role)`: the contracts' Directory."""
 
     def __init__(self, network: NetworkConfig) -> None:
         self._kinds = {org.id: org.kind for org in network.orgs}

@@ -33,8 +33,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from domain.errors import UnauthenticatedError
+
 from .ca import FABRIC_ATTRS_OID, crl_number
-from .errors import Unauthenticated
 from .network import NetworkConfig, OrgConfig
 from .roles import Role, role_fits
 from .uids import display_name_problem, is_uid
@@ -117,12 +118,8 @@ class IdentityVerifier:
             crl_grace=timedelta(days=network.server.crl_grace_days),
         )
 
-    @property
-    def ca_certificates(self) -> list[x509.Certificate]:
-        return [trust.ca for trust in self._trusts]
-
     def identify(self, der: bytes) -> Identity:
-        """The Identity a DER certificate proves; raises Unauthenticated with the reason."""
+        """The Identity a DER certificate proves; raises UnauthenticatedError with the reason."""
         if time.monotonic() >= self._next_crl_check:
             self._refresh_crls()
         # Keyed by the certificate bytes: a connection hands the same object to each request,
@@ -136,48 +133,48 @@ class IdentityVerifier:
                 self._cache[der] = verified
         now = self._clock()
         if now < verified.not_before:
-            raise Unauthenticated("The client certificate is not valid yet.")
+            raise UnauthenticatedError("The client certificate is not valid yet.")
         if now > verified.not_after:
-            raise Unauthenticated("The client certificate has expired.")
+            raise UnauthenticatedError("The client certificate has expired.")
         trust = verified.trust
         if trust.crl_problem is not None:
-            raise Unauthenticated(trust.crl_problem)
+            raise UnauthenticatedError(trust.crl_problem)
         if trust.crl_expires is not None and now > trust.crl_expires:
             self._refuse_expired(trust)
         if verified.serial in trust.revoked:
-            raise Unauthenticated("The client certificate has been revoked.")
+            raise UnauthenticatedError("The client certificate has been revoked.")
         return verified.identity
 
     def _verify(self, der: bytes, fingerprint: str) -> _Verified:
         try:
             cert = x509.load_der_x509_certificate(der)
         except ValueError:
-            raise Unauthenticated("The client certificate cannot be read.") from None
+            raise UnauthenticatedError("The client certificate cannot be read.") from None
         issuers = [trust for trust in self._trusts if _issued_by(cert, trust.ca)]
         if len(issuers) != 1:
-            raise Unauthenticated(
+            raise UnauthenticatedError(
                 "The client certificate was not issued by an organisation of this network."
             )
         trust = issuers[0]
         extensions = cert.extensions
         constraints = _extension(extensions, x509.BasicConstraints)
         if constraints is not None and constraints.ca:
-            raise Unauthenticated("A CA certificate cannot be used as a client certificate.")
+            raise UnauthenticatedError("A CA certificate cannot be used as a client certificate.")
         usages = _extension(extensions, x509.ExtendedKeyUsage)
         if usages is None or ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
-            raise Unauthenticated("The certificate is not meant for client authentication.")
+            raise UnauthenticatedError("The certificate is not meant for client authentication.")
         uid = _single_attribute(cert.subject, NameOID.USER_ID)
         if not uid:
-            raise Unauthenticated("The client certificate carries no UID.")
+            raise UnauthenticatedError("The client certificate carries no UID.")
         if not is_uid(uid):
-            raise Unauthenticated("The client certificate's UID is not a valid UID.")
+            raise UnauthenticatedError("The client certificate's UID is not a valid UID.")
         name = _single_attribute(cert.subject, NameOID.COMMON_NAME)
         if name is not None and display_name_problem(name) is not None:
-            raise Unauthenticated("The client certificate's name is not a valid display name.")
+            raise UnauthenticatedError("The client certificate's name is not a valid display name.")
         attributes = fabric_attributes(cert)
         role = attributes.get("role", "")
         if not role_fits(role, trust.org.kind):
-            raise Unauthenticated(
+            raise UnauthenticatedError(
                 f"The role {role or '(none)'!r} does not fit organisation {trust.org.id!r}."
             )
         identity = Identity(
@@ -256,7 +253,7 @@ class IdentityVerifier:
                 "certificates until it is re-signed.",
                 org,
             )
-        raise Unauthenticated(
+        raise UnauthenticatedError(
             f"The revocation list of {org!r} is past its next-update time; its certificates "
             "are refused until it is re-signed (healthledger network renew-crl)."
         )

@@ -1,16 +1,13 @@
 """What a certificate subject may say: the UID syntax and the display-name rule.
 
 `healthledger enroll` issues only what these allow, and the server refuses at every handshake
-any certificate that says something else, whoever signed it.
+any certificate that says something else, whoever signed it. The patterns (domain.names) are
+those the contracts check their arguments with.
 """
 
 from __future__ import annotations
 
-# The contracts' patterns, so that enrolment, handshakes and contract arguments agree:
-# a UID has no "/" that could reach into ORG/UID keys, no spaces, homoglyphs, zero-width or
-# line-breaking characters that make two UIDs look alike; a name no control characters,
-# line breaks or bidirectional formatting characters.
-from chaincode.validation import NAME_REFUSED, UID_PATTERN
+from domain.names import NAME_REFUSED, UID_PATTERN
 
 UID_RULE = "up to 64 letters, digits and . _ @ -, starting with a letter or digit"
 

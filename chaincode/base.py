@@ -1,8 +1,9 @@
 """The contract API, modelled on Fabric's: a Contract's functions run against a TxContext.
 
 Contracts do no I/O of their own and are deterministic: state comes through the
-context, and so do time (`ctx.timestamp`) and fresh ids (`ctx.new_id`, drawn
-from a random seed the gateway chose and records with the transaction). A
+context, and so do time (`ctx.timestamp`), fresh ids (`ctx.new_id`, drawn
+from a random seed the gateway chose and records with the transaction) and
+what the gateway verified on another channel (`ctx.transient`). A
 function is marked `@transaction` (its writes are committed) or `@query`
 (read-only, evaluated without a block).
 """
@@ -13,13 +14,13 @@ import hashlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
+from domain.errors import BadInputError
 from ledger_backends import HistoryEntry, TxSimulator
+from ledger_backends.records import JSONValue
 
-from .errors import BadInput, ContractError
-
-JSON = Any
+from .records import Transient
 
 
 class Caller(Protocol):
@@ -31,8 +32,6 @@ class Caller(Protocol):
     def msp(self) -> str: ...
     @property
     def org(self) -> str: ...
-    @property
-    def org_kind(self) -> str: ...
     @property
     def role(self) -> str: ...
 
@@ -64,49 +63,46 @@ class StaticDirectory:
 
 
 class TxContext:
-    """One invocation's view of the ledger, the caller and the network (Fabric's ctx.stub)."""
+    """One invocation's view of the ledger, the caller and the network (Fabric's ctx.stub).
+
+    `transient` holds what the gateway verified on another channel for this invocation
+    (Fabric's transient data): callers cannot set it, and no transaction records it.
+    """
 
     def __init__(
         self,
         simulator: TxSimulator,
         *,
         caller: Caller,
-        tx_id: str,
         timestamp: str,
         directory: Directory,
-        id_seed: str | None = None,
+        id_seed: str,
+        transient: Transient | None = None,
     ) -> None:
         self._sim = simulator
         self.caller = caller
-        self.tx_id = tx_id
         self.timestamp = timestamp
         self.directory = directory
-        self.id_seed = tx_id if id_seed is None else id_seed
+        self.id_seed = id_seed
+        self.transient: Transient = {} if transient is None else transient
         self._ids = 0
 
-    @property
-    def channel(self) -> str:
-        return self._sim.channel
-
-    def get_state(self, key: str) -> JSON | None:
+    def get_state(self, key: str) -> JSONValue | None:
         return self._sim.get_state(key)
 
-    def put_state(self, key: str, value: JSON) -> None:
+    def put_state(self, key: str, value: JSONValue) -> None:
         self._sim.put_state(key, value)
 
     def del_state(self, key: str) -> None:
         self._sim.del_state(key)
 
-    def get_prefix(self, prefix: str) -> list[tuple[str, JSON]]:
+    def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
         return self._sim.get_prefix(prefix)
-
-    def get_range(self, start: str, end: str) -> list[tuple[str, JSON]]:
-        return self._sim.get_range(start, end)
 
     def get_history(self, key: str) -> list[HistoryEntry]:
         return self._sim.get_history(key)
 
-    def set_event(self, name: str, payload: JSON) -> None:
+    def set_event(self, name: str, payload: JSONValue) -> None:
         self._sim.set_event(name, payload)
 
     def new_id(self, prefix: str) -> str:
@@ -118,7 +114,7 @@ class TxContext:
         return f"{prefix}-{digest}"
 
 
-ContractFunction = Callable[..., JSON]
+ContractFunction = Callable[..., JSONValue]
 _F = TypeVar("_F", bound=ContractFunction)
 
 
@@ -160,28 +156,27 @@ class Contract:
     def is_transaction(self, function: str) -> bool:
         return self._lookup(function)[1]
 
-    def invoke(self, ctx: TxContext, function: str, args: Mapping[str, JSON]) -> JSON:
-        """Run a function; ContractError subclasses are refusals, anything else is a bug."""
+    def invoke(self, ctx: TxContext, function: str, args: Mapping[str, JSONValue]) -> JSONValue:
+        """Run a function; RefusalError subclasses are refusals, anything else is a bug."""
         target, _ = self._lookup(function)
         try:
             self._signatures[function].bind(ctx, **args)
         except TypeError:
-            raise BadInput(f"{function} was called with missing or unknown arguments.") from None
+            raise BadInputError(
+                f"{function} was called with missing or unknown arguments."
+            ) from None
         return target(ctx, **args)
 
     def _lookup(self, function: str) -> tuple[ContractFunction, bool]:
         found = self._functions.get(function)
         if found is None:
-            raise BadInput(f"The {self.name} contract has no function {function!r}.")
+            raise BadInputError(f"The {self.name} contract has no function {function!r}.")
         return found
 
 
 __all__ = [
-    "JSON",
-    "BadInput",
     "Caller",
     "Contract",
-    "ContractError",
     "Directory",
     "StaticDirectory",
     "TxContext",

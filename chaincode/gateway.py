@@ -5,11 +5,11 @@ member), then the contract's own rules. Transactions are simulated on current
 state and submitted; an MVCC conflict re-runs the simulation, a bounded number
 of times, before the caller gets CONFLICT.
 
-Two story steps need both channels (the story in README.md). The gateway reads
-`medical` as the same caller — which proves the caller's relationship to the
-child — and passes only what the report needs into the `report` contract as
-`verified*` arguments. Those arguments are the gateway's alone: a caller who
-supplies one through `submit` or `evaluate` is refused.
+Steps of the story that need both channels (README.md) are the gateway's own
+methods. It reads `medical` as the same caller — which proves the caller's
+relationship to the child — and gives what it read to the `report` contract as
+the context's transient data (`TxContext.transient`, as Fabric passes transient
+data): only these methods set it, and no transaction records it.
 """
 
 from __future__ import annotations
@@ -22,16 +22,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ledger_backends import ChannelLedger, ConflictError
-from ledger_backends.hashing import canonical_json, commitment, new_salt
-from ledger_backends.records import Creator, ForeignReads, format_timestamp, utc_now
+from domain.errors import BadInputError, ConflictError, ForbiddenError
+from ledger_backends import ChannelLedger, Proposal, ReadConflictError
+from ledger_backends.hashing import new_salt
+from ledger_backends.records import Creator, ForeignReads, JSONValue, format_timestamp, utc_now
 
-from .base import JSON, Caller, Contract, Directory, TxContext
-from .errors import BadInput, Conflict, Forbidden
+from .base import Caller, Contract, Directory, TxContext
 from .medical import MedicalContract
+from .records import AdmissionRequestView, ChildGuardians, ReportRequestView, ReportView, Transient
 from .report import ReportContract
 
 MAX_ATTEMPTS = 5
+
+# Reads another channel afresh for one attempt: what it found, and the versions it rests on.
+ForeignRead = Callable[[], Awaitable[tuple[Transient, ForeignReads]]]
 
 
 class ChannelPolicy(Protocol):
@@ -65,33 +69,35 @@ class Gateway:
     # -- generic calls ------------------------------------------------------------------
 
     async def submit(
-        self, caller: Caller, channel: str, function: str, args: Mapping[str, JSON]
-    ) -> JSON:
+        self, caller: Caller, channel: str, function: str, args: Mapping[str, JSONValue]
+    ) -> Any:
         """Run a transaction and return its result once its block is durable."""
-        _refuse_verified(args)
         return await self._submit(caller, channel, function, dict(args))
 
     async def evaluate(
-        self, caller: Caller, channel: str, function: str, args: Mapping[str, JSON]
-    ) -> JSON:
+        self, caller: Caller, channel: str, function: str, args: Mapping[str, JSONValue]
+    ) -> Any:
         """Run a query on the latest committed state; nothing is written."""
-        _refuse_verified(args)
         return await self._evaluate(caller, channel, function, dict(args))
 
     # -- story steps that span both channels ----------------------------------------------
 
-    async def create_admission_request(self, caller: Caller, child_id: str, school: str) -> JSON:
+    async def create_admission_request(
+        self, caller: Caller, child_id: str, school: str
+    ) -> AdmissionRequestView:
         """Guardianship and the child's name come from `medical`, read as the caller."""
-        verified = await self._evaluate(caller, "medical", "readGuardians", {"childId": child_id})
-        return await self._submit(
-            caller,
-            "report",
-            "createAdmissionRequest",
-            {"verifiedChild": verified, "school": school},
+        child: ChildGuardians = await self._evaluate(
+            caller, "medical", "readGuardians", {"childId": child_id}
         )
+        admission: AdmissionRequestView = await self._submit(
+            caller, "report", "createAdmissionRequest", {"school": school}, {"child": child}
+        )
+        return admission
 
-    async def create_report(self, caller: Caller, report_request_id: str, conclusion: str) -> JSON:
-        """The doctor's card, read on `medical` as the doctor, becomes the report's content.
+    async def create_report(
+        self, caller: Caller, report_request_id: str, conclusion: str
+    ) -> ReportView:
+        """The doctor's card, read on `medical` as the doctor, is what the report is made from.
 
         The report depends on that read: it records the versions read on `medical`
         (the child, the doctor's ACTIVE agreement, the card) as foreign reads and is
@@ -99,16 +105,13 @@ class Gateway:
         commits first wins: the report becomes a conflict, and the card is read again
         for the next attempt, which the doctor then finds not found.
         """
-        children = await self._doctor_children(caller)
-        request = await self._evaluate(
-            caller,
-            "report",
-            "readReportRequest",
-            {"id": report_request_id, "verifiedChildren": children},
+        patients = await self._patients(caller)
+        request: ReportRequestView = await self._evaluate(
+            caller, "report", "readReportRequest", {"id": report_request_id}, patients
         )
         medical, medical_ledger = self._route(caller, "medical")
 
-        async def read_card() -> tuple[dict[str, JSON], ForeignReads]:
+        async def read_card() -> tuple[Transient, ForeignReads]:
             read, card = await asyncio.to_thread(
                 self._simulate,
                 medical,
@@ -117,54 +120,42 @@ class Gateway:
                 "readCard",
                 {"childId": request["childId"]},
             )
-            stored_card = {k: v for k, v in card.items() if k != "childName"}
-            # A salted commitment: those who see the report but not the card cannot test
-            # guesses of the card against it; those who may read the card get the salt.
-            salt = new_salt()
-            verified_card = {
-                "childId": card["childId"],
-                "version": card["version"],
-                "hash": commitment(salt, canonical_json(stored_card)),
-                "salt": salt,
-                "childName": card["childName"],
-                "healthGroup": card["healthGroup"],
-                "physicalEducationGroup": card["physicalEducationGroup"],
-                "allergies": card["allergies"],
-                "chronicConditions": card["chronicConditions"],
-                "vaccinations": card["vaccinations"],
-            }
-            return {"verifiedCard": verified_card}, {"medical": read.read_set}
+            # Fresh for each attempt: a salted commitment shows nothing of the card.
+            return {"card": card, "cardSalt": new_salt()}, {"medical": read.read_set}
 
-        return await self._submit(
+        report: ReportView = await self._submit(
             caller,
             "report",
             "createReport",
-            {
-                "reportRequestId": report_request_id,
-                "conclusion": conclusion,
-                "verifiedChildren": [request["childId"]],
-            },
+            {"reportRequestId": report_request_id, "conclusion": conclusion},
+            patients,
             depends_on=read_card,
         )
+        return report
 
-    async def list_report_requests(self, caller: Caller, status: str | None = None) -> JSON:
+    async def list_report_requests(
+        self, caller: Caller, status: str | None = None
+    ) -> list[ReportRequestView]:
         """A doctor sees the requests for the children of their ACTIVE agreements."""
-        args: dict[str, JSON] = {"status": status}
-        if caller.role == "doctor":
-            args["verifiedChildren"] = await self._doctor_children(caller)
-        return await self._evaluate(caller, "report", "listReportRequests", args)
+        patients = await self._patients(caller)
+        found: list[ReportRequestView] = await self._evaluate(
+            caller, "report", "listReportRequests", {"status": status}, patients
+        )
+        return found
 
-    async def read_report_request(self, caller: Caller, request_id: str) -> JSON:
-        args: dict[str, JSON] = {"id": request_id}
-        if caller.role == "doctor":
-            args["verifiedChildren"] = await self._doctor_children(caller)
-        return await self._evaluate(caller, "report", "readReportRequest", args)
+    async def read_report_request(self, caller: Caller, request_id: str) -> ReportRequestView:
+        patients = await self._patients(caller)
+        found: ReportRequestView = await self._evaluate(
+            caller, "report", "readReportRequest", {"id": request_id}, patients
+        )
+        return found
 
-    async def _doctor_children(self, caller: Caller) -> list[str]:
+    async def _patients(self, caller: Caller) -> Transient:
+        """A doctor's children under ACTIVE agreements, read on `medical`; none for others."""
         if caller.role != "doctor":
-            return []
+            return {}
         ids: list[str] = await self._evaluate(caller, "medical", "listPatientIds", {})
-        return ids
+        return {"patients": ids}
 
     # -- machinery -------------------------------------------------------------------------
 
@@ -172,7 +163,7 @@ class Gateway:
         self.policy.require_member(caller, channel)
         contract, ledger = self.contracts.get(channel), self.ledgers.get(channel)
         if contract is None or ledger is None:
-            raise Forbidden(f"Your organisation has no access to channel {channel!r}.")
+            raise ForbiddenError(f"Your organisation has no access to channel {channel!r}.")
         return contract, ledger
 
     async def _submit(
@@ -180,42 +171,55 @@ class Gateway:
         caller: Caller,
         channel: str,
         function: str,
-        args: dict[str, JSON],
+        args: dict[str, JSONValue],
+        transient: Transient | None = None,
         *,
-        depends_on: Callable[[], Awaitable[tuple[dict[str, JSON], ForeignReads]]] | None = None,
-    ) -> JSON:
+        depends_on: ForeignRead | None = None,
+    ) -> Any:
         """Simulate and commit, again on a conflict; `depends_on` reads other channels
-        afresh for each attempt, giving more arguments and the foreign reads they rest on."""
+        afresh for each attempt, giving more transient data and the foreign reads it rests on."""
         contract, ledger = self._route(caller, channel)
         _refuse_unstorable(args)
         if not contract.is_transaction(function):
-            raise BadInput(f"{function} is a query; evaluate it instead.")
+            raise BadInputError(f"{function} is a query; evaluate it instead.")
         for _ in range(self.max_attempts):
             more, foreign_reads = await depends_on() if depends_on else ({}, {})
             proposal, result = await asyncio.to_thread(
-                self._simulate, contract, ledger, caller, function, {**args, **more}, foreign_reads
+                self._simulate,
+                contract,
+                ledger,
+                caller,
+                function,
+                args,
+                {**(transient or {}), **more},
+                foreign_reads,
             )
             if not proposal.write_set:
                 return result
             try:
                 await ledger.submit(proposal)
-            except ConflictError:
+            except ReadConflictError:
                 continue
             return result
-        raise Conflict(
+        raise ConflictError(
             "Others changed the same records at the same moment; the change was not made. "
             "Please try again."
         )
 
     async def _evaluate(
-        self, caller: Caller, channel: str, function: str, args: dict[str, JSON]
-    ) -> JSON:
+        self,
+        caller: Caller,
+        channel: str,
+        function: str,
+        args: dict[str, JSONValue],
+        transient: Transient | None = None,
+    ) -> Any:
         contract, ledger = self._route(caller, channel)
         _refuse_unstorable(args)
         if contract.is_transaction(function):
-            raise BadInput(f"{function} changes the ledger; submit it instead.")
+            raise BadInputError(f"{function} changes the ledger; submit it instead.")
         _, result = await asyncio.to_thread(
-            self._simulate, contract, ledger, caller, function, args
+            self._simulate, contract, ledger, caller, function, args, transient
         )
         return result
 
@@ -225,9 +229,10 @@ class Gateway:
         ledger: ChannelLedger,
         caller: Caller,
         function: str,
-        args: dict[str, JSON],
+        args: dict[str, JSONValue],
+        transient: Transient | None = None,
         foreign_reads: ForeignReads | None = None,
-    ) -> tuple[Any, JSON]:
+    ) -> tuple[Proposal, Any]:
         simulator = ledger.simulator()
         tx_id = uuid.uuid4().hex
         timestamp = format_timestamp(self.clock())
@@ -236,10 +241,10 @@ class Gateway:
         ctx = TxContext(
             simulator,
             caller=caller,
-            tx_id=tx_id,
             timestamp=timestamp,
             directory=self.directory,
             id_seed=id_seed,
+            transient=transient,
         )
         result = contract.invoke(ctx, function, args)
         proposal = simulator.proposal(
@@ -257,11 +262,11 @@ class Gateway:
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
-def _refuse_unstorable(value: JSON) -> None:
+def _refuse_unstorable(value: JSONValue) -> None:
     """Text every backend stores alike: no NUL (PostgreSQL refuses it), no unpaired surrogate."""
     if isinstance(value, str):
         if _UNSTORABLE_TEXT.search(value):
-            raise BadInput("Text must be valid Unicode without NUL characters.")
+            raise BadInputError("Text must be valid Unicode without NUL characters.")
     elif isinstance(value, Mapping):
         for key, item in value.items():
             _refuse_unstorable(key)
@@ -269,8 +274,3 @@ def _refuse_unstorable(value: JSON) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             _refuse_unstorable(item)
-
-
-def _refuse_verified(args: Mapping[str, JSON]) -> None:
-    if any(name.startswith("verified") for name in args):
-        raise BadInput("Arguments starting with 'verified' are set by the gateway only.")

@@ -18,10 +18,24 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
+
 from . import validation as check
-from .base import JSON, Contract, TxContext, query, transaction
-from .errors import BadInput, Conflict, Forbidden, NotFound
+from .base import Contract, TxContext, query, transaction
 from .people import person, person_of, uid_of, uids_of
+from .records import (
+    Agreement,
+    AgreementView,
+    Audience,
+    CardRevision,
+    CardView,
+    Child,
+    ChildGuardians,
+    ChildView,
+    Examination,
+    MedicalCard,
+    Vaccination,
+)
 
 BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
 PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
@@ -52,7 +66,7 @@ class MedicalContract(Contract):
         birthDate: str,
         sex: str | None = None,
         otherGuardians: list[str] | None = None,
-    ) -> JSON:
+    ) -> ChildView:
         """A parent registers a child, becoming its guardian; the card starts empty at version 1.
 
         The other parents named are offered guardianship; each becomes a guardian by
@@ -65,11 +79,11 @@ class MedicalContract(Contract):
         sex_value = check.optional_text(sex, "sex", max_length=20)
         others = check.uid_list(otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1)
         if ctx.caller.uid in others:
-            raise BadInput("otherGuardians names the parents besides you.")
+            raise BadInputError("otherGuardians names the parents besides you.")
         child_id = ctx.new_id("child")
         guardian = person_of(ctx.caller)
         offered = [_parent_named(ctx, uid) for uid in others]
-        child = {
+        child: Child = {
             "id": child_id,
             "fullName": full_name,
             "birthDate": birth_date,
@@ -90,7 +104,7 @@ class MedicalContract(Contract):
         return _child_view(ctx, child, doctor_uid=None)
 
     @transaction("acceptGuardianship")
-    def accept_guardianship(self, ctx: TxContext, childId: str) -> JSON:
+    def accept_guardianship(self, ctx: TxContext, childId: str) -> ChildView:
         """A parent offered guardianship of a child accepts it and becomes a guardian."""
         child = _offered_child(ctx, childId)
         me = person_of(ctx.caller)
@@ -106,13 +120,13 @@ class MedicalContract(Contract):
         return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
 
     @query("pendingGuardianships")
-    def pending_guardianships(self, ctx: TxContext) -> JSON:
+    def pending_guardianships(self, ctx: TxContext) -> list[ChildView]:
         """The children a parent is offered guardianship of, as `_offered_view` shows them."""
         if ctx.caller.role != "parent":
             return []
         me = person_of(ctx.caller)
         ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{me}/")]
-        children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
+        children: list[Child | None] = [ctx.get_state(f"child/{child_id}") for child_id in ids]
         return [
             _offered_view(child)
             for child in children
@@ -120,21 +134,21 @@ class MedicalContract(Contract):
         ]
 
     @query("readChild")
-    def read_child(self, ctx: TxContext, childId: str) -> JSON:
+    def read_child(self, ctx: TxContext, childId: str) -> ChildView:
         child = _visible_child(ctx, childId)
         return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
 
     @query("readGuardians")
-    def read_guardians(self, ctx: TxContext, childId: str) -> JSON:
+    def read_guardians(self, ctx: TxContext, childId: str) -> ChildGuardians:
         """For a guardian: the child's id, name and guardians (ORG/UID), which the gateway
-        hands the report channel as `verifiedChild` when the guardian applies to a school."""
+        hands the report contract when the guardian applies to a school."""
         child = _visible_child(ctx, childId)
         if not _is_guardian(ctx, child):
-            raise NotFound("No such child is visible to you.")
-        return {k: child[k] for k in ("id", "fullName", "guardians")}
+            raise NotFoundError("No such child is visible to you.")
+        return {"id": child["id"], "fullName": child["fullName"], "guardians": child["guardians"]}
 
     @query("listChildren")
-    def list_children(self, ctx: TxContext) -> JSON:
+    def list_children(self, ctx: TxContext) -> list[ChildView]:
         """A parent's own children; a doctor's children under ACTIVE agreements."""
         if ctx.caller.role == "parent":
             ids = [value for _, value in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
@@ -142,7 +156,7 @@ class MedicalContract(Contract):
             ids = _patient_ids(ctx)
         else:
             return []
-        children = [ctx.get_state(f"child/{child_id}") for child_id in ids]
+        children: list[Child | None] = [ctx.get_state(f"child/{child_id}") for child_id in ids]
         return [
             _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
             for child in children
@@ -150,10 +164,10 @@ class MedicalContract(Contract):
         ]
 
     @query("listPatientIds")
-    def list_patient_ids(self, ctx: TxContext) -> JSON:
+    def list_patient_ids(self, ctx: TxContext) -> list[str]:
         """The ids of a doctor's children under ACTIVE agreements (one range read); [] for others.
 
-        What the gateway hands the report contract as `verifiedChildren`: listChildren
+        What the gateway hands the report contract as the doctor's patients: listChildren
         would also read every child, which made each report cost O(patients) reads.
         """
         return _patient_ids(ctx) if ctx.caller.role == "doctor" else []
@@ -161,19 +175,21 @@ class MedicalContract(Contract):
     # -- agreements ------------------------------------------------------------------
 
     @transaction("signAgreement")
-    def sign_agreement(self, ctx: TxContext, childId: str, doctorUid: str) -> JSON:
+    def sign_agreement(self, ctx: TxContext, childId: str, doctorUid: str) -> AgreementView:
         """A guardian names a hospital doctor for the child: a PENDING agreement."""
         child = _visible_child(ctx, childId)
         if not _is_guardian(ctx, child):
-            raise Forbidden("Only the child's guardians sign agreements.")
+            raise ForbiddenError("Only the child's guardians sign agreements.")
         doctor = _enrolled(ctx, doctorUid, org_kind="hospital", role="doctor")
         if doctor is None:
-            raise BadInput("doctorUid must name an enrolled hospital doctor.")
+            raise BadInputError("doctorUid must name an enrolled hospital doctor.")
         open_key = f"open-agreement/{child['id']}/{doctor}"
         if ctx.get_state(open_key) is not None:
-            raise Conflict("This doctor already has a pending or active agreement for the child.")
+            raise ConflictError(
+                "This doctor already has a pending or active agreement for the child."
+            )
         agreement_id = ctx.new_id("agreement")
-        agreement = {
+        agreement: Agreement = {
             "id": agreement_id,
             "childId": child["id"],
             "parentUid": ctx.caller.uid,
@@ -192,13 +208,13 @@ class MedicalContract(Contract):
         return _agreement_view(agreement)
 
     @transaction("acceptAgreement")
-    def accept_agreement(self, ctx: TxContext, id: str) -> JSON:
+    def accept_agreement(self, ctx: TxContext, id: str) -> AgreementView:
         """The doctor named in a PENDING agreement accepts it: ACTIVE, card access begins."""
         agreement, child = _visible_agreement(ctx, id)
         if not _is_named_doctor(ctx, agreement):
-            raise Forbidden("Only the doctor named in the agreement can accept it.")
+            raise ForbiddenError("Only the doctor named in the agreement can accept it.")
         if agreement["status"] != "PENDING":
-            raise Conflict(
+            raise ConflictError(
                 f"The agreement is {agreement['status']}; only a PENDING one is accepted."
             )
         agreement = {**agreement, "status": "ACTIVE", "updatedAt": ctx.timestamp}
@@ -211,13 +227,13 @@ class MedicalContract(Contract):
         return _agreement_view(agreement)
 
     @transaction("revokeAgreement")
-    def revoke_agreement(self, ctx: TxContext, id: str) -> JSON:
+    def revoke_agreement(self, ctx: TxContext, id: str) -> AgreementView:
         """A guardian ends an agreement: REVOKED, and the doctor's access ends with this block."""
         agreement, child = _visible_agreement(ctx, id)
         if not _is_guardian(ctx, child):
-            raise Forbidden("Only the child's guardians revoke agreements.")
+            raise ForbiddenError("Only the child's guardians revoke agreements.")
         if agreement["status"] == "REVOKED":
-            raise Conflict("The agreement is already revoked.")
+            raise ConflictError("The agreement is already revoked.")
         agreement = {**agreement, "status": "REVOKED", "updatedAt": ctx.timestamp}
         ctx.put_state(f"agreement/{id}", agreement)
         child_id, doctor = agreement["childId"], agreement["doctor"]
@@ -229,11 +245,12 @@ class MedicalContract(Contract):
         return _agreement_view(agreement)
 
     @query("listAgreements")
-    def list_agreements(self, ctx: TxContext, childId: str | None = None) -> JSON:
+    def list_agreements(self, ctx: TxContext, childId: str | None = None) -> list[AgreementView]:
         """A parent: agreements of their children; a doctor: agreements naming them."""
         if ctx.caller.role == "parent":
+            children: list[Child]
             if childId is not None:
-                child = ctx.get_state(f"child/{childId}")
+                child: Child | None = ctx.get_state(f"child/{childId}")
                 children = [child] if child is not None and _is_guardian(ctx, child) else []
             else:
                 ids = [v for _, v in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
@@ -248,7 +265,9 @@ class MedicalContract(Contract):
             agreement_ids = [v for _, v in ctx.get_prefix(prefix)]
         else:
             return []
-        agreements = [ctx.get_state(f"agreement/{a}") for a in agreement_ids]
+        agreements: list[Agreement | None] = [
+            ctx.get_state(f"agreement/{a}") for a in agreement_ids
+        ]
         return [
             _agreement_view(a)
             for a in agreements
@@ -258,38 +277,37 @@ class MedicalContract(Contract):
     # -- the medical card ------------------------------------------------------------
 
     @query("readCard")
-    def read_card(self, ctx: TxContext, childId: str) -> JSON:
+    def read_card(self, ctx: TxContext, childId: str) -> CardView:
         child = _visible_child(ctx, childId)
-        card = ctx.get_state(f"card/{child['id']}")
+        card: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
         if card is None:
-            raise NotFound("The child has no medical card.")
+            raise NotFoundError("The child has no medical card.")
         return {**card, "childName": child["fullName"]}
 
     @transaction("updateMedicalCard")
     def update_medical_card(
         self, ctx: TxContext, childId: str, expectedVersion: int, patch: dict[str, Any]
-    ) -> JSON:
-        """The doctor of an ACTIVE agreement changes the card; a stale version is a CONFLICT."""
+    ) -> CardView:
+        """The doctor of an ACTIVE agreement changes the card; a stale version is a CONFLICT.
+
+        `patch` is checked here: it is shaped like records.CardPatch when the API sends it.
+        """
         child = _visible_child(ctx, childId)
         if not _has_active_agreement(ctx, child["id"]):
-            raise Forbidden("Only a doctor with an active agreement updates the medical card.")
+            raise ForbiddenError("Only a doctor with an active agreement updates the medical card.")
         check.integer(expectedVersion, "expectedVersion", low=1, high=2**31 - 1)
-        card = ctx.get_state(f"card/{child['id']}")
-        if card is None:
-            raise NotFound("The child has no medical card.")
-        changes = _card_changes(ctx, check.mapping(patch, "patch"), card["examinations"])
-        if card["version"] != expectedVersion:
-            raise Conflict(
-                f"The card is at version {card['version']}, not {expectedVersion}: "
+        recorded: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
+        if recorded is None:
+            raise NotFoundError("The child has no medical card.")
+        card = _patched(ctx, recorded, check.mapping(patch, "patch"))
+        if recorded["version"] != expectedVersion:
+            raise ConflictError(
+                f"The card is at version {recorded['version']}, not {expectedVersion}: "
                 "it changed since you read it. Reload it and apply your change again."
             )
-        card = {
-            **card,
-            **changes,
-            "version": card["version"] + 1,
-            "updatedAt": ctx.timestamp,
-            "updatedBy": ctx.caller.uid,
-        }
+        card["version"] = recorded["version"] + 1
+        card["updatedAt"] = ctx.timestamp
+        card["updatedBy"] = ctx.caller.uid
         ctx.put_state(f"card/{child['id']}", card)
         ctx.set_event(
             "CardUpdated",
@@ -300,7 +318,7 @@ class MedicalContract(Contract):
         return {**card, "childName": child["fullName"]}
 
     @query("cardHistory")
-    def card_history(self, ctx: TxContext, childId: str) -> JSON:
+    def card_history(self, ctx: TxContext, childId: str) -> list[CardRevision]:
         """Every version of the card with the transaction, block, author and time that made it."""
         child = _visible_child(ctx, childId)
         return [
@@ -323,7 +341,7 @@ def _today(ctx: TxContext) -> date:
 
 def _require_role(ctx: TxContext, role: str, message: str) -> None:
     if ctx.caller.role != role:
-        raise Forbidden(message)
+        raise ForbiddenError(message)
 
 
 def _enrolled(ctx: TxContext, uid: Any, *, org_kind: str, role: str) -> str | None:
@@ -341,11 +359,11 @@ def _parent_named(ctx: TxContext, uid: str) -> str:
     return _enrolled(ctx, uid, org_kind="parents", role="parent") or person(ctx.caller.org, uid)
 
 
-def _is_guardian(ctx: TxContext, child: dict[str, Any]) -> bool:
+def _is_guardian(ctx: TxContext, child: Child) -> bool:
     return ctx.caller.role == "parent" and person_of(ctx.caller) in child["guardians"]
 
 
-def _is_named_doctor(ctx: TxContext, agreement: dict[str, Any]) -> bool:
+def _is_named_doctor(ctx: TxContext, agreement: Agreement) -> bool:
     return ctx.caller.role == "doctor" and person_of(ctx.caller) == agreement["doctor"]
 
 
@@ -362,33 +380,43 @@ def _patient_ids(ctx: TxContext) -> list[str]:
     return [key[len(prefix) :] for key, _ in ctx.get_prefix(prefix)]
 
 
-def _visible_child(ctx: TxContext, child_id: Any) -> dict[str, Any]:
+def _stored_child(ctx: TxContext, child_id: Any) -> Child | None:
+    found: Child | None = (
+        ctx.get_state(f"child/{child_id}") if isinstance(child_id, str) and child_id else None
+    )
+    return found
+
+
+def _visible_child(ctx: TxContext, child_id: Any) -> Child:
     """The child if the caller is a guardian or its doctor; NOT_FOUND for everyone else."""
-    child = ctx.get_state(f"child/{child_id}") if isinstance(child_id, str) and child_id else None
+    child = _stored_child(ctx, child_id)
     if child is None or not (_is_guardian(ctx, child) or _has_active_agreement(ctx, child["id"])):
-        raise NotFound("No such child is visible to you.")
-    return dict(child)
+        raise NotFoundError("No such child is visible to you.")
+    return child.copy()
 
 
-def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[Agreement, Child]:
     """The agreement and its child if the caller is a guardian or the named doctor."""
     key = f"agreement/{agreement_id}" if isinstance(agreement_id, str) and agreement_id else ""
-    agreement = ctx.get_state(key) if key else None
-    child = ctx.get_state(f"child/{agreement['childId']}") if agreement else None
+    agreement: Agreement | None = ctx.get_state(key) if key else None
+    child = _stored_child(ctx, agreement["childId"]) if agreement else None
     if agreement is None or child is None:
-        raise NotFound("No such agreement is visible to you.")
+        raise NotFoundError("No such agreement is visible to you.")
     if not (_is_named_doctor(ctx, agreement) or _is_guardian(ctx, child)):
-        raise NotFound("No such agreement is visible to you.")
-    return dict(agreement), dict(child)
+        raise NotFoundError("No such agreement is visible to you.")
+    return agreement.copy(), child.copy()
 
 
-def _offered_child(ctx: TxContext, child_id: Any) -> dict[str, Any]:
+def _offered_child(ctx: TxContext, child_id: Any) -> Child:
     """The child whose guardianship the calling parent is offered; NOT_FOUND otherwise."""
-    child = ctx.get_state(f"child/{child_id}") if isinstance(child_id, str) and child_id else None
-    offered = ctx.caller.role == "parent" and child is not None
-    if not offered or person_of(ctx.caller) not in child.get("pendingGuardians", []):
-        raise NotFound("No such child is visible to you.")
-    return dict(child)
+    child = _stored_child(ctx, child_id)
+    if (
+        ctx.caller.role != "parent"
+        or child is None
+        or person_of(ctx.caller) not in child.get("pendingGuardians", [])
+    ):
+        raise NotFoundError("No such child is visible to you.")
+    return child.copy()
 
 
 def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
@@ -400,7 +428,7 @@ def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
     return uid_of(doctors[0]) if doctors else None
 
 
-def _child_view(ctx: TxContext, child: dict[str, Any], *, doctor_uid: str | None) -> JSON:
+def _child_view(ctx: TxContext, child: Child, *, doctor_uid: str | None) -> ChildView:
     """The child as its guardians and doctor see it; offers pending are the guardians' business."""
     pending = child.get("pendingGuardians", []) if _is_guardian(ctx, child) else []
     return {
@@ -414,7 +442,7 @@ def _child_view(ctx: TxContext, child: dict[str, Any], *, doctor_uid: str | None
     }
 
 
-def _offered_view(child: dict[str, Any]) -> JSON:
+def _offered_view(child: Child) -> ChildView:
     """What a parent offered guardianship sees before accepting: who the child is (id, name
     and birth date, so the parent can recognise the child), not its guardians or doctor."""
     return {
@@ -428,16 +456,28 @@ def _offered_view(child: dict[str, Any]) -> JSON:
     }
 
 
-def _agreement_view(agreement: dict[str, Any]) -> JSON:
-    return {k: v for k, v in agreement.items() if k not in ("parent", "doctor")}
+def _agreement_view(agreement: Agreement) -> AgreementView:
+    """The agreement without its parties as ORG/UID: the UIDs name them for the API."""
+    return {
+        "id": agreement["id"],
+        "childId": agreement["childId"],
+        "parentUid": agreement["parentUid"],
+        "doctorUid": agreement["doctorUid"],
+        "status": agreement["status"],
+        "createdAt": agreement["createdAt"],
+        "updatedAt": agreement["updatedAt"],
+    }
 
 
-def _audience(subject_id: str, people: list[str], **extra: Any) -> JSON:
+def _audience(subject_id: str, people: list[str], *, version: int | None = None) -> Audience:
     """Event payload: the subject and the people (ORG/UID) who may see it."""
-    return {"subjectId": subject_id, "people": sorted(set(people)), "orgs": [], **extra}
+    audience: Audience = {"subjectId": subject_id, "people": sorted(set(people)), "orgs": []}
+    if version is not None:
+        audience["version"] = version
+    return audience
 
 
-def _empty_card(ctx: TxContext, child_id: str) -> JSON:
+def _empty_card(ctx: TxContext, child_id: str) -> MedicalCard:
     return {
         "childId": child_id,
         "version": 1,
@@ -454,43 +494,62 @@ def _empty_card(ctx: TxContext, child_id: str) -> JSON:
     }
 
 
-def _card_changes(
-    ctx: TxContext, patch: dict[str, Any], recorded: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Validated card fields from a patch; omitted fields stay as they are.
+def _patched(ctx: TxContext, card: MedicalCard, patch: dict[str, Any]) -> MedicalCard:
+    """A copy of the card with a patch's fields validated and set; omitted fields stay.
 
-    `recorded` are the card's examinations: the patch's list may repeat them as they are.
+    The patch's examinations may repeat the card's as they are.
     """
     unknown = sorted(set(patch) - set(CARD_FIELDS))
     if unknown:
-        raise BadInput(f"The card has no field {unknown[0]!r}.")
+        raise BadInputError(f"The card has no field {unknown[0]!r}.")
     if not patch:
-        raise BadInput("The patch changes nothing: give at least one field.")
+        raise BadInputError("The patch changes nothing: give at least one field.")
     today = _today(ctx)
-    changes: dict[str, Any] = {}
+    patched = card.copy()
+    # In the patch's order, so that the first of several bad fields is the one refused.
     for field, value in patch.items():
-        if field in ("allergies", "chronicConditions"):
-            changes[field] = check.text_list(value or [], field)
-        elif value is None:
-            changes[field] = [] if field in ("vaccinations", "examinations") else None
-        elif field == "bloodType":
-            changes[field] = check.choice(value, field, BLOOD_TYPES)
-        elif field == "healthGroup":
-            changes[field] = check.integer(value, field, low=1, high=5)
-        elif field == "physicalEducationGroup":
-            changes[field] = check.choice(value, field, PE_GROUPS)
-        elif field == "notes":
-            changes[field] = check.free_text(value, field, max_length=check.NOTES_MAX)
-        elif field == "vaccinations":
-            changes[field] = [_vaccination(v, today) for v in check.records(value, field)]
-        else:
-            changes[field] = [
-                _examination(ctx, e, today, recorded) for e in check.records(value, field)
-            ]
-    return changes
+        match field:
+            case "allergies":
+                patched["allergies"] = check.text_list(value or [], field)
+            case "chronicConditions":
+                patched["chronicConditions"] = check.text_list(value or [], field)
+            case "bloodType":
+                patched["bloodType"] = (
+                    None if value is None else check.choice(value, field, BLOOD_TYPES)
+                )
+            case "healthGroup":
+                patched["healthGroup"] = (
+                    None if value is None else check.integer(value, field, low=1, high=5)
+                )
+            case "physicalEducationGroup":
+                patched["physicalEducationGroup"] = (
+                    None if value is None else check.choice(value, field, PE_GROUPS)
+                )
+            case "notes":
+                patched["notes"] = (
+                    None
+                    if value is None
+                    else check.free_text(value, field, max_length=check.NOTES_MAX)
+                )
+            case "vaccinations":
+                patched["vaccinations"] = (
+                    []
+                    if value is None
+                    else [_vaccination(v, today) for v in check.records(value, field)]
+                )
+            case "examinations":
+                patched["examinations"] = (
+                    []
+                    if value is None
+                    else [
+                        _examination(ctx, e, today, card["examinations"])
+                        for e in check.records(value, field)
+                    ]
+                )
+    return patched
 
 
-def _vaccination(raw: Any, today: date) -> dict[str, Any]:
+def _vaccination(raw: Any, today: date) -> Vaccination:
     entry = check.mapping(raw, "Each vaccination")
     return {
         "vaccine": check.text(entry.get("vaccine"), "vaccination vaccine"),
@@ -499,15 +558,13 @@ def _vaccination(raw: Any, today: date) -> dict[str, Any]:
     }
 
 
-def _examination(
-    ctx: TxContext, raw: Any, today: date, recorded: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _examination(ctx: TxContext, raw: Any, today: date, recorded: list[Examination]) -> Examination:
     """An examination as recorded: one already on the card is kept as it is (whoever made
     it); any other is attributed to the calling doctor, and naming someone else is refused."""
     entry = check.mapping(raw, "Each examination")
     doctor = entry.get("doctorUid") or ctx.caller.uid
     height, weight, findings = entry.get("heightCm"), entry.get("weightKg"), entry.get("findings")
-    examination = {
+    examination: Examination = {
         "date": check.past_date(entry.get("date"), "examination date", today=today),
         "doctorUid": doctor,
         "heightCm": None if height is None else check.number(height, "heightCm", low=20, high=250),
@@ -515,5 +572,5 @@ def _examination(
         "findings": check.optional_free_text(findings, "findings", max_length=check.TEXT_MAX),
     }
     if doctor != ctx.caller.uid and examination not in recorded:
-        raise BadInput("A new examination's doctorUid, when given, must be your own UID.")
+        raise BadInputError("A new examination's doctorUid, when given, must be your own UID.")
     return examination

@@ -18,18 +18,33 @@ Event audiences follow the same rule. People are (organisation, UID) pairs
 
 This channel never sees the medical channel. Facts that need it — who the
 child's guardians are, which children a doctor cares for, the card a report is
-built from — are established by the gateway reading `medical` as the same
-caller and passed in as `verified*` arguments; callers cannot supply them.
+built from — are read on `medical` by the gateway as the same caller and given
+to this contract as the context's transient data (`ctx.transient`), which
+callers cannot set and no transaction records. Which of the card's fields a
+report carries is this contract's rule (`_report_content`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
+from ledger_backends.hashing import canonical_json, commitment
+
 from . import validation as check
-from .base import JSON, Contract, TxContext, query, transaction
-from .errors import BadInput, Conflict, Forbidden, NotFound
+from .base import Contract, TxContext, query, transaction
 from .people import person_of
+from .records import (
+    AdmissionRequest,
+    AdmissionRequestView,
+    Audience,
+    CardView,
+    Report,
+    ReportContent,
+    ReportRequest,
+    ReportRequestView,
+    ReportView,
+)
 
 ADMISSION_STATUSES = ("PENDING", "ACCEPTED", "REJECTED")
 REQUEST_STATUSES = ("PENDING", "FULFILLED")
@@ -44,27 +59,26 @@ class ReportContract(Contract):
     # -- admission requests ------------------------------------------------------------
 
     @transaction("createAdmissionRequest")
-    def create_admission_request(
-        self, ctx: TxContext, verifiedChild: dict[str, Any], school: str
-    ) -> JSON:
-        """A guardian applies to one school for the child: PENDING."""
+    def create_admission_request(self, ctx: TxContext, school: str) -> AdmissionRequestView:
+        """A guardian applies to one school for the child the gateway read as `child`: PENDING."""
         guardian = person_of(ctx.caller)
-        if ctx.caller.role != "parent" or guardian not in verifiedChild["guardians"]:
-            raise Forbidden("Only the child's guardians apply to schools.")
+        child = ctx.transient.get("child")
+        if ctx.caller.role != "parent" or child is None or guardian not in child["guardians"]:
+            raise ForbiddenError("Only the child's guardians apply to schools.")
         _require_school(ctx, school)
-        child_id = verifiedChild["id"]
+        child_id = child["id"]
         open_key = f"open-admission/{child_id}/{school}"
         if ctx.get_state(open_key) is not None:
-            raise Conflict("The child already has an open admission request to this school.")
+            raise ConflictError("The child already has an open admission request to this school.")
         admission_id = ctx.new_id("admission")
-        admission = {
+        admission: AdmissionRequest = {
             "id": admission_id,
             "childId": child_id,
-            "childName": verifiedChild["fullName"],
+            "childName": child["fullName"],
             "school": school,
             "status": "PENDING",
             "reason": None,
-            "guardians": list(verifiedChild["guardians"]),
+            "guardians": list(child["guardians"]),
             "createdAt": ctx.timestamp,
             "createdBy": guardian,
         }
@@ -77,21 +91,25 @@ class ReportContract(Contract):
         return _admission_view(admission)
 
     @transaction("acceptAdmissionRequest")
-    def accept_admission_request(self, ctx: TxContext, id: str) -> JSON:
+    def accept_admission_request(self, ctx: TxContext, id: str) -> AdmissionRequestView:
         return self._decide(ctx, id, "ACCEPTED", None)
 
     @transaction("rejectAdmissionRequest")
-    def reject_admission_request(self, ctx: TxContext, id: str, reason: str) -> JSON:
+    def reject_admission_request(
+        self, ctx: TxContext, id: str, reason: str
+    ) -> AdmissionRequestView:
         return self._decide(
             ctx, id, "REJECTED", check.free_text(reason, "reason", max_length=REASON_MAX)
         )
 
-    def _decide(self, ctx: TxContext, admission_id: str, status: str, reason: str | None) -> JSON:
+    def _decide(
+        self, ctx: TxContext, admission_id: str, status: str, reason: str | None
+    ) -> AdmissionRequestView:
         admission = _visible_admission(ctx, admission_id)
         if not _is_school_staff(ctx, admission["school"]):
-            raise Forbidden("Only the school the request is addressed to decides it.")
+            raise ForbiddenError("Only the school the request is addressed to decides it.")
         if admission["status"] != "PENDING":
-            raise Conflict(f"The admission request is already {admission['status']}.")
+            raise ConflictError(f"The admission request is already {admission['status']}.")
         admission = {**admission, "status": status, "reason": reason}
         ctx.put_state(f"admission/{admission['id']}", admission)
         if status == "REJECTED":
@@ -101,7 +119,9 @@ class ReportContract(Contract):
         return _admission_view(admission)
 
     @query("listAdmissionRequests")
-    def list_admission_requests(self, ctx: TxContext, status: str | None = None) -> JSON:
+    def list_admission_requests(
+        self, ctx: TxContext, status: str | None = None
+    ) -> list[AdmissionRequestView]:
         """Guardians: their children's requests; a school: requests addressed to it."""
         _check_status(status, ADMISSION_STATUSES)
         if ctx.caller.role == "parent":
@@ -110,27 +130,27 @@ class ReportContract(Contract):
             prefix = f"school-admission/{ctx.caller.org}/"
         else:
             return []
-        admissions = _load(ctx, "admission", prefix)
+        admissions: list[AdmissionRequest] = _load(ctx, "admission", prefix)
         return [_admission_view(a) for a in admissions if status in (None, a["status"])]
 
     # -- report requests ----------------------------------------------------------------
 
     @transaction("createReportRequest")
-    def create_report_request(self, ctx: TxContext, admissionRequestId: str) -> JSON:
+    def create_report_request(self, ctx: TxContext, admissionRequestId: str) -> ReportRequestView:
         """The school of an ACCEPTED admission asks the pediatrician for a health report."""
         admission = _visible_admission(ctx, admissionRequestId)
         if not _is_school_staff(ctx, admission["school"]):
-            raise Forbidden("Only the school that accepted the child requests its report.")
+            raise ForbiddenError("Only the school that accepted the child requests its report.")
         if admission["status"] != "ACCEPTED":
-            raise Conflict(
+            raise ConflictError(
                 f"The admission request is {admission['status']}; "
                 "a report is requested only after accepting it."
             )
         open_key = f"open-report-request/{admission['id']}"
         if ctx.get_state(open_key) is not None:
-            raise Conflict("A report for this admission is already requested.")
+            raise ConflictError("A report for this admission is already requested.")
         request_id = ctx.new_id("report-request")
-        request = {
+        request: ReportRequest = {
             "id": request_id,
             "admissionRequestId": admission["id"],
             "childId": admission["childId"],
@@ -150,17 +170,16 @@ class ReportContract(Contract):
         return _request_view(request)
 
     @query("readReportRequest")
-    def read_report_request(
-        self, ctx: TxContext, id: str, verifiedChildren: list[str] | None = None
-    ) -> JSON:
-        return _request_view(_visible_request(ctx, id, verifiedChildren or []))
+    def read_report_request(self, ctx: TxContext, id: str) -> ReportRequestView:
+        return _request_view(_visible_request(ctx, id))
 
     @query("listReportRequests")
     def list_report_requests(
-        self, ctx: TxContext, status: str | None = None, verifiedChildren: list[str] | None = None
-    ) -> JSON:
+        self, ctx: TxContext, status: str | None = None
+    ) -> list[ReportRequestView]:
         """The requesting school's, the guardians', and those of a doctor's patients."""
         _check_status(status, REQUEST_STATUSES)
+        requests: list[ReportRequest]
         if ctx.caller.role == "parent":
             prefix = f"guardian-report-request/{person_of(ctx.caller)}/"
             requests = _load(ctx, "report-request", prefix)
@@ -169,7 +188,7 @@ class ReportContract(Contract):
         elif ctx.caller.role == "doctor":
             requests = [
                 request
-                for child_id in verifiedChildren or []
+                for child_id in ctx.transient.get("patients", [])
                 for request in _load(ctx, "report-request", f"child-report-request/{child_id}/")
             ]
         else:
@@ -179,25 +198,19 @@ class ReportContract(Contract):
     # -- reports ------------------------------------------------------------------------
 
     @transaction("createReport")
-    def create_report(
-        self,
-        ctx: TxContext,
-        reportRequestId: str,
-        conclusion: str,
-        verifiedChildren: list[str],
-        verifiedCard: dict[str, Any],
-    ) -> JSON:
-        """A doctor with an ACTIVE agreement writes the report from the card: READY."""
+    def create_report(self, ctx: TxContext, reportRequestId: str, conclusion: str) -> ReportView:
+        """A doctor with an ACTIVE agreement writes the report from the card the gateway read
+        as that doctor (`card`, with a fresh `cardSalt`): READY."""
         if ctx.caller.role != "doctor":
-            raise Forbidden("Only doctors write health reports.")
-        request = _visible_request(ctx, reportRequestId, verifiedChildren)
-        if verifiedCard.get("childId") != request["childId"]:
-            raise NotFound("No such report request is visible to you.")
+            raise ForbiddenError("Only doctors write health reports.")
+        request = _visible_request(ctx, reportRequestId)
+        card, salt = ctx.transient.get("card"), ctx.transient.get("cardSalt")
+        if card is None or salt is None or card["childId"] != request["childId"]:
+            raise NotFoundError("No such report request is visible to you.")
         if request["status"] != "PENDING":
-            raise Conflict("The report request is already fulfilled.")
+            raise ConflictError("The report request is already fulfilled.")
         report_id = ctx.new_id("report")
-        card = verifiedCard
-        report = {
+        report: Report = {
             "id": report_id,
             "childId": request["childId"],
             "reportRequestId": request["id"],
@@ -209,17 +222,9 @@ class ReportContract(Contract):
             "requestingSchool": request["school"],
             "guardians": request["guardians"],
             "cardVersion": card["version"],
-            "cardHash": card["hash"],
-            "cardSalt": card["salt"],
-            "content": {
-                "childName": card["childName"],
-                "healthGroup": card["healthGroup"],
-                "physicalEducationGroup": card["physicalEducationGroup"],
-                "allergies": card["allergies"],
-                "chronicConditions": card["chronicConditions"],
-                "vaccinations": card["vaccinations"],
-                "conclusion": check.free_text(conclusion, "conclusion", max_length=check.TEXT_MAX),
-            },
+            "cardHash": _card_commitment(card, salt),
+            "cardSalt": salt,
+            "content": _report_content(card, conclusion),
         }
         ctx.put_state(f"report/{report_id}", report)
         ctx.put_state(
@@ -235,14 +240,16 @@ class ReportContract(Contract):
         return _report_view(ctx, report)
 
     @transaction("approveReport")
-    def approve_report(self, ctx: TxContext, id: str, schools: list[str]) -> JSON:
+    def approve_report(self, ctx: TxContext, id: str, schools: list[str]) -> ReportView:
         """A guardian lets particular schools read the report: APPROVED."""
         report = _guardian_report(ctx, id)
         if report["status"] == "APPROVED":
-            raise Conflict("The report is already approved; withdraw a permission to change it.")
+            raise ConflictError(
+                "The report is already approved; withdraw a permission to change it."
+            )
         permitted = check.text_list(schools, "schools", max_items=20)
         if not permitted:
-            raise BadInput("Name at least one school to approve the report for.")
+            raise BadInputError("Name at least one school to approve the report for.")
         for school in permitted:
             _require_school(ctx, school)
         report = {**report, "status": "APPROVED", "permittedSchools": permitted}
@@ -253,12 +260,12 @@ class ReportContract(Contract):
         return _report_view(ctx, report)
 
     @transaction("revokeReportPermission")
-    def revoke_report_permission(self, ctx: TxContext, id: str, school: str) -> JSON:
+    def revoke_report_permission(self, ctx: TxContext, id: str, school: str) -> ReportView:
         """A guardian withdraws one school's permission; with none left, the report is READY."""
         report = _guardian_report(ctx, id)
         _require_school(ctx, school)
         if school not in report["permittedSchools"]:
-            raise Conflict("That school has no permission to withdraw.")
+            raise ConflictError("That school has no permission to withdraw.")
         remaining = [s for s in report["permittedSchools"] if s != school]
         report = {
             **report,
@@ -273,11 +280,11 @@ class ReportContract(Contract):
         return _report_view(ctx, report)
 
     @query("readReport")
-    def read_report(self, ctx: TxContext, id: str) -> JSON:
+    def read_report(self, ctx: TxContext, id: str) -> ReportView:
         return _report_view(ctx, _visible_report(ctx, id))
 
     @query("listReports")
-    def list_reports(self, ctx: TxContext, status: str | None = None) -> JSON:
+    def list_reports(self, ctx: TxContext, status: str | None = None) -> list[ReportView]:
         """Reports the caller may see: guardians', the author's, a school's (asked or permitted)."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
@@ -288,7 +295,7 @@ class ReportContract(Contract):
             prefix = f"school-report/{ctx.caller.org}/"
         else:
             return []
-        reports = [r for r in _load(ctx, "report", prefix) if _may_see_report(ctx, r)]
+        reports: list[Report] = [r for r in _load(ctx, "report", prefix) if _may_see_report(ctx, r)]
         views = [_report_view(ctx, r) for r in reports]
         return [view for view in views if status in (None, view["status"])]
 
@@ -302,7 +309,7 @@ def _is_school_staff(ctx: TxContext, school: str) -> bool:
 
 def _require_school(ctx: TxContext, school: Any) -> None:
     if not isinstance(school, str) or ctx.directory.org_kind(school) != "school":
-        raise BadInput("Each school must be a school organisation of this network.")
+        raise BadInputError("Each school must be a school organisation of this network.")
 
 
 def _check_status(status: str | None, allowed: tuple[str, ...]) -> None:
@@ -310,100 +317,128 @@ def _check_status(status: str | None, allowed: tuple[str, ...]) -> None:
         check.choice(status, "status", allowed)
 
 
-def _load(ctx: TxContext, kind: str, index_prefix: str) -> list[dict[str, Any]]:
+def _load(ctx: TxContext, kind: str, index_prefix: str) -> list[Any]:
+    """The stored records of `kind` an index names (their type is the caller's to declare)."""
     ids = [value for _, value in ctx.get_prefix(index_prefix)]
     return [item for item in (ctx.get_state(f"{kind}/{i}") for i in ids) if item is not None]
 
 
-def _get(ctx: TxContext, kind: str, object_id: Any) -> dict[str, Any] | None:
+def _get(ctx: TxContext, kind: str, object_id: Any) -> Any:
+    """A copy of the stored record of `kind` with that id, None if there is none."""
     if not isinstance(object_id, str) or not object_id:
         return None
     found = ctx.get_state(f"{kind}/{object_id}")
     return None if found is None else dict(found)
 
 
-def _visible_admission(ctx: TxContext, admission_id: Any) -> dict[str, Any]:
-    admission = _get(ctx, "admission", admission_id)
+def _visible_admission(ctx: TxContext, admission_id: Any) -> AdmissionRequest:
+    admission: AdmissionRequest | None = _get(ctx, "admission", admission_id)
     if admission is None or not (
         _is_school_staff(ctx, admission["school"]) or _is_guardian_of(ctx, admission)
     ):
-        raise NotFound("No such admission request is visible to you.")
+        raise NotFoundError("No such admission request is visible to you.")
     return admission
 
 
-def _visible_request(
-    ctx: TxContext, request_id: Any, verified_children: list[str]
-) -> dict[str, Any]:
-    request = _get(ctx, "report-request", request_id)
+def _visible_request(ctx: TxContext, request_id: Any) -> ReportRequest:
+    """The request if the caller is its school, a guardian, or a doctor whose patient the
+    gateway found the child to be (`patients`)."""
+    request: ReportRequest | None = _get(ctx, "report-request", request_id)
     if request is None or not (
         _is_school_staff(ctx, request["school"])
         or _is_guardian_of(ctx, request)
-        or (ctx.caller.role == "doctor" and request["childId"] in verified_children)
+        or (ctx.caller.role == "doctor" and request["childId"] in ctx.transient.get("patients", []))
     ):
-        raise NotFound("No such report request is visible to you.")
+        raise NotFoundError("No such report request is visible to you.")
     return request
 
 
-def _is_guardian_of(ctx: TxContext, item: dict[str, Any]) -> bool:
+def _is_guardian_of(ctx: TxContext, item: AdmissionRequest | ReportRequest | Report) -> bool:
     """Whether the caller is a guardian named in an admission, request or report."""
     return ctx.caller.role == "parent" and person_of(ctx.caller) in item["guardians"]
 
 
-def _is_insider(ctx: TxContext, report: dict[str, Any]) -> bool:
+def _is_insider(ctx: TxContext, report: Report) -> bool:
     """Guardians and the author: they see and read the whole report at any status."""
     author = ctx.caller.role == "doctor" and person_of(ctx.caller) == report["author"]
     return author or _is_guardian_of(ctx, report)
 
 
-def _is_permitted_school(ctx: TxContext, report: dict[str, Any]) -> bool:
+def _is_permitted_school(ctx: TxContext, report: Report) -> bool:
     return ctx.caller.role == "school" and ctx.caller.org in report["permittedSchools"]
 
 
-def _may_see_report(ctx: TxContext, report: dict[str, Any]) -> bool:
+def _may_see_report(ctx: TxContext, report: Report) -> bool:
     requester = _is_school_staff(ctx, report["requestingSchool"])
     return _is_insider(ctx, report) or requester or _is_permitted_school(ctx, report)
 
 
-def _visible_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
-    report = _get(ctx, "report", report_id)
+def _visible_report(ctx: TxContext, report_id: Any) -> Report:
+    report: Report | None = _get(ctx, "report", report_id)
     if report is None or not _may_see_report(ctx, report):
-        raise NotFound("No such report is visible to you.")
+        raise NotFoundError("No such report is visible to you.")
     return report
 
 
-def _guardian_report(ctx: TxContext, report_id: Any) -> dict[str, Any]:
+def _guardian_report(ctx: TxContext, report_id: Any) -> Report:
     report = _visible_report(ctx, report_id)
     if not _is_guardian_of(ctx, report):
-        raise Forbidden("Only the child's guardians decide who may read the report.")
+        raise ForbiddenError("Only the child's guardians decide who may read the report.")
     return report
+
+
+# -- what a report carries of the card -----------------------------------------------------
+
+
+def _report_content(card: CardView, conclusion: str) -> ReportContent:
+    """What a school needs of the card, and the doctor's conclusion: never the blood type,
+    the examinations or the doctor's notes."""
+    return {
+        "childName": card["childName"],
+        "healthGroup": card["healthGroup"],
+        "physicalEducationGroup": card["physicalEducationGroup"],
+        "allergies": card["allergies"],
+        "chronicConditions": card["chronicConditions"],
+        "vaccinations": card["vaccinations"],
+        "conclusion": check.free_text(conclusion, "conclusion", max_length=check.TEXT_MAX),
+    }
+
+
+def _card_commitment(card: CardView, salt: str) -> str:
+    """A salted commitment to the card as stored (without the child's name): those who see
+    the report but not the card cannot test guesses of the card against it."""
+    stored = {key: value for key, value in card.items() if key != "childName"}
+    return commitment(salt, canonical_json(stored))
 
 
 # -- views: what leaves the contract ------------------------------------------------------
 
 
-def _admission_view(admission: dict[str, Any]) -> JSON:
+def _admission_view(admission: AdmissionRequest) -> AdmissionRequestView:
     return {
-        k: admission[k]
-        for k in ("id", "childId", "childName", "school", "status", "reason", "createdAt")
+        "id": admission["id"],
+        "childId": admission["childId"],
+        "childName": admission["childName"],
+        "school": admission["school"],
+        "status": admission["status"],
+        "reason": admission["reason"],
+        "createdAt": admission["createdAt"],
     }
 
 
-def _request_view(request: dict[str, Any]) -> JSON:
+def _request_view(request: ReportRequest) -> ReportRequestView:
     return {
-        k: request[k]
-        for k in (
-            "id",
-            "admissionRequestId",
-            "childId",
-            "school",
-            "status",
-            "reportId",
-            "createdAt",
-        )
+        "id": request["id"],
+        "admissionRequestId": request["admissionRequestId"],
+        "childId": request["childId"],
+        "school": request["school"],
+        "status": request["status"],
+        "reportId": request["reportId"],
+        "createdAt": request["createdAt"],
     }
 
 
-def _report_view(ctx: TxContext, report: dict[str, Any]) -> JSON:
+def _report_view(ctx: TxContext, report: Report) -> ReportView:
     """Metadata for everyone who may see the report; content only for those who may read it.
 
     A school's view is its own: APPROVED and itself as the permitted school while it holds
@@ -411,36 +446,33 @@ def _report_view(ctx: TxContext, report: dict[str, Any]) -> JSON:
     """
     insider = _is_insider(ctx, report)
     permitted_here = _is_permitted_school(ctx, report)
-    view = {
-        k: report[k]
-        for k in (
-            "id",
-            "childId",
-            "reportRequestId",
-            "authorUid",
-            "createdAt",
-            "cardVersion",
-            "cardHash",
-        )
-    }
     if insider:
-        view["status"] = report["status"]
-        view["permittedSchools"] = list(report["permittedSchools"])
+        status, permitted = report["status"], list(report["permittedSchools"])
     else:
-        view["status"] = "APPROVED" if permitted_here else "READY"
-        view["permittedSchools"] = [ctx.caller.org] if permitted_here else []
-    view["content"] = report["content"] if insider or permitted_here else None
-    # The salt opens the card commitment: for those who may read the card only.
-    view["cardSalt"] = report["cardSalt"] if insider else None
-    return view
+        status = "APPROVED" if permitted_here else "READY"
+        permitted = [ctx.caller.org] if permitted_here else []
+    return {
+        "id": report["id"],
+        "childId": report["childId"],
+        "reportRequestId": report["reportRequestId"],
+        "authorUid": report["authorUid"],
+        "createdAt": report["createdAt"],
+        "cardVersion": report["cardVersion"],
+        "cardHash": report["cardHash"],
+        "status": status,
+        "permittedSchools": permitted,
+        "content": report["content"] if insider or permitted_here else None,
+        # The salt opens the card commitment: for those who may read the card only.
+        "cardSalt": report["cardSalt"] if insider else None,
+    }
 
 
-def _audience(subject_id: str, item: dict[str, Any]) -> JSON:
+def _audience(subject_id: str, item: AdmissionRequest | ReportRequest) -> Audience:
     """Event payload: the guardians (ORG/UID) and the school the item is addressed to."""
     return {"subjectId": subject_id, "people": sorted(item["guardians"]), "orgs": [item["school"]]}
 
 
-def _report_audience(report: dict[str, Any], schools: list[str]) -> JSON:
+def _report_audience(report: Report, schools: list[str]) -> Audience:
     """Event payload: guardians, author, and only the schools the change itself concerns."""
     return {
         "subjectId": report["id"],

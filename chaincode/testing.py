@@ -1,22 +1,24 @@
 """Running contract functions without a server: a harness over an in-memory ledger.
 
-`ContractHarness.call` simulates a function as a given caller and, for a
-transaction, commits it at once, so a test reads like the story it checks.
+`ContractHarness.call` simulates a function as a given caller (with the
+transient data the gateway would give it) and, for a transaction, commits it at
+once, so a test reads like the story it checks.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
-from ledger_backends.records import Creator, format_timestamp
+from ledger_backends.records import Creator, JSONValue, format_timestamp
 from ledger_backends.simulation import TxSimulator
 
-from .base import JSON, Contract, StaticDirectory, TxContext
+from .base import Contract, StaticDirectory, TxContext
+from .records import Transient
 
 DEFAULT_ORGS = {
     "hospital": "hospital",
@@ -35,7 +37,6 @@ class FakeCaller:
     role: str
     org_kind: str = ""
     msp: str = ""
-    attributes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.org_kind:
@@ -60,13 +61,25 @@ class ContractHarness:
         self._ids = itertools.count()
         self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
-    def call(self, caller: FakeCaller, function: str, **args: JSON) -> JSON:
+    def call(
+        self,
+        caller: FakeCaller,
+        function: str,
+        *,
+        transient: Transient | None = None,
+        **args: JSONValue,
+    ) -> Any:
         simulator = TxSimulator(self.store, self.contract.channel)
         tx_id = f"tx-{next(self._ids)}"
         self.now += timedelta(seconds=1)
         timestamp = format_timestamp(self.now)
         ctx = TxContext(
-            simulator, caller=caller, tx_id=tx_id, timestamp=timestamp, directory=self.directory
+            simulator,
+            caller=caller,
+            timestamp=timestamp,
+            directory=self.directory,
+            id_seed=tx_id,
+            transient=transient,
         )
         result = self.contract.invoke(ctx, function, args)
         if self.contract.is_transaction(function):

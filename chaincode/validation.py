@@ -1,4 +1,4 @@
-"""Checks on arguments: each refusal is a BadInput naming the field, never echoing data back."""
+"""Checks on arguments: each refusal is a BadInputError that names the field, never the data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import re
 from datetime import date
 from typing import Any
 
-from .errors import BadInput
+from domain.errors import BadInputError
+from domain.names import BIDI_AND_SEPARATORS, NAME_REFUSED, UID_PATTERN
 
 NAME_MAX = 200
 TEXT_MAX = 2_000
@@ -15,16 +16,8 @@ LIST_MAX = 50
 RECORDS_MAX = 200
 EARLIEST_DATE = date(1900, 1, 1)
 
-# The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) make a
-# reader see text in another order than it is stored; U+2028 and U+2029 break lines.
-_BIDI_AND_SEPARATORS = "\u202a-\u202e\u2066-\u2069\u2028\u2029"
-# What `healthledger enroll` accepts as a UID (authz.uids checks it at every handshake too):
-# letters, digits and . _ @ - only, so a UID never holds the "/" of ORG/UID keys.
-UID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-# C0, DEL and C1 controls (line breaks included): they forge lines in logs and terminals.
-NAME_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
 # Multi-line text keeps line feeds and tabs; every other control character is refused.
-_FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI_AND_SEPARATORS}]")
+_FREE_TEXT_REFUSED = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_AND_SEPARATORS}]")
 
 
 def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
@@ -35,7 +28,7 @@ def text(value: Any, field: str, *, max_length: int = NAME_MAX) -> str:
     """
     name = _trimmed(value, field, max_length)
     if NAME_REFUSED.search(name):
-        raise BadInput(
+        raise BadInputError(
             f"{field} must not contain control characters, line breaks or bidirectional "
             "formatting characters."
         )
@@ -46,7 +39,7 @@ def uid_list(values: Any, field: str, *, max_items: int) -> list[str]:
     """Distinct UIDs as `enroll` makes them (up to 64 letters, digits and . _ @ -)."""
     uids = text_list(values, field, max_items=max_items)
     if not all(UID_PATTERN.fullmatch(uid) for uid in uids):
-        raise BadInput(f"Each entry of {field} must be a UID: letters, digits and . _ @ -.")
+        raise BadInputError(f"Each entry of {field} must be a UID: letters, digits and . _ @ -.")
     return uids
 
 
@@ -62,7 +55,7 @@ def free_text(value: Any, field: str, *, max_length: int = TEXT_MAX) -> str:
     """
     lines = _trimmed(value, field, max_length).replace("\r\n", "\n")
     if _FREE_TEXT_REFUSED.search(lines):
-        raise BadInput(
+        raise BadInputError(
             f"{field} must not contain control characters other than line breaks and tabs, "
             "or bidirectional formatting characters."
         )
@@ -75,43 +68,43 @@ def optional_free_text(value: Any, field: str, *, max_length: int = TEXT_MAX) ->
 
 def _trimmed(value: Any, field: str, max_length: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise BadInput(f"{field} must not be empty.")
+        raise BadInputError(f"{field} must not be empty.")
     trimmed = value.strip()
     if len(trimmed) > max_length:
-        raise BadInput(f"{field} must be at most {max_length} characters.")
+        raise BadInputError(f"{field} must be at most {max_length} characters.")
     return trimmed
 
 
 def past_date(value: Any, field: str, *, today: date) -> str:
     """An ISO date (YYYY-MM-DD) that exists, is not before 1900 and not after `today`."""
     if not isinstance(value, str):
-        raise BadInput(f"{field} must be a date (YYYY-MM-DD).")
+        raise BadInputError(f"{field} must be a date (YYYY-MM-DD).")
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
-        raise BadInput(f"{field} must be a real date (YYYY-MM-DD).") from None
+        raise BadInputError(f"{field} must be a real date (YYYY-MM-DD).") from None
     if parsed > today:
-        raise BadInput(f"{field} cannot be in the future.")
+        raise BadInputError(f"{field} cannot be in the future.")
     if parsed < EARLIEST_DATE:
-        raise BadInput(f"{field} cannot be before 1900.")
+        raise BadInputError(f"{field} cannot be before 1900.")
     return parsed.isoformat()
 
 
 def integer(value: Any, field: str, *, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadInput(f"{field} must be a whole number from {low} to {high}.")
+        raise BadInputError(f"{field} must be a whole number from {low} to {high}.")
     return value
 
 
 def number(value: Any, field: str, *, low: float, high: float) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise BadInput(f"{field} must be a number from {low:g} to {high:g}.")
+        raise BadInputError(f"{field} must be a number from {low:g} to {high:g}.")
     return float(value)
 
 
 def choice(value: Any, field: str, options: tuple[str, ...]) -> str:
     if value not in options:
-        raise BadInput(f"{field} must be one of {', '.join(options)}.")
+        raise BadInputError(f"{field} must be one of {', '.join(options)}.")
     return str(value)
 
 
@@ -130,13 +123,13 @@ def text_list(
 
 def records(values: Any, field: str, *, max_items: int = RECORDS_MAX) -> list[Any]:
     if not isinstance(values, list):
-        raise BadInput(f"{field} must be a list.")
+        raise BadInputError(f"{field} must be a list.")
     if len(values) > max_items:
-        raise BadInput(f"{field} can hold at most {max_items} entries.")
+        raise BadInputError(f"{field} can hold at most {max_items} entries.")
     return values
 
 
 def mapping(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise BadInput(f"{field} must be an object.")
+        raise BadInputError(f"{field} must be an object.")
     return value

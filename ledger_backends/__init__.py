@@ -2,16 +2,16 @@
 
 Open a ledger by URL (`memory://`, `sqlite:///path`, `postgresql://...`,
 `redis://...`) with `open_ledger`; every backend implements `LedgerStore`
-(base.py) and passes the conformance suite in `testing.py`.
+(base.py) and passes the conformance suite in `ledger_backends.testing`.
 """
 
 from .base import LedgerStore
 from .errors import (
     BackendUnavailableError,
     ChainIntegrityError,
-    ConflictError,
     LedgerDamagedError,
     LedgerError,
+    ReadConflictError,
     UnsupportedLedgerURLError,
 )
 from .ledger import ChannelLedger, Ledger
@@ -38,7 +38,6 @@ __all__ = [
     "Block",
     "ChainIntegrityError",
     "ChannelLedger",
-    "ConflictError",
     "Creator",
     "Event",
     "ForeignReads",
@@ -48,6 +47,7 @@ __all__ = [
     "LedgerError",
     "LedgerStore",
     "Proposal",
+    "ReadConflictError",
     "Receipt",
     "StateRecord",
     "Tip",

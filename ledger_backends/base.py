@@ -3,7 +3,7 @@
 A backend stores, per channel, a chain of blocks, the world state and the key
 history. It never decides what goes into a block: the chain writer
 (`chain.py`) validates and hashes, the backend only reads and appends. Every
-backend is proved by the same conformance suite (`testing.py`).
+backend is proved by the same conformance suite (`ledger_backends.testing`).
 
 Guarantees every implementation gives:
 
@@ -40,6 +40,18 @@ class LedgerStore(ABC):
     """Storage of blocks, world state and history for any number of channels."""
 
     url: str
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, *, create: bool = True) -> LedgerStore:
+        """Open the store a ledger URL names (`registry.open_store` calls this for its scheme).
+
+        With `create`, whatever the ledger needs and lacks is made, so that it can be served.
+        Without, nothing is created or changed and the store is opened to be read: it raises
+        LedgerNotFoundError when nothing is stored at the URL and NotALedgerError when what
+        is stored there is not a ledger, as far as the backend can tell the two apart from an
+        empty ledger.
+        """
 
     @abstractmethod
     def channels(self) -> list[str]:

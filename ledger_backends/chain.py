@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from .base import LedgerStore
-from .errors import BackendUnavailableError, ConflictError, LedgerDamagedError
+from .errors import BackendUnavailableError, LedgerDamagedError, ReadConflictError
 from .hashing import canonical_json
 from .records import (
     Block,
@@ -82,7 +82,7 @@ class ChainWriter:
     def commit(self, proposals: Sequence[Proposal]) -> list[Receipt]:
         """Put the proposals into one durable block, in order; one receipt per proposal.
 
-        Raises ConflictError if the tip kept moving for `max_attempts` attempts,
+        Raises ReadConflictError if the tip kept moving for `max_attempts` attempts,
         BackendUnavailableError if the store cannot be reached, and
         LedgerDamagedError if the tip block does not match its own hashes; in
         every case nothing was appended.
@@ -116,7 +116,7 @@ class ChainWriter:
             # Another process extended the chain, or a foreign read went stale: build again,
             # after a short back-off so both writers make progress.
             time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
-        raise ConflictError(
+        raise ReadConflictError(
             f"Channel {self.channel!r} kept changing under {self.max_attempts} attempts "
             "to append a block; nothing was committed."
         )

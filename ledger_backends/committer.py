@@ -13,7 +13,7 @@ import contextlib
 from dataclasses import dataclass
 
 from .chain import ChainWriter
-from .errors import BackendUnavailableError, ConflictError, LedgerError
+from .errors import BackendUnavailableError, LedgerError, ReadConflictError
 from .records import Proposal, Receipt, Validation
 
 DEFAULT_BATCH_TIMEOUT_MS = 2.0
@@ -69,7 +69,7 @@ class GroupCommitter:
     async def submit(self, proposal: Proposal) -> Receipt:
         """Return once the block holding the proposal is durable.
 
-        Raises ConflictError if the transaction was committed as
+        Raises ReadConflictError if the transaction was committed as
         MVCC_READ_CONFLICT (it changed nothing), and the store's LedgerError if
         the block could not be appended (nothing was written).
         """
@@ -86,7 +86,7 @@ class GroupCommitter:
             self._task = asyncio.create_task(self._run(), name=f"committer:{self.writer.channel}")
         receipt = await future
         if receipt.validation is not Validation.VALID:
-            raise ConflictError(
+            raise ReadConflictError(
                 "The transaction read data that another transaction changed first; "
                 "it was recorded as a conflict and changed nothing.",
                 block_number=receipt.block_number,

@@ -7,8 +7,8 @@ class LedgerError(Exception):
     """Base of every failure the ledger reports."""
 
 
-class ConflictError(LedgerError):
-    """A transaction read a key that another transaction changed first (MVCC).
+class ReadConflictError(LedgerError):
+    """A transaction read a key that another transaction changed first (MVCC_READ_CONFLICT).
 
     Nothing of the transaction changed the world state. Simulating it again on
     fresh state and resubmitting is the usual answer.
@@ -50,6 +50,14 @@ class LedgerDamagedError(ChainIntegrityError):
 
 class NotALedgerError(LedgerError):
     """The store answers, but is not a healthledger ledger (not its tables, or not SQLite)."""
+
+
+class LedgerNotFoundError(LedgerError):
+    """Nothing is stored where a ledger URL points, and opening it to read created nothing."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"There is no ledger at {where}.")
+        self.where = where
 
 
 class BackendUnavailableError(LedgerError):

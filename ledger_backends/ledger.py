@@ -139,10 +139,6 @@ class Ledger:
         """The store that holds `channel`: this ledger's own unless `locate` named another."""
         return self._elsewhere.get(channel, self.store)
 
-    def verify_all(self) -> list[Verification]:
-        """Verify every channel that has blocks in this store, as ChannelLedger.verify does."""
-        return [self.channel(name).verify() for name in self.store.channels()]
-
     async def aclose(self) -> None:
         """Drain every channel's committer, then close the store."""
         for channel in self._channels.values():

@@ -29,7 +29,8 @@ class MemoryStore(LedgerStore):
         self._channels: dict[str, _Channel] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> MemoryStore:
+    def from_url(cls, url: str, *, create: bool = True) -> MemoryStore:
+        """A new, empty store: there is nothing to create, so `create` changes nothing."""
         return cls(url)
 
     def _channel(self, name: str) -> _Channel:

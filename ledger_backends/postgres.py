@@ -7,9 +7,9 @@ is PostgreSQL's own (`synchronous_commit=on`, the default, means an
 acknowledged block is on disk). An optional `?schema=NAME` keeps the ledger's
 tables in their own schema.
 
-Checking: `open_read_only` opens an existing ledger without changing it: no schema
-or table is created, every transaction is read-only (default_transaction_read_only),
-and a database or schema without the ledger's four tables is refused with
+Reading only (`create=False`, as `verify` opens it): no schema or table is
+created, every transaction is read-only (default_transaction_read_only), and a
+database or schema without the ledger's four tables is refused with
 NotALedgerError.
 
 A store call gives up on an unreachable server within about 3.5 s: every
@@ -49,8 +49,16 @@ class PostgresStore(SqlStore):
     backend_name = "PostgreSQL"
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
-        """Open the ledger at `url` to serve it, creating its schema and tables if needed."""
+    def from_url(cls, url: str, *, create: bool = True) -> PostgresStore:
+        """The ledger at `url`, its schema and tables made if need be; read-only without `create`.
+
+        Without `create`: NotALedgerError (before any ledger query runs) unless each ledger
+        table is a table, not a view, with the ledger's columns, in the URL's schema.
+        """
+        return cls._create(url) if create else cls._open_read_only(url)
+
+    @classmethod
+    def _create(cls, url: str) -> PostgresStore:
         store, schema = cls._connect(url, read_only=False)
         with store._writing() as conn:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
@@ -60,12 +68,7 @@ class PostgresStore(SqlStore):
         return store
 
     @classmethod
-    def open_read_only(cls, url: str) -> PostgresStore:
-        """Open an existing ledger to read it; nothing in the database can be changed.
-
-        Raises NotALedgerError (before any ledger query runs) unless each ledger table is a
-        table, not a view, with the ledger's columns, in the URL's schema.
-        """
+    def _open_read_only(cls, url: str) -> PostgresStore:
         store, _ = cls._connect(url, read_only=True)
         try:
             with store._reading() as conn:

@@ -115,7 +115,11 @@ class RedisStore(LedgerStore):
         self._redis_clock_offset_ms: float | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
+    def from_url(cls, url: str, *, create: bool = True) -> RedisStore:
+        """The ledger under the URL's prefix; opening it writes nothing, whatever `create` says.
+
+        The append script is registered client-side, and a prefix with no keys is an empty ledger.
+        """
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "healthledger")

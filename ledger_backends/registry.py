@@ -1,4 +1,4 @@
-"""Backends register under a URL scheme; `open_ledger(url)` picks one."""
+"""Backends register under a URL scheme; `open_store(url)` and `open_ledger(url)` pick one."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from .errors import UnsupportedLedgerURLError
 from .ledger import Ledger
 from .urls import redacted_url
 
-# scheme -> "module:factory"; modules are imported only when their scheme is used.
+# scheme -> "module:LedgerStore class"; modules are imported only when their scheme is used.
 _BACKENDS: dict[str, str] = {
-    "memory": "ledger_backends.memory:MemoryStore.from_url",
-    "sqlite": "ledger_backends.sqlite:SQLiteStore.from_url",
-    "postgresql": "ledger_backends.postgres:PostgresStore.from_url",
-    "postgres": "ledger_backends.postgres:PostgresStore.from_url",
-    "redis": "ledger_backends.redis_streams:RedisStore.from_url",
+    "memory": "ledger_backends.memory:MemoryStore",
+    "sqlite": "ledger_backends.sqlite:SQLiteStore",
+    "postgresql": "ledger_backends.postgres:PostgresStore",
+    "postgres": "ledger_backends.postgres:PostgresStore",
+    "redis": "ledger_backends.redis_streams:RedisStore",
 }
 
 
@@ -25,13 +25,12 @@ def supported_schemes() -> list[str]:
     return sorted(_BACKENDS)
 
 
-def register_backend(scheme: str, factory_path: str) -> None:
-    """Make `open_store` accept `scheme://...` URLs, built by "module:callable"."""
-    _BACKENDS[scheme] = factory_path
+def open_store(url: str, *, create: bool = True) -> LedgerStore:
+    """Open the backend a ledger URL names; raises UnsupportedLedgerURLError for an unknown one.
 
-
-def open_store(url: str) -> LedgerStore:
-    """Open the backend a ledger URL names; raises UnsupportedLedgerURLError for an unknown one."""
+    With `create` False nothing is created or changed: the store is opened to be read, and
+    one that holds no ledger is refused (see `LedgerStore.from_url`).
+    """
     scheme = urlsplit(url).scheme.split("+", 1)[0].lower()
     target = _BACKENDS.get(scheme)
     if target is None:
@@ -40,12 +39,9 @@ def open_store(url: str) -> LedgerStore:
             + ", ".join(f"{name}://" for name in supported_schemes())
             + "."
         )
-    module_name, _, attribute = target.partition(":")
-    factory: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        factory = getattr(factory, part)
-    store: LedgerStore = factory(url)
-    return store
+    module_name, _, class_name = target.partition(":")
+    store_class: type[LedgerStore] = getattr(importlib.import_module(module_name), class_name)
+    return store_class.from_url(url, create=create)
 
 
 def open_ledger(url: str, **options: Any) -> Ledger:

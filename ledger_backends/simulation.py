@@ -88,10 +88,6 @@ class TxSimulator:
         canonical_json(payload)
         self._events.append(Event(name, payload))
 
-    @property
-    def has_writes(self) -> bool:
-        return bool(self._writes)
-
     def proposal(
         self,
         *,

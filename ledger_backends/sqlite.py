@@ -10,9 +10,10 @@ Privacy: a new ledger file is created 0600 (its directory 0700 when this
 creates it); SQLite gives the `-wal` and `-shm` files the database file's
 mode, so no other local user can read a record from them either.
 
-Checking: `open_read_only` opens an existing file without changing it (no
-journal-mode switch, no table creation) and refuses, with NotALedgerError, a
-file that does not hold the ledger's four tables.
+Reading only (`create=False`, as `verify` opens it): an existing file is opened
+without changing it (no journal-mode switch, no table creation); a file that
+does not exist is refused with LedgerNotFoundError, one that does not hold the
+ledger's four tables with NotALedgerError.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
-from .errors import BackendUnavailableError, NotALedgerError, UnsupportedLedgerURLError
+from .errors import (
+    BackendUnavailableError,
+    LedgerNotFoundError,
+    NotALedgerError,
+    UnsupportedLedgerURLError,
+)
 from .sql import SqlStore, require_ledger_tables, state_upsert
 from .sql_models import LEDGER_TABLES
 
@@ -40,9 +46,18 @@ class SQLiteStore(SqlStore):
     backend_name = "SQLite"
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
-        """Open the ledger at `url` to serve it, creating the file and its tables if needed."""
+    def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:
+        """The ledger file at `url`, made with its tables if need be; read-only without `create`.
+
+        Without `create`: LedgerNotFoundError if the file does not exist, NotALedgerError
+        (before any ledger query runs) unless each ledger table is a table, not a view, with
+        the ledger's columns; so a hostile view cannot make reads hang.
+        """
         path = sqlite_path(url)
+        return cls._create(url, path) if create else cls._open_read_only(url, path)
+
+    @classmethod
+    def _create(cls, url: str, path: Path) -> SQLiteStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=LEDGER_DIRECTORY_MODE)
             # Created owner-only before SQLite writes a byte; an existing file keeps its mode.
@@ -63,13 +78,9 @@ class SQLiteStore(SqlStore):
         return store
 
     @classmethod
-    def open_read_only(cls, url: str) -> SQLiteStore:
-        """Open an existing ledger file to read it; nothing in the file can be changed.
-
-        Raises NotALedgerError (before any ledger query runs) unless each ledger table is a
-        table, not a view, with the ledger's columns; so a hostile view cannot make reads hang.
-        """
-        path = sqlite_path(url)
+    def _open_read_only(cls, url: str, path: Path) -> SQLiteStore:
+        if not path.exists():
+            raise LedgerNotFoundError(str(path))
         uri = f"file:{quote(str(path.resolve()))}?mode=ro"
         engine = create_engine(
             "sqlite://",

@@ -28,8 +28,9 @@ from websockets.sync.client import connect as ws_connect
 from api.app import create_app
 from api.services import Services
 from authz.network import NetworkConfig, load_network
+from devkit.ports import ReservedPort
 from tests.networks import DEMO_USERS, NetworkFixture
-from tests.tls_server import free_port, serving
+from tests.tls_server import serving
 
 ALL_UIDS = [uid for _, uid, _ in DEMO_USERS]
 LEAKS = re.compile(
@@ -139,26 +140,29 @@ class Api:
 def api_server(
     net: NetworkFixture, ledger_url: str, network: NetworkConfig | None = None
 ) -> Iterator[Api]:
-    """The healthledger app over mutual TLS on a free port, on the given ledger."""
+    """The healthledger app over mutual TLS on a free port, on the given ledger.
+
+    The server's lifespan closes the services when it stops, as `healthledger serve`'s does.
+    """
     network = network or load_network(net.directory)
     services = Services.open(network, ledger_url)
-    try:
-        with serving(create_app(services), network) as url:
-            api = Api(url, net, services)
-            try:
-                yield api
-            finally:
-                api.close()
-    finally:
-        for ledger in services.ledgers.values():
-            ledger.close()
+    with serving(create_app(services), network) as url:
+        api = Api(url, net, services)
+        try:
+            yield api
+        finally:
+            api.close()
 
 
 class RedisServer:
-    """A private redis-server on a free port: no persistence, or an AOF synced on every write."""
+    """A private redis-server on a free port: no persistence, or an AOF synced on every write.
+
+    The port stays reserved until `close`, so a killed server restarts on it.
+    """
 
     def __init__(self, data_dir: Path | None = None) -> None:
-        self.port = free_port()
+        self._reserved = ReservedPort()
+        self.port = self._reserved.port
         self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -191,6 +195,11 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def close(self) -> None:
+        """Kill the server and give its port up."""
+        self.kill()
+        self._reserved.close()
 
     @property
     def url(self) -> str:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a fresh ledger URL on each backend, cleaned up afterwards."""
+"""Shared fixtures: a fresh ledger URL on each selected backend, removed afterwards."""
 
 from __future__ import annotations
 
@@ -7,30 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import (
-    REDIS_URL,
-    delete_redis_prefix,
-    drop_postgres_schema,
-    postgres_admin_dsn,
-    unique_name,
-)
-
-BACKENDS = ["memory", "sqlite", "postgresql", "redis"]
+from ledger_backends.testing import backend_params, scratch_url
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=backend_params())
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty, isolated ledger on each backend in turn (real PostgreSQL and Redis)."""
-    backend = request.param
-    if backend == "memory":
-        yield "memory://"
-    elif backend == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
-    elif backend == "postgresql":
-        schema = unique_name("hl_story")
-        yield f"{postgres_admin_dsn()}?schema={schema}"
-        drop_postgres_schema(schema)
-    else:
-        prefix = unique_name("hlstory")
-        yield f"{REDIS_URL}?prefix={prefix}"
-        delete_redis_prefix(prefix)
+    with scratch_url(request.param, tmp_path) as url:
+        yield url

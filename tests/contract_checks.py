@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.testing import ContractHarness, FakeCaller
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 
 CODES = {
-    BadInput: "BAD_USER_INPUT",
-    NotFound: "NOT_FOUND",
-    Forbidden: "FORBIDDEN",
-    Conflict: "CONFLICT",
+    BadInputError: "BAD_USER_INPUT",
+    NotFoundError: "NOT_FOUND",
+    ForbiddenError: "FORBIDDEN",
+    ConflictError: "CONFLICT",
 }
 
 
@@ -24,11 +24,11 @@ def ledger_snapshot(h: ContractHarness) -> tuple[Any, list[tuple[str, str]]]:
 
 
 def refused_on(
-    h: ContractHarness, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
-) -> ContractError:
+    h: ContractHarness, caller: FakeCaller, function: str, error: type[RefusalError], **args: Any
+) -> RefusalError:
     """Calls, expects exactly `error` with its API code, and checks nothing changed."""
     before = ledger_snapshot(h)
-    with pytest.raises(ContractError) as caught:
+    with pytest.raises(RefusalError) as caught:
         h.call(caller, function, **args)
     assert type(caught.value) is error
     assert caught.value.code == CODES[error]
@@ -36,7 +36,7 @@ def refused_on(
     return caught.value
 
 
-def assert_no_leak(error: ContractError, secrets: tuple[str, ...]) -> None:
+def assert_no_leak(error: RefusalError, secrets: tuple[str, ...]) -> None:
     """A refusal names none of another family's data."""
     message = str(error)
     for secret in secrets:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from authz.access import ChannelAccess
-from authz.errors import Forbidden
 from authz.identity import Identity
 from authz.network import load_network
 from authz.provision import init_network
 from authz.roles import Role
+from domain.errors import ForbiddenError
 
 
 def _identity(org: str, kind: str, role: Role) -> Identity:
@@ -42,12 +42,12 @@ def test_members_reach_their_channels_only(
 
 
 def test_a_school_is_forbidden_the_medical_channel(access: ChannelAccess) -> None:
-    with pytest.raises(Forbidden, match="no access to channel 'medical'"):
+    with pytest.raises(ForbiddenError, match="no access to channel 'medical'"):
         access.require_member(_identity("school-a", "school", Role.SCHOOL), "medical")
 
 
 def test_an_unknown_channel_looks_the_same_as_a_forbidden_one(access: ChannelAccess) -> None:
-    with pytest.raises(Forbidden) as unknown:
+    with pytest.raises(ForbiddenError) as unknown:
         access.require_member(_identity("school-a", "school", Role.SCHOOL), "secret")
     assert str(unknown.value) == "Your organisation has no access to channel 'secret'."
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 
 from api.access_log import QueryStringsWithheld
+from devkit.serve_process import ServeProcess
 from tests.networks import make_network
-from tests.reliability.serve_process import ServeProcess
 
 SECRET = "diagnosis ADHD"
 

@@ -24,6 +24,7 @@ from api.errors import with_code
 from authz import ca, provision
 from authz.network import load_network
 from ledger_backends import BackendUnavailableError
+from ledger_backends.testing import POSTGRES_URL, needs_backend, query_option, scratch_url
 from tests.api_client import (
     ACCEPT,
     ACCEPT_ADMISSION,
@@ -44,7 +45,6 @@ from tests.api_client import (
     update_card,
 )
 from tests.networks import NetworkFixture, make_network
-from tests.services import POSTGRES_URL, unique_name
 
 ME = "{ me { uid } }"
 CHILD = "query($id: ID!) { child(id: $id) { id } }"
@@ -392,7 +392,7 @@ def redis_server() -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.kill()
+        server.close()
 
 
 def timed(action: Any) -> tuple[Any, float]:
@@ -401,6 +401,7 @@ def timed(action: Any) -> tuple[Any, float]:
     return result, time.monotonic() - started
 
 
+@needs_backend("redis")
 def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_restart(
     net: NetworkFixture, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -438,22 +439,14 @@ def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_r
 # -- INTERNAL ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[tuple[str, str]]:
-    schema = unique_name("hl_internal")
-    base = POSTGRES_URL.split("?", 1)[0]
-    yield base, schema
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
+@needs_backend("postgresql")
 def test_an_unexpected_fault_gets_internal_with_a_request_id_found_in_the_server_log(
-    net: NetworkFixture, postgres_schema: tuple[str, str], caplog: pytest.LogCaptureFixture
+    net: NetworkFixture, caplog: pytest.LogCaptureFixture
 ) -> None:
-    base, schema = postgres_schema
-    with api_server(net, f"{base}?schema={schema}") as api:
+    with scratch_url("postgresql") as url, api_server(net, url) as api:
         child = register(api, "alice", "Faulty Table")
-        with psycopg.connect(base, autocommit=True) as conn:  # what a careless DBA could do
+        schema = query_option(url, "schema")
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:  # what a careless DBA could do
             conn.execute(f'DROP TABLE "{schema}".ledger_history')
         with caplog.at_level(logging.ERROR, logger="healthledger.api"):
             error = api("alice").error(HISTORY, {"child": child})

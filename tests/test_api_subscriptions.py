@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from authz import provision
 from authz.network import load_network
+from ledger_backends.testing import needs_backend
 from tests.api_client import (
     APPROVE,
     CREATE_ADMISSION,
@@ -110,6 +111,7 @@ def test_on_the_medical_channel_only_the_guardians_and_the_doctor_hear_of_a_card
     assert listeners["bob"].event("ChildRegistered", bobs)["subjectId"] == bobs
 
 
+@needs_backend("redis")
 def test_a_subscription_resumes_when_the_ledger_comes_back(
     net: NetworkFixture, tmp_path: Path
 ) -> None:
@@ -126,7 +128,7 @@ def test_a_subscription_resumes_when_the_ledger_comes_back(
             after = register(api, "alice", "After Outage")
             assert alice.event("ChildRegistered", after)["subjectId"] == after
     finally:
-        redis.kill()
+        redis.close()
 
 
 @pytest.mark.parametrize("uid", ["school-a-office", "school-b-office"])

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import functools
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-import httpx
-import psycopg
 import pytest
 
+from devkit.serve_process import ServeProcess
+from ledger_backends.testing import needs_backend, scratch_url
 from tests.api_client import HISTORY, GraphQLClient, register, sign_and_accept
 from tests.networks import NetworkFixture, make_network
-from tests.services import POSTGRES_URL, unique_name
-from tests.tls_server import free_port
 
-HEALTHLEDGER = Path(sys.executable).with_name("healthledger")
+pytestmark = needs_backend("postgresql")
+
 ROUNDS = 4
 WRITERS_PER_SERVER = 3
 UPDATE = """
@@ -38,88 +32,34 @@ CHAIN = """
   report: verifyChannel(channel: "report") { ok height } }"""
 
 
-class Server:
-    """One `healthledger serve` process."""
-
-    def __init__(self, net: NetworkFixture, ledger_url: str, log: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"https://127.0.0.1:{self.port}"
-        self.log = log
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHLEDGER_")}
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(
-                [
-                    str(HEALTHLEDGER),
-                    "serve",
-                    "--network",
-                    str(net.directory),
-                    "--ledger",
-                    ledger_url,
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-
-    def wait_ready(self, net: NetworkFixture, seconds: float = 20) -> None:
-        deadline = time.monotonic() + seconds
-        with httpx.Client(verify=net.client_context("alice"), timeout=2) as client:
-            while True:
-                assert self.process.poll() is None, self.log.read_text()
-                try:
-                    if client.get(f"{self.base_url}/readyz").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not start:\n" + (
-                    self.log.read_text()
-                )
-                time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
     return make_network(tmp_path_factory.mktemp("workers") / "network")
 
 
 @pytest.fixture(scope="module")
-def servers(net: NetworkFixture) -> Iterator[list[Server]]:
-    schema = unique_name("hl_workers")
-    base = POSTGRES_URL.split("?", 1)[0]
-    url = f"{base}?schema={schema}"
-    started = [Server(net, url, net.directory.parent / f"serve-{n}.log") for n in (1, 2)]
-    try:
+def servers(net: NetworkFixture) -> Iterator[list[ServeProcess]]:
+    logs = net.directory.parent
+    with (
+        scratch_url("postgresql") as url,
+        ServeProcess(net.directory, url, logs / "serve-1.log") as first,
+        ServeProcess(net.directory, url, logs / "serve-2.log") as second,
+    ):
+        started = [first, second]
         for server in started:
-            server.wait_ready(net)
+            server.launch()
+        for server in started:
+            server.wait_ready()
         yield started
         for server in started:
-            assert server.stop() in (0, -signal.SIGTERM), server.log.read_text()
-            assert "Application shutdown complete" in server.log.read_text()
-    finally:
-        for server in started:
-            if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait()
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            assert server.terminate() in (0, -signal.SIGTERM), server.log_text()
+            assert "Application shutdown complete" in server.log_text()
 
 
 class Api:
     """The `Api` shape the story helpers expect, over one server per call."""
 
-    def __init__(self, net: NetworkFixture, servers: list[Server]) -> None:
+    def __init__(self, net: NetworkFixture, servers: list[ServeProcess]) -> None:
         self.net = net
         self.servers = servers
         self.turn = 0
@@ -144,7 +84,7 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(net: NetworkFixture, servers: list[Server]) -> Iterator[Api]:
+def api(net: NetworkFixture, servers: list[ServeProcess]) -> Iterator[Api]:
     both = Api(net, servers)
     yield both
     both.close()

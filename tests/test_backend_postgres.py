@@ -1,4 +1,5 @@
-"""The conformance suite on PostgreSQL (the real server, one schema per test)."""
+"""The conformance suite on PostgreSQL (the real server, one schema per test), and what only
+PostgreSQL does."""
 
 from __future__ import annotations
 
@@ -8,30 +9,27 @@ import psycopg
 
 from ledger_backends.chain import ChainWriter
 from ledger_backends.registry import open_ledger
-from ledger_backends.testing import LedgerStoreConformance, proposal, submit_all
-from tests.services import drop_postgres_schema, postgres_admin_dsn, unique_name
-from tests.sql_atomicity import SqlAtomicity
-from tests.sql_tampering import SqlTampering
+from ledger_backends.testing import (
+    POSTGRES_URL,
+    LedgerStoreConformance,
+    proposal,
+    query_option,
+    scratch_url,
+    submit_all,
+)
 
 
-class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
-    def fresh_url(self) -> str:
-        self.schema = unique_name("hl_test")
-        return f"{postgres_admin_dsn()}?schema={self.schema}&application_name={self.schema}"
-
-    def cleanup(self, url: str) -> None:
-        drop_postgres_schema(self.schema)
-
-    def unreachable_url(self) -> str:
-        return "postgresql://postgres@127.0.0.1:1/test"
+class TestPostgresStore(LedgerStoreConformance):
+    backend = "postgresql"
+    rolls_back = True
 
     def test_commits_survive_server_side_disconnects(self) -> None:
         submit_all(self.ledger, "medical", [proposal("before", writes={"k": 1})])
-        with psycopg.connect(postgres_admin_dsn(), autocommit=True) as admin:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             terminated = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE application_name = %s",
-                (self.schema,),
+                (query_option(self.url, "application_name"),),
             ).fetchone()
         assert terminated is not None and terminated[0] >= 1
         (receipt,) = submit_all(self.ledger, "medical", [proposal("after", writes={"k": 2})])
@@ -39,13 +37,12 @@ class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
 
     def test_two_ledgers_on_separate_schemas_do_not_see_each_other(self) -> None:
         submit_all(self.ledger, "medical", [proposal("mine", writes={"k": 1})])
-        other_schema = unique_name("hl_test")
-        other = open_ledger(f"{postgres_admin_dsn()}?schema={other_schema}")
-        try:
-            assert other.store.tip("medical").height == 0
-        finally:
-            other.close()
-            drop_postgres_schema(other_schema)
+        with scratch_url("postgresql") as other_url:
+            other = open_ledger(other_url)
+            try:
+                assert other.store.tip("medical").height == 0
+            finally:
+                other.close()
 
     def test_a_foreign_read_being_changed_is_not_waited_for(self) -> None:
         # A revocation deleting the row right now: the append gives way at once, no lock wait.
@@ -58,8 +55,8 @@ class TestPostgresStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
         )
         tip = self.store.tip("report")
         commit, _ = ChainWriter(self.store, "report").build(tip, [report])
-        with psycopg.connect(postgres_admin_dsn()) as revocation:
-            revocation.execute(f'SET search_path TO "{self.schema}"')
+        with psycopg.connect(POSTGRES_URL) as revocation:
+            revocation.execute(f'SET search_path TO "{query_option(self.url, "schema")}"')
             revocation.execute(
                 "DELETE FROM ledger_state WHERE channel = 'medical' AND key = 'active/1'"
             )

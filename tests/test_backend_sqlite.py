@@ -1,43 +1,35 @@
-"""The conformance suite on the embedded SQLite backend."""
+"""The conformance suite on the embedded SQLite backend, and what only SQLite files do."""
 
 from __future__ import annotations
 
 import os
 import pathlib
 import stat
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
+from ledger_backends.chain import ChainWriter
 from ledger_backends.errors import BackendUnavailableError, UnsupportedLedgerURLError
 from ledger_backends.registry import open_store
 from ledger_backends.sqlite import SQLiteStore
 from ledger_backends.testing import (
-    ChainWriter,
     LedgerStoreConformance,
     golden_clock,
     golden_proposals,
+    needs_backend,
 )
-from tests.sql_atomicity import SqlAtomicity
-from tests.sql_tampering import SqlTampering
+
+pytestmark = needs_backend("sqlite")
 
 
-class TestSQLiteStore(SqlTampering, SqlAtomicity, LedgerStoreConformance):
-    def fresh_url(self) -> str:
-        self._dir = tempfile.TemporaryDirectory(prefix="healthledger-test-")
-        return f"sqlite:///{self._dir.name}/ledger.db"
-
-    def cleanup(self, url: str) -> None:
-        self._dir.cleanup()
-
-    def unreachable_url(self) -> str:
-        # A directory cannot be created inside /proc: the file can never be opened.
-        return "sqlite:////proc/healthledger-missing/ledger.db"
+class TestSQLiteStore(LedgerStoreConformance):
+    backend = "sqlite"
+    rolls_back = True
 
     def test_database_runs_durable_wal(self) -> None:
-        store = self.store
-        with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert isinstance(self.store, SQLiteStore)
+        with self.store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
@@ -88,7 +80,7 @@ def test_a_read_only_store_reads_but_cannot_write(tmp_path: pathlib.Path) -> Non
     writer_store = open_store(url)
     ChainWriter(writer_store, "medical", clock=golden_clock()).commit(golden_proposals()[0])
     writer_store.close()
-    reader = SQLiteStore.open_read_only(url)
+    reader = open_store(url, create=False)
     try:
         assert reader.channels() == ["medical"] and reader.tip("medical").height == 1
         with pytest.raises(BackendUnavailableError, match="readonly"):

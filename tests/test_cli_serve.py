@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.ports import listening_socket
+from devkit.serve_process import ServeProcess, cli_command, cli_env
 from tests.networks import NetworkFixture, make_network
-from tests.reliability.serve_process import ServeProcess, cli_command, cli_env
-from tests.tls_server import free_port
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +126,7 @@ def test_unknown_ledger_scheme(net: NetworkFixture) -> None:
 
 @pytest.fixture
 def occupied_port() -> Iterator[int]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
+    with listening_socket() as listener:
         yield listener.getsockname()[1]
 
 
@@ -143,7 +140,7 @@ def test_health_port_in_use(net: NetworkFixture, occupied_port: int) -> None:
         "--network",
         str(net.directory),
         "--port",
-        str(free_port()),
+        "0",
         "--health-port",
         str(occupied_port),
     )
@@ -151,7 +148,15 @@ def test_health_port_in_use(net: NetworkFixture, occupied_port: int) -> None:
 
 
 def test_port_out_of_range(net: NetworkFixture) -> None:
-    assert "between 1 and 65535" in serve_fails("--network", str(net.directory), "--port", "70000")
+    line = serve_fails("--network", str(net.directory), "--port", "70000")
+    assert "--port must be between 0 (any free port) and 65535" in line
+
+
+def test_a_health_port_left_to_the_system_needs_one_worker(net: NetworkFixture) -> None:
+    line = serve_fails(
+        "--network", str(net.directory), "--workers", "2", "--port", "0", "--health-port", "0"
+    )
+    assert "--health-port 0 needs --workers 1" in line
 
 
 def test_health_port_from_environment_must_be_a_number(net: NetworkFixture) -> None:
@@ -164,6 +169,9 @@ def test_health_port_answers_probes_without_a_certificate(
 ) -> None:
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     with ServeProcess(net.directory, ledger, tmp_path / "serve.log").start() as server:
+        # Started on port 0 for both, it says which ports it bound.
+        assert f"Uvicorn running on {server.base_url} " in server.log_text()
+        assert f"Health probes on {server.health_url} " in server.log_text()
         health = server.health_url
         assert httpx.get(f"{health}/healthz").text == "ok\n"
         ready = httpx.get(f"{health}/readyz")
@@ -182,3 +190,20 @@ def test_health_port_answers_probes_without_a_certificate(
         assert authenticated.status_code == 200
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert server.terminate() in (0, -signal.SIGTERM)
+
+
+def test_workers_share_the_api_port_and_the_health_port(
+    net: NetworkFixture, tmp_path: Path
+) -> None:
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    log = tmp_path / "serve.log"
+    with ServeProcess(net.directory, ledger, log, workers=2).start() as server:
+        with httpx.Client(base_url=server.base_url, verify=net.client_context("alice")) as alice:
+            for _ in range(4):
+                assert alice.post("/graphql", json={"query": "{ me { uid } }"}).json() == {
+                    "data": {"me": {"uid": "alice"}}
+                }
+        assert httpx.get(f"{server.health_url}/readyz").status_code == 200
+        assert server.terminate() in (0, -signal.SIGTERM)
+    assert server.log_text().count(f"Health probes on {server.health_url} ") == 2
+    assert server.log_text().count("Application shutdown complete") == 2

@@ -17,15 +17,16 @@ import redis
 from sqlalchemy.exc import DBAPIError
 
 from api.cli import main
-from api.verification import open_for_checking
-from ledger_backends import open_ledger
-from ledger_backends.testing import ChainWriter, golden_clock, golden_proposals
-from tests.services import (
+from ledger_backends import open_ledger, open_store
+from ledger_backends.chain import ChainWriter
+from ledger_backends.testing import (
+    POSTGRES_URL,
     REDIS_URL,
-    delete_redis_prefix,
-    drop_postgres_schema,
-    postgres_admin_dsn,
-    unique_name,
+    golden_clock,
+    golden_proposals,
+    needs_backend,
+    query_option,
+    scratch_url,
 )
 
 NETWORK_TOML = """
@@ -252,20 +253,14 @@ def test_a_ledger_table_missing_columns_is_refused(tmp_path: pathlib.Path) -> No
 
 
 @pytest.fixture
-def schema() -> Iterator[str]:
-    name = unique_name("verify")
-    try:
-        yield name
-    finally:
-        drop_postgres_schema(name)
-
-
-def _postgres_url(schema: str) -> str:
-    return f"{postgres_admin_dsn()}?schema={schema}"
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL ledger URL whose schema does not exist yet."""
+    with scratch_url("postgresql") as url:
+        yield url
 
 
 def _tables_in(schema: str) -> list[str]:
-    with psycopg.connect(postgres_admin_dsn()) as conn:
+    with psycopg.connect(POSTGRES_URL) as conn:
         rows = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema]
         )
@@ -273,18 +268,19 @@ def _tables_in(schema: str) -> list[str]:
 
 
 def _schema_exists(schema: str) -> bool:
-    with psycopg.connect(postgres_admin_dsn()) as conn:
+    with psycopg.connect(POSTGRES_URL) as conn:
         found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
         return found.fetchone() is not None
 
 
+@needs_backend("postgresql")
 @pytest.mark.parametrize("channel", [(), ("--channel", "medical")], ids=["all", "one"])
 def test_an_empty_postgres_schema_is_refused_and_left_empty(
-    schema: str, channel: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+    postgres_url: str, channel: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as conn:
+    url, schema = postgres_url, query_option(postgres_url, "schema")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = _postgres_url(schema)
     assert main(["verify", "--ledger", url, *channel]) == 2
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == (
@@ -294,19 +290,21 @@ def test_an_empty_postgres_schema_is_refused_and_left_empty(
     assert _tables_in(schema) == []
 
 
+@needs_backend("postgresql")
 def test_a_postgres_schema_that_does_not_exist_is_refused_and_not_created(
-    schema: str, capsys: pytest.CaptureFixture[str]
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["verify", "--ledger", _postgres_url(schema)]) == 2
+    assert main(["verify", "--ledger", postgres_url]) == 2
     assert "is not a ledger: it has no ledger_blocks table." in capsys.readouterr().err
-    assert not _schema_exists(schema)
+    assert not _schema_exists(query_option(postgres_url, "schema"))
 
 
+@needs_backend("postgresql")
 def test_a_postgres_view_posing_as_a_ledger_table_is_refused(
-    schema: str, capsys: pytest.CaptureFixture[str]
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = _write_blocks(_postgres_url(schema))
-    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as conn:
+    url, schema = _write_blocks(postgres_url), query_option(postgres_url, "schema")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(f'ALTER TABLE "{schema}".ledger_state RENAME TO old_state')
         conn.execute(f'CREATE VIEW "{schema}".ledger_state AS SELECT * FROM "{schema}".old_state')
     assert main(["verify", "--ledger", url]) == 2
@@ -315,13 +313,14 @@ def test_a_postgres_view_posing_as_a_ledger_table_is_refused(
     )
 
 
+@needs_backend("postgresql")
 def test_a_postgres_ledger_is_verified_in_read_only_transactions(
-    schema: str, capsys: pytest.CaptureFixture[str]
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = _write_blocks(_postgres_url(schema))
+    url = _write_blocks(postgres_url)
     assert main(["verify", "--ledger", url]) == 0
     assert "medical: ok, 3 blocks" in capsys.readouterr().out
-    store = open_for_checking(url)
+    store = open_store(url, create=False)
     try:
         with pytest.raises(DBAPIError, match="read-only transaction"), store.engine.begin() as conn:
             conn.exec_driver_sql("DELETE FROM ledger_blocks")
@@ -329,17 +328,14 @@ def test_a_postgres_ledger_is_verified_in_read_only_transactions(
         store.close()
 
 
+@needs_backend("redis")
 def test_verifying_redis_creates_no_key(capsys: pytest.CaptureFixture[str]) -> None:
-    prefix = unique_name("verify")
-    url = f"{REDIS_URL}?prefix={prefix}"
-    try:
+    with scratch_url("redis") as url:
         assert main(["verify", "--ledger", url]) == 0
         assert main(["verify", "--ledger", url, "--channel", "medical"]) == 0
         assert "medical: ok, 0 blocks" in capsys.readouterr().out
         client = redis.Redis.from_url(REDIS_URL)
         try:
-            assert list(client.scan_iter(match=f"{prefix}*")) == []
+            assert list(client.scan_iter(match=f"{query_option(url, 'prefix')}*")) == []
         finally:
             client.close()
-    finally:
-        delete_redis_prefix(prefix)

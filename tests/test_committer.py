@@ -10,9 +10,9 @@ import pytest
 from ledger_backends import (
     BackendUnavailableError,
     ChannelLedger,
-    ConflictError,
     Ledger,
     LedgerError,
+    ReadConflictError,
     Validation,
 )
 from ledger_backends.chain import ChainWriter
@@ -74,7 +74,7 @@ def test_conflicts_inside_one_block_fail_only_the_later_transaction() -> None:
 
     first, second = asyncio.run(run())
     assert not isinstance(first, Exception)
-    assert isinstance(second, ConflictError) and second.block_number == 0
+    assert isinstance(second, ReadConflictError) and second.block_number == 0
 
 
 def test_close_commits_what_was_submitted_then_refuses_more() -> None:
@@ -198,11 +198,11 @@ def test_foreign_reads_are_checked_where_the_ledger_was_told_the_channel_lives()
     async def submit() -> object:
         try:
             return await report.channel("report").submit(depends)
-        except ConflictError as refused:
+        except ReadConflictError as refused:
             return refused
 
     # Not told: medical is looked for in report's own store, found empty: refused, not let through.
-    assert isinstance(asyncio.run(submit()), ConflictError)
+    assert isinstance(asyncio.run(submit()), ReadConflictError)
     channels = {"medical": medical.channel("medical"), "report": report.channel("report")}
     report.locate(channels)
     assert report.store_of("medical") is medical.store

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.medical import MedicalContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
 from tests.contract_checks import refused_on
 
@@ -94,12 +94,12 @@ def _signed(h: ContractHarness, child_id: str, doctor: FakeCaller) -> dict[str, 
 
 
 def refused(
-    h: ContractHarness, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
-) -> ContractError:
+    h: ContractHarness, caller: FakeCaller, function: str, error: type[RefusalError], **args: Any
+) -> RefusalError:
     return refused_on(h, caller, function, error, **args)
 
 
-def assert_no_leak(error: ContractError) -> None:
+def assert_no_leak(error: RefusalError) -> None:
     assert_no_leak_of(error, (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid))
 
 
@@ -181,7 +181,7 @@ def test_duplicate_other_guardians_are_listed_once(h: ContractHarness) -> None:
     ],
 )
 def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) -> None:
-    refused(h, caller, "registerChild", Forbidden, fullName=CHILD_NAME, birthDate=BIRTH_DATE)
+    refused(h, caller, "registerChild", ForbiddenError, fullName=CHILD_NAME, birthDate=BIRTH_DATE)
     assert h.call(caller, "listChildren") == []
 
 
@@ -212,7 +212,7 @@ def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) 
 )
 def test_invalid_registration_is_bad_user_input(h: ContractHarness, args: dict[str, Any]) -> None:
     valid = {"fullName": CHILD_NAME, "birthDate": BIRTH_DATE}
-    refused(h, PARENT, "registerChild", BadInput, **{**valid, **args})
+    refused(h, PARENT, "registerChild", BadInputError, **{**valid, **args})
     assert h.call(PARENT, "listChildren") == []
 
 
@@ -232,8 +232,8 @@ def _offered(h: ContractHarness, *others: str) -> str:
 
 def test_another_parent_becomes_a_guardian_only_by_accepting(h: ContractHarness) -> None:
     child_id = _offered(h, CO_GUARDIAN.uid)
-    refused(h, CO_GUARDIAN, "readChild", NotFound, childId=child_id)
-    refused(h, CO_GUARDIAN, "readCard", NotFound, childId=child_id)
+    refused(h, CO_GUARDIAN, "readChild", NotFoundError, childId=child_id)
+    refused(h, CO_GUARDIAN, "readCard", NotFoundError, childId=child_id)
     assert h.call(CO_GUARDIAN, "listChildren") == []
     assert h.call(CO_GUARDIAN, "pendingGuardianships") == [
         {
@@ -251,7 +251,7 @@ def test_another_parent_becomes_a_guardian_only_by_accepting(h: ContractHarness)
     assert h.call(CO_GUARDIAN, "pendingGuardianships") == []
     assert [c["id"] for c in h.call(CO_GUARDIAN, "listChildren")] == [child_id]
     assert h.call(CO_GUARDIAN, "readCard", childId=child_id)["version"] == 1
-    refused(h, CO_GUARDIAN, "acceptGuardianship", NotFound, childId=child_id)
+    refused(h, CO_GUARDIAN, "acceptGuardianship", NotFoundError, childId=child_id)
 
 
 @pytest.mark.parametrize(
@@ -272,7 +272,7 @@ def test_only_the_parent_offered_guardianship_accepts_it(
     h: ContractHarness, caller: FakeCaller
 ) -> None:
     child_id = _offered(h, CO_GUARDIAN.uid)
-    error = refused(h, caller, "acceptGuardianship", NotFound, childId=child_id)
+    error = refused(h, caller, "acceptGuardianship", NotFoundError, childId=child_id)
     assert_no_leak(error)
     assert h.call(caller, "pendingGuardianships") == []
 
@@ -297,7 +297,7 @@ def test_an_offer_to_an_unknown_uid_reads_like_an_offer_to_a_parent(h: ContractH
         assert {k: v for k, v in unknown.items() if k not in ("id", "pendingGuardians")} == {
             k: v for k, v in known.items() if k not in ("id", "pendingGuardians")
         }
-    refused(h, DOCTOR, "acceptGuardianship", NotFound, childId=unknown["id"])
+    refused(h, DOCTOR, "acceptGuardianship", NotFoundError, childId=unknown["id"])
 
 
 def test_offers_are_shown_to_the_guardians_only(world: World) -> None:
@@ -329,17 +329,17 @@ def test_guardians_and_the_active_doctor_read_the_child(world: World, caller: Fa
 
 @pytest.mark.parametrize("caller", OUTSIDERS)
 def test_anyone_else_is_told_the_child_does_not_exist(world: World, caller: FakeCaller) -> None:
-    error = refused(world.h, caller, "readChild", NotFound, childId=world.child_id)
+    error = refused(world.h, caller, "readChild", NotFoundError, childId=world.child_id)
     assert_no_leak(error)
 
 
 @pytest.mark.parametrize("child_id", ["child-0000000000000000", "", None, 42])
 def test_reading_an_unknown_child_is_not_found(world: World, child_id: Any) -> None:
-    refused(world.h, PARENT, "readChild", NotFound, childId=child_id)
+    refused(world.h, PARENT, "readChild", NotFoundError, childId=child_id)
 
 
 def test_a_guardian_is_told_another_family_s_child_does_not_exist(world: World) -> None:
-    error = refused(world.h, PARENT, "readChild", NotFound, childId=world.other_child_id)
+    error = refused(world.h, PARENT, "readChild", NotFoundError, childId=world.other_child_id)
     assert "Pavel" not in str(error) and OTHER_PARENT.uid not in str(error)
 
 
@@ -404,7 +404,7 @@ def test_a_guardian_signs_a_pending_agreement_with_a_doctor(
 
 def test_a_pending_agreement_gives_the_doctor_no_access_yet(world: World) -> None:
     world.call(PARENT, "signAgreement", childId=world.child_id, doctorUid=DOCTOR_NONE.uid)
-    refused(world.h, DOCTOR_NONE, "readCard", NotFound, childId=world.child_id)
+    refused(world.h, DOCTOR_NONE, "readCard", NotFoundError, childId=world.child_id)
     assert world.call(DOCTOR_NONE, "listChildren") == []
 
 
@@ -414,7 +414,7 @@ def test_outsiders_cannot_sign_agreements_for_the_child(world: World, caller: Fa
         world.h,
         caller,
         "signAgreement",
-        NotFound,
+        NotFoundError,
         childId=world.child_id,
         doctorUid=DOCTOR_SPARE.uid,
     )
@@ -426,7 +426,7 @@ def test_the_active_doctor_cannot_sign_agreements(world: World) -> None:
         world.h,
         DOCTOR,
         "signAgreement",
-        Forbidden,
+        ForbiddenError,
         childId=world.child_id,
         doctorUid=DOCTOR_SPARE.uid,
     )
@@ -448,7 +448,12 @@ def test_signing_with_someone_who_is_not_an_enrolled_hospital_doctor_is_bad_user
     world: World, doctor_uid: Any
 ) -> None:
     refused(
-        world.h, PARENT, "signAgreement", BadInput, childId=world.child_id, doctorUid=doctor_uid
+        world.h,
+        PARENT,
+        "signAgreement",
+        BadInputError,
+        childId=world.child_id,
+        doctorUid=doctor_uid,
     )
 
 
@@ -456,7 +461,7 @@ def test_a_doctor_enrolled_outside_the_hospital_cannot_be_signed() -> None:
     stray = FakeCaller("doctor-at-school", "school-a", "doctor")
     h = ContractHarness(MedicalContract(), directory_for(*EVERYONE, stray))
     child = h.call(PARENT, "registerChild", fullName=CHILD_NAME, birthDate=BIRTH_DATE)
-    refused(h, PARENT, "signAgreement", BadInput, childId=child["id"], doctorUid=stray.uid)
+    refused(h, PARENT, "signAgreement", BadInputError, childId=child["id"], doctorUid=stray.uid)
 
 
 @pytest.mark.parametrize(
@@ -470,7 +475,7 @@ def test_a_second_open_agreement_with_the_same_doctor_is_a_conflict(
         world.h,
         CO_GUARDIAN,
         "signAgreement",
-        Conflict,
+        ConflictError,
         childId=world.child_id,
         doctorUid=doctor.uid,
     )
@@ -500,7 +505,7 @@ def test_the_named_doctor_accepts_a_pending_agreement_and_gains_access(world: Wo
 def test_guardians_cannot_accept_an_agreement_for_the_doctor(
     world: World, caller: FakeCaller
 ) -> None:
-    refused(world.h, caller, "acceptAgreement", Forbidden, id=world.pending["id"])
+    refused(world.h, caller, "acceptAgreement", ForbiddenError, id=world.pending["id"])
     assert _agreement(world, world.pending["id"])["status"] == "PENDING"
 
 
@@ -517,29 +522,29 @@ def test_guardians_cannot_accept_an_agreement_for_the_doctor(
 def test_anyone_but_the_named_doctor_and_guardians_is_told_the_agreement_does_not_exist(
     world: World, caller: FakeCaller
 ) -> None:
-    error = refused(world.h, caller, "acceptAgreement", NotFound, id=world.pending["id"])
+    error = refused(world.h, caller, "acceptAgreement", NotFoundError, id=world.pending["id"])
     assert_no_leak(error)
     assert DOCTOR_PENDING.uid not in str(error)
     assert _agreement(world, world.pending["id"])["status"] == "PENDING"
 
 
 def test_accepting_an_agreement_twice_is_a_conflict(world: World) -> None:
-    refused(world.h, DOCTOR, "acceptAgreement", Conflict, id=world.active["id"])
+    refused(world.h, DOCTOR, "acceptAgreement", ConflictError, id=world.active["id"])
 
 
 def test_accepting_a_revoked_agreement_is_a_conflict(world: World) -> None:
-    refused(world.h, DOCTOR_REVOKED, "acceptAgreement", Conflict, id=world.revoked["id"])
-    refused(world.h, DOCTOR_REVOKED, "readCard", NotFound, childId=world.child_id)
+    refused(world.h, DOCTOR_REVOKED, "acceptAgreement", ConflictError, id=world.revoked["id"])
+    refused(world.h, DOCTOR_REVOKED, "readCard", NotFoundError, childId=world.child_id)
 
 
 def test_accepting_a_pending_agreement_that_was_revoked_is_a_conflict(world: World) -> None:
     world.call(PARENT, "revokeAgreement", id=world.pending["id"])
-    refused(world.h, DOCTOR_PENDING, "acceptAgreement", Conflict, id=world.pending["id"])
+    refused(world.h, DOCTOR_PENDING, "acceptAgreement", ConflictError, id=world.pending["id"])
 
 
 @pytest.mark.parametrize("agreement_id", ["agreement-0000000000000000", "", None])
 def test_accepting_an_unknown_agreement_is_not_found(world: World, agreement_id: Any) -> None:
-    refused(world.h, DOCTOR, "acceptAgreement", NotFound, id=agreement_id)
+    refused(world.h, DOCTOR, "acceptAgreement", NotFoundError, id=agreement_id)
 
 
 # -- revokeAgreement ---------------------------------------------------------------------
@@ -557,14 +562,14 @@ def test_a_guardian_revokes_an_active_agreement(world: World, caller: FakeCaller
 def test_revoking_ends_the_doctor_s_access_at_once(world: World) -> None:
     assert world.call(DOCTOR, "readCard", childId=world.child_id)["version"] == 1
     world.call(PARENT, "revokeAgreement", id=world.active["id"])
-    refused(world.h, DOCTOR, "readCard", NotFound, childId=world.child_id)
-    refused(world.h, DOCTOR, "readChild", NotFound, childId=world.child_id)
-    refused(world.h, DOCTOR, "cardHistory", NotFound, childId=world.child_id)
+    refused(world.h, DOCTOR, "readCard", NotFoundError, childId=world.child_id)
+    refused(world.h, DOCTOR, "readChild", NotFoundError, childId=world.child_id)
+    refused(world.h, DOCTOR, "cardHistory", NotFoundError, childId=world.child_id)
     refused(
         world.h,
         DOCTOR,
         "updateMedicalCard",
-        NotFound,
+        NotFoundError,
         childId=world.child_id,
         expectedVersion=1,
         patch={"notes": "after revocation"},
@@ -580,7 +585,7 @@ def test_a_guardian_revokes_a_pending_agreement_before_it_is_accepted(world: Wor
 
 
 def test_the_named_doctor_cannot_revoke_an_agreement(world: World) -> None:
-    refused(world.h, DOCTOR, "revokeAgreement", Forbidden, id=world.active["id"])
+    refused(world.h, DOCTOR, "revokeAgreement", ForbiddenError, id=world.active["id"])
     assert world.call(DOCTOR, "readCard", childId=world.child_id)["version"] == 1
 
 
@@ -597,17 +602,17 @@ def test_the_named_doctor_cannot_revoke_an_agreement(world: World) -> None:
 def test_outsiders_are_told_the_agreement_to_revoke_does_not_exist(
     world: World, caller: FakeCaller
 ) -> None:
-    error = refused(world.h, caller, "revokeAgreement", NotFound, id=world.active["id"])
+    error = refused(world.h, caller, "revokeAgreement", NotFoundError, id=world.active["id"])
     assert_no_leak(error)
     assert _agreement(world, world.active["id"])["status"] == "ACTIVE"
 
 
 def test_revoking_an_agreement_twice_is_a_conflict(world: World) -> None:
-    refused(world.h, PARENT, "revokeAgreement", Conflict, id=world.revoked["id"])
+    refused(world.h, PARENT, "revokeAgreement", ConflictError, id=world.revoked["id"])
 
 
 def test_revoking_an_unknown_agreement_is_not_found(world: World) -> None:
-    refused(world.h, PARENT, "revokeAgreement", NotFound, id="agreement-0000000000000000")
+    refused(world.h, PARENT, "revokeAgreement", NotFoundError, id="agreement-0000000000000000")
 
 
 # -- listAgreements ----------------------------------------------------------------------
@@ -670,12 +675,12 @@ def test_guardians_and_the_active_doctor_read_the_card(world: World, caller: Fak
 
 @pytest.mark.parametrize("caller", OUTSIDERS)
 def test_anyone_else_is_told_the_card_does_not_exist(world: World, caller: FakeCaller) -> None:
-    error = refused(world.h, caller, "readCard", NotFound, childId=world.child_id)
+    error = refused(world.h, caller, "readCard", NotFoundError, childId=world.child_id)
     assert_no_leak(error)
 
 
 def test_reading_the_card_of_an_unknown_child_is_not_found(world: World) -> None:
-    refused(world.h, DOCTOR, "readCard", NotFound, childId="child-0000000000000000")
+    refused(world.h, DOCTOR, "readCard", NotFoundError, childId="child-0000000000000000")
 
 
 # -- updateMedicalCard -------------------------------------------------------------------
@@ -746,7 +751,7 @@ def test_a_new_examination_is_attributed_to_the_caller_and_naming_another_is_ref
         world.h,
         DOCTOR,
         "updateMedicalCard",
-        BadInput,
+        BadInputError,
         childId=world.child_id,
         expectedVersion=1,
         patch={"examinations": [{"date": "2026-01-10", "doctorUid": named}]},
@@ -775,7 +780,7 @@ def test_examinations_already_on_the_card_keep_their_doctor_when_another_doctor_
         world.h,
         DOCTOR_SPARE,
         "updateMedicalCard",
-        BadInput,
+        BadInputError,
         childId=world.child_id,
         expectedVersion=3,
         patch={"examinations": [changed]},
@@ -793,7 +798,7 @@ def test_guardians_cannot_write_the_card(world: World, caller: FakeCaller) -> No
         world.h,
         caller,
         "updateMedicalCard",
-        Forbidden,
+        ForbiddenError,
         childId=world.child_id,
         expectedVersion=1,
         patch={"notes": "written by a parent"},
@@ -810,7 +815,7 @@ def test_outsiders_are_told_the_card_to_update_does_not_exist(
         world.h,
         caller,
         "updateMedicalCard",
-        NotFound,
+        NotFoundError,
         childId=world.child_id,
         expectedVersion=1,
         patch={"notes": "intruder"},
@@ -829,7 +834,7 @@ def test_an_expected_version_other_than_the_current_one_is_a_conflict(
         world.h,
         DOCTOR,
         "updateMedicalCard",
-        Conflict,
+        ConflictError,
         childId=world.child_id,
         expectedVersion=stale,
         patch={"notes": "second"},
@@ -903,7 +908,7 @@ def test_an_invalid_patch_is_bad_user_input(world: World, patch: dict[str, Any])
         world.h,
         DOCTOR,
         "updateMedicalCard",
-        BadInput,
+        BadInputError,
         childId=world.child_id,
         expectedVersion=1,
         patch=patch,
@@ -924,7 +929,7 @@ def test_an_invalid_version_or_patch_shape_is_bad_user_input(
     world: World, args: dict[str, Any]
 ) -> None:
     valid = {"childId": world.child_id, "expectedVersion": 1, "patch": {"notes": "n"}}
-    refused(world.h, DOCTOR, "updateMedicalCard", BadInput, **{**valid, **args})
+    refused(world.h, DOCTOR, "updateMedicalCard", BadInputError, **{**valid, **args})
 
 
 # -- cardHistory -------------------------------------------------------------------------
@@ -965,19 +970,19 @@ def test_guardians_and_the_active_doctor_read_the_card_history(
 def test_anyone_else_is_told_the_card_history_does_not_exist(
     world: World, caller: FakeCaller
 ) -> None:
-    error = refused(world.h, caller, "cardHistory", NotFound, childId=world.child_id)
+    error = refused(world.h, caller, "cardHistory", NotFoundError, childId=world.child_id)
     assert_no_leak(error)
 
 
 def test_card_history_of_an_unknown_child_is_not_found(world: World) -> None:
-    refused(world.h, PARENT, "cardHistory", NotFound, childId="child-0000000000000000")
+    refused(world.h, PARENT, "cardHistory", NotFoundError, childId="child-0000000000000000")
 
 
 # -- the contract itself -------------------------------------------------------------------
 
 
 def test_an_unknown_function_is_bad_user_input(world: World) -> None:
-    refused(world.h, PARENT, "deleteChild", BadInput, childId=world.child_id)
+    refused(world.h, PARENT, "deleteChild", BadInputError, childId=world.child_id)
 
 
 def test_a_doctor_sees_only_themselves_as_the_childs_doctor(world: World) -> None:
@@ -992,7 +997,7 @@ def test_a_doctor_sees_only_themselves_as_the_childs_doctor(world: World) -> Non
 
 
 def test_missing_or_unknown_arguments_are_bad_input_not_a_crash(h: ContractHarness) -> None:
-    with pytest.raises(BadInput, match="missing or unknown arguments"):
+    with pytest.raises(BadInputError, match="missing or unknown arguments"):
         h.call(PARENT, "registerChild", fullName="Ada")
-    with pytest.raises(BadInput, match="missing or unknown arguments"):
+    with pytest.raises(BadInputError, match="missing or unknown arguments"):
         h.call(PARENT, "registerChild", fullName="Ada", birthDate=BIRTH_DATE, nickname="A")

@@ -1,7 +1,7 @@
 """The `report` contract on its own: admissions, report requests, reports and permissions.
 
-The contract trusts `verified*` arguments because only the gateway supplies
-them. Here they are made the way the gateway makes them (chaincode/gateway.py):
+The contract trusts the transient data on its context because only the gateway
+sets it. Here it is made the way the gateway makes it (chaincode/gateway.py):
 by reading a `medical` harness as the same caller. Every refusal is checked for
 its error class, its API code, and that the report ledger did not change.
 """
@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.medical import MedicalContract
+from chaincode.records import Transient
 from chaincode.report import ReportContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from ledger_backends.hashing import canonical_json, commitment
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
 from tests.contract_checks import ledger_snapshot, refused_on
@@ -71,62 +72,37 @@ class World:
     child_id: str
     other_child_id: str
 
-    def call(self, caller: FakeCaller, function: str, **args: Any) -> Any:
-        return self.report.call(caller, function, **args)
+    def call(
+        self, caller: FakeCaller, function: str, transient: Transient | None = None, **args: Any
+    ) -> Any:
+        return self.report.call(caller, function, transient=transient, **args)
 
-    # -- what the gateway passes as verified* arguments (chaincode/gateway.py) --
+    # -- what the gateway reads on `medical` for the report contract (chaincode/gateway.py) --
 
-    def verified_child(self, caller: FakeCaller, child_id: str | None = None) -> dict[str, Any]:
-        found = self.medical.call(caller, "readGuardians", childId=child_id or self.child_id)
-        return dict(found)
-
-    def doctor_children(self, caller: FakeCaller) -> list[str]:
-        if caller.role != "doctor":
-            return []
-        return [c["id"] for c in self.medical.call(caller, "listChildren")]
-
-    def verified_card(self, caller: FakeCaller, child_id: str) -> dict[str, Any]:
-        card = self.medical.call(caller, "readCard", childId=child_id)
-        stored = {k: v for k, v in card.items() if k != "childName"}
+    def child(self, caller: FakeCaller, child_id: str | None = None) -> Transient:
         return {
-            "childId": card["childId"],
-            "version": card["version"],
-            "hash": commitment(CARD_SALT, canonical_json(stored)),
-            "salt": CARD_SALT,
-            "childName": card["childName"],
-            **{
-                k: card[k]
-                for k in (
-                    "healthGroup",
-                    "physicalEducationGroup",
-                    "allergies",
-                    "chronicConditions",
-                    "vaccinations",
-                )
-            },
+            "child": self.medical.call(caller, "readGuardians", childId=child_id or self.child_id)
         }
+
+    def patients(self, caller: FakeCaller) -> Transient:
+        if caller.role != "doctor":
+            return {}
+        return {"patients": [c["id"] for c in self.medical.call(caller, "listChildren")]}
+
+    def card(self, caller: FakeCaller, child_id: str) -> Transient:
+        card = self.medical.call(caller, "readCard", childId=child_id)
+        return {"card": card, "cardSalt": CARD_SALT}
 
     # -- the gateway's story steps --
 
     def apply(self, caller: FakeCaller, school: str = "school-a") -> dict[str, Any]:
-        return self.call(
-            caller,
-            "createAdmissionRequest",
-            verifiedChild=self.verified_child(caller),
-            school=school,
-        )
+        return self.call(caller, "createAdmissionRequest", self.child(caller), school=school)
 
     def read_request(self, caller: FakeCaller, request_id: str) -> dict[str, Any]:
-        args: dict[str, Any] = {"id": request_id}
-        if caller.role == "doctor":
-            args["verifiedChildren"] = self.doctor_children(caller)
-        return self.call(caller, "readReportRequest", **args)
+        return self.call(caller, "readReportRequest", self.patients(caller), id=request_id)
 
     def list_requests(self, caller: FakeCaller, status: str | None = None) -> list[Any]:
-        args: dict[str, Any] = {"status": status}
-        if caller.role == "doctor":
-            args["verifiedChildren"] = self.doctor_children(caller)
-        return self.call(caller, "listReportRequests", **args)
+        return self.call(caller, "listReportRequests", self.patients(caller), status=status)
 
     def write_report(
         self, doctor: FakeCaller, request_id: str, conclusion: str = CONCLUSION
@@ -135,10 +111,9 @@ class World:
         return self.call(
             doctor,
             "createReport",
+            {**self.patients(doctor), **self.card(doctor, request["childId"])},
             reportRequestId=request_id,
             conclusion=conclusion,
-            verifiedChildren=[request["childId"]],
-            verifiedCard=self.verified_card(doctor, request["childId"]),
         )
 
     # -- shortcuts to a given point of the story --
@@ -200,12 +175,12 @@ def world() -> World:
 
 
 def refused(
-    world: World, caller: FakeCaller, function: str, error: type[ContractError], **args: Any
-) -> ContractError:
+    world: World, caller: FakeCaller, function: str, error: type[RefusalError], **args: Any
+) -> RefusalError:
     return refused_on(world.report, caller, function, error, **args)
 
 
-def assert_no_leak(error: ContractError) -> None:
+def assert_no_leak(error: RefusalError) -> None:
     assert_no_leak_of(error, (CHILD_NAME, PARENT.uid, CO_GUARDIAN.uid, DOCTOR.uid))
 
 
@@ -244,15 +219,16 @@ def test_a_child_may_apply_to_several_schools(world: World) -> None:
 
 
 def test_the_doctor_of_the_child_cannot_apply_to_schools(world: World) -> None:
-    with pytest.raises(NotFound):  # the gateway cannot verify the child's guardians as a doctor
-        world.verified_child(DOCTOR)
-    verified = world.verified_child(PARENT)
+    # The gateway cannot read the child's guardians as a doctor ...
+    with pytest.raises(NotFoundError):
+        world.child(DOCTOR)
+    # ... and the contract refuses a doctor handed them all the same.
     error = refused(
         world,
         DOCTOR,
         "createAdmissionRequest",
-        Forbidden,
-        verifiedChild=verified,
+        ForbiddenError,
+        transient=world.child(PARENT),
         school="school-a",
     )
     assert_no_leak(error)
@@ -271,22 +247,27 @@ def test_a_non_guardian_is_refused_even_when_handed_the_child_s_details(
 ) -> None:
     # Through the gateway these callers never get this far (medical says NOT_FOUND or the
     # channel is closed to them); the contract refuses them on its own as well.
-    verified = world.verified_child(PARENT)
     error = refused(
         world,
         caller,
         "createAdmissionRequest",
-        Forbidden,
-        verifiedChild=verified,
+        ForbiddenError,
+        transient=world.child(PARENT),
         school="school-a",
     )
     assert_no_leak(error)
 
 
-def test_an_unrelated_parent_gets_no_verified_child_from_the_gateway(world: World) -> None:
-    with pytest.raises(NotFound) as caught:
-        world.verified_child(OTHER_PARENT)
+def test_an_unrelated_parent_gets_no_child_from_the_gateway(world: World) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        world.child(OTHER_PARENT)
     assert caught.value.code == "NOT_FOUND"
+
+
+def test_a_guardian_applying_without_the_gateway_s_reading_of_medical_is_refused(
+    world: World,
+) -> None:
+    refused(world, PARENT, "createAdmissionRequest", ForbiddenError, school="school-a")
 
 
 @pytest.mark.parametrize(
@@ -307,8 +288,8 @@ def test_applying_to_something_that_is_not_a_school_is_bad_user_input(
         world,
         PARENT,
         "createAdmissionRequest",
-        BadInput,
-        verifiedChild=world.verified_child(PARENT),
+        BadInputError,
+        transient=world.child(PARENT),
         school=school,
     )
 
@@ -319,8 +300,8 @@ def test_a_second_open_application_to_the_same_school_is_a_conflict(world: World
         world,
         CO_GUARDIAN,
         "createAdmissionRequest",
-        Conflict,
-        verifiedChild=world.verified_child(CO_GUARDIAN),
+        ConflictError,
+        transient=world.child(CO_GUARDIAN),
         school="school-a",
     )
 
@@ -331,8 +312,8 @@ def test_applying_again_after_acceptance_is_a_conflict(world: World) -> None:
         world,
         PARENT,
         "createAdmissionRequest",
-        Conflict,
-        verifiedChild=world.verified_child(PARENT),
+        ConflictError,
+        transient=world.child(PARENT),
         school="school-a",
     )
 
@@ -379,7 +360,7 @@ def test_guardians_cannot_decide_their_own_admission(
     world: World, caller: FakeCaller, function: str, extra: dict[str, Any]
 ) -> None:
     admission = world.apply(PARENT)
-    refused(world, caller, function, Forbidden, id=admission["id"], **extra)
+    refused(world, caller, function, ForbiddenError, id=admission["id"], **extra)
     assert _admission(world, admission["id"])["status"] == "PENDING"
 
 
@@ -397,7 +378,7 @@ def test_anyone_but_the_addressed_school_and_guardians_is_told_the_admission_doe
     world: World, caller: FakeCaller, function: str, extra: dict[str, Any]
 ) -> None:
     admission = world.apply(PARENT)
-    error = refused(world, caller, function, NotFound, id=admission["id"], **extra)
+    error = refused(world, caller, function, NotFoundError, id=admission["id"], **extra)
     assert_no_leak(error)
     assert _admission(world, admission["id"])["status"] == "PENDING"
 
@@ -410,7 +391,7 @@ def test_deciding_an_admission_twice_is_a_conflict(
     admission = world.apply(PARENT)
     reason = {"reason": "First decision."} if decided == "rejectAdmissionRequest" else {}
     first = world.call(SCHOOL_A, decided, id=admission["id"], **reason)
-    refused(world, SCHOOL_A, function, Conflict, id=admission["id"], **extra)
+    refused(world, SCHOOL_A, function, ConflictError, id=admission["id"], **extra)
     assert _admission(world, admission["id"]) == first
 
 
@@ -418,7 +399,7 @@ def test_deciding_an_admission_twice_is_a_conflict(
 def test_deciding_an_unknown_admission_is_not_found(
     world: World, function: str, extra: dict[str, Any]
 ) -> None:
-    refused(world, SCHOOL_A, function, NotFound, id="admission-0000000000000000", **extra)
+    refused(world, SCHOOL_A, function, NotFoundError, id="admission-0000000000000000", **extra)
 
 
 @pytest.mark.parametrize(
@@ -432,7 +413,9 @@ def test_deciding_an_unknown_admission_is_not_found(
 )
 def test_rejecting_without_a_proper_reason_is_bad_user_input(world: World, reason: Any) -> None:
     admission = world.apply(PARENT)
-    refused(world, SCHOOL_A, "rejectAdmissionRequest", BadInput, id=admission["id"], reason=reason)
+    refused(
+        world, SCHOOL_A, "rejectAdmissionRequest", BadInputError, id=admission["id"], reason=reason
+    )
     assert _admission(world, admission["id"])["status"] == "PENDING"
 
 
@@ -469,7 +452,7 @@ def test_admissions_are_filtered_by_status(world: World) -> None:
 
 
 def test_listing_admissions_with_an_unknown_status_is_bad_user_input(world: World) -> None:
-    refused(world, PARENT, "listAdmissionRequests", BadInput, status="DONE")
+    refused(world, PARENT, "listAdmissionRequests", BadInputError, status="DONE")
 
 
 # -- createReportRequest -----------------------------------------------------------------
@@ -501,7 +484,9 @@ def test_a_report_is_requested_only_for_an_accepted_admission(
     admission = world.apply(PARENT)
     if decide:
         world.call(SCHOOL_A, decide, id=admission["id"], reason="No places left.")
-    refused(world, SCHOOL_A, "createReportRequest", Conflict, admissionRequestId=admission["id"])
+    refused(
+        world, SCHOOL_A, "createReportRequest", ConflictError, admissionRequestId=admission["id"]
+    )
     assert world.list_requests(SCHOOL_A) == []
 
 
@@ -511,7 +496,7 @@ def test_a_second_open_report_request_for_one_admission_is_a_conflict(world: Wor
         world,
         SCHOOL_A,
         "createReportRequest",
-        Conflict,
+        ConflictError,
         admissionRequestId=request["admissionRequestId"],
     )
     assert world.list_requests(SCHOOL_A) == [request]
@@ -520,7 +505,9 @@ def test_a_second_open_report_request_for_one_admission_is_a_conflict(world: Wor
 @pytest.mark.parametrize("caller", GUARDIANS)
 def test_guardians_cannot_request_reports(world: World, caller: FakeCaller) -> None:
     admission = world.accepted_admission()
-    refused(world, caller, "createReportRequest", Forbidden, admissionRequestId=admission["id"])
+    refused(
+        world, caller, "createReportRequest", ForbiddenError, admissionRequestId=admission["id"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -537,14 +524,18 @@ def test_others_are_told_the_admission_to_request_for_does_not_exist(
 ) -> None:
     admission = world.accepted_admission()
     error = refused(
-        world, caller, "createReportRequest", NotFound, admissionRequestId=admission["id"]
+        world, caller, "createReportRequest", NotFoundError, admissionRequestId=admission["id"]
     )
     assert_no_leak(error)
 
 
 def test_requesting_a_report_for_an_unknown_admission_is_not_found(world: World) -> None:
     refused(
-        world, SCHOOL_A, "createReportRequest", NotFound, admissionRequestId="admission-00000000"
+        world,
+        SCHOOL_A,
+        "createReportRequest",
+        NotFoundError,
+        admissionRequestId="admission-00000000",
     )
 
 
@@ -582,13 +573,13 @@ def test_others_are_told_the_report_request_does_not_exist(
     world: World, caller: FakeCaller
 ) -> None:
     request = world.pending_request()
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(NotFoundError) as caught:
         world.read_request(caller, request["id"])
     assert caught.value.code == "NOT_FOUND"
     assert_no_leak(caught.value)
 
 
-def test_a_doctor_cannot_read_a_request_by_naming_another_child_as_verified(
+def test_a_doctor_reads_only_the_requests_of_the_patients_the_gateway_found(
     world: World,
 ) -> None:
     request = world.pending_request()
@@ -596,14 +587,26 @@ def test_a_doctor_cannot_read_a_request_by_naming_another_child_as_verified(
         world,
         OTHER_DOCTOR,
         "readReportRequest",
-        NotFound,
+        NotFoundError,
+        transient={"patients": [world.other_child_id]},
         id=request["id"],
-        verifiedChildren=[world.other_child_id],
+    )
+
+
+def test_a_caller_cannot_name_patients_as_an_argument(world: World) -> None:
+    request = world.pending_request()
+    refused(
+        world,
+        OTHER_DOCTOR,
+        "readReportRequest",
+        BadInputError,
+        id=request["id"],
+        patients=[world.child_id],
     )
 
 
 def test_reading_an_unknown_report_request_is_not_found(world: World) -> None:
-    refused(world, SCHOOL_A, "readReportRequest", NotFound, id="report-request-00000000")
+    refused(world, SCHOOL_A, "readReportRequest", NotFoundError, id="report-request-00000000")
 
 
 # -- listReportRequests ------------------------------------------------------------------
@@ -647,7 +650,7 @@ def test_report_requests_are_filtered_by_status(world: World) -> None:
 
 
 def test_listing_report_requests_with_an_unknown_status_is_bad_user_input(world: World) -> None:
-    refused(world, SCHOOL_A, "listReportRequests", BadInput, status="READY")
+    refused(world, SCHOOL_A, "listReportRequests", BadInputError, status="READY")
 
 
 # -- createReport ------------------------------------------------------------------------
@@ -655,7 +658,9 @@ def test_listing_report_requests_with_an_unknown_status_is_bad_user_input(world:
 
 def test_the_active_doctor_writes_a_ready_report_from_the_card(world: World) -> None:
     request = world.pending_request()
-    card = world.verified_card(DOCTOR, world.child_id)
+    card = world.medical.call(DOCTOR, "readCard", childId=world.child_id)
+    stored = {key: value for key, value in card.items() if key != "childName"}
+    card_hash = commitment(CARD_SALT, canonical_json(stored))
     report = world.write_report(DOCTOR, request["id"])
     assert report["id"]
     assert report["childId"] == world.child_id
@@ -663,10 +668,10 @@ def test_the_active_doctor_writes_a_ready_report_from_the_card(world: World) -> 
     assert report["status"] == "READY"
     assert report["authorUid"] == DOCTOR.uid
     assert report["permittedSchools"] == []
-    assert (report["cardVersion"], report["cardHash"]) == (2, card["hash"])
+    assert (report["cardVersion"], report["cardHash"]) == (2, card_hash)
     assert report["cardSalt"] == CARD_SALT
     school_view = world.call(SCHOOL_A, "readReport", id=report["id"])
-    assert (school_view["cardHash"], school_view["cardSalt"]) == (card["hash"], None)
+    assert (school_view["cardHash"], school_view["cardSalt"]) == (card_hash, None)
     assert report["content"] == {
         "childName": CHILD_NAME,
         "healthGroup": 2,
@@ -690,7 +695,7 @@ def test_a_second_report_for_a_fulfilled_request_is_a_conflict(world: World) -> 
     request = world.pending_request()
     world.write_report(DOCTOR, request["id"])
     before = ledger_snapshot(world.report)
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(ConflictError) as caught:
         world.write_report(OTHER_DOCTOR, request["id"])
     assert caught.value.code == "CONFLICT"
     assert ledger_snapshot(world.report) == before
@@ -711,11 +716,10 @@ def test_only_doctors_write_reports(world: World, caller: FakeCaller) -> None:
         world,
         caller,
         "createReport",
-        Forbidden,
+        ForbiddenError,
+        transient={**world.patients(DOCTOR), **world.card(DOCTOR, world.child_id)},
         reportRequestId=request["id"],
         conclusion=CONCLUSION,
-        verifiedChildren=[],
-        verifiedCard={},
     )
     assert_no_leak(error)
     assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
@@ -734,18 +738,17 @@ def test_a_doctor_without_an_active_agreement_cannot_write_the_report(
 ) -> None:
     request = world.pending_request()
     # The gateway stops at its first step (reading the request as the doctor) ...
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         world.write_report(doctor, request["id"])
     # ... and the contract refuses on its own with what the doctor's medical view gives.
     error = refused(
         world,
         doctor,
         "createReport",
-        NotFound,
+        NotFoundError,
+        transient=world.patients(doctor),
         reportRequestId=request["id"],
         conclusion=CONCLUSION,
-        verifiedChildren=world.doctor_children(doctor),
-        verifiedCard={},
     )
     assert_no_leak(error)
     assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
@@ -762,11 +765,10 @@ def test_a_card_of_another_child_cannot_fulfil_the_request(world: World) -> None
         world,
         DOCTOR,
         "createReport",
-        NotFound,
+        NotFoundError,
+        transient={**world.patients(DOCTOR), **world.card(DOCTOR, world.other_child_id)},
         reportRequestId=request["id"],
         conclusion=CONCLUSION,
-        verifiedChildren=[world.child_id],
-        verifiedCard=world.verified_card(DOCTOR, world.other_child_id),
     )
 
 
@@ -782,11 +784,10 @@ def test_a_report_without_a_proper_conclusion_is_bad_user_input(
         world,
         DOCTOR,
         "createReport",
-        BadInput,
+        BadInputError,
+        transient={**world.patients(DOCTOR), **world.card(DOCTOR, world.child_id)},
         reportRequestId=request["id"],
         conclusion=conclusion,
-        verifiedChildren=[world.child_id],
-        verifiedCard=world.verified_card(DOCTOR, world.child_id),
     )
     assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
 
@@ -808,7 +809,7 @@ def test_a_guardian_approves_the_report_for_schools(world: World, caller: FakeCa
 
 def test_approving_twice_is_a_conflict(world: World) -> None:
     report = world.approved_report("school-a")
-    refused(world, PARENT, "approveReport", Conflict, id=report["id"], schools=["school-b"])
+    refused(world, PARENT, "approveReport", ConflictError, id=report["id"], schools=["school-b"])
     assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == ["school-a"]
 
 
@@ -824,7 +825,7 @@ def test_those_who_see_the_report_but_are_not_guardians_cannot_approve_it(
 ) -> None:
     report = world.ready_report()
     error = refused(
-        world, caller, "approveReport", Forbidden, id=report["id"], schools=["school-a"]
+        world, caller, "approveReport", ForbiddenError, id=report["id"], schools=["school-a"]
     )
     assert_no_leak(error)
     assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
@@ -844,7 +845,9 @@ def test_others_are_told_the_report_to_approve_does_not_exist(
     world: World, caller: FakeCaller
 ) -> None:
     report = world.ready_report()
-    error = refused(world, caller, "approveReport", NotFound, id=report["id"], schools=["school-b"])
+    error = refused(
+        world, caller, "approveReport", NotFoundError, id=report["id"], schools=["school-b"]
+    )
     assert_no_leak(error)
     assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
 
@@ -864,12 +867,12 @@ def test_approving_for_something_other_than_schools_is_bad_user_input(
     world: World, schools: Any
 ) -> None:
     report = world.ready_report()
-    refused(world, PARENT, "approveReport", BadInput, id=report["id"], schools=schools)
+    refused(world, PARENT, "approveReport", BadInputError, id=report["id"], schools=schools)
     assert world.call(PARENT, "readReport", id=report["id"])["status"] == "READY"
 
 
 def test_approving_an_unknown_report_is_not_found(world: World) -> None:
-    refused(world, PARENT, "approveReport", NotFound, id="report-0000", schools=["school-a"])
+    refused(world, PARENT, "approveReport", NotFoundError, id="report-0000", schools=["school-a"])
 
 
 # -- revokeReportPermission ----------------------------------------------------------------
@@ -899,7 +902,9 @@ def test_a_report_back_at_ready_may_be_approved_again(world: World) -> None:
 
 def test_withdrawing_a_permission_not_granted_is_a_conflict(world: World) -> None:
     report = world.approved_report("school-a")
-    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-b")
+    refused(
+        world, PARENT, "revokeReportPermission", ConflictError, id=report["id"], school="school-b"
+    )
     assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == ["school-a"]
 
 
@@ -908,18 +913,22 @@ def test_withdrawing_a_permission_from_something_that_is_not_a_school_is_bad_use
     world: World, school: Any
 ) -> None:
     report = world.approved_report("school-a")
-    refused(world, PARENT, "revokeReportPermission", BadInput, id=report["id"], school=school)
+    refused(world, PARENT, "revokeReportPermission", BadInputError, id=report["id"], school=school)
 
 
 def test_withdrawing_a_permission_twice_is_a_conflict(world: World) -> None:
     report = world.approved_report("school-a", "school-b")
     world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
-    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-b")
+    refused(
+        world, PARENT, "revokeReportPermission", ConflictError, id=report["id"], school="school-b"
+    )
 
 
 def test_withdrawing_from_a_report_never_approved_is_a_conflict(world: World) -> None:
     report = world.ready_report()
-    refused(world, PARENT, "revokeReportPermission", Conflict, id=report["id"], school="school-a")
+    refused(
+        world, PARENT, "revokeReportPermission", ConflictError, id=report["id"], school="school-a"
+    )
 
 
 @pytest.mark.parametrize(
@@ -935,7 +944,7 @@ def test_those_who_see_the_report_but_are_not_guardians_cannot_withdraw_permissi
 ) -> None:
     report = world.approved_report("school-a", "school-b")
     error = refused(
-        world, caller, "revokeReportPermission", Forbidden, id=report["id"], school="school-b"
+        world, caller, "revokeReportPermission", ForbiddenError, id=report["id"], school="school-b"
     )
     assert_no_leak(error)
     assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == [
@@ -958,7 +967,7 @@ def test_others_are_told_the_report_to_withdraw_from_does_not_exist(
 ) -> None:
     report = world.approved_report("school-a")
     error = refused(
-        world, caller, "revokeReportPermission", NotFound, id=report["id"], school="school-a"
+        world, caller, "revokeReportPermission", NotFoundError, id=report["id"], school="school-a"
     )
     assert_no_leak(error)
 
@@ -1017,7 +1026,7 @@ def _school_views(world: World, report_id: str) -> dict[str, Any]:
     for school in (SCHOOL_A, SCHOOL_B, SCHOOL_C):
         try:
             views[school.org] = world.call(school, "readReport", id=report_id)
-        except NotFound:
+        except NotFoundError:
             views[school.org] = None
         listed = world.call(school, "listReports")
         assert listed == ([] if views[school.org] is None else [views[school.org]])
@@ -1061,20 +1070,20 @@ def test_a_school_whose_only_permission_is_withdrawn_no_longer_sees_the_report(
 ) -> None:
     report = world.approved_report("school-b")
     world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
-    refused(world, SCHOOL_B, "readReport", NotFound, id=report["id"])
+    refused(world, SCHOOL_B, "readReport", NotFoundError, id=report["id"])
     assert world.call(SCHOOL_B, "listReports") == []
 
 
 @pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
 def test_others_are_told_the_report_does_not_exist(world: World, caller: FakeCaller) -> None:
     report = world.approved_report("school-a")
-    error = refused(world, caller, "readReport", NotFound, id=report["id"])
+    error = refused(world, caller, "readReport", NotFoundError, id=report["id"])
     assert_no_leak(error)
 
 
 @pytest.mark.parametrize("report_id", ["report-0000000000000000", "", None])
 def test_reading_an_unknown_report_is_not_found(world: World, report_id: Any) -> None:
-    refused(world, PARENT, "readReport", NotFound, id=report_id)
+    refused(world, PARENT, "readReport", NotFoundError, id=report_id)
 
 
 # -- listReports -------------------------------------------------------------------------
@@ -1111,4 +1120,4 @@ def test_reports_are_filtered_by_status(world: World) -> None:
 
 
 def test_listing_reports_with_an_unknown_status_is_bad_user_input(world: World) -> None:
-    refused(world, PARENT, "listReports", BadInput, status="PENDING")
+    refused(world, PARENT, "listReports", BadInputError, status="PENDING")

@@ -14,11 +14,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from api.cli import main
-from api.devnet import ensure_dev_network
 from authz import ca, provision
-from authz.errors import Unauthenticated
 from authz.identity import IdentityVerifier
 from authz.network import NetworkConfigError, load_network
+from devkit.devnet import ensure_dev_network
+from domain.errors import UnauthenticatedError
 from tests.networks import NetworkFixture, make_network
 
 
@@ -68,11 +68,11 @@ def test_an_older_crl_put_back_does_not_undo_a_revocation(
     bob = _der(net, "bob")
     assert verifier.identify(bob).uid == "bob"
     assert provision.revoke(net.directory, org="parents", uid="bob") is True
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(UnauthenticatedError, match="revoked"):
         verifier.identify(bob)
     with caplog.at_level(logging.ERROR, logger="healthledger.identity"):
         _put(net, "parents", before)
-        with pytest.raises(Unauthenticated, match="revoked"):
+        with pytest.raises(UnauthenticatedError, match="revoked"):
             verifier.identify(bob)
     assert "has number 1, older than number 2 already in force" in caplog.text
     assert verifier.identify(_der(net, "alice")).uid == "alice"  # the newer list still works
@@ -96,14 +96,14 @@ def test_a_crl_without_a_number_is_taken_as_number_zero(tmp_path: Path) -> None:
     assert ca.crl_number(unnumbered) == 0
     _put(net, "parents", ca.crl_pem(unnumbered))
     verifier = IdentityVerifier.from_network(load_network(net.directory), crl_recheck_seconds=0)
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(UnauthenticatedError, match="revoked"):
         verifier.identify(_der(net, "bob"))  # accepted when nothing newer was seen
     assert provision.revoke(net.directory, org="parents", uid="alice") is True
     assert ca.crl_number(_crl(net, "parents")) == 1
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(UnauthenticatedError, match="revoked"):
         verifier.identify(_der(net, "alice"))
     _put(net, "parents", ca.crl_pem(unnumbered))
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(UnauthenticatedError, match="revoked"):
         verifier.identify(_der(net, "alice"))  # once numbered lists came, number 0 is old
 
 
@@ -118,7 +118,7 @@ def test_a_crl_past_its_next_update_refuses_its_organisation(tmp_path: Path) -> 
     net = make_network(tmp_path / "network")
     _stale(net, "parents", days_past=400)
     verifier = IdentityVerifier.from_network(load_network(net.directory), crl_recheck_seconds=0)
-    with pytest.raises(Unauthenticated, match=r"past its next-update.*re-signed"):
+    with pytest.raises(UnauthenticatedError, match=r"past its next-update.*re-signed"):
         verifier.identify(_der(net, "alice"))
     assert verifier.identify(_der(net, "dr-house")).uid == "dr-house"  # other orgs unaffected
     # Re-signing (revoking an already revoked user, or a new one) lets the organisation in again.
@@ -130,7 +130,7 @@ def test_a_crl_expiring_while_the_server_runs_refuses_its_organisation(tmp_path:
     net = make_network(tmp_path / "network")
     later = datetime.now(UTC) + ca.CRL_VALIDITY + timedelta(days=1)
     verifier = IdentityVerifier(load_network(net.directory).orgs, clock=lambda: later)
-    with pytest.raises(Unauthenticated, match="past its next-update"):
+    with pytest.raises(UnauthenticatedError, match="past its next-update"):
         verifier.identify(_der(net, "alice"))
 
 
@@ -144,7 +144,7 @@ def test_a_configured_grace_admits_a_stale_crl_until_it_runs_out(tmp_path: Path)
     assert IdentityVerifier.from_network(network).identify(_der(net, "alice")).uid == "alice"
     beyond = datetime.now(UTC) + timedelta(days=3)
     verifier = IdentityVerifier(network.orgs, clock=lambda: beyond, crl_grace=timedelta(days=5))
-    with pytest.raises(Unauthenticated, match="past its next-update"):
+    with pytest.raises(UnauthenticatedError, match="past its next-update"):
         verifier.identify(_der(net, "alice"))
 
 

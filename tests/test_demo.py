@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.reliability.serve_process import cli_command
+from devkit.serve_process import cli_command
 
 
 def test_demo_runs_the_story_and_shows_who_sees_what() -> None:

@@ -31,13 +31,13 @@ import pytest
 import yaml
 
 from authz import provision
+from devkit.ports import ReservedPort
 from tests.networks import NetworkFixture
-from tests.tls_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 API_PORT = 8443
-PACKAGES = ("api", "authz", "chaincode", "ledger_backends")
+PACKAGES = ("api", "authz", "chaincode", "devkit", "domain", "ledger_backends")
 
 
 @dataclass(frozen=True)
@@ -366,30 +366,32 @@ def test_the_compose_init_service_gives_the_server_no_private_ca_or_user_key(
 
 
 @contextlib.contextmanager
-def serving(container: Container, api_port: int, health_port: int) -> Iterator[None]:
-    """The entry point on free loopback ports, until it is healthy; stopped with SIGTERM."""
-    # Arguments after the image name are appended to the entry point, as `docker run` does.
-    argv = [*entrypoint(), "--host", "127.0.0.1", "--port", str(api_port)]
-    argv += ["--health-port", str(health_port)]
-    argv[0] = str(BIN / argv[0])
-    log = container.root / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(argv, env=container.env, stdout=output, stderr=output)
-    try:
-        deadline = time.monotonic() + 30
-        while not container.healthy(health_port):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "not healthy in 30 s:\n" + log.read_text()
-            time.sleep(0.1)
-        yield
-    finally:
-        process.send_signal(signal.SIGTERM)
+def serving(container: Container) -> Iterator[tuple[int, int]]:
+    """The entry point on reserved loopback ports until it is healthy; yields the API and
+    health ports; stopped with SIGTERM."""
+    with ReservedPort() as api, ReservedPort() as health:
+        # Arguments after the image name are appended to the entry point, as `docker run` does.
+        argv = [*entrypoint(), "--host", "127.0.0.1", "--port", str(api.port)]
+        argv += ["--health-port", str(health.port)]
+        argv[0] = str(BIN / argv[0])
+        log = container.root / "serve.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(argv, env=container.env, stdout=output, stderr=output)
         try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
+            deadline = time.monotonic() + 30
+            while not container.healthy(health.port):
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "not healthy in 30 s:\n" + log.read_text()
+                time.sleep(0.1)
+            yield api.port, health.port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
 
 
 def test_the_entry_point_serves_mtls_and_passes_the_health_check_while_it_runs(
@@ -399,8 +401,7 @@ def test_the_entry_point_serves_mtls_and_passes_the_health_check_while_it_runs(
     net = NetworkFixture(container.path("/var/lib/healthledger/admin"))
     provision.enroll(net.directory, org="parents", uid="alice", role="parent")
     assert run_init_service(container).returncode == 0
-    api_port, health_port = free_port(), free_port()
-    with serving(container, api_port, health_port):
+    with serving(container) as (api_port, health_port):
         with httpx.Client(verify=net.client_context("alice"), timeout=5) as client:
             assert client.get(f"https://127.0.0.1:{api_port}/readyz").status_code == 200
         assert container.healthy(health_port)
@@ -413,8 +414,7 @@ def test_an_empty_ledger_url_lets_network_toml_choose_the_ledgers(container: Con
     assert run_init_service(container).returncode == 0
     container.env["HEALTHLEDGER_LEDGER_URL"] = ""
     network = Path(container.env["HEALTHLEDGER_NETWORK"])
-    health_port = free_port()
-    with serving(container, free_port(), health_port):
+    with serving(container) as (_, health_port):
         assert httpx.get(f"http://127.0.0.1:{health_port}/readyz").status_code == 200
     # network.toml's default ledger is sqlite:///ledger.db, relative to the network.
     assert (network / "ledger.db").exists()

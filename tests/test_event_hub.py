@@ -10,20 +10,18 @@ import pytest
 
 from api.events import CommittedEvent, EventHub
 from ledger_backends import Event, open_ledger
-from ledger_backends.testing import proposal
+from ledger_backends.testing import backend_params, proposal, scratch_url
 
 SUBSCRIBERS = 5
 # Subscribers wake this often while idle: the first wake-up says the subscription is in place.
 LISTEN_SECONDS = 1.0
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", backend_params("memory", "sqlite"))
 def test_subscribers_starting_together_each_hear_an_event_once(
     backend: str, tmp_path: Path
 ) -> None:
-    url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/ledger.db"
-
-    async def run() -> list[list[str]]:
+    async def run(url: str) -> list[list[str]]:
         ledger = open_ledger(url, batch_timeout_ms=1)
         channel = ledger.channel("medical")
         hub = EventHub({"medical": channel}, poll_seconds=0.01)
@@ -53,4 +51,5 @@ def test_subscribers_starting_together_each_hear_an_event_once(
             await ledger.aclose()
         return heard
 
-    assert asyncio.run(run()) == [["tx-1"]] * SUBSCRIBERS
+    with scratch_url(backend, tmp_path) as url:
+        assert asyncio.run(run(url)) == [["tx-1"]] * SUBSCRIBERS

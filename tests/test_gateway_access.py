@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chaincode.errors import ContractError
+from domain.errors import RefusalError
 from tests.test_gateway_story import World
 
 # The story tests' fixtures: a network of enrolled users and a gateway over `ledger_url`.
@@ -220,7 +220,7 @@ def test_every_refusal_of_the_access_table_holds(world: World) -> None:
     for description, attempt, code in REFUSALS:
         try:
             outcome = asyncio.run(attempt(world, ids))
-        except ContractError as refusal:
+        except RefusalError as refusal:
             if refusal.code != code:
                 wrong.append(f"{description}: {refusal.code}, expected {code}")
             if "Cleo" in str(refusal) or "alice" in str(refusal):

@@ -12,8 +12,8 @@ from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
 from authz.identity import Identity
 from authz.network import load_network
-from chaincode.errors import BadInput, Conflict, ContractError, Forbidden, NotFound
 from chaincode.gateway import Gateway
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from ledger_backends import Ledger, open_ledger
 from ledger_backends.hashing import canonical_json, commitment, sha256_hex
 from tests.networks import NetworkFixture, make_network
@@ -64,7 +64,7 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
             {"fullName": "Ada Martin", "birthDate": "2019-04-02", "otherGuardians": ["bob"]},
         )
         assert (child["guardians"], child["pendingGuardians"]) == (["alice"], ["bob"])
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             await gw.evaluate(bob, "medical", "readChild", {"childId": child["id"]})
         child = await gw.submit(bob, "medical", "acceptGuardianship", {"childId": child["id"]})
         assert child["guardians"] == ["alice", "bob"]
@@ -72,7 +72,7 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
             alice, "medical", "signAgreement", {"childId": child["id"], "doctorUid": "dr-house"}
         )
         assert agreement["status"] == "PENDING"
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             await gw.evaluate(doctor, "medical", "readCard", {"childId": child["id"]})
         accepted = await gw.submit(doctor, "medical", "acceptAgreement", {"id": agreement["id"]})
         assert accepted["status"] == "ACTIVE"
@@ -117,16 +117,16 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
         after = await gw.evaluate(school_a, "report", "readReport", {"id": report["id"]})
         assert after["content"]["allergies"] == ["peanuts"]
         assert after["content"]["conclusion"] == "Fit for school; avoid peanuts."
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             await gw.evaluate(school_b, "report", "readReport", {"id": report["id"]})
         assert await gw.evaluate(school_b, "report", "listReports", {}) == []
-        with pytest.raises(Forbidden):
+        with pytest.raises(ForbiddenError):
             await gw.evaluate(school_a, "medical", "readCard", {"childId": child["id"]})
-        with pytest.raises(Forbidden):
+        with pytest.raises(ForbiddenError):
             await gw.evaluate(school_a, "medical", "listChildren", {})
 
         await gw.submit(alice, "medical", "revokeAgreement", {"id": agreement["id"]})
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             await gw.evaluate(doctor, "medical", "readCard", {"childId": child["id"]})
 
     run(story())
@@ -174,7 +174,7 @@ def test_concurrent_updates_with_one_expected_version_have_exactly_one_winner(
     results = run(race())
     winners = [r for r in results if isinstance(r, dict)]
     assert len(winners) == 1 and winners[0]["version"] == 2
-    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, dict))
+    assert all(isinstance(r, ConflictError) for r in results if not isinstance(r, dict))
     history = run(world.gateway.evaluate(doctor, "medical", "cardHistory", {"childId": child_id}))
     assert [h["version"] for h in history] == [1, 2]
 
@@ -198,38 +198,42 @@ def test_successive_updates_each_add_one_version(world: World) -> None:
     assert run(updates()) == [2, 3, 4, 5, 6]
 
 
-def test_callers_cannot_forge_gateway_arguments(world: World) -> None:
-    forged = {
-        "verifiedChild": {"id": "x", "fullName": "x", "guardians": ["alice"]},
-        "school": "school-a",
-    }
-    with pytest.raises(BadInput, match="set by the gateway"):
-        run(world.gateway.submit(world["alice"], "report", "createAdmissionRequest", forged))
+def test_callers_cannot_hand_the_report_contract_what_the_gateway_reads_on_medical(
+    world: World,
+) -> None:
+    alice = world["alice"]
+    child = {"id": "x", "fullName": "x", "guardians": ["parents/alice"]}
+    forged = {"child": child, "school": "school-a"}
+    with pytest.raises(BadInputError, match="missing or unknown arguments"):
+        run(world.gateway.submit(alice, "report", "createAdmissionRequest", forged))
+    # Called directly, the contract has no child read on `medical` and refuses.
+    with pytest.raises(ForbiddenError, match="guardians"):
+        run(world.gateway.submit(alice, "report", "createAdmissionRequest", {"school": "school-a"}))
 
 
 def test_admission_for_someone_elses_child_is_not_found(world: World) -> None:
     child_id = _registered_child_with_doctor(world)
     stranger = world["bob"]  # a parent, but not this child's guardian
-    with pytest.raises(NotFound) as refused:
+    with pytest.raises(NotFoundError) as refused:
         run(world.gateway.create_admission_request(stranger, child_id, "school-a"))
     assert "Leo" not in str(refused.value) and "alice" not in str(refused.value)
 
 
 @pytest.mark.parametrize("uid", ["school-a-office", "school-b-office"])
 def test_schools_never_reach_the_medical_channel(world: World, uid: str) -> None:
-    with pytest.raises(Forbidden, match="no access to channel 'medical'"):
+    with pytest.raises(ForbiddenError, match="no access to channel 'medical'"):
         run(world.gateway.evaluate(world[uid], "medical", "listChildren", {}))
 
 
 def test_queries_and_transactions_are_not_interchangeable(world: World) -> None:
     alice = world["alice"]
-    with pytest.raises(BadInput):
+    with pytest.raises(BadInputError):
         run(world.gateway.submit(alice, "medical", "listChildren", {}))
-    with pytest.raises(BadInput):
+    with pytest.raises(BadInputError):
         run(
             world.gateway.evaluate(
                 alice, "medical", "registerChild", {"fullName": "x", "birthDate": "2019-01-01"}
             )
         )
-    with pytest.raises(ContractError):
+    with pytest.raises(RefusalError):
         run(world.gateway.submit(alice, "medical", "noSuchFunction", {}))

@@ -8,10 +8,11 @@ import math
 
 import pytest
 
+from ledger_backends.chain import ChainWriter
 from ledger_backends.hashing import canonical_json
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import format_timestamp, parse_timestamp
-from ledger_backends.testing import GOLDEN_BLOCK_HASHES, ChainWriter, golden_clock, golden_proposals
+from ledger_backends.testing import GOLDEN_BLOCK_HASHES, golden_clock, golden_proposals
 
 
 def _sha(text: str) -> str:

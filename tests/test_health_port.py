@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from api.health import HealthAddress, HealthListener
 from api.services import Services
 from authz.network import load_network
 from tests.networks import make_network
-from tests.tls_server import free_port
 
 
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -23,17 +23,20 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
 
 
 def test_idle_and_surplus_probe_connections_are_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=health.log.name)
     monkeypatch.setattr(health._ProbeProtocol, "lifetime_seconds", 0.5)
     services = Services.open(
         load_network(make_network(tmp_path / "network").directory), "memory://"
     )
-    address = HealthAddress("127.0.0.1", free_port())
 
     async def probe() -> None:
-        listener = HealthListener(services, address)
+        listener = HealthListener(services, HealthAddress("127.0.0.1", 0))
         await listener.start()
+        address = listener.address
+        assert address.port != 0, "the listener knows the port the system picked"
+        assert f"Health probes on http://127.0.0.1:{address.port} " in caplog.text
         try:
             reader, writer = await asyncio.open_connection(address.host, address.port)
             writer.write(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")

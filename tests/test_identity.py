@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz import ca, provision
-from authz.errors import Unauthenticated
 from authz.identity import IdentityVerifier, fabric_attributes
 from authz.network import load_network
 from authz.roles import Role
+from domain.errors import UnauthenticatedError
 from tests.networks import NetworkFixture, make_network
 
 ORG_KINDS = {
@@ -65,7 +65,7 @@ def test_enrolled_certificate_gives_uid_msp_org_role_and_name(
 
 
 def test_garbage_is_not_a_certificate(verifier: IdentityVerifier) -> None:
-    with pytest.raises(Unauthenticated, match="cannot be read"):
+    with pytest.raises(UnauthenticatedError, match="cannot be read"):
         verifier.identify(b"\x30\x03garbage")
 
 
@@ -90,7 +90,7 @@ def test_certificate_without_uid_is_refused(
         )
         .sign(authority.key, hashes.SHA256())
     )
-    with pytest.raises(Unauthenticated, match="no UID"):
+    with pytest.raises(UnauthenticatedError, match="no UID"):
         verifier.identify(_der(cert))
 
 
@@ -108,7 +108,7 @@ def test_a_crl_not_signed_by_its_ca_refuses_that_organisation(tmp_path: Path) ->
     (net.directory / "orgs" / "parents" / "crl.pem").write_bytes(ca.crl_pem(ca.empty_crl(stranger)))
     verifier = IdentityVerifier.from_network(load_network(net.directory))
     alice = x509.load_pem_x509_certificate(net.user("alice")[0].read_bytes())
-    with pytest.raises(Unauthenticated, match="revocation list"):
+    with pytest.raises(UnauthenticatedError, match="revocation list"):
         verifier.identify(_der(alice))
     doctor = x509.load_pem_x509_certificate(net.user("dr-house")[0].read_bytes())
     assert verifier.identify(_der(doctor)).uid == "dr-house"
@@ -120,7 +120,7 @@ def test_revocation_reaches_a_cached_identity(tmp_path: Path) -> None:
     bob = _der(x509.load_pem_x509_certificate(net.user("bob")[0].read_bytes()))
     assert verifier.identify(bob).uid == "bob"
     assert provision.revoke(net.directory, org="parents", uid="bob") is True
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(UnauthenticatedError, match="revoked"):
         verifier.identify(bob)
     assert provision.revoke(net.directory, org="parents", uid="bob") is False
 
@@ -147,7 +147,7 @@ def test_a_uid_enroll_would_refuse_is_refused_whoever_signed_it(
     _, cert = ca.issue_client_certificate(
         _authority(net, "hospital"), org="hospital", uid=uid, role="doctor", name="Dr House"
     )
-    with pytest.raises(Unauthenticated, match="UID is not a valid UID"):
+    with pytest.raises(UnauthenticatedError, match="UID is not a valid UID"):
         verifier.identify(_der(cert))
 
 
@@ -168,7 +168,7 @@ def test_a_display_name_enroll_would_refuse_is_refused(
     _, cert = ca.issue_client_certificate(
         _authority(net, "hospital"), org="hospital", uid="dr-name", role="doctor", name=name
     )
-    with pytest.raises(Unauthenticated, match="not a valid display name"):
+    with pytest.raises(UnauthenticatedError, match="not a valid display name"):
         verifier.identify(_der(cert))
 
 
@@ -203,7 +203,7 @@ def test_attribute_json_with_a_repeated_role_key_is_refused(
         )
         .sign(authority.key, hashes.SHA256())
     )
-    with pytest.raises(Unauthenticated, match="role"):
+    with pytest.raises(UnauthenticatedError, match="role"):
         verifier.identify(_der(cert))
     assert fabric_attributes(cert) == {}  # malformed, as if there were no attributes
 
@@ -281,7 +281,7 @@ def test_only_certificates_the_network_issued_for_a_fitting_role_are_accepted(
     should_accept = issued_by_network and client_eku and not is_ca and valid_uid and role_fits
     try:
         identity = verifier.identify(_der(cert))
-    except Unauthenticated:
+    except UnauthenticatedError:
         assert not should_accept
     else:
         assert should_accept

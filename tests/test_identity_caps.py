@@ -18,8 +18,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from api.connection_limits import HandshakeLimitedLoop
-from authz.mtls import server_ssl_context
 from authz.network import CONFIG_FILE, NetworkConfigError, load_network
+from authz.tls_context import server_ssl_context
 from tests.api_client import Api, Subscriber, api_server
 from tests.networks import NetworkFixture, make_network
 

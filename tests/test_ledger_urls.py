@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.preflight import CannotServe, check_ledgers
+from api.preflight import CannotServeError, check_ledgers
 from ledger_backends.urls import redacted_url, scrubbed
 
 SECRET = "s3cret-Pw"
@@ -43,7 +43,7 @@ def test_a_driver_message_repeating_the_password_is_scrubbed() -> None:
     ],
 )
 def test_serve_s_refusal_of_an_unreachable_ledger_names_no_password(url: str) -> None:
-    with pytest.raises(CannotServe) as refused:
+    with pytest.raises(CannotServeError) as refused:
         check_ledgers([url])
     assert SECRET not in str(refused.value)
     assert ":***@127.0.0.1:1" in str(refused.value)

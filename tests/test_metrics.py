@@ -1,24 +1,37 @@
-"""/metrics over real mutual TLS: request series carry no client-chosen string, and an
-administrator outside the hospital sees only its own organisation's requests on its channels."""
+"""/metrics over real mutual TLS: request series carry no client-chosen string, an
+administrator outside the hospital sees only its own organisation's requests on its channels,
+and a scrape waiting on a store that stopped answering holds up no other request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from graphql import build_schema
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import CHANNEL_ARGUMENT_FIELDS, FIELD_CHANNELS, NEUTRAL_FIELDS
+from api.metrics import CHANNEL_ARGUMENT_FIELDS, FIELD_CHANNELS, HEIGHT_WAIT_SECONDS, NEUTRAL_FIELDS
 from api.schema import schema
 from authz import provision
+from ledger_backends.testing import needs_backend, scratch_url
 from tests.api_client import Api, api_server, register, sign_and_accept
 from tests.networks import NetworkFixture, make_network
+from tests.reliability.tcp_proxy import TcpProxy
 
 Labels = tuple[str, str, str, str]  # org, channel, field, outcome
 CHOSEN = "zqxChosen"  # in every client-chosen string below: it must never reach /metrics
 CARD_BY_NAME = "query MedicalCard($c: ID!) { medicalCard(childId: $c) { version } }"
 HISTORY_BY_NAME = "query CardHistory($c: ID!) { medicalCardHistory(childId: $c) { version } }"
+# A request that needs no store, answered in milliseconds by a worker whose loop is free.
+PROMPTLY_SECONDS = 0.5
+# A store call gives up within about 3.5 s (ledger_backends.postgres), so reads recover by then.
+RECOVERY_SECONDS = 10.0
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +157,60 @@ def test_every_root_field_of_the_schema_has_a_channel_or_none() -> None:
         CHANNEL_ARGUMENT_FIELDS
     )
     assert set(FIELD_CHANNELS.values()) == {"medical", "report"}
+
+
+def heights_seen(response: httpx.Response) -> dict[str, float]:
+    """The block height of each channel in a /metrics answer."""
+    assert response.status_code == 200
+    return {
+        sample.labels["channel"]: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "healthledger_block_height"
+    }
+
+
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def through_proxy(url: str, proxy: TcpProxy) -> str:
+    """The PostgreSQL ledger URL `url`, reaching its server through `proxy`."""
+    parts = urlsplit(url)
+    user, at, _ = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user}{at}127.0.0.1:{proxy.port}").geturl()
+
+
+@needs_backend("postgresql")
+def test_a_scrape_waiting_on_a_silent_store_holds_up_no_other_request(net: NetworkFixture) -> None:
+    with scratch_url("postgresql") as url:
+        server = urlsplit(url)
+        proxy = TcpProxy((server.hostname or "127.0.0.1", server.port or 5432))
+        proxy.start()
+        try:
+            with api_server(net, through_proxy(url, proxy)) as api:
+
+                def scrape() -> httpx.Response:
+                    return api.get("/metrics", uid="hospital-admin")
+
+                assert heights_seen(scrape()) == {"medical": 0, "report": 0}
+                proxy.cut("blackhole")  # PostgreSQL stops answering, as behind a partition
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    waiting = pool.submit(timed, scrape)
+                    time.sleep(0.3)
+                    assert not waiting.done(), "the scrape did not wait for the store"
+                    _, seconds = timed(lambda: api("alice").data("{ me { uid } }"))
+                    response, scrape_seconds = waiting.result()
+                assert seconds < PROMPTLY_SECONDS
+                assert heights_seen(response) == {}
+                assert HEIGHT_WAIT_SECONDS <= scrape_seconds < HEIGHT_WAIT_SECONDS + 1
+                proxy.restore()
+                # A read begun during the outage may still be failing; later scrapes read anew.
+                deadline = time.monotonic() + RECOVERY_SECONDS
+                while (heights := heights_seen(scrape())) != {"medical": 0, "report": 0}:
+                    assert time.monotonic() < deadline, f"heights after the outage: {heights}"
+                    time.sleep(0.1)
+        finally:
+            proxy.close()

@@ -24,10 +24,11 @@ from starlette.websockets import WebSocket
 from websockets.sync.client import connect as ws_connect
 
 from authz import ca, provision
-from authz.errors import Unauthenticated
+from authz.callers import CallerIdentifier
 from authz.identity import Identity, IdentityVerifier
-from authz.mtls import CallerIdentifier, ProxySettings
 from authz.network import NetworkConfig, load_network
+from authz.proxy_headers import ProxySettings
+from domain.errors import UnauthenticatedError
 from tests.networks import DEMO_USERS, NetworkFixture, make_network
 from tests.tls_server import serving
 
@@ -51,7 +52,7 @@ def echo_app(network: NetworkConfig) -> Starlette:
     async def whoami(request: Request) -> JSONResponse:
         try:
             identity = identifier.identify(request.scope)
-        except Unauthenticated as exc:
+        except UnauthenticatedError as exc:
             body = {"errors": [{"message": str(exc), "extensions": {"code": "UNAUTHENTICATED"}}]}
             return JSONResponse(body, status_code=401)
         return JSONResponse(_identity_json(identity))
@@ -60,7 +61,7 @@ def echo_app(network: NetworkConfig) -> Starlette:
         await websocket.accept()
         try:
             await websocket.send_json(_identity_json(identifier.identify(websocket.scope)))
-        except Unauthenticated as exc:
+        except UnauthenticatedError as exc:
             await websocket.send_json({"error": str(exc)})
         await websocket.close()
 
@@ -110,9 +111,9 @@ def test_each_enrolled_user_reaches_the_server_as_themselves(
     }
 
 
-def test_httptools_protocol_passes_the_certificate_too(net: NetworkFixture) -> None:
+def test_h11_protocol_passes_the_certificate_too(net: NetworkFixture) -> None:
     network = load_network(net.directory)
-    with serving(echo_app(network), network, http="httptools") as url:
+    with serving(echo_app(network), network, http="h11") as url:
         assert _get(url, net.client_context("alice")).json()["uid"] == "alice"
 
 
@@ -173,7 +174,7 @@ def test_certificate_outside_its_validity_is_refused(
         validity=validity,
     )
     assert _refused(base_url, _context_with(net, tmp_path, key, cert)) == "handshake"
-    with pytest.raises(Unauthenticated, match=r"expired|not valid yet"):
+    with pytest.raises(UnauthenticatedError, match=r"expired|not valid yet"):
         IdentityVerifier.from_network(load_network(net.directory)).identify(
             cert.public_bytes(ca.serialization.Encoding.DER)
         )
@@ -227,7 +228,7 @@ def test_certificates_not_meant_for_clients_are_refused(
     key, cert = _custom_leaf(_org_authority(net, "hospital"), is_ca=is_ca, usage=usage)
     how = _refused(base_url, _context_with(net, tmp_path, key, cert))
     assert how == "handshake" or reason in how
-    with pytest.raises(Unauthenticated, match=reason):
+    with pytest.raises(UnauthenticatedError, match=reason):
         IdentityVerifier.from_network(load_network(net.directory)).identify(
             cert.public_bytes(ca.serialization.Encoding.DER)
         )

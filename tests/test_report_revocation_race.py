@@ -26,8 +26,8 @@ from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
 from authz.identity import Identity
 from authz.network import load_network
-from chaincode.errors import Conflict, NotFound
 from chaincode.gateway import Gateway
+from domain.errors import ConflictError, NotFoundError
 from ledger_backends import ChannelLedger, Ledger, Transaction, Version, open_ledger
 from ledger_backends.chain import FOREIGN_READ_WINDOW_S
 from ledger_backends.records import parse_timestamp, utc_now
@@ -112,7 +112,7 @@ async def _race(story: Story, rng: random.Random) -> Trial:
     async def create() -> object:
         try:
             return await gw.create_report(doctor, request_id, "Fit for school.")
-        except (NotFound, Conflict) as refused:
+        except (NotFoundError, ConflictError) as refused:
             return refused
 
     async def revoke() -> datetime:
@@ -160,7 +160,7 @@ def _report(story: Story, trial: Trial) -> Report | None:
         if record.json()["childId"] == trial.child_id
     ]
     if not reports:
-        assert isinstance(trial.report, NotFound | Conflict), trial.report
+        assert isinstance(trial.report, NotFoundError | ConflictError), trial.report
         return None
     (report,) = reports
     assert isinstance(trial.report, dict) and trial.report["id"] == report["id"]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from ledger_backends import Creator, Proposal, TxSimulator, Validation
+from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
-from ledger_backends.testing import ChainWriter, proposal
+from ledger_backends.testing import proposal
 
 
 def _store_with(**values: object) -> MemoryStore:

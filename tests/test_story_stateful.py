@@ -27,8 +27,8 @@ from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
 from authz.identity import Identity, IdentityVerifier
 from authz.network import load_network
-from chaincode.errors import ContractError, Forbidden, NotFound
 from chaincode.gateway import Gateway
+from domain.errors import ForbiddenError, NotFoundError, RefusalError
 from ledger_backends import open_ledger
 from tests.networks import make_network
 
@@ -164,7 +164,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             }
             try:
                 result = asyncio.run(calls[operation]())
-            except ContractError:
+            except RefusalError:
                 return None
             self.record(actor, operation, family, result)
             return result
@@ -286,7 +286,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                                 people[uid], "medical", "readCard", {"childId": family.child}
                             )
                         )
-                    except NotFound:
+                    except NotFoundError:
                         assert not allowed, f"{uid} lost access to a child"
                     else:
                         assert allowed, f"{uid} read a card outside their relationships"
@@ -302,7 +302,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                                 people[staff], "medical", "readCard", {"childId": family.child}
                             )
                         )
-                    except Forbidden:
+                    except ForbiddenError:
                         pass
                     else:
                         raise AssertionError("a school read a medical card")
@@ -313,7 +313,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                                     people[staff], "report", "readReport", {"id": report}
                                 )
                             )
-                        except NotFound:
+                        except NotFoundError:
                             assert school != family.report_school[report]
                             assert school not in permitted
                             continue

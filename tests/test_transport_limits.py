@@ -17,7 +17,7 @@ from websockets.sync.client import connect as ws_connect
 
 from api.app import MAX_BODY_BYTES
 from api.variable_limits import MAX_LIST_ITEMS, MAX_VALUES, variables_refusal
-from authz.mtls import MAX_MESSAGE_BYTES
+from authz.client_cert_protocols import MAX_MESSAGE_BYTES
 from tests.api_client import WS_PROTOCOL, Api, api_server
 from tests.networks import NetworkFixture, make_network
 

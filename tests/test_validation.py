@@ -16,7 +16,7 @@ from cryptography import x509
 from api.cli import main
 from authz import provision
 from chaincode import validation
-from chaincode.errors import BadInput
+from domain.errors import BadInputError
 from tests.api_client import (
     CREATE_REPORT,
     REGISTER_CHILD,
@@ -50,7 +50,7 @@ def _codepoint(char: str) -> str:
 
 @pytest.mark.parametrize("char", [*CONTROLS, *BIDI, *LINE_SEPARATORS], ids=_codepoint)
 def test_a_name_refuses_control_line_break_and_bidi_characters(char: str) -> None:
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(BadInputError) as refused:
         validation.text(f"Eve{char}evil", "fullName")
     message = str(refused.value)
     assert message.startswith("fullName ") and "evil" not in message and char not in message
@@ -63,7 +63,7 @@ def test_names_in_any_script_are_kept(name: str) -> None:
 
 def test_each_entry_of_a_list_of_names_follows_the_name_rule() -> None:
     assert validation.text_list(["pollen", "nuts"], "allergies") == ["pollen", "nuts"]
-    with pytest.raises(BadInput, match=r"^Each entry of allergies "):
+    with pytest.raises(BadInputError, match=r"^Each entry of allergies "):
         validation.text_list(["pollen", "nuts\nand more"], "allergies")
 
 
@@ -76,7 +76,7 @@ def test_each_entry_of_a_list_of_names_follows_the_name_rule() -> None:
     ids=_codepoint,
 )
 def test_free_text_refuses_other_control_and_bidi_characters(char: str) -> None:
-    with pytest.raises(BadInput) as refused:
+    with pytest.raises(BadInputError) as refused:
         validation.free_text(f"Fit{char}for school", "conclusion")
     message = str(refused.value)
     assert message.startswith("conclusion ") and "school" not in message
@@ -87,13 +87,13 @@ def test_free_text_keeps_line_feeds_and_tabs_and_turns_crlf_into_lf() -> None:
         "Fit.\n\tNo sport\tfor a month."
     )
     assert validation.free_text("Line one\r\nLine two\r\n", "notes") == "Line one\nLine two"
-    with pytest.raises(BadInput, match=r"^notes "):
+    with pytest.raises(BadInputError, match=r"^notes "):
         validation.free_text("Line one\rLine two", "notes")
 
 
 def test_optional_free_text_allows_absence_only() -> None:
     assert validation.optional_free_text(None, "findings") is None
-    with pytest.raises(BadInput, match="findings must not be empty"):
+    with pytest.raises(BadInputError, match="findings must not be empty"):
         validation.optional_free_text(" \n ", "findings")
 
 

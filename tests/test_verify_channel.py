@@ -22,19 +22,19 @@ import pytest
 import api.chain_checks
 from ledger_backends import ChannelLedger, Tip, Validation, Version, open_ledger, verify_channel
 from ledger_backends.chain import ChainWriter
-from ledger_backends.testing import proposal
-from ledger_backends.verify import verify_channel_since
-from tests.api_client import Api, api_server, register, sign_and_accept, update_card
-from tests.networks import NetworkFixture, make_network
-from tests.reliability.tampering import (
+from ledger_backends.testing import (
     BlockField,
     HistoryValue,
     Place,
     StateValue,
     TransactionText,
     one_digit_changed,
+    proposal,
     raw_store,
 )
+from ledger_backends.verify import verify_channel_since
+from tests.api_client import Api, api_server, register, sign_and_accept, update_card
+from tests.networks import NetworkFixture, make_network
 
 CHANNEL = "medical"
 VERIFY = """

@@ -30,8 +30,8 @@ from authz.directory import NetworkDirectory
 from authz.identity import Identity, IdentityVerifier
 from authz.network import NetworkConfig, load_network
 from authz.roles import role_fits
-from chaincode.errors import ContractError
 from chaincode.gateway import Gateway
+from domain.errors import RefusalError
 from ledger_backends import Ledger, open_ledger
 from ledger_backends.hashing import canonical_json, sha256_hex
 from ledger_backends.records import Transaction
@@ -155,7 +155,7 @@ def _headers_seen(story: Story, who: Identity) -> list[str]:
 async def _attempt(coroutine: Any) -> Any:
     try:
         return await coroutine
-    except ContractError as error:
+    except RefusalError as error:
         return error.code
 
 

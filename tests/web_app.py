@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devkit.serve_process import ServeProcess
 from tests.networks import NetworkFixture, make_network
-from tests.reliability.serve_process import ServeProcess
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 BUILD_SECONDS = 300

@@ -14,18 +14,22 @@ import socket
 import threading
 from typing import Literal
 
-from tests.tls_server import free_port
+from devkit.ports import ReservedPort
 
 Outage = Literal["refuse", "blackhole"]
 CHUNK = 65536
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:`port` to `upstream`, one pair of pump threads per connection."""
+    """Forwards 127.0.0.1:`port` to `upstream`, one pair of pump threads per connection.
+
+    The port stays reserved until `close`, so the proxy listens on it again after a refusal.
+    """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        self.port = free_port()
+        self._reserved = ReservedPort()
+        self.port = self._reserved.port
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
@@ -58,6 +62,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut("refuse")
+        self._reserved.close()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:

@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from devkit.serve_process import ServeProcess, verify_ledger
+from ledger_backends.testing import backend_params, scratch_url
 from tests.api_client import (
     AGREEMENTS,
     APPROVE,
@@ -40,14 +42,6 @@ from tests.api_client import (
     sign_and_accept,
 )
 from tests.networks import NetworkFixture, make_network
-from tests.reliability.serve_process import ServeProcess, verify_ledger
-from tests.services import (
-    REDIS_URL,
-    delete_redis_prefix,
-    drop_postgres_schema,
-    postgres_admin_dsn,
-    unique_name,
-)
 
 CLIENTS = 50
 UPDATES_PER_CLIENT = 1
@@ -98,21 +92,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
     return make_network(tmp_path_factory.mktemp("concurrency") / "network")
 
 
-@pytest.fixture(scope="module", params=["postgresql", "redis"])
+@pytest.fixture(scope="module", params=backend_params("postgresql", "redis"))
 def shared_ledger(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh ledger on the shared PostgreSQL (own schema) or Redis (own prefix)."""
-    if request.param == "postgresql":
-        schema = unique_name("hl_concurrency")
-        try:
-            yield f"{postgres_admin_dsn()}?schema={schema}"
-        finally:
-            drop_postgres_schema(schema)
-    else:
-        prefix = unique_name("hlconcurrency")
-        try:
-            yield f"{REDIS_URL}?prefix={prefix}"
-        finally:
-            delete_redis_prefix(prefix)
+    with scratch_url(request.param) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

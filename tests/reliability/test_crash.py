@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.serve_process import ServeProcess, verify_ledger
+from ledger_backends.testing import backend_params, needs_backend, scratch_url
 from tests.api_client import REGISTER_CHILD, GraphQLClient, RedisServer
 from tests.networks import NetworkFixture, make_network
-from tests.reliability.serve_process import ServeProcess, verify_ledger
-from tests.services import drop_postgres_schema, postgres_admin_dsn, unique_name
 
 CLIENTS = 8
 PARENTS = ("alice", "bob")
@@ -146,22 +146,17 @@ def redis_with_aof(tmp_path: Path) -> Iterator[RedisServer]:
     try:
         yield server
     finally:
-        server.kill()
+        server.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+@pytest.fixture(params=backend_params("sqlite", "postgresql", "redis"))
 def durable_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh ledger URL on a backend configured to be durable."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.db"
-    elif request.param == "postgresql":
-        schema = unique_name("hl_crash")
-        try:
-            yield f"{postgres_admin_dsn()}?schema={schema}"
-        finally:
-            drop_postgres_schema(schema)
-    else:
+    """A fresh ledger URL on a backend configured to be durable (Redis: a private AOF server)."""
+    if request.param == "redis":
         yield request.getfixturevalue("redis_with_aof").url
+    else:
+        with scratch_url(request.param, tmp_path) as url:
+            yield url
 
 
 def test_acknowledged_writes_survive_kill_9_of_the_server(
@@ -181,6 +176,7 @@ def test_acknowledged_writes_survive_kill_9_of_the_server(
         assert_accepts_writes(net, server)
 
 
+@needs_backend("redis")
 def test_acknowledged_writes_survive_kill_9_of_redis_with_aof_always(
     net: NetworkFixture, redis_with_aof: RedisServer, tmp_path: Path
 ) -> None:

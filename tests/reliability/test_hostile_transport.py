@@ -34,9 +34,10 @@ from websockets.sync.client import connect as ws_connect
 
 from api.app import MAX_BODY_BYTES, BodyLimit
 from api.server import KEEP_ALIVE_SECONDS
-from authz import mtls
-from authz.mtls import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
+from authz import write_timeout
 from authz.network import load_network
+from authz.request_head import MAX_REQUEST_HEAD_BYTES, REQUEST_HEAD_SECONDS
+from devkit.serve_process import ServeProcess
 from tests.api_client import (
     REGISTER_CHILD,
     WS_PROTOCOL,
@@ -47,7 +48,6 @@ from tests.api_client import (
     register,
 )
 from tests.networks import NetworkFixture, make_network
-from tests.test_api_workers import Server
 from tests.tls_server import serving as serving_app
 
 ME = "{ me { uid } }"
@@ -62,7 +62,7 @@ LEEWAY_SECONDS = 3
 @dataclass
 class Serving:
     net: NetworkFixture
-    server: Server
+    server: ServeProcess
     alice: GraphQLClient
 
     def connect(self, uid: str | None = "alice") -> ssl.SSLSocket:
@@ -92,14 +92,14 @@ class Serving:
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     root = tmp_path_factory.mktemp("hostile-transport")
     net = make_network(root / "network")
-    server = Server(net, f"sqlite:///{root}/ledger.db", root / "serve.log")
-    alice = GraphQLClient(server.base_url, net.client_context("alice"), "alice")
-    try:
-        server.wait_ready(net)
-        yield Serving(net, server, alice)
-    finally:
-        alice.close()
-        server.stop()
+    with ServeProcess(net.directory, f"sqlite:///{root}/ledger.db", root / "serve.log") as server:
+        server.start()
+        alice = GraphQLClient(server.base_url, net.client_context("alice"), "alice")
+        try:
+            yield Serving(net, server, alice)
+        finally:
+            alice.close()
+            server.terminate()
 
 
 def _refused(response: httpx.Response, status: int = 400) -> str:
@@ -376,7 +376,7 @@ def test_a_body_trickled_in_past_the_deadline_gets_408_and_is_cut_off(tmp_path: 
         return Response(await request.body())
 
     app = BodyLimit(request_response(echo), MAX_BODY_BYTES, seconds=1.0)
-    with serving_app(app, load_network(net.directory), http="httptools") as url:
+    with serving_app(app, load_network(net.directory), lifespan="off") as url:
         port = int(url.rsplit(":", 1)[1])
         raw = socket.create_connection(("127.0.0.1", port), timeout=5)
         with net.client_context("alice").wrap_socket(raw, server_hostname="127.0.0.1") as tls:
@@ -445,17 +445,17 @@ def test_a_client_that_never_reads_its_response_is_cut_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, http: str
 ) -> None:
     # serve's bound is WRITE_TIMEOUT_SECONDS (30 s); the same protocol with 1 s keeps this short.
-    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(write_timeout, "WRITE_TIMEOUT_SECONDS", 1.0)
     net = make_network(tmp_path / "network")
     app = _LargeResponse()
-    with serving_app(app, load_network(net.directory), http=http) as url:
+    with serving_app(app, load_network(net.directory), http=http, lifespan="off") as url:
         with _large_response_client(url, net) as silent:
             time.sleep(1.0 + LEEWAY_SECONDS)
             assert len(app.send_seconds) == 1, "the server still waits for the silent client"
             assert 1.0 <= app.send_seconds[0] < 1.0 + LEEWAY_SECONDS
             received = _read_until_closed(silent)
         assert len(received) < LARGE_BODY_BYTES, "what the server still held was dropped"
-        aborted = [r for r in caplog.records if r.name == "healthledger.mtls"]
+        aborted = [r for r in caplog.records if r.name == write_timeout.log.name]
         assert [r.getMessage() for r in aborted] == [
             f"Aborted a connection to {aborted[0].args[0]}: "  # type: ignore[index]
             "it read nothing of what was sent for 1.0 s."
@@ -466,10 +466,12 @@ def test_a_client_that_never_reads_its_response_is_cut_off(
 def test_a_client_that_reads_slowly_but_steadily_gets_the_whole_response(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, http: str
 ) -> None:
-    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(write_timeout, "WRITE_TIMEOUT_SECONDS", 1.0)
     net = make_network(tmp_path / "network")
     with (
-        serving_app(_LargeResponse(), load_network(net.directory), http=http) as url,
+        serving_app(
+            _LargeResponse(), load_network(net.directory), http=http, lifespan="off"
+        ) as url,
         _large_response_client(url, net) as reader,
     ):
         started = time.monotonic()
@@ -481,7 +483,7 @@ def test_a_client_that_reads_slowly_but_steadily_gets_the_whole_response(
             body += chunk
             time.sleep(0.002)  # reads at its own pace, never pausing as long as the timeout
         assert time.monotonic() - started > 1.0, "the response outlasted one timeout"
-    assert not [r for r in caplog.records if r.name == "healthledger.mtls"]
+    assert not [r for r in caplog.records if r.name == write_timeout.log.name]
 
 
 class _LargeStream:
@@ -503,17 +505,17 @@ class _LargeStream:
 def test_a_websocket_client_that_never_reads_is_cut_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(mtls, "WRITE_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setattr(write_timeout, "WRITE_TIMEOUT_SECONDS", 1.0)
     net = make_network(tmp_path / "network")
     app = _LargeStream()
     with (
-        serving_app(app, load_network(net.directory), http="httptools") as url,
+        serving_app(app, load_network(net.directory), lifespan="off") as url,
         _large_response_client(url, net, UPGRADE),
     ):
         time.sleep(1.0 + LEEWAY_SECONDS)
         assert len(app.send_seconds) == 1, "the server still waits for the silent client"
         assert 1.0 <= app.send_seconds[0] < 1.0 + LEEWAY_SECONDS
-    assert [r.levelname for r in caplog.records if r.name == "healthledger.mtls"] == ["WARNING"]
+    assert [r.levelname for r in caplog.records if r.name == write_timeout.log.name] == ["WARNING"]
 
 
 # -- websockets -----------------------------------------------------------------------------------

@@ -31,7 +31,14 @@ import pytest
 from api import cli
 from ledger_backends import BackendUnavailableError, open_ledger
 from ledger_backends.chain import ChainWriter
-from ledger_backends.testing import proposal, submit_all
+from ledger_backends.testing import (
+    POSTGRES_URL,
+    needs_backend,
+    proposal,
+    query_option,
+    scratch_url,
+    submit_all,
+)
 from tests.api_client import (
     REGISTER_CHILD,
     UPDATE_CARD,
@@ -46,7 +53,6 @@ from tests.api_client import (
 )
 from tests.networks import NetworkFixture, make_network
 from tests.reliability.tcp_proxy import TcpProxy
-from tests.services import drop_postgres_schema, postgres_admin_dsn, unique_name
 
 # What "quickly" means for a request while the ledger is unreachable (issue 8).
 WITHIN_SECONDS = 5.0
@@ -71,24 +77,24 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
 
 
 @pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    schema = unique_name("hl_outage")
-    yield schema
-    drop_postgres_schema(schema)
-
-
-def postgres_url(schema: str, port: int = 5432) -> str:
+def postgres_ledger() -> Iterator[str]:
     """A ledger in its own schema; the schema also names the app's connections."""
-    base = postgres_admin_dsn().replace("127.0.0.1:5432", f"127.0.0.1:{port}")
-    return f"{base}?schema={schema}&application_name={schema}"
+    with scratch_url("postgresql") as url:
+        yield url
+
+
+def through_proxy(url: str, proxy: TcpProxy) -> str:
+    """The same ledger, reached through `proxy`."""
+    return url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
 
 
 @pytest.fixture(
-    params=["redis-killed", "redis-frozen", "postgresql-refused", "postgresql-blackholed"]
+    params=[
+        pytest.param(kind, marks=needs_backend(kind.split("-")[0]))
+        for kind in ("redis-killed", "redis-frozen", "postgresql-refused", "postgresql-blackholed")
+    ]
 )
-def outage(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_schema: str
-) -> Iterator[Outage]:
+def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
     kind: str = request.param
     if kind.startswith("redis"):
         redis = RedisServer(data_dir=tmp_path)  # an AOF: the restarted server has every block
@@ -102,14 +108,16 @@ def outage(
                 )
         finally:
             _signal(redis, signal.SIGCONT)()
-            redis.kill()
+            redis.close()
     else:
         proxy = TcpProxy(("127.0.0.1", 5432))
         proxy.start()
         mode = "refuse" if kind == "postgresql-refused" else "blackhole"
         try:
             yield Outage(
-                postgres_url(postgres_schema, proxy.port), lambda: proxy.cut(mode), proxy.restore
+                through_proxy(request.getfixturevalue("postgres_ledger"), proxy),
+                lambda: proxy.cut(mode),
+                proxy.restore,
             )
         finally:
             proxy.close()
@@ -264,7 +272,7 @@ def test_an_outage_fails_requests_fast_and_the_same_server_recovers(
 
 
 def terminate_connections(application_name: str) -> int:
-    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as admin:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         row = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = %s",
@@ -273,10 +281,12 @@ def terminate_connections(application_name: str) -> int:
     return int(row[0]) if row else 0
 
 
+@needs_backend("postgresql")
 def test_terminated_database_connections_are_replaced_and_nothing_is_half_written(
-    net: NetworkFixture, postgres_schema: str
+    net: NetworkFixture, postgres_ledger: str
 ) -> None:
-    url = postgres_url(postgres_schema)
+    url = postgres_ledger
+    postgres_schema = query_option(url, "schema")
     with api_server(net, url) as api:
         child = register(api, "alice", "Before Termination")
         sign_and_accept(api, child)
@@ -287,7 +297,7 @@ def test_terminated_database_connections_are_replaced_and_nothing_is_half_writte
         assert api.get("/readyz").status_code == 200
 
         # A connection killed while its append waits for a lock: the block is not stored.
-        with psycopg.connect(postgres_admin_dsn()) as blocker:
+        with psycopg.connect(POSTGRES_URL) as blocker:
             blocker.execute(f'LOCK TABLE "{postgres_schema}".ledger_blocks IN EXCLUSIVE MODE')
             with ThreadPoolExecutor(1) as pool:
                 interrupted = {"input": {"fullName": "Interrupted", "birthDate": "2019-01-01"}}
@@ -310,7 +320,7 @@ def test_terminated_database_connections_are_replaced_and_nothing_is_half_writte
 
 def wait_until_appender_waits_for_a_lock(application_name: str) -> None:
     deadline = time.monotonic() + 5
-    with psycopg.connect(postgres_admin_dsn(), autocommit=True) as admin:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         while not admin.execute(
             "SELECT 1 FROM pg_stat_activity WHERE application_name = %s "
             "AND wait_event_type = 'Lock'",
@@ -320,14 +330,15 @@ def wait_until_appender_waits_for_a_lock(application_name: str) -> None:
             time.sleep(0.01)
 
 
+@needs_backend("postgresql")
 def test_a_subscriber_hears_new_events_after_the_database_stopped_answering(
-    net: NetworkFixture, postgres_schema: str
+    net: NetworkFixture, postgres_ledger: str
 ) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.start()
     try:
         with (
-            api_server(net, postgres_url(postgres_schema, proxy.port)) as api,
+            api_server(net, through_proxy(postgres_ledger, proxy)) as api,
             Subscriber(api, "alice", MEDICAL_EVENTS) as alice,
         ):
             before = register(api, "alice", "Heard Before")
@@ -341,6 +352,7 @@ def test_a_subscriber_hears_new_events_after_the_database_stopped_answering(
         proxy.close()
 
 
+@needs_backend("redis")
 def test_an_append_that_timed_out_on_a_frozen_redis_is_not_stored_when_it_thaws(
     tmp_path: Path,
 ) -> None:
@@ -372,4 +384,4 @@ def test_an_append_that_timed_out_on_a_frozen_redis_is_not_stored_when_it_thaws(
     finally:
         ledger.close()
         _signal(redis, signal.SIGCONT)()
-        redis.kill()
+        redis.close()

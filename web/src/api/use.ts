@@ -1,31 +1,43 @@
 // Queries that reload whenever the ledger changes, and mutations that report problems.
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core'
 import { useMutation, useQuery } from '@urql/vue'
-import type { AnyVariables } from '@urql/vue'
+import type { AnyVariables, CombinedError } from '@urql/vue'
 import { computed, ref, watch } from 'vue'
-import type { Ref } from 'vue'
+import type { ComputedRef, Ref } from 'vue'
 import { changed, revision } from '../live'
 import { describeError } from './errors'
 import type { Problem } from './errors'
 
+/** What graphql-codegen types as the variables of a query that takes none. */
+type NoVariables = { [key: string]: never }
+
+export interface LiveQuery<Data> {
+  data: Ref<Data | undefined>
+  error: Ref<CombinedError | undefined>
+  problems: ComputedRef<Problem[]>
+  fetching: Ref<boolean>
+}
+
+export function useLiveQuery<Data>(query: TypedDocumentNode<Data, NoVariables>): LiveQuery<Data>
 export function useLiveQuery<Data, Variables extends AnyVariables>(
   query: TypedDocumentNode<Data, Variables>,
-  variables?: () => Variables,
+  variables: () => Variables,
+  pause?: () => boolean,
+): LiveQuery<Data>
+export function useLiveQuery<Data, Variables extends AnyVariables>(
+  query: TypedDocumentNode<Data, Variables>,
+  // Only the first signature omits the variables, and there Variables is NoVariables.
+  variables: () => Variables = () => ({}) as Variables,
   pause: () => boolean = () => false,
-) {
-  const result = useQuery<Data, Variables>({
-    query,
-    variables: (variables ?? (() => ({}) as Variables)) as never,
-    requestPolicy: 'network-only',
-    pause,
-  })
+): LiveQuery<Data> {
+  const result = useQuery<Data, Variables>({ query, variables, requestPolicy: 'network-only', pause })
   watch(revision, () => {
     if (!pause()) void result.executeQuery({ requestPolicy: 'network-only' })
   })
   const problems = computed<Problem[]>(() =>
     result.error.value ? describeError(result.error.value) : [],
   )
-  return { data: result.data as Ref<Data | undefined>, error: result.error, problems, fetching: result.fetching }
+  return { data: result.data, error: result.error, problems, fetching: result.fetching }
 }
 
 export interface Action<Data, Variables> {

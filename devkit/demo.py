@@ -13,11 +13,6 @@ chain ends the demo with exit code 1.
 from __future__ import annotations
 
 import shutil
-import signal
-import socket
-import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,16 +23,16 @@ from typing import Any
 
 import httpx
 
+from api.verification import ChannelTarget, verify_and_report
 from authz.network import load_network
 
 from .devnet import DEMO_USERS, ensure_dev_network, user_context
-from .verification import ChannelTarget, verify_and_report
+from .serve_process import ServeFailedError, ServeProcess
 
-SERVER_START_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 20
 
 
-class DemoFailed(Exception):
+class DemoFailedError(Exception):
     """A step or a check of the demo did not go as the contract says."""
 
 
@@ -55,14 +50,14 @@ class Actor:
         """The data and errors of one GraphQL request."""
         response = self.client.post("/graphql", json={"query": document, "variables": variables})
         if response.status_code != 200:
-            raise DemoFailed(f"{self.label} got HTTP {response.status_code}: {response.text}")
+            raise DemoFailedError(f"{self.label} got HTTP {response.status_code}: {response.text}")
         body = response.json()
         return body.get("data"), body.get("errors") or []
 
     def data(self, document: str, **variables: Any) -> Any:
         data, errors = self.call(document, **variables)
         if errors:
-            raise DemoFailed(f"{self.label}: {errors[0]['message']}")
+            raise DemoFailedError(f"{self.label}: {errors[0]['message']}")
         return data
 
 
@@ -276,14 +271,18 @@ def run_demo(keep: bool = False) -> bool:
     directory = Path(tempfile.mkdtemp(prefix="healthledger-demo-"))
     try:
         ensure_dev_network(directory)
-        port = _free_port()
-        print(
-            f"healthledger demo: a fresh network in {directory}, embedded SQLite ledger, "
-            f"https://127.0.0.1:{port}/graphql over mutual TLS\n"
-        )
-        with _server(directory, port) as base_url, _actors(directory, base_url) as actors:
-            demo = Demo(actors)
-            demo.run()
+        with ServeProcess(directory, None, directory / "server.log") as server:
+            server.start()
+            print(
+                f"healthledger demo: a fresh network in {directory}, embedded SQLite ledger, "
+                f"{server.base_url}/graphql over mutual TLS\n"
+            )
+            try:
+                with _actors(directory, server.base_url) as actors:
+                    demo = Demo(actors)
+                    demo.run()
+            finally:
+                server.terminate()
         print("\nverify (after the server stopped):")
         network = load_network(directory)
         intact = verify_and_report(
@@ -293,7 +292,7 @@ def run_demo(keep: bool = False) -> bool:
         elapsed = time.monotonic() - started
         print(f"\ndemo {'passed' if ok else 'FAILED'} in {elapsed:.1f} s")
         return ok
-    except DemoFailed as exc:
+    except (DemoFailedError, ServeFailedError) as exc:
         print(f"\ndemo FAILED: {exc}")
         return False
     finally:
@@ -301,49 +300,6 @@ def run_demo(keep: bool = False) -> bool:
             print(f"kept the network and ledger in {directory}")
         else:
             shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def _server(directory: Path, port: int) -> Iterator[str]:
-    """`healthledger serve` on the network until the block ends; yields its base URL."""
-    log = (directory / "server.log").open("w")
-    command = [sys.executable, "-m", "api.cli", "serve", "--network", str(directory)]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    base_url = f"https://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(
-            process, base_url, user_context(directory, "parents", "alice"), directory
-        )
-        yield base_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=SERVER_START_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _wait_until_serving(
-    process: subprocess.Popen[bytes], base_url: str, context: ssl.SSLContext, directory: Path
-) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    with httpx.Client(base_url=base_url, verify=context, timeout=2) as probe:
-        while True:
-            if process.poll() is not None:
-                log = (directory / "server.log").read_text()
-                raise DemoFailed(f"the server exited with code {process.returncode}:\n{log}")
-            try:
-                if probe.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"the server did not answer within {SERVER_START_SECONDS} s")
-            time.sleep(0.1)
 
 
 @contextmanager
@@ -366,9 +322,3 @@ def _actors(directory: Path, base_url: str) -> Iterator[dict[str, Actor]]:
     finally:
         for actor in actors.values():
             actor.client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -1,10 +1,11 @@
 """The conformance suite every ledger backend must pass, written once.
 
-A backend's test module subclasses `LedgerStoreConformance` once and supplies
-a fresh, isolated URL per test, clean-up, an unreachable URL, and four ways to
-change one byte directly in the store (the tampering an administrator with
-database access could do). Capabilities a backend lacks (surviving a reopen,
-sharing with another OS process) are switched off with class attributes.
+A backend's test module subclasses `LedgerStoreConformance` once, naming the
+backend (`backend`, a name in `BACKENDS`) and switching off with class
+attributes the capabilities it lacks; a test of a capability switched off is
+skipped, and so is every test of a backend this run does not select. Each
+test gets an empty scratch ledger (`scratch.py`) and changes stored records
+through `tampering.py`, so a backend supplies nothing else.
 """
 
 from __future__ import annotations
@@ -13,117 +14,43 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from multiprocessing import get_context
-from typing import Any
 
 import pytest
 
-from .base import LedgerStore
-from .chain import ChainWriter
-from .errors import BackendUnavailableError, ConflictError
-from .hashing import canonical_json, commitment, sha256_hex
-from .ledger import ChannelLedger, Ledger
-from .memory import MemoryStore
-from .records import Block, Creator, Event, ForeignReads, Proposal, Tip, Validation, Version
-from .registry import open_ledger, open_store
-from .verify import Verification
-
-Mutation = Callable[[str], str]
-
-# Block hashes of `golden_proposals()` committed as three blocks with `golden_clock()`.
-# Every backend must reproduce them byte for byte; change them only with the hash format.
-GOLDEN_BLOCK_HASHES = [
-    "d8aa858daaf1c0702534cfe474ff2ebebaa078088cef2fa005f63386aeeffac6",
-    "d159bceace5440a0e795804a9fbd29ca23260a1b4154fb11c748d9ca84dc1163",
-    "d661f57b40d8b9a84d3e023a215cc24ac21119cc82c5ae7e0bca2e598bb3446a",
-]
-
-ALICE = Creator(uid="alice", msp="ParentsMSP")
-DOCTOR = Creator(uid="dr-house", msp="HospitalMSP")
-
-
-def golden_clock() -> Callable[[], datetime]:
-    """A clock that starts at a fixed instant and ticks one second per call."""
-    moments = iter(datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=n) for n in range(10**6))
-    return lambda: next(moments)
-
-
-def proposal(
-    tx_id: str,
-    *,
-    channel: str = "medical",
-    reads: dict[str, Version | None] | None = None,
-    writes: dict[str, object] | None = None,
-    creator: Creator = ALICE,
-    events: tuple[Event, ...] = (),
-    foreign_reads: ForeignReads | None = None,
-    salt: str | None = None,
-) -> Proposal:
-    """A proposal with a fixed salt derived from `tx_id`, so its hashes are reproducible."""
-    return Proposal(
-        tx_id=tx_id,
-        channel=channel,
-        contract="medical",
-        function="test",
-        args_digest="0" * 64,
-        creator=creator,
-        timestamp="2026-01-01T00:00:00.000000Z",
-        read_set=reads or {},
-        write_set=writes or {},
-        events=events,
-        foreign_reads=foreign_reads or {},
-        salt=sha256_hex(f"salt:{tx_id}") if salt is None else salt,
-    )
-
-
-def golden_proposals() -> list[list[Proposal]]:
-    """Three blocks exercising writes, deletes, conflicts, events, Unicode, floats and a
-    foreign read."""
-    return [
-        [
-            proposal(
-                "tx-a",
-                reads={"child/1": None},
-                writes={"child/1": {"fullName": "Émile Zola", "heightCm": 101.5}},
-                events=(Event("ChildRegistered", {"childId": "1"}),),
-            ),
-            proposal("tx-b", writes={"card/1": {"version": 1, "allergies": []}}),
-            proposal("tx-c", reads={"child/1": None}, writes={"child/1": {"fullName": "x"}}),
-        ],
-        [
-            proposal(
-                "tx-d",
-                reads={"card/1": (0, 1)},
-                writes={"card/1": {"version": 2, "allergies": ["pollen"]}},
-                creator=DOCTOR,
-                foreign_reads={"report": {"request/1": None}},
-            ),
-            proposal("tx-e", writes={"tmp/ключ": {"n": 1}}),
-        ],
-        [proposal("tx-f", reads={"tmp/ключ": (1, 1)}, writes={"tmp/ключ": None})],
-    ]
-
-
-def submit_all(
-    ledger: Ledger, channel: str, proposals: list[Proposal], **options: Any
-) -> list[object]:
-    """Submit concurrently through a group committer on a new event loop.
-
-    Results are receipts or the exceptions raised; options go to ChannelLedger.
-    """
-
-    async def run() -> list[object]:
-        target = ChannelLedger(ledger.store, channel, **options)
-        results = await asyncio.gather(
-            *(target.submit(p) for p in proposals), return_exceptions=True
-        )
-        await target.close()
-        return list(results)
-
-    return asyncio.run(run())
+from ..base import LedgerStore
+from ..chain import ChainWriter
+from ..errors import BackendUnavailableError, ChainIntegrityError, ReadConflictError
+from ..hashing import canonical_json, commitment, sha256_hex
+from ..ledger import Ledger
+from ..memory import MemoryStore
+from ..records import Block, ForeignReads, Tip, Validation
+from ..registry import open_ledger, open_store
+from ..verify import Verification
+from .golden import (
+    ALICE,
+    DOCTOR,
+    GOLDEN_BLOCK_HASHES,
+    golden_clock,
+    golden_proposals,
+    proposal,
+    submit_all,
+)
+from .scratch import scratch_url, unreachable_url
+from .selection import SELECTION_VARIABLE, selected_backends
+from .tampering import (
+    BlockField,
+    HistoryValue,
+    StateValue,
+    TransactionText,
+    WriteSetCommitment,
+    commitment_changed,
+    one_digit_changed,
+    tamper,
+)
 
 
 def append_from_process(url: str, channel: str, writer: str, count: int) -> int:
@@ -154,52 +81,29 @@ def append_from_process(url: str, channel: str, writer: str, count: int) -> int:
 class LedgerStoreConformance:
     """Behaviour every backend shares; subclass once per backend as `TestXxxStore`."""
 
+    backend: str  # a name in BACKENDS
     persistent = True  # data survives closing and reopening the URL
     multiprocess = True  # several OS processes may append to one URL
+    can_be_unreachable = True  # a URL can name a store that does not answer
+    rolls_back = False  # a block the database refuses half-way is rolled back (SQL)
 
-    # -- supplied by each backend's test class -------------------------------------
+    url: str
+    ledger: Ledger
+    store: LedgerStore
 
-    def fresh_url(self) -> str:
-        """A URL to an empty, isolated ledger for this test."""
-        raise NotImplementedError
-
-    def cleanup(self, url: str) -> None:
-        """Remove everything the test stored under `url`."""
-
-    def unreachable_url(self) -> str:
-        """A URL whose store cannot be reached."""
-        raise NotImplementedError
-
-    def tamper_block(self, store: LedgerStore, channel: str, number: int, mutate: Mutation) -> None:
-        """Change the stored block hash of block `number` with `mutate`."""
-        raise NotImplementedError
-
-    def tamper_transaction(
-        self, store: LedgerStore, channel: str, number: int, index: int, mutate: Mutation
-    ) -> None:
-        """Change the stored canonical text of one transaction with `mutate`."""
-        raise NotImplementedError
-
-    def tamper_state(self, store: LedgerStore, channel: str, key: str, mutate: Mutation) -> None:
-        """Change the stored value text of one world-state key with `mutate`."""
-        raise NotImplementedError
-
-    def tamper_history(
-        self, store: LedgerStore, channel: str, key: str, position: int, mutate: Mutation
-    ) -> None:
-        """Change the stored value text of one history entry with `mutate`."""
-        raise NotImplementedError
-
-    # -- fixtures ----------------------------------------------------------------
-
-    def setup_method(self) -> None:
-        self.url = self.fresh_url()
-        self.ledger = open_ledger(self.url)
-        self.store = self.ledger.store
-
-    def teardown_method(self) -> None:
-        self.ledger.close()
-        self.cleanup(self.url)
+    @pytest.fixture(autouse=True)
+    def scratch_ledger(self) -> Iterator[None]:
+        """An empty ledger on this backend for each test, removed afterwards."""
+        if self.backend not in selected_backends():
+            pytest.skip(f"{self.backend} is not in {SELECTION_VARIABLE}")
+        with scratch_url(self.backend) as url:
+            self.url = url
+            self.ledger = open_ledger(url)
+            self.store = self.ledger.store
+            try:
+                yield
+            finally:
+                self.ledger.close()
 
     def commit_golden(self, clock: Callable[[], datetime] | None = None) -> list[list[object]]:
         writer = ChainWriter(self.store, "medical", clock=clock or golden_clock())
@@ -273,7 +177,7 @@ class LedgerStoreConformance:
         (stale,) = submit_all(
             self.ledger, "medical", [proposal("t3", reads={"k": (0, 0)}, writes={"k": 3})]
         )
-        assert isinstance(stale, ConflictError)
+        assert isinstance(stale, ReadConflictError)
         record = self.store.read_state("medical", "k")
         assert record is not None and record.json() == 2
         last = self.store.read_blocks("medical", 2, 1)[0].transactions()[0]
@@ -284,7 +188,7 @@ class LedgerStoreConformance:
         (late,) = submit_all(
             self.ledger, "medical", [proposal("t2", reads={"k": None}, writes={"k": 9})]
         )
-        assert isinstance(late, ConflictError)
+        assert isinstance(late, ReadConflictError)
 
     def test_delete_removes_key_and_is_kept_in_history(self) -> None:
         self.commit_golden()
@@ -390,24 +294,27 @@ class LedgerStoreConformance:
 
     def test_verify_names_block_with_changed_hash(self) -> None:
         self.commit_golden()
-        self.tamper_block(self.store, "medical", 1, _flip_hex)
+        tamper(self.store, BlockField("medical", 1, "hash"), one_digit_changed)
         self.assert_damage_at(1)
 
     def test_verify_names_block_with_changed_transaction(self) -> None:
         self.commit_golden()
-        self.tamper_transaction(
-            self.store, "medical", 1, 0, lambda t: t.replace("pollen", "pollen!")
+        tamper(
+            self.store, TransactionText("medical", 1, 0), lambda t: t.replace("pollen", "pollen!")
         )
         self.assert_damage_at(1)
 
     def test_verify_names_block_that_wrote_changed_state(self) -> None:
         self.commit_golden()
-        self.tamper_state(self.store, "medical", "card/1", lambda t: t.replace("pollen", "pollan"))
+        tamper(self.store, StateValue("medical", "card/1"), lambda t: t.replace("pollen", "pollan"))
         self.assert_damage_at(1)
 
     def test_verify_names_block_that_wrote_changed_history(self) -> None:
         self.commit_golden()
-        self.tamper_history(self.store, "medical", "card/1", 0, lambda t: t.replace("[]", "[1]"))
+        # The first write of card/1: transaction 1 of block 0.
+        tamper(
+            self.store, HistoryValue("medical", "card/1", 0, 1), lambda t: t.replace("[]", "[1]")
+        )
         self.assert_damage_at(0)
 
     def test_verify_stays_correct_while_another_writer_appends(self) -> None:
@@ -448,7 +355,7 @@ class LedgerStoreConformance:
 
     def test_verify_names_block_with_changed_commitment(self) -> None:
         self.commit_golden()
-        self.tamper_transaction(self.store, "medical", 1, 0, _flip_commitment)
+        tamper(self.store, WriteSetCommitment("medical", 1, 0), one_digit_changed)
         reason = self.assert_damage_at(1)
         assert reason.endswith(
             "The write-set commitment of transaction 0 does not match its write-set."
@@ -461,7 +368,7 @@ class LedgerStoreConformance:
         writer = ChainWriter(self.store, "medical", clock=golden_clock())
         commit, _ = writer.build(tip, [proposal("forged", writes={"card/1": {"version": 3}})])
         block = commit.block
-        false_text = _flip_commitment(block.tx_texts[0])
+        false_text = commitment_changed(block.tx_texts[0])
         forged = Block.build(block.number, block.previous_hash, block.timestamp, (false_text,))
         assert self.store.append_if_tip("medical", tip, dataclasses.replace(commit, block=forged))
         reason = self.assert_damage_at(3)
@@ -496,7 +403,7 @@ class LedgerStoreConformance:
             foreign_reads={"medical": {"active/1": (0, 0)}},
         )
         (refused,) = submit_all(self.ledger, "report", [late])
-        assert isinstance(refused, ConflictError)
+        assert isinstance(refused, ReadConflictError)
         assert self.store.read_state("report", "report/1") is None
         (tx,) = self.store.read_blocks("report", 0, 1)[0].transactions()
         assert (tx.validation, tx.foreign_reads) == (
@@ -567,7 +474,7 @@ class LedgerStoreConformance:
         report = proposal(
             "r", channel="report", writes={"r": 1}, foreign_reads={"medical": {"active/1": (0, 0)}}
         )
-        with pytest.raises(ConflictError):
+        with pytest.raises(ReadConflictError):
             writer.commit([report])
         assert self.store.tip("report") == Tip.empty()
 
@@ -615,9 +522,11 @@ class LedgerStoreConformance:
         assert len(self.store.read_range("medical", "p", "q")) == 2000
 
     def test_unreachable_store_fails_fast_and_clearly(self) -> None:
+        if not self.can_be_unreachable:
+            pytest.skip("this backend is always reachable")
         started = time.monotonic()
         with pytest.raises(BackendUnavailableError, match="cannot be"):
-            store = open_store(self.unreachable_url())
+            store = open_store(unreachable_url(self.backend))
             store.tip("medical")
         assert time.monotonic() - started < 5
 
@@ -630,14 +539,20 @@ class LedgerStoreConformance:
         assert self.store.read_state("medical", "q") is None
         assert self.ledger.channel("medical").verify().ok
 
-
-def _flip_commitment(text: str) -> str:
-    """Change the first hex digit of a transaction text's write-set commitment."""
-    marker = '"write_set_commitment":"'
-    start = text.index(marker) + len(marker)
-    return text[:start] + _flip_hex(text[start:])
-
-
-def _flip_hex(text: str) -> str:
-    """Change the first hex digit: one byte, still a well-formed hash."""
-    return ("1" if text[0] != "1" else "2") + text[1:]
+    def test_append_failing_halfway_rolls_back_everything(self) -> None:
+        if not self.rolls_back:
+            pytest.skip("this backend checks everything before its first write")
+        writer = ChainWriter(self.store, "medical", clock=golden_clock())
+        writer.commit([proposal("first", writes={"a": 1})])
+        tip = self.store.tip("medical")
+        commit, _ = writer.build(tip, [proposal("second", writes={"b": 2, "c": 3})])
+        # The history rows go in last; a duplicate row makes the database refuse the block
+        # after the block, transaction and state rows were already inserted.
+        broken = dataclasses.replace(commit, history=commit.history + commit.history[:1])
+        with pytest.raises(ChainIntegrityError, match="could not be stored"):
+            self.store.append_if_tip("medical", tip, broken)
+        assert self.store.tip("medical") == tip
+        assert self.store.read_state("medical", "b") is None
+        assert self.store.read_blocks("medical", 1, 5) == []
+        assert self.store.read_history("medical", "b") == []
+        assert self.store.append_if_tip("medical", tip, commit)

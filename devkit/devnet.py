@@ -1,6 +1,6 @@
 """`make run`'s first step: a development network with one demo user per role, made once.
 
-Run as `python -m api.devnet DIR`: if DIR holds no network yet it is created
+Run as `python -m devkit.devnet DIR LEDGER_URL`: if DIR holds no network yet it is created
 (`network init`) and demo users are enrolled, each with a PKCS#12 file for a
 browser (password `healthledger`). Either way it prints where the
 certificates are and a curl command that asks the server who you are.
@@ -97,7 +97,7 @@ watch the whole story on a throwaway network: .venv/bin/healthledger demo
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m api.devnet NETWORK_DIR LEDGER_URL", file=sys.stderr)
+        print("usage: python -m devkit.devnet NETWORK_DIR LEDGER_URL", file=sys.stderr)
         return 2
     directory = Path(argv[0]).resolve()
     if ensure_dev_network(directory):

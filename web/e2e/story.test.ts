@@ -1,14 +1,18 @@
+/// <reference types="node" />
 // The five-step story clicked through in headless Chromium by two parents, a pediatrician,
 // two schools and an administrator, each in their own browser context presenting their own
 // client certificate to a running `healthledger serve`. Asserts what each person sees; saves
-// a screenshot per step. Exit code 0 when every step and check passed.
+// a screenshot per step, and of every open page when the story fails.
 //
-// Environment: E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory,
-// with users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), and
+// Run by tests/test_web_e2e.py (`npm run e2e`, this directory's vitest.config.ts), which sets
+// E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory, with
+// users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), E2E_CHROMIUM, and
 // NODE_EXTRA_CA_CERTS=<network>/tls/ca.pem so Playwright's certificate proxy trusts the server.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
+import type { Browser, BrowserContext, Locator, Page, ViewportSize } from 'playwright-core'
+import { afterAll, assert, beforeAll, test } from 'vitest'
 
 const BASE_URL = required('E2E_BASE_URL')
 const NETWORK = required('E2E_NETWORK')
@@ -19,34 +23,31 @@ const STEP_TIMEOUT_MS = 20_000
 const CHILD = 'Mia Martin'
 const CONCLUSION = 'Fit for school. Keep peanuts out of her lunch.'
 
-function required(name) {
+function required(name: string): string {
   const value = process.env[name]
-  if (!value) {
-    console.error(`${name} is not set`)
-    process.exit(2)
-  }
+  if (!value) throw new Error(`${name} is not set`)
   return value
-}
-
-class StoryFailed extends Error {}
-
-function check(condition, message) {
-  if (!condition) throw new StoryFailed(message)
 }
 
 /** One person's browser context and page; counts navigations to prove updates arrive live. */
 class Person {
-  constructor(uid, org, context, page) {
-    this.uid = uid
-    this.org = org
-    this.context = context
-    this.page = page
-    this.loads = 0
+  loads = 0
+
+  constructor(
+    readonly uid: string,
+    readonly context: BrowserContext,
+    readonly page: Page,
+  ) {
     page.on('load', () => (this.loads += 1))
     page.on('pageerror', (error) => console.error(`[${uid}] page error: ${error.message}`))
   }
 
-  static async open(browser, uid, org, viewport = { width: 1280, height: 900 }) {
+  static async open(
+    browser: Browser,
+    uid: string,
+    org: string,
+    viewport: ViewportSize = { width: 1280, height: 900 },
+  ): Promise<Person> {
     const context = await browser.newContext({
       viewport,
       clientCertificates: [
@@ -59,39 +60,39 @@ class Person {
     })
     context.setDefaultTimeout(STEP_TIMEOUT_MS)
     const page = await context.newPage()
-    const person = new Person(uid, org, context, page)
+    const person = new Person(uid, context, page)
     await page.goto(BASE_URL + '/')
     await person.sees(uid)
     return person
   }
 
-  /** Waits until `text` (string or RegExp) is visible somewhere on the page. */
-  async sees(text, within = this.page) {
+  /** Waits until `text` is visible somewhere on the page, or within one part of it. */
+  async sees(text: string | RegExp, within: Page | Locator = this.page): Promise<void> {
     try {
       await within.getByText(text).first().waitFor({ state: 'visible' })
-    } catch {
-      throw new StoryFailed(`${this.uid} does not see ${text}`)
+    } catch (error) {
+      throw new Error(`${this.uid} does not see ${text}`, { cause: error })
     }
   }
 
   /** Asserts `text` is nowhere on the page, not even hidden. */
-  async doesNotSee(text) {
+  async doesNotSee(text: string): Promise<void> {
     const count = await this.page.getByText(text).count()
-    check(count === 0, `${this.uid} sees ${text}, which they must not`)
+    assert(count === 0, `${this.uid} sees ${text}, which they must not`)
   }
 
-  async click(name) {
+  async click(name: string | RegExp): Promise<void> {
     await this.page.getByRole('button', { name }).click()
   }
 
-  section(name) {
+  section(name: string): Locator {
     return this.page.getByRole('region', { name, exact: true })
   }
 }
 
 let shots = 0
-/** The whole page, one element (a locator), or what fits the window ('window'). */
-async function screenshot(person, name, target) {
+/** The whole page, one element, or what fits the window. */
+async function screenshot(person: Person, name: string, target?: Locator | 'window'): Promise<void> {
   shots += 1
   const file = join(OUTPUT, `${String(shots).padStart(2, '0')}-${name}.png`)
   if (target === 'window') await person.page.screenshot({ path: file })
@@ -100,11 +101,11 @@ async function screenshot(person, name, target) {
   console.log(`   screenshot ${file}`)
 }
 
-function step(title) {
+function step(title: string): void {
   console.log(title)
 }
 
-async function story(browser) {
+async function story(browser: Browser): Promise<void> {
   const parent = await Person.open(browser, 'alice', 'parents')
   const otherParent = await Person.open(browser, 'bob', 'parents')
   const doctor = await Person.open(browser, 'dr-house', 'hospital')
@@ -112,16 +113,17 @@ async function story(browser) {
   const schoolB = await Person.open(browser, 'school-b-office', 'school-b')
   const people = [parent, otherParent, doctor, schoolA, schoolB]
 
-  for (const [person, role, org] of [
+  const banners: [Person, string, string][] = [
     [parent, 'Parent', 'parents'],
     [otherParent, 'Parent', 'parents'],
     [doctor, 'Pediatrician', 'hospital'],
     [schoolA, 'School staff', 'school-a'],
     [schoolB, 'School staff', 'school-b'],
-  ]) {
+  ]
+  for (const [person, role, org] of banners) {
     const header = person.page.getByRole('banner')
-    check((await header.getByText(role, { exact: true }).count()) === 1, `${person.uid}: role ${role}`)
-    check((await header.getByText(org, { exact: true }).count()) === 1, `${person.uid}: org ${org}`)
+    assert((await header.getByText(role, { exact: true }).count()) === 1, `${person.uid}: role ${role}`)
+    assert((await header.getByText(org, { exact: true }).count()) === 1, `${person.uid}: org ${org}`)
   }
 
   step('1. the parent registers a child, the other parent accepts guardianship; a pediatrician accepts an agreement and edits the card')
@@ -140,7 +142,7 @@ async function story(browser) {
   const offers = otherParent.section('Guardianship offered to you')
   await otherParent.sees('You were offered guardianship of a child: accept it to see the child.')
   await otherParent.sees(`${CHILD}, born`, offers)
-  check(
+  assert(
     (await otherParent.section('Your children').getByText(CHILD).count()) === 0,
     'bob does not have the child before accepting',
   )
@@ -148,7 +150,7 @@ async function story(browser) {
   await otherParent.click(`Accept guardianship of ${CHILD}`)
   await otherParent.sees(CHILD, otherParent.section('Your children'))
   await otherParent.sees(/Version 1, last changed by alice/, otherParent.section('Medical card'))
-  check((await offers.count()) === 0, 'the accepted offer is gone')
+  assert((await offers.count()) === 0, 'the accepted offer is gone')
   await parent.sees('A parent accepted guardianship of a child and is now a guardian.')
   await parent.sees('bob — guardian', guardians)
 
@@ -158,7 +160,7 @@ async function story(browser) {
   const problem = parent.section('Pediatrician').getByRole('alert')
   await problem.waitFor()
   const sentence = (await problem.innerText()).trim()
-  check(
+  assert(
     sentence === 'Please check what you entered. doctorUid must name an enrolled hospital doctor.',
     `the error reads: ${sentence}`,
   )
@@ -175,7 +177,6 @@ async function story(browser) {
   await doctor.sees(CHILD, doctor.section('Your patients'))
   await parent.sees('active: this pediatrician can read and edit the card')
 
-  const d = doctor.page
   const editor = doctor.section('Medical card')
   await editor.getByText('Editing version 1').waitFor()
   await editor.getByLabel('Blood type').selectOption('A+')
@@ -209,7 +210,7 @@ async function story(browser) {
   await screenshot(doctor, 'doctor-stale-version', staleEditor)
   await staleTab.getByRole('button', { name: 'Reload the card (discards your edits)' }).click()
   await staleEditor.getByText('Editing version 3').waitFor()
-  check(
+  assert(
     (await staleEditor.getByLabel('Notes').inputValue()) === 'Asthma confirmed; follow-up in spring.',
     'the reloaded card shows the version the other tab saved',
   )
@@ -222,7 +223,7 @@ async function story(browser) {
   await parent.sees('Vaccinations: added MMR dose 1 (2020-05-01)', history)
   const card = parent.section('Medical card')
   await parent.sees('Asthma confirmed; follow-up in spring.', card)
-  check((await card.getByRole('textbox').count()) === 0, 'the parent sees the card read-only')
+  assert((await card.getByRole('textbox').count()) === 0, 'the parent sees the card read-only')
   await screenshot(parent, 'parent-card-and-history', p.locator('.child-sections'))
 
   step('2. the parent applies to school-a, which accepts')
@@ -251,7 +252,7 @@ async function story(browser) {
   await doctor.sees(CONCLUSION, preview)
   await doctor.sees('peanuts', preview)
   await doctor.sees('Preparatory', preview)
-  check((await preview.getByText('Asthma').count()) === 0, 'the preview leaves the notes out')
+  assert((await preview.getByText('Asthma').count()) === 0, 'the preview leaves the notes out')
   await screenshot(doctor, 'doctor-report-preview', writer)
   await doctor.click('Create report')
   await doctor.sees('No school is waiting for a report.')
@@ -270,8 +271,8 @@ async function story(browser) {
 
   step('5. the parent permits school-a (not school-b) to read it; school-a reads it; the parent withdraws')
   const reports = parent.section('Health reports')
-  check(await reports.getByLabel(/^school-a/).isChecked(), 'school-a, which asked, is preselected')
-  check(!(await reports.getByLabel(/^school-b/).isChecked()), 'school-b is not preselected')
+  assert(await reports.getByLabel(/^school-a/).isChecked(), 'school-a, which asked, is preselected')
+  assert(!(await reports.getByLabel(/^school-b/).isChecked()), 'school-b is not preselected')
   await parent.click('Approve for the chosen schools')
   await parent.sees('Withdraw permission for school-a')
   await parent.doesNotSee('Withdraw permission for school-b')
@@ -292,7 +293,7 @@ async function story(browser) {
   await screenshot(parent, 'parent-withdrew-permission', reports)
 
   for (const person of people) {
-    check(person.loads === 1, `${person.uid}'s page was loaded ${person.loads} times; updates must arrive live`)
+    assert(person.loads === 1, `${person.uid}'s page was loaded ${person.loads} times; updates must arrive live`)
   }
 
   console.log('   the administrator explores the blocks: the parents’ and schools’ transactions are hidden')
@@ -306,7 +307,7 @@ async function story(browser) {
   await admin.sees(/Transaction \d+: hidden — you cannot read its records\./, explorer)
   await admin.sees(/\d+ transactions?, \d+ hidden from you/, explorer)
   for (const secret of ['alice', 'bob', 'dr-house', 'registerChild', 'updateMedicalCard']) {
-    check((await explorer.getByText(secret).count()) === 0, `the administrator sees ${secret} in the explorer`)
+    assert((await explorer.getByText(secret).count()) === 0, `the administrator sees ${secret} in the explorer`)
   }
   await screenshot(admin, 'admin-block-explorer', 'window')
   await admin.context.close()
@@ -318,32 +319,32 @@ async function story(browser) {
   const overflow = await phone.page.evaluate(
     () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
   )
-  check(overflow <= 0, `the phone-width page scrolls sideways by ${overflow}px`)
+  assert(overflow <= 0, `the phone-width page scrolls sideways by ${overflow}px`)
   await phone.context.close()
-  return people
 }
 
-mkdirSync(OUTPUT, { recursive: true })
-const started = Date.now()
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu'],
+let browser: Browser
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+  })
 })
-let exitCode = 0
-try {
-  await story(browser)
-  console.log(`story passed in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-} catch (error) {
-  exitCode = 1
-  console.error(`story FAILED: ${error instanceof StoryFailed ? error.message : error.stack}`)
-  for (const context of browser.contexts()) {
-    for (const [n, page] of context.pages().entries()) {
-      await page
-        .screenshot({ path: join(OUTPUT, `failure-${browser.contexts().indexOf(context)}-${n}.png`), fullPage: true })
-        .catch(() => {})
-    }
-  }
-} finally {
+
+afterAll(async () => {
   await browser.close()
-}
-process.exit(exitCode)
+})
+
+test('the five-step story, as each person sees it', async ({ onTestFailed }) => {
+  onTestFailed(async () => {
+    // A page that cannot be captured any more must not hide the story's own failure.
+    for (const [c, context] of browser.contexts().entries()) {
+      for (const [p, page] of context.pages().entries()) {
+        await page.screenshot({ path: join(OUTPUT, `failure-${c}-${p}.png`), fullPage: true }).catch(() => {})
+      }
+    }
+  })
+  await story(browser)
+})
