@@ -89,7 +89,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_parsed > MAX_REQUEST_HEAD_BYTES:
             self._head_arrived()
             self.send_400_response(HEAD_TOO_LARGE)
-            raise _HeadTooLarge  # stops the parser before any application sees the request
+            raise _HeadTooLargeError  # stops the parser before any application sees the request
 
     def _await_head(self) -> None:
         self._head_arrived()
@@ -112,5 +112,5 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-class _HeadTooLarge(Exception):
+class _HeadTooLargeError(Exception):
     """Raised from a parser callback: the parser turns it into its own error and stops."""

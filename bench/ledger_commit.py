@@ -1,37 +1,25 @@
-"""Benchmark of the ledger's commit path on every backend: throughput, latency, ceiling, growth.
+"""Benchmark of the ledger's commit path: throughput, latency, raw ceiling, growth, the story.
 
-What is measured, per backend (memory, sqlite, postgresql, redis):
+Per backend (--backends), each run on a fresh scratch store (`scratch_url`, removed after),
+with the ledger's default group commit (`open_ledger(url)`: batch_timeout_ms=2,
+max_batch=500):
 
-1. Ledger throughput and latency. A fresh, empty store is opened with
-   `open_ledger(url)` (group commit defaults: batch_timeout_ms=2,
-   max_batch=500) and 1, 16 and 256 asyncio submitters run a closed loop on
-   one channel: each builds a Proposal that reads a key of its own at the
-   version it last saw and writes a small JSON value to it, then awaits
-   `ChannelLedger.submit` (closed_loop.py). tx/s counts commits returned in
-   the measurement window (after a warm-up); p50/p99 are submit-to-commit
-   latencies in that window.
-2. Raw ceiling. The same rows the ledger writes per transaction (block
-   header, transaction record, state upsert, history entry), written straight
-   into the same kind of store in one atomic write per 500 transactions with
-   the ledger's durability settings (raw_ceiling.py). ratio = ledger tx/s at
-   its best submitter count / ceiling tx/s.
-3. Growth. One ledger is filled through ChainWriter.commit in blocks of 500
-   transactions, each creating a new key (growth.py), up to 10%, 30% and 100%
-   of --growth-tx (--growth-checkpoints); at each checkpoint the 256-submitter
-   measurement runs on it, alternating with the same measurement on empty
-   ledgers. Each of these runs is a fresh child process, so that the two start
-   alike (except memory's grown runs, which must run where that ledger lives).
-   Several sizes, because a slowdown can show at one size and not at another.
-   A fill that would exceed --growth-budget seconds stops early, and the table
-   says how far it got.
+1. Ledger: --submitters closed loops of one-key commits (ledger_workloads.commits). tx/s
+   counts commits returned in the window; p50/p99 are submit-to-commit latencies in it.
+2. Raw ceiling: the rows the ledger writes for a real block, written straight into the
+   same kind of store (raw_ceiling.py). ratio = ledger tx/s at its best count / ceiling.
+3. Growth (--growth-backends): one ledger is filled through ChainWriter.commit in blocks of
+   500 new keys to each --growth-checkpoints share of --growth-tx; at each checkpoint the
+   256-submitter run is repeated on it, alternating with runs on empty ledgers. Both sides
+   run in fresh processes (the grown ledger in a worker process that owns it): a process
+   that has run for long is several per cent slower, enough to blur a 10% target.
+4. Story (--story-backends, --families): the story through the Gateway, and as many bare
+   closed loops writing a card-sized value in the story's channel mix, back to back, in
+   alternating order; overhead = 1 - story ops/s / bare commits/s per repeat, then median.
 
-Every figure is the median of --repeats runs. Each run gets its own temporary
-SQLite file, PostgreSQL schema or Redis key prefix, removed afterwards, also on
-error, Ctrl-C or SIGTERM (scratch_stores.py). Progress goes to stderr, the
-Markdown report to stdout.
-
-Run from the repository root:
-    .venv/bin/python bench/ledger_commit.py [--backends memory,sqlite] [--growth-tx 100000]
+Targets: tx/s per backend (memory 50,000, SQLite 10,000, Redis 15,000, PostgreSQL 5,000);
+at least 40% of the raw ceiling; after growth within 10% of an empty ledger; story
+overhead under 30%.
 """
 
 from __future__ import annotations
@@ -41,441 +29,345 @@ import asyncio
 import dataclasses
 import gc
 import json
-import os
-import platform
-import shlex
-import signal
-import sqlite3
-import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
+from typing import Any
 
-# Measure the ledger_backends next to this script, not whichever copy is installed.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ledger_backends import Ledger, LedgerStore, Validation, open_ledger, open_store
+from ledger_backends.chain import ChainWriter
+from ledger_backends.testing import scratch_url
 
-import psycopg
-import redis
-from arguments import names, positive_ints
-from closed_loop import CHANNEL, LoadPoint, LoadSample, run_closed_loop
-from growth import FILL_BLOCK_SIZE, FillResult, GrownLedgerProcess, serve_grown_ledger
-from raw_ceiling import RAW_BLOCK_SIZE, RawRows, measure_ceiling, open_raw_writer
-from report import (
-    BackendResult,
-    GrowthResult,
-    growth_table,
-    ledger_table,
-    missed_targets,
+from . import harness
+from .harness import Result, log, median
+from .ledger_workloads import (
+    CHANNEL,
+    SMALL_VALUE,
+    STORY_CHANNELS,
+    Sample,
+    commits,
+    story,
+    story_card,
+    update_proposal,
 )
-from scratch_stores import BACKENDS, Servers, exit_on_sigterm, scratch_store
+from .raw_ceiling import RAW_BLOCK_SIZE, RawRows, measure_ceiling
 
-from ledger_backends import Ledger, LedgerStore, open_ledger
-
-DEFAULT_SUBMITTERS = (1, 16, 256)
-# A slowdown can show at one size and not at another (a query plan that flips), so
-# the growth check measures at several sizes up to --growth-tx.
-DEFAULT_GROWTH_CHECKPOINTS = (0.1, 0.3, 1.0)
+TARGET_TX_PER_S = {"memory": 50_000, "sqlite": 10_000, "redis": 15_000, "postgresql": 5_000}
+CEILING_SHARE, GROWTH_TOLERANCE, STORY_OVERHEAD = 0.40, 0.10, 0.30
 GROWTH_SUBMITTERS = 256
+FILL_BLOCK = 500
+Workload = Callable[[Ledger, int], Coroutine[Any, Any, Sample]]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """What to run, from the command line."""
-
-    backends: list[str]
-    submitters: list[int]
-    warmup_s: float
-    duration_s: float
-    repeats: int
-    growth_tx: int
-    growth_checkpoints: list[float]
-    growth_backends: list[str]
-    growth_budget_s: float
-    servers: Servers
-    json_path: Path | None
-    run_on: str | None
-    run_tag: str
-    grown_worker: str | None
-
-
-def parse_args(argv: list[str] | None) -> Plan:
-    parser = argparse.ArgumentParser(
-        description="Measure committed tx/s and submit-to-commit latency of the ledger on "
-        "each backend, against the store's raw ceiling, and after N transactions.",
+def arguments() -> argparse.ArgumentParser:
+    found = harness.parser(__doc__.splitlines()[0], repeats=3, duration=5.0, warmup=1.0)
+    backends = harness.names(harness.BACKENDS)
+    every = ",".join(harness.BACKENDS)
+    found.add_argument("--backends", type=backends, default=harness.BACKENDS, help=every)
+    found.add_argument("--submitters", type=harness.counts, default=[1, 16, 256], help="1,16,256")
+    found.add_argument("--growth-tx", type=int, default=1_000_000, help="1000000; 0: no growth")
+    found.add_argument(
+        "--growth-checkpoints", type=shares, default=[0.1, 0.3, 1.0], help="0.1,0.3,1"
     )
-    parser.add_argument(
-        "--backends",
-        type=names(BACKENDS),
-        default=list(BACKENDS),
-        help=f"comma-separated subset of {','.join(BACKENDS)} (default: all)",
+    found.add_argument("--growth-backends", type=backends, help="default: --backends")
+    found.add_argument("--growth-budget", type=float, default=600.0, help="seconds per fill: 600")
+    found.add_argument(
+        "--story-backends", type=backends, default=["memory", "sqlite"], help="memory,sqlite"
     )
-    parser.add_argument(
-        "--submitters",
-        type=positive_ints("submitter counts", "1,16,256"),
-        default=list(DEFAULT_SUBMITTERS),
-        help="comma-separated concurrent submitter counts (default 1,16,256)",
+    found.add_argument(
+        "--families", type=harness.counts, default=[1, 16, 64], help="story: 1,16,64"
     )
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=5.0,
-        help="seconds measured per run and per raw ceiling (default %(default)s)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=float,
-        default=1.0,
-        help="seconds of load before each measurement window (default %(default)s)",
-    )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="runs per figure; the median is reported (default %(default)s)",
-    )
-    parser.add_argument(
-        "--growth-tx",
-        type=int,
-        default=1_000_000,
-        help="transactions committed before the growth measurement; 0 skips it "
-        "(default %(default)s)",
-    )
-    parser.add_argument(
-        "--growth-checkpoints",
-        type=_share_list,
-        default=list(DEFAULT_GROWTH_CHECKPOINTS),
-        help="also measure when the fill reaches these shares of --growth-tx (default 0.1,0.3,1)",
-    )
-    parser.add_argument(
-        "--growth-backends",
-        type=names(BACKENDS),
-        default=None,
-        help="backends for the growth check (default: --backends)",
-    )
-    parser.add_argument(
-        "--growth-budget",
-        type=float,
-        default=600.0,
-        help="seconds allowed for filling one backend (default %(default)s)",
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default="postgresql://postgres@127.0.0.1:5432/test",
-        help="PostgreSQL server; each run uses a new schema (default %(default)s)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default="redis://127.0.0.1:6379/0",
-        help="Redis server; each run uses a new key prefix (default %(default)s)",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        dest="json_path",
-        help="also write the results as JSON to this file",
-    )
-    # Internal: one growth run on the ledger at this URL, printed as JSON (see _child_sample).
-    parser.add_argument("--run-on", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--run-tag", default="bench", help=argparse.SUPPRESS)
-    # Internal: serve the grown ledger at this URL on stdin/stdout (see growth.py).
-    parser.add_argument("--grown-worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.repeats < 1 or args.duration <= 0 or args.warmup < 0 or args.growth_tx < 0:
-        parser.error("--repeats must be ≥ 1, --duration > 0, --warmup and --growth-tx ≥ 0.")
-    return Plan(
-        backends=args.backends,
-        submitters=args.submitters,
-        warmup_s=args.warmup,
-        duration_s=args.duration,
-        repeats=args.repeats,
-        growth_tx=args.growth_tx,
-        growth_checkpoints=args.growth_checkpoints,
-        growth_backends=args.backends if args.growth_backends is None else args.growth_backends,
-        growth_budget_s=args.growth_budget,
-        servers=Servers(postgres_url=args.postgres_url, redis_url=args.redis_url),
-        json_path=args.json_path,
-        run_on=args.run_on,
-        run_tag=args.run_tag,
-        grown_worker=args.grown_worker,
-    )
+    found.add_argument("--no-story", action="store_true", help="skip the story")
+    # For its own child processes: one growth run on an empty ledger, or the grown ledger.
+    found.add_argument("--run-on", help=argparse.SUPPRESS)
+    found.add_argument("--grown-worker", help=argparse.SUPPRESS)
+    return found
 
 
-def _share_list(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected shares like 0.1,0.3,1, not {text!r}") from exc
+def shares(text: str) -> list[float]:
+    values = [float(part) for part in text.split(",")]
     if any(not 0 < value <= 1 for value in values):
-        raise argparse.ArgumentTypeError("checkpoint shares must be in (0, 1]")
+        raise argparse.ArgumentTypeError("checkpoints are shares in (0, 1]")
     return values
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def closed_loop(args: Any, prefix: str = "bench", **options: Any) -> Workload:
+    def run(ledger: Ledger, n: int) -> Coroutine[Any, Any, Sample]:
+        window = {"warmup_s": args.warmup, "duration_s": args.duration}
+        return commits(ledger, n, prefix=prefix, **window, **options)
+
+    return run
 
 
-def describe(sample: LoadSample) -> str:
-    text = f"{sample.tx_per_s:,.0f} tx/s, p50 {sample.p50_ms:.2f} ms, p99 {sample.p99_ms:.2f} ms"
-    return text + (f", {sample.conflicts} conflicts" if sample.conflicts else "")
-
-
-async def _window_on_url(url: str, submitters: int, plan: Plan, tx_prefix: str) -> LoadSample:
-    ledger = open_ledger(url)
+async def _closing(ledger: Ledger, workload: Workload, concurrency: int) -> Sample:
     try:
-        return await run_closed_loop(
-            ledger.channel(CHANNEL),
-            submitters,
-            warmup_s=plan.warmup_s,
-            duration_s=plan.duration_s,
-            tx_prefix=tx_prefix,
-        )
+        return await workload(ledger, concurrency)
     finally:
         await ledger.aclose()
 
 
-async def _window_on_store(
-    store: LedgerStore, submitters: int, plan: Plan, tx_prefix: str
-) -> LoadSample:
-    # A new Ledger per event loop: a committer belongs to the loop it first ran on.
-    channel = Ledger(store).channel(CHANNEL)
-    try:
-        return await run_closed_loop(
-            channel,
-            submitters,
-            warmup_s=plan.warmup_s,
-            duration_s=plan.duration_s,
-            tx_prefix=tx_prefix,
-        )
-    finally:
-        await channel.close()
-
-
-def ledger_sample(backend: str, submitters: int, plan: Plan) -> LoadSample:
-    """One closed-loop run on a fresh, empty store."""
-    with scratch_store(backend, plan.servers) as scratch:
+def fresh_run(backend: str, workload: Workload, concurrency: int) -> Sample:
+    with scratch_url(backend) as url:
         gc.collect()
-        return asyncio.run(_window_on_url(scratch.url, submitters, plan, "bench"))
+        return asyncio.run(_closing(open_ledger(url), workload, concurrency))
 
 
-def ceiling_sample(backend: str, raw: RawRows, plan: Plan) -> float:
-    """One raw-ceiling run on a fresh, empty store, in tx/s."""
-    with scratch_store(backend, plan.servers) as scratch:
-        writer = open_raw_writer(scratch, raw)
-        try:
-            gc.collect()
-            return measure_ceiling(writer, raw, plan.duration_s)
-        finally:
-            writer.close()
+def describe(s: Sample) -> str:
+    text = f"{s.ops_per_s:,.0f}/s, p50 {s.p50_ms():.2f} ms, p99 {s.p99_ms():.2f} ms, "
+    text += f"{s.cpu_ms_per_op:.3f} CPU ms/op"
+    trouble = s.conflicts or s.failures
+    return text + (f", {s.conflicts} conflicts, {s.failures} failed" if trouble else "")
 
 
-def measure_backend(backend: str, raw: RawRows, plan: Plan) -> BackendResult:
+def medians(samples: list[Sample]) -> tuple[float, float, float]:
+    """ops/s, p50 and p99 ms."""
+    ops = median(s.ops_per_s for s in samples)
+    return ops, median(s.p50_ms() for s in samples), median(s.p99_ms() for s in samples)
+
+
+# -- ledger and raw ceiling ---------------------------------------------------------------------
+
+
+def measure_backend(backend: str, raw: RawRows, args: Any) -> tuple[dict[int, list[Sample]], float]:
     """Every submitter count, then the ceiling, per repeat (interleaved against drift)."""
-    samples: dict[int, list[LoadSample]] = {n: [] for n in plan.submitters}
-    ceilings: list[float] = []
-    for repeat in range(1, plan.repeats + 1):
-        for submitters in plan.submitters:
-            sample = ledger_sample(backend, submitters, plan)
-            samples[submitters].append(sample)
-            log(
-                f"[{backend}] run {repeat}/{plan.repeats}, {submitters} submitters: "
-                f"{describe(sample)}"
-            )
-        ceilings.append(ceiling_sample(backend, raw, plan))
-        log(f"[{backend}] run {repeat}/{plan.repeats}, raw ceiling: {ceilings[-1]:,.0f} tx/s")
-    return BackendResult(
-        backend=backend,
-        points=[LoadPoint.median_of(samples[n]) for n in plan.submitters],
-        ceiling_tx_per_s=statistics.median(ceilings),
-    )
+    points: dict[int, list[Sample]] = {n: [] for n in args.submitters}
+    ceilings = []
+    for repeat in range(1, args.repeats + 1):
+        for n, samples in points.items():
+            samples.append(fresh_run(backend, closed_loop(args), n))
+            log(f"[{backend}] run {repeat}, {n} submitters: {describe(samples[-1])}")
+        with scratch_url(backend) as url:
+            ceilings.append(measure_ceiling(backend, url, raw, args.duration))
+        log(f"[{backend}] run {repeat}, raw ceiling: {ceilings[-1]:,.0f} tx/s")
+    return points, median(ceilings)
 
 
-def measure_growth(backend: str, plan: Plan) -> list[GrowthResult]:
-    """Runs on empty ledgers and on one ledger grown to each checkpoint in turn.
+def ledger_report(
+    figures: dict[str, tuple[dict[int, list[Sample]], float]],
+) -> tuple[list[str], list[Result]]:
+    rows, results = [], []
+    for backend, (points, ceiling) in figures.items():
+        for n, samples in points.items():
+            tx, p50, p99 = medians(samples)
+            ratio = f"{ceiling:,.0f} | {tx / ceiling:.1%}"
+            rows.append(f"{backend} | {n} | {tx:,.0f} | {p50:.2f} | {p99:.2f} | {ratio}")
+        best = max(points, key=lambda n: medians(points[n])[0])
+        tx, target = medians(points[best])[0], TARGET_TX_PER_S[backend]
+        at = f"{tx:,.0f} tx/s at {best} submitters"
+        results.append(Result(f"ledger, {backend}", f"≥ {target:,} tx/s", at, tx >= target))
+        share = f"{tx / ceiling:.1%} of {ceiling:,.0f} tx/s"
+        goal = f"≥ {CEILING_SHARE:.0%}"
+        results.append(
+            Result(f"ledger ÷ raw ceiling, {backend}", goal, share, tx / ceiling >= CEILING_SHARE)
+        )
+    header = "backend | submitters | tx/s | p50 ms | p99 ms | raw ceiling tx/s | ratio"
+    return ["## Throughput, latency and raw ceiling", "", *harness.table(header, rows)], results
 
-    Empty and grown runs alternate, so that load from other programs on a shared
-    machine hits both alike; each side runs in a fresh process (see growth.py).
-    """
-    results = []
-    with (
-        scratch_store(backend, plan.servers) as scratch,
-        GrownLedgerProcess(_worker_command(scratch.url, plan)) as grown,
-    ):
-        filled, measured_tx, fill_s = 0, 0, 0.0
-        for target in growth_targets(plan):
-            fill = _fill(backend, grown, plan, filled, target - filled, fill_s)
-            filled, fill_s = filled + fill.committed, fill_s + fill.seconds
-            in_ledger = filled + measured_tx
+
+# -- growth -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fill:
+    requested: int
+    committed: int
+    seconds: float
+
+
+def fill(store: LedgerStore, first_key: int, count: int, budget_s: float) -> Fill:
+    """`count` new-key transactions in blocks of FILL_BLOCK, or fewer when the budget ends."""
+    writer, done, started = ChainWriter(store, CHANNEL), 0, time.perf_counter()
+    while done < count and time.perf_counter() - started < budget_s:
+        keys = range(first_key + done, first_key + done + min(FILL_BLOCK, count - done))
+        block = [
+            update_proposal(CHANNEL, f"fill/{n:08d}", None, n, SMALL_VALUE, "fill") for n in keys
+        ]
+        if any(r.validation is not Validation.VALID for r in writer.commit(block)):
+            raise RuntimeError("A fill transaction was marked as a conflict; the keys collide.")
+        done += len(keys)
+    return Fill(count, done, time.perf_counter() - started)
+
+
+def serve_grown_ledger(url: str, args: Any) -> None:
+    """The growth worker: owns the ledger at `url`, answers each line of stdin with JSON:
+    `fill FIRST COUNT BUDGET_S` with a Fill, `run TAG` with the Sample of a 256-submitter run."""
+    store = open_store(url)
+    try:
+        for line in sys.stdin:
+            command, *words = line.split()
+            if command == "fill":
+                answer: Any = fill(store, int(words[0]), int(words[1]), float(words[2]))
+            else:
+                gc.collect()
+                answer = asyncio.run(_grown_run(store, words[0], args))
+            print(json.dumps(dataclasses.asdict(answer)), flush=True)
+    finally:
+        store.close()
+
+
+async def _grown_run(store: LedgerStore, tag: str, args: Any) -> Sample:
+    # A new Ledger per event loop: a committer belongs to the loop it first ran on.
+    ledger = Ledger(store)
+    try:
+        return await closed_loop(args, tag)(ledger, GROWTH_SUBMITTERS)
+    finally:
+        await ledger.channel(CHANNEL).close()
+
+
+class GrownLedger:
+    """Drives a growth worker process; a context manager that ends it."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=harness.ROOT
+        )
+
+    def ask(self, line: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        if not (answer := self.process.stdout.readline()):
+            raise RuntimeError(f"The growth worker stopped while asked {line!r} (see above).")
+        found: dict[str, Any] = json.loads(answer)
+        return found
+
+    def __enter__(self) -> GrownLedger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # EOF ends an idle worker; a busy one (Ctrl-C) gets SIGTERM and unwinds its clean-up.
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait()
+
+
+def child(args: Any, option: str) -> list[str]:
+    window = [f"--duration={args.duration}", f"--warmup={args.warmup}"]
+    return [sys.executable, "-m", "bench.ledger_commit", *window, option]
+
+
+def empty_run(backend: str, args: Any) -> Sample:
+    with scratch_url(backend) as url:
+        run = subprocess.run(child(args, f"--run-on={url}"), capture_output=True, cwd=harness.ROOT)
+    if run.returncode:
+        raise RuntimeError(f"A growth run failed:\n{run.stderr.decode()}")
+    return Sample(**json.loads(run.stdout))
+
+
+def measure_growth(backend: str, args: Any) -> tuple[list[str], list[Result]]:
+    """Empty and grown runs alternate, so other load on the machine hits both alike."""
+    rows, results = [], []
+    targets = sorted({max(1, round(args.growth_tx * share)) for share in args.growth_checkpoints})
+    with scratch_url(backend) as url, GrownLedger(child(args, f"--grown-worker={url}")) as grown:
+        filled, runs_tx, fill_s = 0, 0, 0.0
+        for target in targets:
+            budget = max(args.growth_budget - fill_s, 0.0)
+            log(f"[{backend} growth] filling to {target:,} (budget left {budget:.0f} s)")
+            part = Fill(**grown.ask(f"fill {filled} {target - filled} {budget}"))
+            filled, fill_s = filled + part.committed, fill_s + part.seconds
             empty, full = [], []
-            for repeat in _runs(plan):
-                empty.append(_empty_growth_sample(backend, plan, repeat))
-                full.append(_grown_growth_sample(backend, grown, plan, repeat, in_ledger))
-                measured_tx += full[-1].transactions
-            results.append(
-                GrowthResult(
-                    backend=backend,
-                    transactions=in_ledger,
-                    fill=FillResult(target, filled, fill_s),
-                    empty=LoadPoint.median_of(empty),
-                    full=LoadPoint.median_of(full),
-                )
+            for repeat in range(1, args.repeats + 1):
+                empty.append(empty_run(backend, args))
+                full.append(Sample(**grown.ask(f"run grown{filled + runs_tx}r{repeat}")))
+                runs_tx += full[-1].transactions
+                where = f"[{backend} growth] {filled:,} filled, run {repeat}"
+                log(f"{where}: empty {describe(empty[-1])}; grown {describe(full[-1])}")
+            (empty_tx, _, empty_p99), (full_tx, _, full_p99) = medians(empty), medians(full)
+            cut = "" if part.committed == part.requested else " (the budget ended the fill)"
+            n, change = f"{filled + runs_tx:,}{cut}", full_tx / empty_tx - 1
+            rows.append(
+                f"{backend} | {n} | {filled / fill_s:,.0f} | {empty_tx:,.0f} | {full_tx:,.0f}"
+                f" | {change:+.1%} | {empty_p99:.1f} → {full_p99:.1f}"
             )
-            if not fill.complete:
+            goal = f"within {GROWTH_TOLERANCE:.0%} of empty"
+            name = f"ledger after {n} tx, {backend}"
+            results.append(Result(name, goal, f"{change:+.1%}", change >= -GROWTH_TOLERANCE))
+            if cut:
                 break
-    return results
+    return rows, results
 
 
-def growth_targets(plan: Plan) -> list[int]:
-    """How many fill transactions the ledger holds at each checkpoint, ascending."""
-    return sorted({max(1, round(plan.growth_tx * share)) for share in plan.growth_checkpoints})
+# -- the story ----------------------------------------------------------------------------------
 
 
-def _runs(plan: Plan) -> range:
-    return range(1, plan.repeats + 1)
+def measure_story(backend: str, args: Any) -> tuple[list[str], list[Result]]:
+    """Story and bare per concurrency, back to back, in alternating order."""
+    card = story_card()
+    workloads: dict[str, Workload] = {
+        "story": lambda ledger, n: story(ledger, n, warmup_s=args.warmup, duration_s=args.duration),
+        "bare": closed_loop(args, "bare", channels=STORY_CHANNELS, value=card),
+    }
+    cells: dict[int, dict[str, list[Sample]]] = {
+        n: {"story": [], "bare": []} for n in args.families
+    }
+    for repeat in range(args.repeats):
+        for n, cell in cells.items():
+            for name in harness.alternating(list(workloads), repeat):
+                cell[name].append(fresh_run(backend, workloads[name], n))
+                log(f"[{backend}] run {repeat + 1}, {name} x{n}: {describe(cell[name][-1])}")
+    rows, results = [], []
+    for n, cell in cells.items():
+        pairs = zip(cell["story"], cell["bare"], strict=True)
+        overhead = median(1 - s.ops_per_s / b.ops_per_s for s, b in pairs)
+        (story_ops, p50, p99), (bare_ops, *_) = medians(cell["story"]), medians(cell["bare"])
+        cpu = [median(s.cpu_ms_per_op for s in cell[name]) for name in ("story", "bare")]
+        failed = sum(s.failures + s.conflicts for s in cell["story"])
+        rows.append(
+            f"{backend} | {n} | {story_ops:,.0f} | {bare_ops:,.0f} | {overhead:.0%} | {cpu[0]:.3f}"
+            f" | {cpu[1]:.3f} | {p50:.1f} / {p99:.1f} | {failed}"
+        )
+        measured = f"{overhead:.0%} ({story_ops:,.0f} vs {bare_ops:,.0f} ops/s)"
+        name = f"story via the gateway ÷ bare commits, {backend}, {n} concurrent"
+        results.append(
+            Result(name, f"overhead < {STORY_OVERHEAD:.0%}", measured, overhead < STORY_OVERHEAD)
+        )
+    return rows, results
 
 
-def _fill(
-    backend: str,
-    grown: GrownLedgerProcess,
-    plan: Plan,
-    first_key: int,
-    count: int,
-    spent_s: float,
-) -> FillResult:
-    budget_s = max(plan.growth_budget_s - spent_s, 0.0)
-    log(f"[{backend} growth] filling {count:,} more transactions (budget left {budget_s:.0f} s)")
-    fill = grown.fill(first_key, count, budget_s)
-    log(
-        f"[{backend} growth] filled {first_key + fill.committed:,} in total "
-        f"({fill.tx_per_s:,.0f} tx/s for this part)"
-    )
-    return fill
+GROWTH = (
+    f"## Throughput after N transactions ({GROWTH_SUBMITTERS} submitters)",
+    "backend | N in ledger | fill tx/s | empty tx/s | after-N tx/s | change | p99 ms empty → after",
+)
+STORY = (
+    "## Story through the gateway vs bare commits",
+    "backend | concurrency | story ops/s | bare commits/s | overhead | story CPU ms/op"
+    " | bare CPU ms/op | story p50 / p99 ms | conflicts + failed",
+)
 
 
-def _empty_growth_sample(backend: str, plan: Plan, repeat: int) -> LoadSample:
-    with scratch_store(backend, plan.servers) as scratch:
-        sample = _child_sample(scratch.url, "bench", plan)
-    log(f"[{backend} growth] empty ledger, run {repeat}/{plan.repeats}: {describe(sample)}")
-    return sample
-
-
-def _grown_growth_sample(
-    backend: str, grown: GrownLedgerProcess, plan: Plan, repeat: int, in_ledger: int
-) -> LoadSample:
-    sample = grown.run(f"grown{in_ledger}r{repeat}")
-    run = f"run {repeat}/{plan.repeats}"
-    log(f"[{backend} growth] {in_ledger:,} in ledger, {run}: {describe(sample)}")
-    return sample
-
-
-def _child_sample(url: str, tag: str, plan: Plan) -> LoadSample:
-    """A growth-check run on the ledger at `url` in a fresh Python process (see growth.py)."""
-    command = [*_child_command(plan), f"--run-on={url}", f"--run-tag={tag}"]
-    child = subprocess.run(command, capture_output=True, text=True)
-    if child.returncode != 0:
-        raise RuntimeError(f"A growth run on {url} failed:\n{child.stderr}")
-    return LoadSample(**json.loads(child.stdout))
-
-
-def _worker_command(url: str, plan: Plan) -> list[str]:
-    return [*_child_command(plan), f"--grown-worker={url}"]
-
-
-def _child_command(plan: Plan) -> list[str]:
-    return [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        f"--duration={plan.duration_s}",
-        f"--warmup={plan.warmup_s}",
-    ]
-
-
-def _grown_run(store: LedgerStore, tag: str, plan: Plan) -> LoadSample:
-    """In the growth worker: one run on the grown ledger it owns."""
-    gc.collect()
-    return asyncio.run(_window_on_store(store, GROWTH_SUBMITTERS, plan, tag))
-
-
-def environment(plan: Plan) -> list[str]:
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    versions = [f"Python {platform.python_version()}", f"SQLite {sqlite3.sqlite_version}"]
-    used = set(plan.backends) | set(plan.growth_backends if plan.growth_tx else [])
-    if "postgresql" in used:
-        versions.append(f"PostgreSQL {_postgres_version(plan.servers.postgres_url)}")
-    if "redis" in used:
-        versions.append(f"Redis {_redis_version(plan.servers.redis_url)}")
-    return [
-        f"- machine: {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()}), "
-        f"shared; load average at start {load}",
-        f"- software: {', '.join(versions)}",
-        f"- runs: {plan.repeats} per figure, {plan.duration_s:g} s measured after "
-        f"{plan.warmup_s:g} s warm-up; medians; raw ceiling in blocks of {RAW_BLOCK_SIZE}, "
-        f"growth fill in blocks of {FILL_BLOCK_SIZE}",
-    ]
-
-
-def _postgres_version(url: str) -> str:
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-    except psycopg.Error:
-        return "(unreachable)"
-
-
-def _redis_version(url: str) -> str:
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
-            return str(client.info("server")["redis_version"])
-    except redis.RedisError:
-        return "(unreachable)"
-
-
-def render(
-    plan: Plan, header: list[str], ledger: list[BackendResult], growth: list[GrowthResult]
-) -> str:
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
-    parts = ["# Ledger commit benchmark", "", f"`{command}`", "", *header, ""]
-    if ledger:
-        parts += ["## Throughput, latency and raw ceiling", "", ledger_table(ledger), ""]
-    if growth:
-        parts += ["## Growth", "", growth_table(growth), ""]
-    missed = missed_targets(ledger, growth)
-    parts += ["## Missed targets", ""]
-    parts += [f"- {line}" for line in missed] if missed else ["- none"]
-    return "\n".join(parts)
-
-
-def main(argv: list[str] | None = None) -> int:
-    plan = parse_args(argv)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    if plan.run_on is not None:
-        sample = asyncio.run(_window_on_url(plan.run_on, GROWTH_SUBMITTERS, plan, plan.run_tag))
+def main(argv: Sequence[str] | None = None) -> int:
+    args = harness.parse(arguments(), argv)
+    harness.exit_on_sigterm()
+    if args.run_on is not None:
+        sample = asyncio.run(
+            _closing(open_ledger(args.run_on), closed_loop(args), GROWTH_SUBMITTERS)
+        )
         print(json.dumps(dataclasses.asdict(sample)))
         return 0
-    if plan.grown_worker is not None:
-        run = partial(_grown_run, plan=plan)
-        serve_grown_ledger(plan.grown_worker, run, sys.stdin, sys.stdout)
+    if args.grown_worker is not None:
+        serve_grown_ledger(args.grown_worker, args)
         return 0
-    header = environment(plan)
-    header.insert(0, f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    blocks = f"; raw ceiling in blocks of {RAW_BLOCK_SIZE}, growth fill in blocks of {FILL_BLOCK}"
+    environment = harness.environment(args, blocks)
     raw = RawRows()
-    ledger = [measure_backend(backend, raw, plan) for backend in plan.backends]
-    growth = (
-        [point for backend in plan.growth_backends for point in measure_growth(backend, plan)]
-        if plan.growth_tx
-        else []
-    )
-    print(render(plan, header, ledger, growth))
-    if plan.json_path is not None:
-        results = {
-            "ledger": [dataclasses.asdict(result) for result in ledger],
-            "growth": [dataclasses.asdict(result) for result in growth],
-        }
-        plan.json_path.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    body, results = ledger_report({b: measure_backend(b, raw, args) for b in args.backends})
+    parts = []
+    if args.growth_tx:
+        backends = args.growth_backends or args.backends
+        parts.append((GROWTH, [measure_growth(b, args) for b in backends]))
+    if not args.no_story:
+        parts.append((STORY, [measure_story(b, args) for b in args.story_backends]))
+    for (title, header), found in parts:
+        rows = [row for rows, _ in found for row in rows]
+        body += ["", title, "", *harness.table(header, rows)]
+        results += [result for _, more in found for result in more]
+    return harness.publish("Ledger commit benchmark", environment, body, results, args.summary)
 
 
 if __name__ == "__main__":

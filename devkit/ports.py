@@ -19,7 +19,8 @@ BACKLOG = 128
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
     """A TCP socket bound to a free port on `host` and listening; the caller closes it."""
-    listening = socket.socket(_family(host), socket.SOCK_STREAM)
+    # Named as TCP, so asyncio sets TCP_NODELAY on what it accepts (no 40 ms delayed-ACK waits).
+    listening = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listening.bind((host, 0))
         listening.listen(BACKLOG)

@@ -40,7 +40,7 @@ SCAN_PAGE = 5000
 IN_LIST_CHUNK = 500
 
 
-class _NotAppended(Exception):
+class _NotAppendedError(Exception):
     """Leave the append's transaction, rolling it back: the block is to be built again."""
 
 
@@ -221,8 +221,8 @@ class SqlStore(LedgerStore):
                     return False
                 self._insert_block(conn, channel, commit)
                 if commit.not_after is not None and time.monotonic() > commit.not_after:
-                    raise _NotAppended
-        except _NotAppended:
+                    raise _NotAppendedError
+        except _NotAppendedError:
             return False
         except IntegrityError as exc:
             # Another process inserted this block number first: a lost race, not damage.
@@ -238,14 +238,14 @@ class SqlStore(LedgerStore):
     def _current(self, conn: Connection, foreign_reads: ForeignReads) -> bool:
         """Whether every foreign read still has the version seen, read inside this transaction.
 
-        Raises _NotAppended when PostgreSQL finds a row read being written right now.
+        Raises _NotAppendedError when PostgreSQL finds a row read being written right now.
         """
         for channel, reads in foreign_reads.items():
             try:
                 found = self._versions(conn, self._locked_versions_query, channel, list(reads))
             except DBAPIError as exc:
                 if self.is_lock_busy(exc):
-                    raise _NotAppended from exc
+                    raise _NotAppendedError from exc
                 raise
             if any(found.get(key) != version for key, version in reads.items()):
                 return False

@@ -32,7 +32,7 @@ class Verification:
     tip: Tip | None = None
 
 
-class _Damage(Exception):
+class _DamageFoundError(Exception):
     def __init__(self, block_number: int, reason: str) -> None:
         super().__init__(reason)
         self.block_number = block_number
@@ -58,12 +58,12 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
         history = list(store.scan_history(channel))
         damages = walk.replay.state_damage(state) + walk.replay.history_damage(history)
         _finish(walk, damages)
-    except _Damage as damage:
+    except _DamageFoundError as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
     return Verification(channel, True, walk.height, tip=walk.tip)
 
 
-def _finish(walk: _ChainWalk, damages: list[tuple[str, _Damage]]) -> None:
+def _finish(walk: _ChainWalk, damages: list[tuple[str, _DamageFoundError]]) -> None:
     """Walk the blocks appended meanwhile, then raise the earliest damage to a key they left
     alone (keys they touched may differ from the scan for good reason)."""
     touched = walk.advance()
@@ -113,7 +113,7 @@ def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Ver
         state = {key: store.read_state(channel, key) for key in written}
         damages = walk.replay.history_damage(history) + walk.replay.written_state_damage(state)
         _finish(walk, damages)
-    except _Damage as damage:
+    except _DamageFoundError as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
     return Verification(channel, True, walk.height, tip=walk.tip)
 
@@ -201,12 +201,12 @@ class _ChainWalk:
         number = self.height - 1
         found = self.store.read_blocks(self.channel, number, 1)
         if not found:
-            raise _Damage(number, f"block {number} is missing.")
+            raise _DamageFoundError(number, f"block {number} is missing.")
         reason = block_damage(self.store, self.channel, found[0], number, None)
         if reason is None and found[0].hash != self.previous_hash:
             reason = "its hash differs from the one an earlier verification found."
         if reason is not None:
-            raise _Damage(number, reason)
+            raise _DamageFoundError(number, reason)
 
     def advance(self) -> set[str]:
         """Check and replay every block not yet seen; return the keys they wrote."""
@@ -217,11 +217,11 @@ class _ChainWalk:
                 number = self.height
                 reason = block_damage(self.store, self.channel, block, number, self.previous_hash)
                 if reason is not None:
-                    raise _Damage(number, reason)
+                    raise _DamageFoundError(number, reason)
                 try:
                     transactions = block.transactions()
                 except (ValueError, KeyError, TypeError, IndexError) as exc:
-                    raise _Damage(number, "a transaction in it cannot be read.") from exc
+                    raise _DamageFoundError(number, "a transaction in it cannot be read.") from exc
                 for tx in transactions:
                     touched.update(self.replay.apply(tx))
                 self.previous_hash = block.hash
@@ -237,7 +237,7 @@ class _ChainWalk:
         if tip.height < self.height or (
             tip.height == self.height and tip.hash != self.previous_hash
         ):
-            raise _Damage(
+            raise _DamageFoundError(
                 max(self.height - 1, 0), "the recorded chain tip does not match the last block."
             )
 
@@ -261,7 +261,7 @@ class _Replay:
         a conflict because of them.
         """
         if not tx.commitment_holds:
-            raise _Damage(
+            raise _DamageFoundError(
                 tx.block_number,
                 f"the write-set commitment of transaction {tx.tx_index} "
                 "does not match its write-set.",
@@ -275,7 +275,7 @@ class _Replay:
         if tx.validation not in (Validation.VALID, Validation.MVCC_READ_CONFLICT) or (
             conflict != marked and not (marked and tx.foreign_reads)
         ):
-            raise _Damage(
+            raise _DamageFoundError(
                 tx.block_number,
                 f"transaction {tx.tx_index} is marked {tx.validation} but replay disagrees.",
             )
@@ -315,45 +315,45 @@ class _Replay:
 
     def written_state_damage(
         self, stored: Mapping[str, StateRecord | None]
-    ) -> list[tuple[str, _Damage]]:
+    ) -> list[tuple[str, _DamageFoundError]]:
         """Compare the stored rows of keys the replay wrote with what it wrote last."""
-        damages: list[tuple[str, _Damage]] = []
+        damages: list[tuple[str, _DamageFoundError]] = []
         for key, record in stored.items():
             expected = self.state.get(key)
             if record is None and expected is not None:
                 reason = "a key this block wrote is missing from the world state."
-                damages.append((key, _Damage(expected[1][0], reason)))
+                damages.append((key, _DamageFoundError(expected[1][0], reason)))
             elif record is not None and expected is None:
                 reason = "the world state holds a key no valid transaction wrote."
-                damages.append((key, _Damage(record.version[0], reason)))
+                damages.append((key, _DamageFoundError(record.version[0], reason)))
             elif record is not None and expected != (record.value, record.version):
                 reason = "the world state differs from what this block wrote."
-                damages.append((key, _Damage(self.history[key][-1].block_number, reason)))
+                damages.append((key, _DamageFoundError(self.history[key][-1].block_number, reason)))
         return damages
 
-    def state_damage(self, stored: Iterable[StateRecord]) -> list[tuple[str, _Damage]]:
-        damages: list[tuple[str, _Damage]] = []
+    def state_damage(self, stored: Iterable[StateRecord]) -> list[tuple[str, _DamageFoundError]]:
+        damages: list[tuple[str, _DamageFoundError]] = []
         seen: set[str] = set()
         for record in stored:
             seen.add(record.key)
             expected = self.state.get(record.key)
             if expected is None:
                 reason = "the world state holds a key no valid transaction wrote."
-                damages.append((record.key, _Damage(record.version[0], reason)))
+                damages.append((record.key, _DamageFoundError(record.version[0], reason)))
             elif expected != (record.value, record.version):
                 reason = "the world state differs from what this block wrote."
-                damages.append((record.key, _Damage(expected[1][0], reason)))
+                damages.append((record.key, _DamageFoundError(expected[1][0], reason)))
         for key, (_, version) in self.state.items():
             if key not in seen:
                 reason = "a key this block wrote is missing from the world state."
-                damages.append((key, _Damage(version[0], reason)))
+                damages.append((key, _DamageFoundError(version[0], reason)))
         return damages
 
-    def history_damage(self, stored: Iterable[HistoryEntry]) -> list[tuple[str, _Damage]]:
+    def history_damage(self, stored: Iterable[HistoryEntry]) -> list[tuple[str, _DamageFoundError]]:
         stored_by_key: dict[str, list[HistoryEntry]] = {}
         for entry in stored:
             stored_by_key.setdefault(entry.key, []).append(entry)
-        damages: list[tuple[str, _Damage]] = []
+        damages: list[tuple[str, _DamageFoundError]] = []
         for key in self.history.keys() | stored_by_key.keys():
             expected = self.history.get(key, [])
             actual = sorted(stored_by_key.get(key, []), key=lambda e: (e.block_number, e.tx_index))
@@ -363,7 +363,7 @@ class _Replay:
                 if want != got:
                     block = min(e.block_number for e in (want, got) if e is not None)
                     reason = "the key history differs from what this block wrote."
-                    damages.append((key, _Damage(block, reason)))
+                    damages.append((key, _DamageFoundError(block, reason)))
                     break
         return damages
 

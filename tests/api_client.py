@@ -332,7 +332,7 @@ def ready_report(
 # -- graphql-transport-ws ---------------------------------------------------------------------
 
 
-class _Stalled(AssertionError):
+class _StalledError(AssertionError):
     """The websocket client did not get through a step in time."""
 
 
@@ -361,7 +361,7 @@ class Subscriber:
         """
         try:
             return self._connect(api, uid, headers)
-        except _Stalled:
+        except _StalledError:
             return self._connect(api, uid, headers)
 
     def _connect(
@@ -409,12 +409,12 @@ class Subscriber:
             yield
         except Exception as exc:
             if stalled.is_set():
-                raise _Stalled(f"could not {doing} within {WS_DEADLINE_SECONDS} s") from exc
+                raise _StalledError(f"could not {doing} within {WS_DEADLINE_SECONDS} s") from exc
             raise
         finally:
             timer.cancel()
         if stalled.is_set():
-            raise _Stalled(f"could not {doing} within {WS_DEADLINE_SECONDS} s")
+            raise _StalledError(f"could not {doing} within {WS_DEADLINE_SECONDS} s")
 
     def send(self, message: dict[str, Any]) -> None:
         self.connection.send(json.dumps(message))

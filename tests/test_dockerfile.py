@@ -207,7 +207,7 @@ def test_the_build_context_leaves_out_secrets_environments_and_caches() -> None:
         "web/dist/index.html",
         "web/src/gql/graphql.ts",
         "web/test-results/story/01.png",
-        "web/e2e/story.mjs",
+        "web/e2e/story.test.ts",
         "api/__pycache__/cli.cpython-311.pyc",
         "ledger.db",
     ]:

@@ -1,1 +1,1 @@
-"""The reliability suite: crashes, outages, tampering, hostile input and concurrency (issue 8)."""
+"""The reliability suite: crashes, outages, tampering, hostile input and concurrency."""

@@ -1,4 +1,4 @@
-"""Backend outages (issue 8, item 2): the ledger goes away under a running server and comes back.
+"""Backend outages: the ledger goes away under a running server and comes back.
 
 Every outage is real: a private redis-server killed (connections refused) or
 frozen with SIGSTOP (connections accepted, nothing answered); PostgreSQL
@@ -54,7 +54,7 @@ from tests.api_client import (
 from tests.networks import NetworkFixture, make_network
 from tests.reliability.tcp_proxy import TcpProxy
 
-# What "quickly" means for a request while the ledger is unreachable (issue 8).
+# What "quickly" means for a request while the ledger is unreachable.
 WITHIN_SECONDS = 5.0
 # Long enough for every in-flight commit to have run into the outage.
 OUTAGE_SECONDS = 3.0
