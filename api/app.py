@@ -2,7 +2,8 @@
 
 Requests to /graphql must carry a verified identity (client certificate over
 mutual TLS, or from a trusted proxy's header): without one, HTTP gets 401 with
-an UNAUTHENTICATED GraphQL error and a websocket is closed with code 4401.
+an UNAUTHENTICATED GraphQL error, and a websocket upgrade is refused (closed before
+it is accepted, which uvicorn answers with HTTP 403).
 Bodies over 1 MiB get HTTP 413 before any parsing; bodies that take over 30 s, 408.
 """
 
