@@ -8,6 +8,7 @@ certificate; every response body is checked for things no client may ever see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import socket
@@ -152,6 +153,18 @@ def api_server(
             yield api
         finally:
             api.close()
+
+
+@contextlib.contextmanager
+def api_server_behind_proxy(net: NetworkFixture) -> Iterator[Api]:
+    """The app on `memory://` behind a TLS-terminating proxy at 127.0.0.1 that forwards the
+    client certificate in `x-forwarded-client-cert`."""
+    network = load_network(net.directory)
+    server = dataclasses.replace(
+        network.server, client_cert_header="x-forwarded-client-cert", trusted_proxies=("127.0.0.1",)
+    )
+    with api_server(net, "memory://", dataclasses.replace(network, server=server)) as running:
+        yield running
 
 
 class RedisServer:

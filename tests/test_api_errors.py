@@ -7,7 +7,6 @@ the uids of other users.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 import time
@@ -22,7 +21,6 @@ from graphql import GraphQLError
 
 from api.errors import with_code
 from authz import ca, provision
-from authz.network import load_network
 from ledger_backends import BackendUnavailableError
 from ledger_backends.testing import POSTGRES_URL, needs_backend, query_option, scratch_url
 from tests.api_client import (
@@ -38,6 +36,7 @@ from tests.api_client import (
     Api,
     RedisServer,
     api_server,
+    api_server_behind_proxy,
     assert_nothing_leaks,
     ready_report,
     register,
@@ -108,17 +107,7 @@ def test_without_a_client_certificate_the_tls_handshake_fails(api: Api) -> None:
 
 @pytest.fixture(scope="module")
 def behind_proxy(net: NetworkFixture) -> Iterator[Api]:
-    """The server behind a TLS-terminating proxy at 127.0.0.1 that forwards the certificate."""
-    network = load_network(net.directory)
-    proxied = dataclasses.replace(
-        network,
-        server=dataclasses.replace(
-            network.server,
-            client_cert_header="x-forwarded-client-cert",
-            trusted_proxies=("127.0.0.1",),
-        ),
-    )
-    with api_server(net, "memory://", proxied) as running:
+    with api_server_behind_proxy(net) as running:
         yield running
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,6 @@ import pytest
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from authz import provision
-from authz.network import load_network
 from ledger_backends.testing import needs_backend
 from tests.api_client import (
     APPROVE,
@@ -22,6 +20,7 @@ from tests.api_client import (
     RedisServer,
     Subscriber,
     api_server,
+    api_server_behind_proxy,
     ready_report,
     register,
     sign_and_accept,
@@ -215,16 +214,7 @@ def test_an_idle_subscription_of_a_revoked_certificate_ends_within_seconds(
 
 @pytest.fixture(scope="module")
 def behind_proxy(net: NetworkFixture) -> Iterator[Api]:
-    network = load_network(net.directory)
-    proxied = dataclasses.replace(
-        network,
-        server=dataclasses.replace(
-            network.server,
-            client_cert_header="x-forwarded-client-cert",
-            trusted_proxies=("127.0.0.1",),
-        ),
-    )
-    with api_server(net, "memory://", proxied) as running:
+    with api_server_behind_proxy(net) as running:
         yield running
 
 
