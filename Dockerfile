@@ -23,15 +23,17 @@
 # `healthledger serve`, e.g. `--workers 4`. The stop timeout outlasts the server's 30 s
 # graceful shutdown. A bind-mounted directory must belong to UID 10001.
 
-# The web app (web/dist): built with Node.js in its own stage; only the static files move on.
+# The web app and GraphiQL (web/dist): built with Node.js in its own stage; only the static files
+# move on.
 FROM node:20-slim AS web
 WORKDIR /build/web
 COPY web/package.json web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY schema.graphql /build/
-COPY web/index.html web/vite.config.ts web/codegen.ts web/tsconfig.json ./
+COPY web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json ./
 COPY web/public ./public
 COPY web/src ./src
+COPY web/graphiql ./graphiql
 RUN npm run build
 
 FROM python:3.11-slim

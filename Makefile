@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 
 NETWORK_DIR ?= var/network
 
-# The web app (web/dist): its locked npm packages, then a build whenever its sources change.
+# The web app and GraphiQL (web/dist): locked npm packages, then a build when a source changes.
 WEB_MODULES := web/node_modules/.package-lock.json
 WEB_DIST := web/dist/index.html
-WEB_SOURCES := $(shell find web/src web/public -type f -not -path 'web/src/gql/*' 2>/dev/null) \
-	web/index.html web/vite.config.ts web/codegen.ts web/tsconfig.json schema.graphql
+WEB_SOURCES := $(shell find web/src web/public web/graphiql -type f -not -path 'web/src/gql/*' 2>/dev/null) \
+	web/index.html web/graphiql.html web/vite.config.ts web/codegen.ts web/tsconfig.json schema.graphql
 
 $(WEB_MODULES): web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
@@ -32,12 +32,17 @@ $(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
 	command -v chromium >/dev/null || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# NSS's tools, which put a user's .p12 into that browser's own certificate store for the test.
+/usr/bin/pk12util:
+	command -v pk12util >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnss3-tools)
+
 # A development network with demo users (made once), then the API and web app on the embedded ledger.
 run: $(STAMP) $(WEB_DIST)
 	$(BIN)/python -m devkit.devnet $(NETWORK_DIR) $(LEDGER_URL)
 	$(BIN)/healthledger serve --network $(NETWORK_DIR) --ledger $(LEDGER_URL)
 
-test: $(STAMP) $(WEB_DIST) /usr/bin/chromium
+test: $(STAMP) $(WEB_DIST) /usr/bin/chromium /usr/bin/pk12util
 	cd web && npm test
 	$(BIN)/pytest
 

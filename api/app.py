@@ -5,6 +5,8 @@ mutual TLS, or from a trusted proxy's header): without one, HTTP gets 401 with
 an UNAUTHENTICATED GraphQL error, and a websocket upgrade is refused (closed before
 it is accepted, which uvicorn answers with HTTP 403).
 Bodies over 1 MiB get HTTP 413 before any parsing; bodies that take over 30 s, 408.
+Every HTTP answer of /graphql, refusals included, takes the media type and status that
+api.graphql_over_http gives it.
 """
 
 from __future__ import annotations
@@ -15,22 +17,38 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.types import QueryParams
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from authz.identity import Identity
-from domain.errors import UnauthenticatedError
+from domain.errors import RefusalError, UnauthenticatedError
 
 from .context import Context
+from .graphql_over_http import (
+    APPLICATION_JSON,
+    RequestRefusedError,
+    answer_media_type,
+    check_media_types,
+    graphql_answer,
+    refusal_answer,
+    without_empty_parameters,
+)
 from .health import HealthAddress, HealthListener, probe_routes
+from .persisted_operations import REFUSAL_STATUS, PersistedOperations
 from .schema import schema
 from .services import Services
-from .web import GRAPHIQL_PAGE, NO_STORE, graphiql_headers, web_routes, with_headers
+from .web import NO_STORE, graphiql_page, web_routes, with_headers
 from .websocket import CertificateCheckedTransportWS
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -46,29 +64,88 @@ class HealthLedgerGraphQL(GraphQL[Context, None]):
     Websockets speak graphql-transport-ws only, and keep checking the caller's certificate
     (api.websocket); a client asking only for the legacy `graphql-ws` protocol is closed
     with 4406. Every response and websocket handshake answer says `Cache-Control: no-store`.
+    Which document a request runs, by hash or text, is `persisted_operations`' to say.
     """
 
     graphql_transport_ws_handler_class = CertificateCheckedTransportWS
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, persisted_operations: PersistedOperations) -> None:
         super().__init__(
             schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL]
         )
         self.services = services
+        self.persisted_operations = persisted_operations
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, with_headers(send, NO_STORE))
+        """Websockets as Strawberry serves them; HTTP as api.graphql_over_http says, where
+        Strawberry would answer its refusals in plain text."""
+        send = with_headers(send, NO_STORE)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            if not self.should_render_graphql_ide(StarletteRequestAdapter(request)):
+                check_media_types(request.method, request.headers)
+            response = await self.run(request)
+        except HTTPException as refusal:
+            response = refusal_answer(refusal, request.headers.get("accept")).response()
+        await response(scope, receive, send)
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """Strawberry's, knowing the media type its GraphQL response will take."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = answer_media_type(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        return graphql_answer(response_data, sub_response.media_type or APPLICATION_JSON).response()
+
+    def parse_query_params(self, params: QueryParams) -> dict[str, Any]:
+        return super().parse_query_params(without_empty_parameters(params))
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """Not for a GET naming a persisted operation by its hash, which has no `query`."""
+        return super().should_render_graphql_ide(request) and (
+            "extensions" not in request.query_params
+        )
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, on the document api.persisted_operations resolves for the request.
+
+        Resolved before the schema's limits and validation run, which apply to it as to
+        any text; a refusal is answered with its own code and status.
+        """
+        try:
+            resolved = self.persisted_operations.resolve(
+                request_data.query, request_data.extensions
+            )
+        except RefusalError as refusal:
+            raise RequestRefusedError(
+                REFUSAL_STATUS[refusal.code], str(refusal), refusal.code
+            ) from None
+        request_data.query = resolved.query
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        self.persisted_operations.remember(resolved, result)
+        return result
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL, never framed and never prefilled.
-
-        The page would fill its editor from the URL (`?q=`, `?variables=`, `?headers=`), so a
-        link could stage a mutation for one click; with any query string the browser is sent
-        to the bare URL instead.
-        """
-        if request.url.query:
-            return RedirectResponse(request.url.path, status_code=303)
-        return HTMLResponse(GRAPHIQL_PAGE, headers=graphiql_headers(request))
+        """GraphiQL from the web build, for a browser's GET (api.web.graphiql_page)."""
+        return graphiql_page(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return Context(
@@ -93,12 +170,10 @@ class HealthLedgerGraphQL(GraphQL[Context, None]):
         return decoded
 
 
-def _unauthenticated(message: str) -> JSONResponse:
-    body = {
-        "data": None,
-        "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}],
-    }
-    return JSONResponse(body, status_code=401)
+def _refusal(scope: Scope, status: int, message: str, code: str) -> Response:
+    """A refusal made before the GraphQL view, in the media type the request negotiates."""
+    refused = RequestRefusedError(status, message, code)
+    return refusal_answer(refused, Headers(scope=scope).get("accept")).response()
 
 
 class IdentityGate:
@@ -117,7 +192,7 @@ class IdentityGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": str(exc)[:120]})
             else:
-                await _unauthenticated(str(exc))(scope, receive, send)
+                await _refusal(scope, 401, str(exc), "UNAUTHENTICATED")(scope, receive, send)
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, receive, send)
@@ -149,7 +224,8 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _body_refused(413, f"larger than {self.limit // 1024} KiB")(scope, receive, send)
+            too_large = _body_refused(scope, 413, f"larger than {self.limit // 1024} KiB")
+            await too_large(scope, receive, send)
             return
         received = 0
         deadline: float | None = None
@@ -170,9 +246,10 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLargeError:
-            await _body_refused(413, f"larger than {self.limit // 1024} KiB")(scope, receive, send)
+            too_large = _body_refused(scope, 413, f"larger than {self.limit // 1024} KiB")
+            await too_large(scope, receive, send)
         except _BodyTooSlowError:
-            refusal = _body_refused(408, f"not sent within {self.seconds:g} s")
+            refusal = _body_refused(scope, 408, f"not sent within {self.seconds:g} s")
             refusal.headers["connection"] = "close"
             await refusal(scope, receive, send)
 
@@ -185,22 +262,23 @@ class _BodyTooSlowError(Exception):
     pass
 
 
-def _body_refused(status: int, why: str) -> JSONResponse:
-    body = {
-        "data": None,
-        "errors": [
-            {"message": f"The request body was {why}.", "extensions": {"code": "BAD_USER_INPUT"}}
-        ],
-    }
-    return JSONResponse(body, status_code=status)
+def _body_refused(scope: Scope, status: int, why: str) -> Response:
+    return _refusal(scope, status, f"The request body was {why}.", "BAD_USER_INPUT")
 
 
-def create_app(services: Services, health: HealthAddress | None = None) -> Starlette:
+def create_app(
+    services: Services,
+    health: HealthAddress | None = None,
+    persisted_operations: PersistedOperations | None = None,
+) -> Starlette:
     """The whole HTTP surface of a healthledger server over the given services.
 
     With `health`, the lifespan also opens the plain-HTTP probe listener there.
+    `persisted_operations` are the operations registered at start and the mode (default:
+    automatic persisted queries, none registered).
     """
-    graphql = BodyLimit(IdentityGate(HealthLedgerGraphQL(services), services), MAX_BODY_BYTES)
+    view = HealthLedgerGraphQL(services, persisted_operations or PersistedOperations())
+    graphql = BodyLimit(IdentityGate(view, services), MAX_BODY_BYTES)
     listener = HealthListener(services, health) if health else None
 
     async def metrics(request: Request) -> Response:
@@ -222,7 +300,8 @@ def create_app(services: Services, health: HealthAddress | None = None) -> Starl
 
     return Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method reaches the view, which answers the others 405 as a GraphQL response.
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *probe_routes(services),
             Route("/metrics", IdentityGate(request_response(metrics), services)),

@@ -133,6 +133,22 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("HEALTHLEDGER_HEALTH_HOST") or "127.0.0.1",
         help="address of the health port (env HEALTHLEDGER_HEALTH_HOST; default 127.0.0.1)",
     )
+    serve.add_argument(
+        "--persisted-only",
+        action="store_true",
+        default=os.environ.get("HEALTHLEDGER_PERSISTED_ONLY") == "1",
+        help="run only the operations registered at start (the web app's, from the "
+        "manifest), named by their sha256 hash; refuse any other document "
+        "(env HEALTHLEDGER_PERSISTED_ONLY=1)",
+    )
+    serve.add_argument(
+        "--persisted-operations",
+        metavar="FILE",
+        default=os.environ.get("HEALTHLEDGER_PERSISTED_OPERATIONS"),
+        help="the manifest of registered operations, JSON {sha256: document} "
+        "(env HEALTHLEDGER_PERSISTED_OPERATIONS; default: the web app's "
+        "web/dist/persisted-documents.json, if built)",
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(
@@ -182,6 +198,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or network.server.host
     port = args.port if args.port is not None else network.server.port
     health = HealthAddress(args.health_host, health_port) if health_port is not None else None
+    manifest = Path(args.persisted_operations).resolve() if args.persisted_operations else None
     # Found here, a bad setting is one line and exit 2, not a traceback in a worker.
     preflight.check_serve(
         network,
@@ -189,6 +206,8 @@ def _serve(args: argparse.Namespace) -> int:
         host,
         port,
         health,
+        persisted_only=args.persisted_only,
+        persisted_operations=manifest,
     )
     from .server import serve
 
@@ -199,6 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=args.workers,
         health=health,
+        persisted_only=args.persisted_only,
+        persisted_operations=manifest,
     )
     return EXIT_OK
 

@@ -1,4 +1,4 @@
-"""What `serve` checks before it starts: certificates, ledgers and ports.
+"""What `serve` checks before it starts: certificates, ledgers, persisted operations, ports.
 
 Each check raises `CannotServeError` with one sentence that says what to fix, so a
 misconfigured server ends with exit code 2 and that line instead of a
@@ -21,6 +21,7 @@ from ledger_backends import LedgerError, open_store
 from ledger_backends.urls import redacted_url, scrubbed
 
 from .health import HealthAddress
+from .persisted_operations import ManifestError, PersistedOperations
 
 
 class CannotServeError(Exception):
@@ -70,6 +71,19 @@ def check_ledgers(urls: Iterable[str]) -> None:
             ) from None
 
 
+def check_persisted_operations(path: Path | None, *, registered_only: bool) -> None:
+    """The manifest the server will load (if any) is usable; in registered-only mode it
+    exists and every operation in it fits the schema."""
+    from .schema import schema  # built only when serve starts, not for every command
+
+    try:
+        PersistedOperations.from_manifest(
+            path, registered_only=registered_only, schema=schema._schema
+        )
+    except ManifestError as exc:
+        raise CannotServeError(str(exc)) from None
+
+
 def check_port_free(host: str, port: int, what: str) -> None:
     """The address can be bound now (it is released again at once)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -96,10 +110,14 @@ def check_serve(
     host: str,
     port: int,
     health: HealthAddress | None,
+    *,
+    persisted_only: bool = False,
+    persisted_operations: Path | None = None,
 ) -> None:
     """All of the above, in the order an operator would fix them."""
     check_certificates(network)
     check_ledgers(ledger_urls)
+    check_persisted_operations(persisted_operations, registered_only=persisted_only)
     check_port_free(host, port, "the API")
     if health is not None:
         if health.port == port != 0:

@@ -19,15 +19,17 @@ from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.field import StrawberryField
 
-from domain.errors import BadInputError, ForbiddenError
+from chaincode.paging import DEFAULT_FIRST
+from domain.errors import ForbiddenError
 
 from .cached_parsing import CachedParsing
 from .context import context_of
 from .cost import CostCheckedValidation
 from .document_cache import DocumentCache
 from .errors import ErrorCodes, log_error
-from .explorer import block_view
+from .explorer import block_page, block_view
 from .metrics import OperationMetrics
+from .paging import After, First, PagedList
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
 from .query_limits import MAX_TOKENS, QueryLimits
 from .subscription_transport import SubscriptionsOnWebsockets
@@ -38,6 +40,7 @@ from .types import (
     Block,
     Channel,
     Child,
+    Connection,
     Identity,
     LedgerEvent,
     MedicalCard,
@@ -53,7 +56,6 @@ from .types import (
 )
 from .variable_limits import BoundedVariables
 
-MAX_BLOCKS_PER_PAGE = 100
 Permissions = list[type[BasePermission]]
 
 
@@ -110,10 +112,19 @@ class Query:
 
     @field(
         permission_classes=[MedicalChannelMembers],
-        description="A parent's own children; a doctor's children under ACTIVE agreements.",
+        description=(
+            "A parent's own children; a doctor's children under ACTIVE agreements. In the order "
+            "of their ids, which hold no time (a school is shown child ids)."
+        ),
     )
-    async def children(self, info: Info) -> list[Child]:
-        return [Child.of(r) for r in await _evaluate(info, "medical", "listChildren")]
+    async def children(
+        self, info: Info, first: First = DEFAULT_FIRST, after: After = None
+    ) -> Connection[Child]:
+        page = PagedList.of(info, "children", first)
+        found = await _evaluate(
+            info, "medical", "listChildren", first=first, after=page.position_after(after)
+        )
+        return page.connection(found, Child.of)
 
     @field(
         permission_classes=[MedicalChannelMembers],
@@ -133,41 +144,104 @@ class Query:
     async def medical_card(self, info: Info, child_id: strawberry.ID) -> MedicalCard:
         return MedicalCard.of(await _evaluate(info, "medical", "readCard", childId=child_id))
 
-    @field(permission_classes=[MedicalChannelMembers])
+    @field(
+        permission_classes=[MedicalChannelMembers],
+        description="Every version of the card, newest first, with what made it.",
+    )
     async def medical_card_history(
-        self, info: Info, child_id: strawberry.ID
-    ) -> list[MedicalCardRevision]:
-        history = await _evaluate(info, "medical", "cardHistory", childId=child_id)
-        return [MedicalCardRevision.of(r) for r in history]
+        self,
+        info: Info,
+        child_id: strawberry.ID,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[MedicalCardRevision]:
+        page = PagedList.of(info, "medicalCardHistory", first, childId=child_id)
+        found = await _evaluate(
+            info,
+            "medical",
+            "cardHistory",
+            childId=child_id,
+            first=first,
+            after=page.position_after(after),
+        )
+        return page.connection(found, MedicalCardRevision.of)
 
-    @field(permission_classes=[MedicalChannelMembers])
+    @field(
+        permission_classes=[MedicalChannelMembers],
+        description="A parent's agreements (of one child if childId is given); a doctor's.",
+    )
     async def agreements(
-        self, info: Info, child_id: strawberry.ID | None = None
-    ) -> list[Agreement]:
-        found = await _evaluate(info, "medical", "listAgreements", childId=child_id)
-        return [Agreement.of(r) for r in found]
+        self,
+        info: Info,
+        child_id: strawberry.ID | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[Agreement]:
+        page = PagedList.of(info, "agreements", first, childId=child_id)
+        found = await _evaluate(
+            info,
+            "medical",
+            "listAgreements",
+            childId=child_id,
+            first=first,
+            after=page.position_after(after),
+        )
+        return page.connection(found, Agreement.of)
 
-    @field()
+    @field(description="A guardian's applications; the requests addressed to a school.")
     async def admission_requests(
-        self, info: Info, status: AdmissionStatus | None = None
-    ) -> list[AdmissionRequest]:
-        found = await _evaluate(info, "report", "listAdmissionRequests", status=_status(status))
-        return [AdmissionRequest.of(r) for r in found]
+        self,
+        info: Info,
+        status: AdmissionStatus | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[AdmissionRequest]:
+        page = PagedList.of(info, "admissionRequests", first, status=_status(status))
+        found = await _evaluate(
+            info,
+            "report",
+            "listAdmissionRequests",
+            status=_status(status),
+            first=first,
+            after=page.position_after(after),
+        )
+        return page.connection(found, AdmissionRequest.of)
 
-    @field()
+    @field(
+        description="A school's own; a guardian's; a doctor's, of children under ACTIVE agreements."
+    )
     async def report_requests(
-        self, info: Info, status: ReportRequestStatus | None = None
-    ) -> list[ReportRequest]:
+        self,
+        info: Info,
+        status: ReportRequestStatus | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[ReportRequest]:
         c = context_of(info)
-        found = await c.services.gateway.list_report_requests(c.identity, _status(status))
-        return [ReportRequest.of(r) for r in found]
+        page = PagedList.of(info, "reportRequests", first, status=_status(status))
+        found = await c.services.gateway.list_report_requests(
+            c.identity, _status(status), first, page.position_after(after)
+        )
+        return page.connection(found, ReportRequest.of)
 
-    @field()
-    async def reports(self, info: Info, status: ReportStatus | None = None) -> list[Report]:
-        return [
-            Report.of(r)
-            for r in await _evaluate(info, "report", "listReports", status=_status(status))
-        ]
+    @field(description="Reports you may see: a guardian's, the author's, a school's.")
+    async def reports(
+        self,
+        info: Info,
+        status: ReportStatus | None = None,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[Report]:
+        page = PagedList.of(info, "reports", first, status=_status(status))
+        found = await _evaluate(
+            info,
+            "report",
+            "listReports",
+            status=_status(status),
+            first=first,
+            after=page.position_after(after),
+        )
+        return page.connection(found, Report.of)
 
     @field()
     async def report(self, info: Info, id: strawberry.ID) -> Report:
@@ -189,20 +263,19 @@ class Query:
             )
         return found
 
-    @field(description="Block headers and transaction headers; never state values.")
+    @field(
+        description="Blocks, newest first: their headers and transaction headers, never state "
+        "values."
+    )
     async def blocks(
-        self, info: Info, channel: str, from_number: int | None = 0, limit: int | None = 50
-    ) -> list[Block]:
+        self, info: Info, channel: str, first: First = DEFAULT_FIRST, after: After = None
+    ) -> Connection[Block]:
         c = context_of(info)
         c.services.access.require_member(c.identity, channel)
-        from_number = 0 if from_number is None else from_number
-        limit = 50 if limit is None else limit
-        if from_number < 0 or not 1 <= limit <= MAX_BLOCKS_PER_PAGE:
-            raise BadInputError(
-                f"fromNumber must be 0 or more and limit 1 to {MAX_BLOCKS_PER_PAGE}."
-            )
-        found = await asyncio.to_thread(c.services.channels[channel].blocks, from_number, limit)
-        return [block_view(block, c.identity) for block in found]
+        page = PagedList.of(info, "blocks", first, channel=channel)
+        below = page.position_after(after)
+        found = await asyncio.to_thread(block_page, c.services.channels[channel], first, below)
+        return page.connection(found, lambda block: block_view(block, c.identity))
 
     @field(
         description="Check the channel's chain: the blocks added since this server last found "

@@ -1,8 +1,9 @@
 """Serving over mutual TLS with uvicorn, in one process or several sharing the ledger.
 
-Worker processes are started by uvicorn, so they find the network and ledger
-through the environment (HEALTHLEDGER_NETWORK, HEALTHLEDGER_LEDGER_URL) and
-build the app with `app_from_environment`. On SIGTERM or Ctrl-C uvicorn stops
+Worker processes are started by uvicorn, so they find the network, the ledger and the
+persisted operations through the environment (HEALTHLEDGER_NETWORK, HEALTHLEDGER_LEDGER_URL,
+HEALTHLEDGER_PERSISTED_ONLY, HEALTHLEDGER_PERSISTED_OPERATIONS) and build the app with
+`app_from_environment`. On SIGTERM or Ctrl-C uvicorn stops
 accepting connections, lets requests in flight finish, and the app's lifespan
 then drains every channel's committer before closing the stores.
 """
@@ -13,6 +14,7 @@ import asyncio
 import gc
 import os
 import ssl
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,12 +28,16 @@ from .access_log import configure_logging
 from .app import create_app
 from .connection_limits import HandshakeLimitedLoop
 from .health import HealthAddress
+from .persisted_operations import PersistedOperations
+from .schema import schema
 from .services import Services
 
 NETWORK_ENV = "HEALTHLEDGER_NETWORK"
 LEDGER_ENV = "HEALTHLEDGER_LEDGER_URL"
 HEALTH_PORT_ENV = "HEALTHLEDGER_HEALTH_PORT"
 HEALTH_HOST_ENV = "HEALTHLEDGER_HEALTH_HOST"
+PERSISTED_ONLY_ENV = "HEALTHLEDGER_PERSISTED_ONLY"
+PERSISTED_OPERATIONS_ENV = "HEALTHLEDGER_PERSISTED_OPERATIONS"
 DEFAULT_HEALTH_HOST = "127.0.0.1"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 KEEP_ALIVE_SECONDS = 5
@@ -45,11 +51,22 @@ def app_from_environment() -> Starlette:
             os.environ.get(HEALTH_HOST_ENV) or DEFAULT_HEALTH_HOST, int(os.environ[HEALTH_PORT_ENV])
         )
     configure_logging()
-    app = create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health)
+    operations = persisted_operations_from_environment()
+    app = create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health, operations)
     # What the process holds from here on (modules, schema, stores) is never garbage: frozen,
     # a full collection no longer walks it, which kept every request waiting 25-40 ms.
     gc.freeze()
     return app
+
+
+def persisted_operations_from_environment() -> PersistedOperations:
+    """The operations registered at start, and whether only those run."""
+    manifest = os.environ.get(PERSISTED_OPERATIONS_ENV)
+    return PersistedOperations.from_manifest(
+        Path(manifest) if manifest else None,
+        registered_only=os.environ.get(PERSISTED_ONLY_ENV) == "1",
+        schema=schema._schema,
+    )
 
 
 def loop_from_environment() -> asyncio.AbstractEventLoop:
@@ -70,17 +87,24 @@ def serve(
     port: int | None = None,
     workers: int = 1,
     health: HealthAddress | None = None,
+    persisted_only: bool = False,
+    persisted_operations: Path | None = None,
 ) -> None:
     """Run the API until interrupted; returns after a graceful shutdown.
 
     Port 0 (API or health) takes any free port; uvicorn logs the API port it bound
-    and the health listener its own.
+    and the health listener its own. `persisted_only` runs only the operations of the
+    manifest `persisted_operations` (default: the web app's; api.persisted_operations).
     """
     network = load_network(network_dir)
     _set_environment(NETWORK_ENV, str(network.directory))
     _set_environment(LEDGER_ENV, ledger_url)
     _set_environment(HEALTH_HOST_ENV, health.host if health else None)
     _set_environment(HEALTH_PORT_ENV, str(health.port) if health else None)
+    _set_environment(PERSISTED_ONLY_ENV, "1" if persisted_only else None)
+    _set_environment(
+        PERSISTED_OPERATIONS_ENV, str(persisted_operations) if persisted_operations else None
+    )
     uvicorn.run(
         "api.server:app_from_environment",
         factory=True,

@@ -4,12 +4,48 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import Generic, TypeVar
 
 import strawberry
 
 from chaincode import records
 from domain.errors import ForbiddenError
 from ledger_backends.records import parse_timestamp
+
+Node = TypeVar("Node")
+
+
+@strawberry.type(description="Where a page of a list ends (Relay's PageInfo).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(
+        description="Whether more items follow: ask with after: endCursor."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Always false: lists are paged forward, with first and after."
+    )
+    start_cursor: str | None = strawberry.field(description="The first edge's cursor.")
+    end_cursor: str | None = strawberry.field(
+        description="The last edge's cursor, to pass as after; null on an empty page."
+    )
+
+
+@strawberry.type(description="One item of a page and the cursor of its place in the list.")
+class Edge(Generic[Node]):
+    cursor: str = strawberry.field(
+        description="Opaque; valid only for the same list, caller and arguments."
+    )
+    node: Node
+
+
+@strawberry.type(
+    description=(
+        "One page of a list (a Relay connection): at most `first` items, newest first where "
+        "the list is ordered by time, and where the next page starts."
+    )
+)
+class Connection(Generic[Node]):
+    edges: list[Edge[Node]]
+    page_info: PageInfo
 
 
 @strawberry.enum

@@ -1,56 +1,72 @@
-"""The web app (`web/dist`, built by `npm run build`) at `/`, and the pages' protective headers.
+"""The web build (`web/dist`, made by `npm run build`): the app at `/` and GraphiQL, with
+the pages' protective headers.
 
-Mounted only when `web/dist/index.html` exists. A GET for a path that is no file
-and has no file extension gets `index.html`, so the app's own paths survive a
-reload; missing assets and the API's own paths stay 404. The files are not
-identity-gated: they hold no records (every record comes from /graphql, which
-is gated), and on the server's own mutual TLS the handshake has already
-required a client certificate.
+The app is mounted only when `web/dist/index.html` exists. A GET for a path that is no file
+and has no file extension gets `index.html`, so the app's own paths survive a reload;
+missing assets and the API's own paths stay 404. The files are not identity-gated: they
+hold no records (every record comes from /graphql, which is gated), and on the server's own
+mutual TLS the handshake has already required a client certificate.
 
-GraphiQL (Strawberry's page at GET /graphql) gets the same framing and sniffing
-protection, with a policy that allows exactly the CDN files and inline blocks of
-that page; responses that carry records are never stored by a cache.
+GraphiQL is the build's second page (`graphiql.html`, bundled from npm packages), served at
+GET /graphql to browsers and at /graphiql, under the app's Content-Security-Policy with inline
+styles and data: fonts allowed for its editor: every script, stylesheet, font and connection
+comes from this origin. Responses that carry records are never stored by a cache.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import re
 from collections.abc import Mapping
-from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
-from strawberry.http.ides import get_graphql_ide_html
 
 # The build next to the sources, unless installed elsewhere (the container image sets it).
 WEB_DIST = Path(
     os.environ.get("HEALTHLEDGER_WEB_DIST")
     or Path(__file__).resolve().parent.parent / "web" / "dist"
 )
-API_PATHS = frozenset({"graphql", "healthz", "readyz", "metrics"})
-# Same origin only; 'self' covers the app's wss:// subscriptions to /graphql.
+GRAPHIQL_FILE = "graphiql.html"
+API_PATHS = frozenset({"graphql", "graphiql", "healthz", "readyz", "metrics"})
+# Same origin only; 'self' covers the wss:// subscriptions to /graphql.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        "form-action 'self'"
-    ),
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# The app's policy, but GraphiQL's editor (Monaco) lays out and colours its text with inline
+# styles, and GraphiQL's stylesheet carries its fonts as data: URLs.
+GRAPHIQL_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+GRAPHIQL_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": GRAPHIQL_POLICY,
+    "X-Frame-Options": "DENY",
+}
+GRAPHIQL_NOT_BUILT = """<!doctype html>
+<html lang="en"><head><meta charset="UTF-8"><title>GraphiQL is not built</title></head>
+<body><h1>GraphiQL is not built</h1>
+<p>This server has no web build, which is where GraphiQL comes from. Build it with
+<code>make web/dist/index.html</code> (or <code>npm ci &amp;&amp; npm run build</code> in
+<code>web/</code>), or send GraphQL requests by POST to <code>/graphql</code>.</p>
+</body></html>
+"""
 # For responses that carry records: no browser or proxy cache keeps a copy.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# A Host header fit to name this origin in a policy (no spaces, semicolons or quotes).
-_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
 class SinglePageApp(StaticFiles):
@@ -63,6 +79,9 @@ class SinglePageApp(StaticFiles):
         await super().__call__(scope, receive, send)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if PurePosixPath(path) == PurePosixPath(GRAPHIQL_FILE):
+            # GraphiQL's page has one way in, with its own headers: graphiql_page.
+            raise HTTPException(404)
         try:
             response = await super().get_response(path, scope)
         except HTTPException as exc:
@@ -86,78 +105,33 @@ def _app_path(path: str) -> bool:
 
 
 def web_routes(dist: Path = WEB_DIST) -> list[BaseRoute]:
-    """The app's mount, to come after every API route; none when the app is not built."""
-    if not (dist / "index.html").is_file():
-        return []
-    return [Mount("/", app=SinglePageApp(directory=dist, html=True), name="web")]
+    """GraphiQL at /graphiql, then the app's mount (only when the app is built), to come
+    after every API route."""
+
+    async def graphiql(request: Request) -> Response:
+        return graphiql_page(request, dist)
+
+    routes: list[BaseRoute] = [Route("/graphiql", graphiql, methods=["GET"], name="graphiql")]
+    if (dist / "index.html").is_file():
+        routes.append(Mount("/", app=SinglePageApp(directory=dist, html=True), name="web"))
+    return routes
 
 
-class _PageResources(HTMLParser):
-    """The external scripts and stylesheets of a page, and its inline script and style blocks."""
+def graphiql_page(request: Request, dist: Path = WEB_DIST) -> Response:
+    """GraphiQL (`graphiql.html` of the web build), never framed, never prefilled, never stored.
 
-    def __init__(self, page: str) -> None:
-        super().__init__()
-        self.script_urls: list[str] = []
-        self.style_urls: list[str] = []
-        self.inline: dict[str, list[str]] = {"script": [], "style": []}
-        self._open: str | None = None
-        self.feed(page)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        named = dict(attrs)
-        if tag == "script" and named.get("src"):
-            self.script_urls.append(named["src"] or "")
-        elif tag == "script" or tag == "style":
-            self._open = tag
-            self.inline[tag].append("")
-        elif tag == "link" and named.get("rel") == "stylesheet" and named.get("href"):
-            self.style_urls.append(named["href"] or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        self._open = None
-
-    def handle_data(self, data: str) -> None:
-        if self._open is not None:
-            self.inline[self._open][-1] += data
-
-
-def _sha256_source(block: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(block.encode()).digest()).decode() + "'"
-
-
-def _graphiql_policy(page: str) -> str:
-    """A CSP allowing exactly `page`'s external files (by full URL) and inline blocks (by hash)."""
-    found = _PageResources(page)
-    scripts = [*found.script_urls, *map(_sha256_source, found.inline["script"])]
-    styles = [*found.style_urls, *map(_sha256_source, found.inline["style"])]
-    return (
-        f"default-src 'none'; script-src {' '.join(scripts)}; style-src {' '.join(styles)}; "
-        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'none'"
-    )
-
-
-GRAPHIQL_PAGE = get_graphql_ide_html("graphiql")
-GRAPHIQL_POLICY = _graphiql_policy(GRAPHIQL_PAGE)
-
-
-def graphiql_headers(request: Request) -> dict[str, str]:
-    """Headers for the GraphiQL page: never framed, sniffed or sent as a referrer.
-
-    Its subscriptions connect by wss:// to the host the page came from; that host is named
-    beside 'self', which older browsers do not take to cover websockets.
+    Its editor would not read the URL, but a query string is still never honoured: the browser
+    is sent to the bare path (303), so no link can stage an operation for one click. Without
+    the web build the answer is a 404 page saying so; nothing is fetched from elsewhere.
     """
-    policy = GRAPHIQL_POLICY
-    host = request.headers.get("host", "")
-    if _HOST.fullmatch(host):
-        policy = policy.replace("connect-src 'self'", f"connect-src 'self' wss://{host}")
-    return {
-        "Content-Security-Policy": policy,
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
+    if request.url.query:
+        return RedirectResponse(request.url.path, status_code=303, headers=NO_STORE)
+    headers = {**GRAPHIQL_HEADERS, **NO_STORE}
+    try:
+        page = (dist / GRAPHIQL_FILE).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return HTMLResponse(GRAPHIQL_NOT_BUILT, status_code=404, headers=headers)
+    return HTMLResponse(page, headers=headers)
 
 
 def with_headers(send: Send, headers: Mapping[str, str]) -> Send:

@@ -14,6 +14,9 @@ operations are cancelled and the socket is closed with code 4403, "certificate r
 The verifier re-reads the CRLs at most once a second, so a revoked certificate's socket
 closes within about two seconds of `healthledger revoke` (the promise is five).
 
+Each `subscribe` runs the document api.persisted_operations resolves from its payload (by
+hash, or a text the server's mode allows); a refused one gets an `error` and never runs.
+
 One identity holds at most `server.max_websockets_per_identity` sockets (the next is closed
 with 4429, "too many websockets for this certificate") and runs at most
 `server.max_subscriptions_per_identity` operations over them (the next `subscribe` gets an
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
+from typing import TYPE_CHECKING, cast
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnect
@@ -39,9 +43,12 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from domain.errors import UnauthenticatedError
+from domain.errors import RefusalError, UnauthenticatedError
 
 from .context import Context
+
+if TYPE_CHECKING:
+    from .app import HealthLedgerGraphQL
 
 log = logging.getLogger("healthledger.websocket")
 
@@ -95,7 +102,30 @@ class CertificateCheckedTransportWS(BaseGraphQLTransportWSHandler[Context, None]
         if starts and not self.context.services.limits.may_start(self.context.identity):
             await self._refuse_operation(message["id"])
             return
+        if starts and not await self._resolve_document(message):
+            return
         await super().handle_subscribe(message)
+
+    async def _resolve_document(self, message: SubscribeMessage) -> bool:
+        """Puts the document api.persisted_operations resolves into the payload; False, after
+        answering the refusal with an `error`, when the operation may not run."""
+        payload = message["payload"]
+        query, extensions = payload.get("query"), payload.get("extensions")
+        operations = cast("HealthLedgerGraphQL", self.view).persisted_operations
+        try:
+            resolved = operations.resolve(
+                query if isinstance(query, str) else None,
+                extensions if isinstance(extensions, dict) else None,
+            )
+        except RefusalError as refusal:
+            error = GraphQLError(str(refusal), extensions={"code": refusal.code})
+            await self.send_message(
+                ErrorMessage(id=message["id"], type="error", payload=[error.formatted])
+            )
+            return False
+        if resolved.query is not None:
+            payload["query"] = resolved.query
+        return True
 
     async def send_message(self, message: Message) -> None:
         if await self._certificate_accepted():

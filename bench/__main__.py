@@ -28,6 +28,7 @@ SHORT = {
     "--handshake-connections 8",
     "attacker_latency": "--repeats 2 --duration 1 --warmup 0.3 --blocks 40",
     "soak": "--repeats 3 --duration 10",
+    "paging": "--repeats 3 --duration 1 --warmup 0.3",
 }
 
 

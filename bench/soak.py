@@ -43,7 +43,8 @@ ACCEPT = "mutation($id: ID!) { acceptAgreement(id: $id) { id } }"
 UPDATE = """mutation($c: ID!, $version: Int!, $patch: MedicalCardPatch!) {
   updateMedicalCard(childId: $c, expectedVersion: $version, patch: $patch) { version } }"""
 CARD = "query($c: ID!) { medicalCard(childId: $c) { version allergies } }"
-HISTORY = "query($c: ID!) { medicalCardHistory(childId: $c) { version blockNumber } }"
+HISTORY = """
+query($c: ID!) { medicalCardHistory(childId: $c) { edges { node { version blockNumber } } } }"""
 APPLY = 'mutation($c: ID!) { createAdmissionRequest(childId: $c, school: "school-a") { id } }'
 ACCEPT_ADMISSION = "mutation($id: ID!) { acceptAdmissionRequest(id: $id) { id } }"
 REQUEST = "mutation($a: ID!) { createReportRequest(admissionRequestId: $a) { id } }"
@@ -113,8 +114,8 @@ async def story(traffic: Traffic, name: str) -> None:
         patch = {"allergies": [f"pollen-{version}"], "healthGroup": version}
         await call("dr-house", UPDATE, c=child, version=version, patch=patch)
     card = (await call("alice", CARD, c=child))["medicalCard"]
-    history = (await call("alice", HISTORY, c=child))["medicalCardHistory"]
-    if card["version"] != 4 or [entry["version"] for entry in history] != [1, 2, 3, 4]:
+    history = (await call("alice", HISTORY, c=child))["medicalCardHistory"]["edges"]
+    if card["version"] != 4 or [edge["node"]["version"] for edge in history] != [4, 3, 2, 1]:
         raise traffic.wrong(f"card {card}, history {history}")
     admission = (await call("alice", APPLY, c=child))["createAdmissionRequest"]["id"]
     await call("school-a-office", ACCEPT_ADMISSION, id=admission)

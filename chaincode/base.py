@@ -1,11 +1,12 @@
 """The contract API, modelled on Fabric's: a Contract's functions run against a TxContext.
 
 Contracts do no I/O of their own and are deterministic: state comes through the
-context, and so do time (`ctx.timestamp`), fresh ids (`ctx.new_id`, drawn
-from a random seed the gateway chose and records with the transaction) and
-what the gateway verified on another channel (`ctx.transient`). A
-function is marked `@transaction` (its writes are committed) or `@query`
-(read-only, evaluated without a block).
+context, and so do time (`ctx.timestamp`), fresh ids (`ctx.new_id`, the
+transaction time followed by bits drawn from a random seed the gateway chose
+and records with the transaction) and what the gateway verified on another
+channel (`ctx.transient`). A function is marked `@transaction` (its writes are
+committed) or `@query` (read-only, evaluated without a block); only a query
+pages through a range (`ctx.get_prefix_page`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import hashlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from domain.errors import BadInputError
 from ledger_backends import HistoryEntry, TxSimulator
-from ledger_backends.records import JSONValue
+from ledger_backends.records import JSONValue, parse_timestamp
 
 from .records import Transient
 
@@ -99,19 +101,44 @@ class TxContext:
     def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
         return self._sim.get_prefix(prefix)
 
+    def get_prefix_page(
+        self, prefix: str, *, after: str | None, limit: int, reverse: bool = True
+    ) -> list[tuple[str, JSONValue]]:
+        """Up to `limit` (key, value) pairs under `prefix` after `after`, in descending key
+        order (newest id first) by default; in queries only (TxSimulator.get_prefix_page)."""
+        return self._sim.get_prefix_page(prefix, after=after, limit=limit, reverse=reverse)
+
     def get_history(self, key: str) -> list[HistoryEntry]:
         return self._sim.get_history(key)
 
     def set_event(self, name: str, payload: JSONValue) -> None:
         self._sim.set_event(name, payload)
 
-    def new_id(self, prefix: str) -> str:
-        """A fresh id of 128 bits derived from the id seed: unique per call, and as
-        unguessable as the seed (the gateway's are 128 random bits), so no id can be
-        computed from a transaction id or anything else a header shows."""
+    def new_id(self, prefix: str, *, in_time_order: bool = True) -> str:
+        """A fresh id: `PREFIX-`, then (in time order) `t`, the transaction time in
+        microseconds since 1970 (14 hex digits) and `-`, then 128 bits derived from the
+        id seed (32 hex digits).
+
+        Unique per call, and as unguessable as the seed (the gateway's are 128 random
+        bits): no id can be computed from a transaction id or anything else a header
+        shows. Ids in time order sort by transaction time, so index keys ending in them
+        scan in time order; give `in_time_order=False` for a record whose id is shown to
+        someone who may not learn when it was made. Ids without a time (`PREFIX-` and 32
+        hex digits) all sort below those with one ("t" > "f").
+        """
         self._ids += 1
         digest = hashlib.sha256(f"{self.id_seed}:{self._ids}".encode()).hexdigest()[:32]
-        return f"{prefix}-{digest}"
+        if not in_time_order:
+            return f"{prefix}-{digest}"
+        micros = _micros_since_1970(self.timestamp)
+        return f"{prefix}-t{micros:014x}-{digest}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros_since_1970(timestamp: str) -> int:
+    return (parse_timestamp(timestamp) - _EPOCH) // timedelta(microseconds=1)
 
 
 ContractFunction = Callable[..., JSONValue]

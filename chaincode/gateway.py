@@ -29,7 +29,15 @@ from ledger_backends.records import Creator, ForeignReads, JSONValue, format_tim
 
 from .base import Caller, Contract, Directory, TxContext
 from .medical import MedicalContract
-from .records import AdmissionRequestView, ChildGuardians, ReportRequestView, ReportView, Transient
+from .paging import DEFAULT_FIRST
+from .records import (
+    AdmissionRequestView,
+    ChildGuardians,
+    Page,
+    ReportRequestView,
+    ReportView,
+    Transient,
+)
 from .report import ReportContract
 
 MAX_ATTEMPTS = 5
@@ -134,12 +142,21 @@ class Gateway:
         return report
 
     async def list_report_requests(
-        self, caller: Caller, status: str | None = None
-    ) -> list[ReportRequestView]:
-        """A doctor sees the requests for the children of their ACTIVE agreements."""
+        self,
+        caller: Caller,
+        status: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[ReportRequestView]:
+        """A page of listReportRequests; a doctor sees the requests for the children of
+        their ACTIVE agreements."""
         patients = await self._patients(caller)
-        found: list[ReportRequestView] = await self._evaluate(
-            caller, "report", "listReportRequests", {"status": status}, patients
+        found: Page[ReportRequestView] = await self._evaluate(
+            caller,
+            "report",
+            "listReportRequests",
+            {"status": status, "first": first, "after": after},
+            patients,
         )
         return found
 
@@ -236,7 +253,7 @@ class Gateway:
         simulator = ledger.simulator()
         tx_id = uuid.uuid4().hex
         timestamp = format_timestamp(self.clock())
-        # Record ids come from 128 random bits, kept with the transaction's arguments.
+        # Record ids take 128 random bits after the time, kept with the transaction's arguments.
         id_seed = secrets.token_hex(16)
         ctx = TxContext(
             simulator,

@@ -20,8 +20,10 @@ from typing import Any
 
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 
+from . import paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
+from .paging import DEFAULT_FIRST
 from .people import person, person_of, uid_of, uids_of
 from .records import (
     Agreement,
@@ -34,6 +36,7 @@ from .records import (
     ChildView,
     Examination,
     MedicalCard,
+    Page,
     Vaccination,
 )
 
@@ -80,7 +83,8 @@ class MedicalContract(Contract):
         others = check.uid_list(otherGuardians or [], "otherGuardians", max_items=MAX_GUARDIANS - 1)
         if ctx.caller.uid in others:
             raise BadInputError("otherGuardians names the parents besides you.")
-        child_id = ctx.new_id("child")
+        # Schools see child ids but not when a child was registered: no time in this id.
+        child_id = ctx.new_id("child", in_time_order=False)
         guardian = person_of(ctx.caller)
         offered = [_parent_named(ctx, uid) for uid in others]
         child: Child = {
@@ -148,20 +152,25 @@ class MedicalContract(Contract):
         return {"id": child["id"], "fullName": child["fullName"], "guardians": child["guardians"]}
 
     @query("listChildren")
-    def list_children(self, ctx: TxContext) -> list[ChildView]:
-        """A parent's own children; a doctor's children under ACTIVE agreements."""
+    def list_children(
+        self, ctx: TxContext, first: int = DEFAULT_FIRST, after: str | None = None
+    ) -> Page[ChildView]:
+        """A parent's own children; a doctor's children under ACTIVE agreements; in id
+        order, which is no time order (child ids carry no time)."""
         if ctx.caller.role == "parent":
-            ids = [value for _, value in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
+            prefixes = [f"guardian-child/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "doctor":
-            ids = _patient_ids(ctx)
+            prefixes = [f"doctor-child/{person_of(ctx.caller)}/"]
         else:
-            return []
-        children: list[Child | None] = [ctx.get_state(f"child/{child_id}") for child_id in ids]
-        return [
-            _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
-            for child in children
-            if child is not None
-        ]
+            prefixes = []
+
+        def load(child_id: str) -> ChildView | None:
+            child: Child | None = ctx.get_state(f"child/{child_id}")
+            if child is None:
+                return None
+            return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
+
+        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
     @query("listPatientIds")
     def list_patient_ids(self, ctx: TxContext) -> list[str]:
@@ -245,34 +254,38 @@ class MedicalContract(Contract):
         return _agreement_view(agreement)
 
     @query("listAgreements")
-    def list_agreements(self, ctx: TxContext, childId: str | None = None) -> list[AgreementView]:
-        """A parent: agreements of their children; a doctor: agreements naming them."""
+    def list_agreements(
+        self,
+        ctx: TxContext,
+        childId: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[AgreementView]:
+        """A parent: agreements of their children; a doctor: agreements naming them; newest
+        first. A parent's children's lists are merged: O(children * first) reads; a doctor
+        asking for one child's reads that child's list, which is shorter than their own."""
         if ctx.caller.role == "parent":
-            children: list[Child]
             if childId is not None:
-                child: Child | None = ctx.get_state(f"child/{childId}")
-                children = [child] if child is not None and _is_guardian(ctx, child) else []
+                child = _stored_child(ctx, childId)
+                ids = [child["id"]] if child is not None and _is_guardian(ctx, child) else []
             else:
                 ids = [v for _, v in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
-                children = [c for c in (ctx.get_state(f"child/{i}") for i in ids) if c is not None]
-            agreement_ids = [
-                value
-                for child in children
-                for _, value in ctx.get_prefix(f"child-agreement/{child['id']}/")
-            ]
+            prefixes = [f"child-agreement/{child_id}/" for child_id in ids]
         elif ctx.caller.role == "doctor":
-            prefix = f"doctor-agreement/{person_of(ctx.caller)}/"
-            agreement_ids = [v for _, v in ctx.get_prefix(prefix)]
+            mine = f"doctor-agreement/{person_of(ctx.caller)}/"
+            prefixes = [mine if childId is None else f"child-agreement/{childId}/"]
         else:
-            return []
-        agreements: list[Agreement | None] = [
-            ctx.get_state(f"agreement/{a}") for a in agreement_ids
-        ]
-        return [
-            _agreement_view(a)
-            for a in agreements
-            if a is not None and (childId is None or a["childId"] == childId)
-        ]
+            prefixes = []
+
+        def load(agreement_id: str) -> AgreementView | None:
+            agreement: Agreement | None = ctx.get_state(f"agreement/{agreement_id}")
+            if agreement is None or childId not in (None, agreement["childId"]):
+                return None
+            if ctx.caller.role == "doctor" and not _is_named_doctor(ctx, agreement):
+                return None
+            return _agreement_view(agreement)
+
+        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
     # -- the medical card ------------------------------------------------------------
 
@@ -318,10 +331,23 @@ class MedicalContract(Contract):
         return {**card, "childName": child["fullName"]}
 
     @query("cardHistory")
-    def card_history(self, ctx: TxContext, childId: str) -> list[CardRevision]:
-        """Every version of the card with the transaction, block, author and time that made it."""
+    def card_history(
+        self,
+        ctx: TxContext,
+        childId: str,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[CardRevision]:
+        """Every version of the card with the transaction, block, author and time that made
+        it, newest first; a position is a version number.
+
+        The card's history is read whole and the page sliced from it: the backends keep a
+        key's history as one list, read at once.
+        """
+        size = paging.page_size(first)
+        below = _version_position(after)
         child = _visible_child(ctx, childId)
-        return [
+        revisions: list[CardRevision] = [
             {
                 "version": card["version"],
                 "txId": entry.tx_id,
@@ -330,9 +356,24 @@ class MedicalContract(Contract):
                 "timestamp": entry.timestamp,
                 "card": card,
             }
-            for entry in ctx.get_history(f"card/{child['id']}")
-            if (card := entry.json()) is not None
+            for entry in reversed(ctx.get_history(f"card/{child['id']}"))
+            if (card := entry.json()) is not None and (below is None or card["version"] < below)
         ]
+        return {
+            "entries": [{"position": str(r["version"]), "item": r} for r in revisions[:size]],
+            "hasMore": len(revisions) > size,
+        }
+
+
+def _version_position(after: Any) -> int | None:
+    """The card version a history position names: a version number, as a string."""
+    if after is None:
+        return None
+    if isinstance(after, str) and after.isascii() and after.isdigit() and len(after) <= 10:
+        version = int(after)
+        if str(version) == after and 1 <= version < 2**31:
+            return version
+    raise BadInputError("after is not a position in this list.")
 
 
 def _today(ctx: TxContext) -> date:

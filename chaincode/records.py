@@ -8,7 +8,7 @@ parties' keys.
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Generic, NotRequired, TypedDict, TypeVar
 
 # -- medical ------------------------------------------------------------------------------
 
@@ -229,6 +229,23 @@ class ReportView(ReportPermissions):
 
 
 # -- both ---------------------------------------------------------------------------------
+
+Item = TypeVar("Item")
+
+
+class PageEntry(TypedDict, Generic[Item]):
+    """One item of a list and its position, after which the next page starts."""
+
+    position: str
+    item: Item
+
+
+class Page(TypedDict, Generic[Item]):
+    """Up to `first` items of a list, newest first where the list is ordered by time;
+    `hasMore` tells whether items follow the last entry's position."""
+
+    entries: list[PageEntry[Item]]
+    hasMore: bool
 
 
 class Audience(TypedDict):

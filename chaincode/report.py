@@ -31,14 +31,17 @@ from typing import Any
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 from ledger_backends.hashing import canonical_json, commitment
 
+from . import paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
+from .paging import DEFAULT_FIRST
 from .people import person_of
 from .records import (
     AdmissionRequest,
     AdmissionRequestView,
     Audience,
     CardView,
+    Page,
     Report,
     ReportContent,
     ReportRequest,
@@ -120,18 +123,29 @@ class ReportContract(Contract):
 
     @query("listAdmissionRequests")
     def list_admission_requests(
-        self, ctx: TxContext, status: str | None = None
-    ) -> list[AdmissionRequestView]:
-        """Guardians: their children's requests; a school: requests addressed to it."""
+        self,
+        ctx: TxContext,
+        status: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[AdmissionRequestView]:
+        """Guardians: their children's requests; a school: requests addressed to it; newest
+        first."""
         _check_status(status, ADMISSION_STATUSES)
         if ctx.caller.role == "parent":
-            prefix = f"guardian-admission/{person_of(ctx.caller)}/"
+            prefixes = [f"guardian-admission/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "school":
-            prefix = f"school-admission/{ctx.caller.org}/"
+            prefixes = [f"school-admission/{ctx.caller.org}/"]
         else:
-            return []
-        admissions: list[AdmissionRequest] = _load(ctx, "admission", prefix)
-        return [_admission_view(a) for a in admissions if status in (None, a["status"])]
+            prefixes = []
+
+        def load(admission_id: str) -> AdmissionRequestView | None:
+            admission: AdmissionRequest | None = ctx.get_state(f"admission/{admission_id}")
+            if admission is None or status not in (None, admission["status"]):
+                return None
+            return _admission_view(admission)
+
+        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
     # -- report requests ----------------------------------------------------------------
 
@@ -175,25 +189,32 @@ class ReportContract(Contract):
 
     @query("listReportRequests")
     def list_report_requests(
-        self, ctx: TxContext, status: str | None = None
-    ) -> list[ReportRequestView]:
-        """The requesting school's, the guardians', and those of a doctor's patients."""
+        self,
+        ctx: TxContext,
+        status: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[ReportRequestView]:
+        """The requesting school's, the guardians', and those of a doctor's patients (merged:
+        O(patients * first) reads); newest first."""
         _check_status(status, REQUEST_STATUSES)
-        requests: list[ReportRequest]
         if ctx.caller.role == "parent":
-            prefix = f"guardian-report-request/{person_of(ctx.caller)}/"
-            requests = _load(ctx, "report-request", prefix)
+            prefixes = [f"guardian-report-request/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "school":
-            requests = _load(ctx, "report-request", f"school-report-request/{ctx.caller.org}/")
+            prefixes = [f"school-report-request/{ctx.caller.org}/"]
         elif ctx.caller.role == "doctor":
-            requests = [
-                request
-                for child_id in ctx.transient.get("patients", [])
-                for request in _load(ctx, "report-request", f"child-report-request/{child_id}/")
-            ]
+            patients = ctx.transient.get("patients", [])
+            prefixes = [f"child-report-request/{child_id}/" for child_id in patients]
         else:
-            return []
-        return [_request_view(r) for r in requests if status in (None, r["status"])]
+            prefixes = []
+
+        def load(request_id: str) -> ReportRequestView | None:
+            request: ReportRequest | None = ctx.get_state(f"report-request/{request_id}")
+            if request is None or status not in (None, request["status"]):
+                return None
+            return _request_view(request)
+
+        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
     # -- reports ------------------------------------------------------------------------
 
@@ -284,20 +305,33 @@ class ReportContract(Contract):
         return _report_view(ctx, _visible_report(ctx, id))
 
     @query("listReports")
-    def list_reports(self, ctx: TxContext, status: str | None = None) -> list[ReportView]:
-        """Reports the caller may see: guardians', the author's, a school's (asked or permitted)."""
+    def list_reports(
+        self,
+        ctx: TxContext,
+        status: str | None = None,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[ReportView]:
+        """Reports the caller may see: guardians', the author's, a school's (asked or
+        permitted); newest first. `status` is the status the caller is shown."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
-            prefix = f"guardian-report/{person_of(ctx.caller)}/"
+            prefixes = [f"guardian-report/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "doctor":
-            prefix = f"author-report/{person_of(ctx.caller)}/"
+            prefixes = [f"author-report/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "school":
-            prefix = f"school-report/{ctx.caller.org}/"
+            prefixes = [f"school-report/{ctx.caller.org}/"]
         else:
-            return []
-        reports: list[Report] = [r for r in _load(ctx, "report", prefix) if _may_see_report(ctx, r)]
-        views = [_report_view(ctx, r) for r in reports]
-        return [view for view in views if status in (None, view["status"])]
+            prefixes = []
+
+        def load(report_id: str) -> ReportView | None:
+            report: Report | None = ctx.get_state(f"report/{report_id}")
+            if report is None or not _may_see_report(ctx, report):
+                return None
+            view = _report_view(ctx, report)
+            return view if status in (None, view["status"]) else None
+
+        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -315,12 +349,6 @@ def _require_school(ctx: TxContext, school: Any) -> None:
 def _check_status(status: str | None, allowed: tuple[str, ...]) -> None:
     if status is not None:
         check.choice(status, "status", allowed)
-
-
-def _load(ctx: TxContext, kind: str, index_prefix: str) -> list[Any]:
-    """The stored records of `kind` an index names (their type is the caller's to declare)."""
-    ids = [value for _, value in ctx.get_prefix(index_prefix)]
-    return [item for item in (ctx.get_state(f"{kind}/{i}") for i in ids) if item is not None]
 
 
 def _get(ctx: TxContext, kind: str, object_id: Any) -> Any:

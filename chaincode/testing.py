@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger_backends.base import LedgerStore
 from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import Creator, JSONValue, format_timestamp
@@ -51,12 +52,15 @@ def directory_for(*callers: FakeCaller) -> StaticDirectory:
 
 
 class ContractHarness:
-    """One contract on its own in-memory channel; calls commit immediately."""
+    """One contract on its own channel (in memory unless a store is given); calls commit
+    immediately."""
 
-    def __init__(self, contract: Contract, directory: StaticDirectory) -> None:
+    def __init__(
+        self, contract: Contract, directory: StaticDirectory, store: LedgerStore | None = None
+    ) -> None:
         self.contract = contract
         self.directory = directory
-        self.store = MemoryStore()
+        self.store = MemoryStore() if store is None else store
         self.writer = ChainWriter(self.store, contract.channel)
         self._ids = itertools.count()
         self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)

@@ -125,7 +125,8 @@ APPROVE = Operation(
   approveReport(id: $id, schools: $schools) { id status permittedSchools } }""",
     lambda report: f"{report['status']} for {', '.join(report['permittedSchools'])}",
 )
-HEIGHTS = "{ channels { name height } }"
+NEWEST_BLOCK = """query($channel: String!) {
+  blocks(channel: $channel, first: 1) { edges { node { number transactions { function } } } } }"""
 REPORT = "query($id: ID!) { report(id: $id) { status content { conclusion } } }"
 CARD = "query($child: ID!) { medicalCard(childId: $child) { version } }"
 CARD_PATCH = {
@@ -173,9 +174,13 @@ class Demo:
     def act(self, actor: Actor, operation: Operation, **variables: Any) -> Any:
         """Run one mutation and print who did it, what came of it, and the block that holds it."""
         value = actor.data(operation.document, **variables)[operation.field]
-        heights = {c["name"]: c["height"] for c in self.parent.data(HEIGHTS)["channels"]}
-        # The demo is the network's only writer, so the latest block holds this transaction.
-        block = f"{operation.channel} #{heights[operation.channel] - 1}"
+        # The demo is the network's only writer, so the newest block holds this transaction,
+        # and the actor, its creator, sees its header.
+        (newest,) = actor.data(NEWEST_BLOCK, channel=operation.channel)["blocks"]["edges"]
+        functions = [tx["function"] for tx in newest["node"]["transactions"]]
+        if operation.field not in functions:
+            raise DemoFailedError(f"the newest {operation.channel} block holds {functions}")
+        block = f"{operation.channel} #{newest['node']['number']}"
         print(f"   {actor.label:<26} {operation.field:<24} {operation.result(value):<22} {block}")
         return value
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -42,19 +43,27 @@ class ServeFailedError(Exception):
 
 class ServeProcess:
     """One `healthledger serve` on `network_dir` and `ledger_url` (None: the network's own
-    ledgers), with `workers` worker processes; restartable on the same ports.
+    ledgers), with `workers` worker processes and any further `flags`; restartable on the
+    same ports.
 
     Use it as a context manager: on exit a server still running is killed and a reserved
     port given up, so a failing test never leaves a server behind.
     """
 
     def __init__(
-        self, network_dir: Path, ledger_url: str | None, log: Path, *, workers: int = 1
+        self,
+        network_dir: Path,
+        ledger_url: str | None,
+        log: Path,
+        *,
+        workers: int = 1,
+        flags: Sequence[str] = (),
     ) -> None:
         self.network_dir = network_dir
         self.ledger_url = ledger_url
         self.log = log
         self.workers = workers
+        self.flags = tuple(flags)
         self.process: subprocess.Popen[bytes] | None = None
         self._reserved_health = ReservedPort(HOST) if workers > 1 else None
         self._port: int | None = None
@@ -102,6 +111,7 @@ class ServeProcess:
             *("--port", str(self._port or 0), "--health-port", str(self._health_port or 0)),
             *("--workers", str(self.workers)),
             *(("--ledger", self.ledger_url) if self.ledger_url else ()),
+            *self.flags,
         ]
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as output:

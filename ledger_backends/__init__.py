@@ -11,6 +11,7 @@ from .errors import (
     ChainIntegrityError,
     LedgerDamagedError,
     LedgerError,
+    PagedReadInTransactionError,
     ReadConflictError,
     UnsupportedLedgerURLError,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "LedgerDamagedError",
     "LedgerError",
     "LedgerStore",
+    "PagedReadInTransactionError",
     "Proposal",
     "ReadConflictError",
     "Receipt",

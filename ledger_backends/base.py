@@ -22,6 +22,8 @@ Guarantees every implementation gives:
 - An append that returned True is durable as far as the backend's settings
   allow (documented per backend in docs/BACKENDS.md).
 - Reads return exactly the canonical texts that were appended.
+- `read_prefix_page` reads one consistent state and costs O(limit) on an
+  ordered index of the channel's keys, however many keys the prefix holds.
 - A store that cannot be reached, or stops answering, raises
   `BackendUnavailableError` within a few seconds (per call: PostgreSQL at most
   about 3.5 s, Redis about 1.5 s; see each backend); no method blocks
@@ -74,6 +76,18 @@ class LedgerStore(ABC):
         """Keys with start <= key < end in code-point order; an empty end means no upper bound."""
 
     @abstractmethod
+    def read_prefix_page(
+        self, channel: str, prefix: str, *, after: str | None, limit: int, reverse: bool
+    ) -> list[StateRecord]:
+        """Up to `limit` keys starting with `prefix`, in code-point order (descending if `reverse`).
+
+        With `after`, only keys strictly after it in that direction: below it when
+        `reverse`, above it otherwise (it need not exist nor start with `prefix`). Deleted
+        keys are never returned; a key written after an earlier page was read is found by
+        the next page if it lies beyond that page's last key. No key when `limit` <= 0.
+        """
+
+    @abstractmethod
     def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
         """Every valid write of the key, oldest first."""
 
@@ -106,3 +120,18 @@ class LedgerStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections; a closed store may be opened again from its URL."""
+
+
+def prefix_end(prefix: str) -> str:
+    """The least key above every key that starts with `prefix`; "" (no bound) if there is none.
+
+    The keys with the prefix are those with `prefix <= key < prefix_end(prefix)`.
+    """
+    stem = prefix.rstrip("\U0010ffff")
+    if not stem:
+        return ""
+    following = ord(stem[-1]) + 1
+    # No stored key holds a surrogate (the gateway refuses them), and a bound must encode.
+    if 0xD800 <= following <= 0xDFFF:
+        following = 0xE000
+    return stem[:-1] + chr(following)

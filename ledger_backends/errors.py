@@ -19,6 +19,14 @@ class ReadConflictError(LedgerError):
         self.block_number = block_number
 
 
+class PagedReadInTransactionError(LedgerError):
+    """A simulation both paged through a range and wrote: a bug in the contract.
+
+    A page is not part of the read-set (a later insert into the range could not be
+    detected), so paged reads are for queries, as in Fabric.
+    """
+
+
 class ChainIntegrityError(LedgerError):
     """The stored chain does not verify: a hash, a link or the world state is wrong."""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .base import LedgerStore
+from .base import LedgerStore, prefix_end
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 
 
@@ -59,9 +59,7 @@ class MemoryStore(LedgerStore):
     def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
         with self._lock:
             data = self._channel(channel)
-            if data.sorted_keys is None:
-                data.sorted_keys = sorted(data.state)
-            keys = data.sorted_keys
+            keys = _sorted_keys(data)
             records = []
             for index in range(bisect_left(keys, start), len(keys)):
                 key = keys[index]
@@ -70,6 +68,28 @@ class MemoryStore(LedgerStore):
                 value, version = data.state[key]
                 records.append(StateRecord(key, value, version))
             return records
+
+    def read_prefix_page(
+        self, channel: str, prefix: str, *, after: str | None, limit: int, reverse: bool
+    ) -> list[StateRecord]:
+        """Bisections of the sorted keys, then a slice of at most `limit`."""
+        if limit <= 0:
+            return []
+        end = prefix_end(prefix)
+        with self._lock:
+            data = self._channel(channel)
+            keys = _sorted_keys(data)
+            low = bisect_left(keys, prefix)
+            high = bisect_left(keys, end) if end else len(keys)
+            if reverse:
+                if after is not None:
+                    high = min(high, bisect_left(keys, after))
+                chosen = keys[max(low, high - limit) : high][::-1]
+            else:
+                if after is not None:
+                    low = max(low, bisect_right(keys, after))
+                chosen = keys[low : min(high, low + limit)]
+            return [StateRecord(key, *data.state[key]) for key in chosen]
 
     def read_history(self, channel: str, key: str) -> list[HistoryEntry]:
         with self._lock:
@@ -127,3 +147,10 @@ class MemoryStore(LedgerStore):
 
     def close(self) -> None:
         return None
+
+
+def _sorted_keys(channel: _Channel) -> list[str]:
+    """The channel's keys in order, sorted on first use; the caller holds the lock."""
+    if channel.sorted_keys is None:
+        channel.sorted_keys = sorted(channel.state)
+    return channel.sorted_keys

@@ -39,7 +39,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from .base import LedgerStore
+from .base import LedgerStore, prefix_end
 from .errors import BackendUnavailableError, UnsupportedLedgerURLError
 from .hashing import canonical_json
 from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
@@ -103,6 +103,28 @@ return 1
 """
 
 
+# A page of keys and their values and versions, read in one script so it is one state.
+_PREFIX_PAGE = """#!lua
+local keys
+if ARGV[4] == '1' then
+  keys = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[2], ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+else
+  keys = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+end
+local found = {}
+for _, key in ipairs(keys) do
+  local value = redis.call('HGET', KEYS[2], key)
+  local version = redis.call('HGET', KEYS[3], key)
+  if value and version then
+    found[#found + 1] = key
+    found[#found + 1] = value
+    found[#found + 1] = version
+  end
+end
+return found
+"""
+
+
 class RedisStore(LedgerStore):
     """A LedgerStore on Redis streams and hashes; appends are one Lua script."""
 
@@ -112,6 +134,7 @@ class RedisStore(LedgerStore):
         self.client: Any = client
         self.prefix = prefix
         self._append = client.register_script(_APPEND_IF_TIP)
+        self._prefix_page = client.register_script(_PREFIX_PAGE)
         self._redis_clock_offset_ms: float | None = None
 
     @classmethod
@@ -190,6 +213,31 @@ class RedisStore(LedgerStore):
                 self._key(channel, "keys"), f"[{start}", f"({end}" if end else "+"
             )
             return self._records(channel, keys)
+
+    def read_prefix_page(
+        self, channel: str, prefix: str, *, after: str | None, limit: int, reverse: bool
+    ) -> list[StateRecord]:
+        """ZRANGEBYLEX or ZREVRANGEBYLEX with LIMIT on the sorted set of keys: O(log n + limit).
+
+        Redis compares members byte by byte, and UTF-8 byte order is code-point order.
+        """
+        if limit <= 0:
+            return []
+        end = prefix_end(prefix)
+        low, high = f"[{prefix}", f"({end}" if end else "+"
+        if after is not None:
+            if reverse and (not end or after < end):
+                high = f"({after}"
+            elif not reverse and after >= prefix:
+                low = f"({after}"
+        keys = [self._key(channel, part) for part in ("keys", "state", "versions")]
+        with self._guard():
+            flat: list[str] = self._prefix_page(
+                keys=keys, args=[low, high, limit, "1" if reverse else "0"]
+            )
+        return [
+            StateRecord(flat[i], flat[i + 1], _version(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
 
     def _records(self, channel: str, keys: list[str]) -> list[StateRecord]:
         if not keys:

@@ -6,6 +6,11 @@ version read, so a transaction that saw a mix of old and new state is marked
 MVCC_READ_CONFLICT and changes nothing. Range reads record the version of each
 key returned; keys inserted into the range later are not detected (no phantom
 protection), so contracts keep uniqueness rules on point keys.
+
+A paged read (`get_prefix_page`) is for queries, as Fabric's paginated queries
+are: it is not recorded in the read-set, so a simulation that paged may not
+write, and one that wrote may not page (PagedReadInTransactionError). No
+committed transaction ever depends on a page.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import LedgerStore
+from .base import LedgerStore, prefix_end
+from .errors import PagedReadInTransactionError
 from .hashing import canonical_json, commitment, new_salt
 from .records import (
     Creator,
@@ -37,6 +43,7 @@ class TxSimulator:
         self._seen: dict[str, StateRecord | None] = {}
         self._writes: dict[str, JSONValue | None] = {}
         self._events: list[Event] = []
+        self._paged = False
 
     def get_state(self, key: str) -> JSONValue | None:
         """The committed value of `key`, or None if it does not exist."""
@@ -60,7 +67,28 @@ class TxSimulator:
     def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
         """Committed (key, value) pairs whose key starts with `prefix`."""
         _check_key(prefix)
-        return self.get_range(prefix, prefix + "\U0010ffff")
+        return self.get_range(prefix, prefix_end(prefix))
+
+    def get_prefix_page(
+        self, prefix: str, *, after: str | None, limit: int, reverse: bool = True
+    ) -> list[tuple[str, JSONValue]]:
+        """Up to `limit` committed (key, value) pairs whose key starts with `prefix`, strictly
+        after `after` in key order (descending when `reverse`, the default): O(limit) reads.
+
+        For queries only: nothing is recorded in the read-set, and after a paged read the
+        simulation refuses writes (PagedReadInTransactionError), as it refuses a paged read
+        once it has written.
+        """
+        _check_key(prefix)
+        if self._writes:
+            raise PagedReadInTransactionError(
+                "A transaction that writes cannot page through a range; page in a query."
+            )
+        self._paged = True
+        records = self._store.read_prefix_page(
+            self.channel, prefix, after=after, limit=limit, reverse=reverse
+        )
+        return [(record.key, record.json()) for record in records]
 
     def get_history(self, key: str) -> list[HistoryEntry]:
         """Every committed write of `key`, oldest first (not part of the read-set, as in Fabric)."""
@@ -70,6 +98,7 @@ class TxSimulator:
     def put_state(self, key: str, value: JSONValue) -> None:
         """Write a JSON value; raises ValueError for None, NaN or values JSON cannot hold."""
         _check_key(key)
+        self._refuse_write_after_page()
         if value is None:
             raise ValueError("A state value cannot be empty; use del_state to delete a key.")
         try:
@@ -80,7 +109,14 @@ class TxSimulator:
 
     def del_state(self, key: str) -> None:
         _check_key(key)
+        self._refuse_write_after_page()
         self._writes[key] = None
+
+    def _refuse_write_after_page(self) -> None:
+        if self._paged:
+            raise PagedReadInTransactionError(
+                "A simulation that paged through a range cannot write: pages are for queries."
+            )
 
     def set_event(self, name: str, payload: JSONValue = None) -> None:
         if not name:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .base import LedgerStore
+from .base import LedgerStore, prefix_end
 from .errors import BackendUnavailableError, ChainIntegrityError, NotALedgerError
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 from .sql_models import LEDGER_TABLES, BlockRow, HistoryRow, StateRow, TransactionRow
@@ -159,6 +159,24 @@ class SqlStore(LedgerStore):
             query = query.where(state_t.c.key < end)
         with self._reading() as conn:
             rows = conn.execute(query.order_by(state_t.c.key)).all()
+        return [_state_record(row) for row in rows]
+
+    def read_prefix_page(
+        self, channel: str, prefix: str, *, after: str | None, limit: int, reverse: bool
+    ) -> list[StateRecord]:
+        """One indexed scan of the primary key (channel, key), in either direction."""
+        if limit <= 0:
+            return []
+        key = state_t.c.key
+        query = select(state_t).where(state_t.c.channel == channel, key >= prefix)
+        end = prefix_end(prefix)
+        if end:
+            query = query.where(key < end)
+        if after is not None:
+            query = query.where(key < after if reverse else key > after)
+        ordered = query.order_by(key.desc() if reverse else key).limit(limit)
+        with self._reading() as conn:
+            rows = conn.execute(ordered).all()
         return [_state_record(row) for row in rows]
 
     def read_history(self, channel: str, key: str) -> list[HistoryEntry]:

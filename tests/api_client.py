@@ -27,6 +27,7 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from api.app import create_app
+from api.persisted_operations import PersistedOperations
 from api.services import Services
 from authz.network import NetworkConfig, load_network
 from devkit.ports import ReservedPort
@@ -139,7 +140,10 @@ class Api:
 
 @contextlib.contextmanager
 def api_server(
-    net: NetworkFixture, ledger_url: str, network: NetworkConfig | None = None
+    net: NetworkFixture,
+    ledger_url: str,
+    network: NetworkConfig | None = None,
+    persisted_operations: PersistedOperations | None = None,
 ) -> Iterator[Api]:
     """The healthledger app over mutual TLS on a free port, on the given ledger.
 
@@ -147,7 +151,8 @@ def api_server(
     """
     network = network or load_network(net.directory)
     services = Services.open(network, ledger_url)
-    with serving(create_app(services), network) as url:
+    app = create_app(services, persisted_operations=persisted_operations)
+    with serving(app, network) as url:
         api = Api(url, net, services)
         try:
             yield api
@@ -243,8 +248,11 @@ mutation($child: ID!, $version: Int!, $patch: MedicalCardPatch!) {
 CARD = "query($child: ID!) { medicalCard(childId: $child) { version healthGroup allergies } }"
 CHILD = "query($id: ID!) { child(id: $id) { id fullName guardians doctorUid } }"
 HISTORY = """
-query($child: ID!) { medicalCardHistory(childId: $child) { version txId blockNumber author } }"""
-AGREEMENTS = "query($child: ID) { agreements(childId: $child) { id status doctorUid } }"
+query($child: ID!) {
+  medicalCardHistory(childId: $child) { edges { node { version txId blockNumber author } } }
+}"""
+AGREEMENTS = """
+query($child: ID) { agreements(childId: $child) { edges { node { id status doctorUid } } } }"""
 CREATE_ADMISSION = """
 mutation($child: ID!, $school: String!) {
   createAdmissionRequest(childId: $child, school: $school) { id childId childName school status }
@@ -282,6 +290,26 @@ query($id: ID!) {
   }
 }"""
 REPORT_META = "query($id: ID!) { report(id: $id) { id status permittedSchools } }"
+
+
+def nodes(connection: dict[str, Any]) -> list[Any]:
+    """The items of one page of a list: its edges' nodes, in the list's order."""
+    return [edge["node"] for edge in connection["edges"]]
+
+
+def every_page(
+    client: GraphQLClient, query: str, variables: dict[str, Any] | None = None
+) -> list[Any]:
+    """Every item of the one list `query` reads, a page at a time: the query takes `$after`
+    and selects `pageInfo { hasNextPage endCursor }`."""
+    found: list[Any] = []
+    after = None
+    while True:
+        (connection,) = client.data(query, {**(variables or {}), "after": after}).values()
+        found += nodes(connection)
+        if not connection["pageInfo"]["hasNextPage"]:
+            return found
+        after = connection["pageInfo"]["endCursor"]
 
 
 # -- story steps ------------------------------------------------------------------------------

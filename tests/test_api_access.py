@@ -37,6 +37,7 @@ from tests.api_client import (
     Api,
     admission,
     api_server,
+    nodes,
     ready_report,
     register,
     sign_and_accept,
@@ -46,7 +47,7 @@ from tests.networks import NetworkFixture, make_network
 
 CHILD = "query($id: ID!) { child(id: $id) { id fullName } }"
 CARD = "query($id: ID!) { medicalCard(childId: $id) { version allergies } }"
-HISTORY = "query($id: ID!) { medicalCardHistory(childId: $id) { version } }"
+HISTORY = "query($id: ID!) { medicalCardHistory(childId: $id) { edges { node { version } } } }"
 HEIGHTS = "{ channels { name height } }"
 
 UNRELATED = ["bob", "dr-quinn", "school-a-office", "school-b-office", "hospital-admin"]
@@ -268,10 +269,10 @@ CHANNEL_CASES = [
     case(uid, query, {}, "FORBIDDEN", name)
     for uid in ("school-a-office", "school-b-office")
     for name, query in (
-        ("medical-blocks", '{ blocks(channel: "medical") { number } }'),
+        ("medical-blocks", '{ blocks(channel: "medical") { edges { node { number } } } }'),
         ("medical-verify", '{ verifyChannel(channel: "medical") { ok } }'),
-        ("children", "{ children { id } }"),
-        ("agreements", "{ agreements { id } }"),
+        ("children", "{ children { edges { node { id } } } }"),
+        ("agreements", "{ agreements { edges { node { id } } } }"),
     )
 ]
 
@@ -294,12 +295,10 @@ def test_a_caller_outside_the_relationship_is_refused(
 
 
 LISTS = {
-    "children": "{ children { id } }",
-    "agreements": "{ agreements { id } }",
-    "admissionRequests": "{ admissionRequests { id } }",
-    "reportRequests": "{ reportRequests { id } }",
-    "reports": "{ reports { id } }",
+    field: f"{{ {field} {{ edges {{ node {{ id }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+    for field in ("children", "agreements", "admissionRequests", "reportRequests", "reports")
 }
+EMPTY_PAGE = {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
 
 @pytest.mark.parametrize(
@@ -315,7 +314,7 @@ LISTS = {
 def test_a_caller_outside_every_relationship_lists_nothing(
     api: Api, world: World, uid: str, field: str
 ) -> None:
-    assert api(uid).data(LISTS[field]) == {field: []}
+    assert api(uid).data(LISTS[field]) == {field: EMPTY_PAGE}
 
 
 def test_a_school_reads_report_content_only_while_approved_for_it(api: Api, world: World) -> None:
@@ -329,18 +328,20 @@ def test_a_school_reads_report_content_only_while_approved_for_it(api: Api, worl
 
 
 def test_the_wrong_school_sees_none_of_another_schools_admissions(api: Api, world: World) -> None:
-    listed = api("school-b-office").data("{ admissionRequests { id } reportRequests { id } }")
-    assert listed == {"admissionRequests": [], "reportRequests": []}
-    mine = api("school-a-office").data("{ admissionRequests { id } }")["admissionRequests"]
-    assert {world.admission, world.pending_admission} <= {a["id"] for a in mine}
+    listed = api("school-b-office").data(
+        "{ admissionRequests { edges { node { id } } } reportRequests { edges { node { id } } } }"
+    )
+    assert listed == {"admissionRequests": {"edges": []}, "reportRequests": {"edges": []}}
+    mine = api("school-a-office").data(LISTS["admissionRequests"])["admissionRequests"]
+    assert {world.admission, world.pending_admission} <= {a["id"] for a in nodes(mine)}
 
 
 def test_a_doctor_sees_report_requests_only_for_children_under_active_agreement(
     api: Api, world: World
 ) -> None:
-    mine = {r["id"] for r in api("dr-house").data("{ reportRequests { id } }")["reportRequests"]}
-    assert world.request in mine
-    assert api("dr-quinn").data("{ reportRequests { id } }") == {"reportRequests": []}
+    mine = api("dr-house").data(LISTS["reportRequests"])["reportRequests"]
+    assert world.request in {r["id"] for r in nodes(mine)}
+    assert api("dr-quinn").data(LISTS["reportRequests"]) == {"reportRequests": EMPTY_PAGE}
 
 
 def test_no_refused_call_wrote_anything(api: Api, world: World) -> None:

@@ -26,6 +26,7 @@ from ledger_backends.testing import POSTGRES_URL, needs_backend, query_option, s
 from tests.api_client import (
     ACCEPT,
     ACCEPT_ADMISSION,
+    AGREEMENTS,
     APPROVE,
     CREATE_ADMISSION,
     HISTORY,
@@ -38,6 +39,7 @@ from tests.api_client import (
     api_server,
     api_server_behind_proxy,
     assert_nothing_leaks,
+    nodes,
     ready_report,
     register,
     sign_and_accept,
@@ -151,10 +153,10 @@ def test_behind_a_proxy_the_forwarded_certificate_is_the_caller(
 @pytest.mark.parametrize(
     ("uid", "query", "variables"),
     [
-        ("school-a-office", "{ children { id } }", {}),
+        ("school-a-office", "{ children { edges { node { id } } } }", {}),
         ("alice", ACCEPT, {"id": "agreement-0"}),
         ("dr-house", REGISTER_CHILD, {"input": {"fullName": "X", "birthDate": "2020-01-01"}}),
-        ("school-b-office", '{ blocks(channel: "medical") { number } }', {}),
+        ("school-b-office", '{ blocks(channel: "medical") { edges { node { number } } } }', {}),
         ("alice", '{ verifyChannel(channel: "no-such-channel") { ok } }', {}),
     ],
     ids=["school-lists-children", "parent-accepts", "doctor-registers", "school-blocks", "unknown"],
@@ -182,7 +184,8 @@ def test_an_object_that_does_not_exist_gets_not_found(
 
 
 def test_a_stale_expected_version_gets_conflict_and_changes_nothing(api: Api, patient: str) -> None:
-    version = api("alice").data(HISTORY, {"child": patient})["medicalCardHistory"][-1]["version"]
+    newest = nodes(api("alice").data(HISTORY, {"child": patient})["medicalCardHistory"])[0]
+    version = newest["version"]
     update_card(api, patient, version, notes="First.")
     error = api("dr-house").error(
         UPDATE_CARD, {"child": patient, "version": version, "patch": {"notes": "Second."}}
@@ -199,9 +202,7 @@ def test_illegal_state_transitions_get_conflict(api: Api) -> None:
     child, report = ready_report(api)
     api("alice").data(APPROVE, {"id": report, "schools": ["school-a"]})
     assert api("alice").code(APPROVE, {"id": report, "schools": ["school-a"]}) == "CONFLICT"
-    agreement = api("alice").data("query($c: ID) { agreements(childId: $c) { id } }", {"c": child})[
-        "agreements"
-    ][0]["id"]
+    agreement = nodes(api("alice").data(AGREEMENTS, {"child": child})["agreements"])[0]["id"]
     assert api("dr-house").code(ACCEPT, {"id": agreement}) == "CONFLICT"
     assert api("alice").code(SIGN, {"child": child, "doctor": "dr-house"}) == "CONFLICT"
     admission = api("alice").data(CREATE_ADMISSION, {"child": child, "school": "school-b"})
@@ -239,11 +240,13 @@ BAD_INPUT = {
     ),
     "empty-patch": _patch(),
     "unknown-school": ("alice", CREATE_ADMISSION, {"child": "{patient}", "school": "school-z"}),
-    "negative-block-number": (
+    "page-of-201": ("alice", "{ admissionRequests(first: 201) { edges { node { id } } } }", {}),
+    "page-of-0-blocks": (
         "alice",
-        '{ blocks(channel: "report", fromNumber: -1) { number } }',
+        '{ blocks(channel: "report", first: 0) { edges { cursor } } }',
         {},
     ),
+    "made-up-cursor": ("alice", '{ children(after: "bm90LWEtY3Vyc29y") { edges { cursor } } }', {}),
 }
 
 
@@ -405,7 +408,8 @@ def test_with_the_ledger_down_requests_get_unavailable_and_it_recovers_without_r
         assert error["extensions"]["code"] == "UNAVAILABLE"
         assert "nothing was written" in error["message"]
         assert seconds < 5
-        query_error, seconds = timed(lambda: api("bob").error("{ children { id } }"))
+        children = "{ children { edges { node { id } } } }"
+        query_error, seconds = timed(lambda: api("bob").error(children))
         assert (query_error["extensions"]["code"], seconds < 5) == ("UNAVAILABLE", True)
         ready, seconds = timed(lambda: api.get("/readyz"))
         assert (ready.status_code, seconds < 5) == (503, True)

@@ -32,6 +32,7 @@ from tests.api_client import (
     SIGN,
     Api,
     api_server,
+    nodes,
     register,
     sign_and_accept,
     update_card,
@@ -40,7 +41,7 @@ from tests.networks import DEMO_USERS, NetworkFixture, make_network
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
-CHILDREN = "{ children { id fullName birthDate guardians doctorUid } }"
+CHILDREN = "{ children { edges { node { id fullName birthDate guardians doctorUid } } } }"
 CHILD = "query($id: ID!) { child(id: $id) { id fullName birthDate guardians doctorUid sex } }"
 FULL_CARD = """
 query($child: ID!) {
@@ -62,22 +63,32 @@ mutation($child: ID!, $version: Int!, $patch: MedicalCardPatch!) {
 FULL_HISTORY = """
 query($child: ID!) {
   medicalCardHistory(childId: $child) {
-    version txId blockNumber author timestamp card { version updatedBy allergies }
+    edges {
+      node { version txId blockNumber author timestamp card { version updatedBy allergies } }
+    }
   }
 }"""
 AGREEMENTS = """
-query($child: ID) { agreements(childId: $child) { id childId parentUid doctorUid status } }"""
+query($child: ID) {
+  agreements(childId: $child) { edges { node { id childId parentUid doctorUid status } } }
+}"""
 ADMISSIONS = """
 query($status: AdmissionStatus) {
-  admissionRequests(status: $status) { id childId childName school status reason }
+  admissionRequests(status: $status) {
+    edges { node { id childId childName school status reason } }
+  }
 }"""
 REPORT_REQUESTS = """
 query($status: ReportRequestStatus) {
-  reportRequests(status: $status) { id admissionRequestId childId school status reportId }
+  reportRequests(status: $status) {
+    edges { node { id admissionRequestId childId school status reportId } }
+  }
 }"""
 REPORTS = """
 query($status: ReportStatus) {
-  reports(status: $status) { id childId status authorUid permittedSchools cardVersion }
+  reports(status: $status) {
+    edges { node { id childId status authorUid permittedSchools cardVersion } }
+  }
 }"""
 FULL_REPORT = """
 query($id: ID!) {
@@ -92,13 +103,19 @@ query($id: ID!) {
 ME = "{ me { uid msp org role name } }"
 CHANNELS = "{ channels { name members height tipHash } }"
 BLOCKS = """
-query($channel: String!, $from: Int, $limit: Int) {
-  blocks(channel: $channel, fromNumber: $from, limit: $limit) {
-    number hash previousHash dataHash timestamp
-    transactionCount
-    transactions {
-      index redacted txId contract function creator creatorMsp validation writeSetHash
+query($channel: String!, $first: Int!, $after: String) {
+  blocks(channel: $channel, first: $first, after: $after) {
+    edges {
+      cursor
+      node {
+        number hash previousHash dataHash timestamp
+        transactionCount
+        transactions {
+          index redacted txId contract function creator creatorMsp validation writeSetHash
+        }
+      }
     }
+    pageInfo { hasNextPage endCursor }
   }
 }"""
 VERIFY = """
@@ -162,7 +179,7 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
     assert child["guardians"] == ["alice"]
     assert child["doctorUid"] is None
     # Bob is offered guardianship: he sees Ada's name, and nothing else until he accepts.
-    assert bob.data(CHILDREN)["children"] == []
+    assert nodes(bob.data(CHILDREN)["children"]) == []
     assert bob.code(CHILD, {"id": child_id}) == "NOT_FOUND"
     assert bob.data(PENDING_GUARDIANSHIPS)["pendingGuardianships"] == [
         {"id": child_id, "fullName": "Ada Martin", "guardians": []}
@@ -171,7 +188,7 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
     assert (accepted["guardians"], accepted["pendingGuardians"]) == (["alice", "bob"], [])
     assert bob.data(PENDING_GUARDIANSHIPS)["pendingGuardianships"] == []
     for parent in (alice, bob):
-        assert [c["id"] for c in parent.data(CHILDREN)["children"]] == [child_id]
+        assert [c["id"] for c in nodes(parent.data(CHILDREN)["children"])] == [child_id]
     assert bob.data(CHILD, {"id": child_id})["child"] == {
         "id": child_id,
         "fullName": "Ada Martin",
@@ -189,17 +206,17 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
         "alice",
         "dr-house",
     )
-    assert house.data(CHILDREN)["children"] == []
+    assert nodes(house.data(CHILDREN)["children"]) == []
     assert house.code(FULL_CARD, {"child": child_id}) == "NOT_FOUND"
-    assert house.data(AGREEMENTS, {"child": None})["agreements"] == [
+    assert nodes(house.data(AGREEMENTS, {"child": None})["agreements"]) == [
         {**agreement, "childId": child_id}
     ]
     accepted = house.data(ACCEPT, {"id": agreement["id"]})["acceptAgreement"]
     assert accepted == {"id": agreement["id"], "status": "ACTIVE"}
-    assert [a["status"] for a in bob.data(AGREEMENTS, {"child": child_id})["agreements"]] == [
-        "ACTIVE"
-    ]
-    assert [(c["id"], c["doctorUid"]) for c in house.data(CHILDREN)["children"]] == [
+    assert [
+        a["status"] for a in nodes(bob.data(AGREEMENTS, {"child": child_id})["agreements"])
+    ] == ["ACTIVE"]
+    assert [(c["id"], c["doctorUid"]) for c in nodes(house.data(CHILDREN)["children"])] == [
         (child_id, "dr-house")
     ]
     assert alice.data(CHILD, {"id": child_id})["child"]["doctorUid"] == "dr-house"
@@ -239,15 +256,15 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
     }
     assert quinn.code(FULL_CARD, {"child": child_id}) == "NOT_FOUND"
 
-    history = bob.data(FULL_HISTORY, {"child": child_id})["medicalCardHistory"]
-    assert [h["version"] for h in history] == [1, 2, 3]
-    assert [h["card"]["version"] for h in history] == [1, 2, 3]
-    assert [h["author"] for h in history] == ["alice", "dr-house", "dr-house"]
-    assert [h["card"]["allergies"] for h in history] == [[], ["peanuts"], ["peanuts"]]
+    history = nodes(bob.data(FULL_HISTORY, {"child": child_id})["medicalCardHistory"])
+    assert [h["version"] for h in history] == [3, 2, 1], "newest first"
+    assert [h["card"]["version"] for h in history] == [3, 2, 1]
+    assert [h["author"] for h in history] == ["dr-house", "dr-house", "alice"]
+    assert [h["card"]["allergies"] for h in history] == [["peanuts"], ["peanuts"], []]
     assert len({h["txId"] for h in history}) == 3
     assert all(re.fullmatch(r"[0-9a-f]{32}", h["txId"]) for h in history)
     blocks = [h["blockNumber"] for h in history]
-    assert blocks == sorted(blocks) and len(set(blocks)) == 3
+    assert blocks == sorted(blocks, reverse=True) and len(set(blocks)) == 3
 
     # 4. Bob applies to school B, which says no; Alice applies to school A, which says yes.
     to_b = bob.data(CREATE_ADMISSION, {"child": child_id, "school": "school-b"})[
@@ -267,12 +284,12 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
         "Ada Martin",
         "school-a",
     )
-    assert [a["id"] for a in school_a.data(ADMISSIONS)["admissionRequests"]] == [to_a["id"]]
-    assert [a["id"] for a in school_b.data(ADMISSIONS)["admissionRequests"]] == [to_b["id"]]
+    assert [a["id"] for a in nodes(school_a.data(ADMISSIONS)["admissionRequests"])] == [to_a["id"]]
+    assert [a["id"] for a in nodes(school_b.data(ADMISSIONS)["admissionRequests"])] == [to_b["id"]]
     assert [
-        a["id"] for a in alice.data(ADMISSIONS, {"status": "PENDING"})["admissionRequests"]
+        a["id"] for a in nodes(alice.data(ADMISSIONS, {"status": "PENDING"})["admissionRequests"])
     ] == [to_a["id"]]
-    assert house.data(ADMISSIONS)["admissionRequests"] == []
+    assert nodes(house.data(ADMISSIONS)["admissionRequests"]) == []
     assert school_a.data(ACCEPT_ADMISSION, {"id": to_a["id"]})["acceptAdmissionRequest"] == {
         "id": to_a["id"],
         "status": "ACCEPTED",
@@ -289,9 +306,9 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
         "reportId": None,
     }
     for user in (house, school_a, alice, bob):
-        assert user.data(REPORT_REQUESTS)["reportRequests"] == [request]
+        assert nodes(user.data(REPORT_REQUESTS)["reportRequests"]) == [request]
     for user in (quinn, school_b):
-        assert user.data(REPORT_REQUESTS)["reportRequests"] == []
+        assert nodes(user.data(REPORT_REQUESTS)["reportRequests"]) == []
 
     # 6. Dr House writes the report from card version 3: READY, no school may read it yet.
     report = house.data(CREATE_REPORT, {"request": request["id"], "conclusion": "Fit for school."})[
@@ -304,11 +321,11 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
     )
     assert (report["cardVersion"], report["childId"]) == (3, child_id)
     assert HEX64.fullmatch(report["cardHash"])
-    fulfilled = school_a.data(REPORT_REQUESTS, {"status": "FULFILLED"})["reportRequests"]
+    fulfilled = nodes(school_a.data(REPORT_REQUESTS, {"status": "FULFILLED"})["reportRequests"])
     assert [(r["id"], r["reportId"]) for r in fulfilled] == [(request["id"], report["id"])]
     for user in (alice, house, school_a):
-        assert [r["id"] for r in user.data(REPORTS)["reports"]] == [report["id"]]
-    assert school_b.data(REPORTS)["reports"] == []
+        assert [r["id"] for r in nodes(user.data(REPORTS)["reports"])] == [report["id"]]
+    assert nodes(school_b.data(REPORTS)["reports"]) == []
     guardian_view = bob.data(FULL_REPORT, {"id": report["id"]})["report"]
     assert guardian_view["content"]["conclusion"] == "Fit for school."
     assert guardian_view["content"]["childName"] == "Ada Martin"
@@ -327,7 +344,7 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
         "conclusion": "Fit for school.",
         "vaccinations": [{"vaccine": "MMR", "date": "2020-05-01", "dose": 1}],
     }
-    assert school_a.data(REPORTS, {"status": "APPROVED"})["reports"][0]["id"] == report["id"]
+    assert nodes(school_a.data(REPORTS, {"status": "APPROVED"})["reports"])[0]["id"] == report["id"]
     assert school_b.code(REPORT, {"id": report["id"]}) == "NOT_FOUND"
 
     # 8. Alice withdraws the permission: the content is closed to school A again.
@@ -342,10 +359,10 @@ def test_the_whole_story_shows_each_user_exactly_what_they_may_see(api: Api) -> 
     # 9. Alice ends the agreement: Dr House loses Ada at once.
     revoked = alice.data(REVOKE_AGREEMENT, {"id": agreement["id"]})["revokeAgreement"]
     assert revoked == {"id": agreement["id"], "status": "REVOKED"}
-    assert house.data(CHILDREN)["children"] == []
+    assert nodes(house.data(CHILDREN)["children"]) == []
     assert house.code(FULL_CARD, {"child": child_id}) == "NOT_FOUND"
     assert alice.data(CHILD, {"id": child_id})["child"]["doctorUid"] is None
-    assert house.data(AGREEMENTS, {"child": None})["agreements"][0]["status"] == "REVOKED"
+    assert nodes(house.data(AGREEMENTS, {"child": None})["agreements"])[0]["status"] == "REVOKED"
 
     # 10. The chains behind all this are intact.
     for channel in ("medical", "report"):
@@ -400,13 +417,13 @@ def test_blocks_show_linked_headers_and_transaction_headers_but_never_state_valu
         height = {c["name"]: c["height"] for c in api("alice").data(CHANNELS)["channels"]}[channel]
         if height == 0:
             continue
-        response = api("alice").post(BLOCKS, {"channel": channel, "from": 0, "limit": 100})
+        response = api("alice").post(BLOCKS, {"channel": channel, "first": 200})
         for secret in SECRETS:
             assert secret not in response.text, f"{secret!r} appears in the {channel} blocks"
-        blocks = response.json()["data"]["blocks"]
-        assert [b["number"] for b in blocks] == list(range(min(height, 100)))
-        assert blocks[0]["previousHash"] == "0" * 64
-        for earlier, later in itertools.pairwise(blocks):
+        blocks = nodes(response.json()["data"]["blocks"])
+        assert [b["number"] for b in blocks] == list(range(height - 1, -1, -1)), "newest first"
+        assert blocks[-1]["previousHash"] == "0" * 64
+        for later, earlier in itertools.pairwise(blocks):
             assert later["previousHash"] == earlier["hash"]
         for block in blocks:
             assert HEX64.fullmatch(block["hash"]) and HEX64.fullmatch(block["dataHash"])
@@ -422,9 +439,9 @@ def test_blocks_show_linked_headers_and_transaction_headers_but_never_state_valu
     calls = {
         uid: [
             (tx["function"], tx["creator"], tx["creatorMsp"])
-            for block in api(uid).data(BLOCKS, {"channel": "medical", "from": 0, "limit": 100})[
-                "blocks"
-            ]
+            for block in nodes(
+                api(uid).data(BLOCKS, {"channel": "medical", "first": 200})["blocks"]
+            )
             for tx in block["transactions"]
         ]
         for uid in ("alice", "dr-house")
@@ -435,8 +452,17 @@ def test_blocks_show_linked_headers_and_transaction_headers_but_never_state_valu
     # The doctor was not told of the registration (only the guardians were): its header is hidden.
     assert ("registerChild", "alice", "ParentsMSP") not in calls["dr-house"]
     assert (None, None, None) in calls["dr-house"]
-    page = api("alice").data(BLOCKS, {"channel": "medical", "from": 1, "limit": 2})["blocks"]
-    assert [b["number"] for b in page] == [1, 2]
+    height = {c["name"]: c["height"] for c in api("alice").data(CHANNELS)["channels"]}["medical"]
+    newest = api("alice").data(BLOCKS, {"channel": "medical", "first": 2})["blocks"]
+    assert [b["number"] for b in nodes(newest)] == [height - 1, height - 2]
+    assert newest["pageInfo"] == {
+        "hasNextPage": True,
+        "endCursor": newest["edges"][-1]["cursor"],
+    }
+    after = newest["pageInfo"]["endCursor"]
+    older = api("alice").data(BLOCKS, {"channel": "medical", "first": 200, "after": after})
+    assert [b["number"] for b in nodes(older["blocks"])] == list(range(height - 3, -1, -1))
+    assert older["blocks"]["pageInfo"]["hasNextPage"] is False
 
 
 def test_a_report_approved_for_another_school_is_read_by_it_until_permission_is_withdrawn(

@@ -13,7 +13,7 @@ import pytest
 
 from devkit.serve_process import ServeProcess
 from ledger_backends.testing import needs_backend, scratch_url
-from tests.api_client import HISTORY, GraphQLClient, register, sign_and_accept
+from tests.api_client import HISTORY, GraphQLClient, nodes, register, sign_and_accept
 from tests.networks import NetworkFixture, make_network
 
 pytestmark = needs_backend("postgresql")
@@ -110,7 +110,8 @@ def test_concurrent_card_updates_on_two_servers_have_exactly_one_winner_per_vers
             winners.append(str(won[0]["notes"]))
 
     for server in range(len(api.servers)):
-        history = api.on("alice", server).data(HISTORY, {"child": child})["medicalCardHistory"]
+        newest = api.on("alice", server).data(HISTORY, {"child": child})["medicalCardHistory"]
+        history = nodes(newest)[::-1]
         assert [r["version"] for r in history] == list(range(1, ROUNDS + 2))
         blocks = [r["blockNumber"] for r in history]
         assert blocks == sorted(set(blocks)), "each version has its own, later block"

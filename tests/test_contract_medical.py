@@ -7,6 +7,7 @@ ledger (world state and chain height) is exactly as it was before the call.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from chaincode.medical import MedicalContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
-from tests.contract_checks import refused_on
+from tests.contract_checks import assert_pages_hold, every_page, items, refused_on
 
 PARENT = FakeCaller("parent-anna", "parents", "parent")
 CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
@@ -182,7 +183,7 @@ def test_duplicate_other_guardians_are_listed_once(h: ContractHarness) -> None:
 )
 def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) -> None:
     refused(h, caller, "registerChild", ForbiddenError, fullName=CHILD_NAME, birthDate=BIRTH_DATE)
-    assert h.call(caller, "listChildren") == []
+    assert items(h.call(caller, "listChildren")) == []
 
 
 @pytest.mark.parametrize(
@@ -213,7 +214,7 @@ def test_only_parents_register_children(h: ContractHarness, caller: FakeCaller) 
 def test_invalid_registration_is_bad_user_input(h: ContractHarness, args: dict[str, Any]) -> None:
     valid = {"fullName": CHILD_NAME, "birthDate": BIRTH_DATE}
     refused(h, PARENT, "registerChild", BadInputError, **{**valid, **args})
-    assert h.call(PARENT, "listChildren") == []
+    assert items(h.call(PARENT, "listChildren")) == []
 
 
 # -- guardianship offers -----------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_another_parent_becomes_a_guardian_only_by_accepting(h: ContractHarness)
     child_id = _offered(h, CO_GUARDIAN.uid)
     refused(h, CO_GUARDIAN, "readChild", NotFoundError, childId=child_id)
     refused(h, CO_GUARDIAN, "readCard", NotFoundError, childId=child_id)
-    assert h.call(CO_GUARDIAN, "listChildren") == []
+    assert items(h.call(CO_GUARDIAN, "listChildren")) == []
     assert h.call(CO_GUARDIAN, "pendingGuardianships") == [
         {
             "id": child_id,
@@ -249,7 +250,7 @@ def test_another_parent_becomes_a_guardian_only_by_accepting(h: ContractHarness)
     child = h.call(CO_GUARDIAN, "acceptGuardianship", childId=child_id)
     assert (child["guardians"], child["pendingGuardians"]) == ([PARENT.uid, CO_GUARDIAN.uid], [])
     assert h.call(CO_GUARDIAN, "pendingGuardianships") == []
-    assert [c["id"] for c in h.call(CO_GUARDIAN, "listChildren")] == [child_id]
+    assert [c["id"] for c in items(h.call(CO_GUARDIAN, "listChildren"))] == [child_id]
     assert h.call(CO_GUARDIAN, "readCard", childId=child_id)["version"] == 1
     refused(h, CO_GUARDIAN, "acceptGuardianship", NotFoundError, childId=child_id)
 
@@ -348,18 +349,18 @@ def test_a_guardian_is_told_another_family_s_child_does_not_exist(world: World) 
 
 @pytest.mark.parametrize("caller", GUARDIANS)
 def test_a_parent_lists_only_their_own_children(world: World, caller: FakeCaller) -> None:
-    listed = world.call(caller, "listChildren")
+    listed = items(world.call(caller, "listChildren"))
     assert [c["id"] for c in listed] == [world.child_id]
     assert listed[0]["doctorUid"] == DOCTOR.uid
 
 
 def test_the_other_family_lists_only_its_child(world: World) -> None:
-    listed = world.call(OTHER_PARENT, "listChildren")
+    listed = items(world.call(OTHER_PARENT, "listChildren"))
     assert [c["id"] for c in listed] == [world.other_child_id]
 
 
 def test_a_doctor_lists_the_children_of_active_agreements(world: World) -> None:
-    listed = world.call(DOCTOR, "listChildren")
+    listed = items(world.call(DOCTOR, "listChildren"))
     assert [(c["id"], c["fullName"]) for c in listed] == [(world.child_id, CHILD_NAME)]
 
 
@@ -368,7 +369,7 @@ def test_a_doctor_lists_the_children_of_active_agreements(world: World) -> None:
     [p for p in OUTSIDERS if p.id != "unrelated parent"],
 )
 def test_callers_without_a_relationship_list_no_children(world: World, caller: FakeCaller) -> None:
-    assert world.call(caller, "listChildren") == []
+    assert items(world.call(caller, "listChildren")) == []
 
 
 # -- listPatientIds ----------------------------------------------------------------------
@@ -399,13 +400,13 @@ def test_a_guardian_signs_a_pending_agreement_with_a_doctor(
     assert signed["doctorUid"] == DOCTOR_NONE.uid
     assert signed["status"] == "PENDING"
     assert signed["createdAt"] == signed["updatedAt"]
-    assert signed in world.call(DOCTOR_NONE, "listAgreements")
+    assert signed in items(world.call(DOCTOR_NONE, "listAgreements"))
 
 
 def test_a_pending_agreement_gives_the_doctor_no_access_yet(world: World) -> None:
     world.call(PARENT, "signAgreement", childId=world.child_id, doctorUid=DOCTOR_NONE.uid)
     refused(world.h, DOCTOR_NONE, "readCard", NotFoundError, childId=world.child_id)
-    assert world.call(DOCTOR_NONE, "listChildren") == []
+    assert items(world.call(DOCTOR_NONE, "listChildren")) == []
 
 
 @pytest.mark.parametrize("caller", OUTSIDERS)
@@ -498,7 +499,7 @@ def test_the_named_doctor_accepts_a_pending_agreement_and_gains_access(world: Wo
     assert accepted["createdAt"] == world.pending["createdAt"]
     assert accepted["updatedAt"] > world.pending["updatedAt"]
     assert world.call(DOCTOR_PENDING, "readCard", childId=world.child_id)["version"] == 1
-    assert [c["id"] for c in world.call(DOCTOR_PENDING, "listChildren")] == [world.child_id]
+    assert [c["id"] for c in items(world.call(DOCTOR_PENDING, "listChildren"))] == [world.child_id]
 
 
 @pytest.mark.parametrize("caller", GUARDIANS)
@@ -574,14 +575,14 @@ def test_revoking_ends_the_doctor_s_access_at_once(world: World) -> None:
         expectedVersion=1,
         patch={"notes": "after revocation"},
     )
-    assert world.call(DOCTOR, "listChildren") == []
+    assert items(world.call(DOCTOR, "listChildren")) == []
     assert world.call(PARENT, "readChild", childId=world.child_id)["doctorUid"] is None
 
 
 def test_a_guardian_revokes_a_pending_agreement_before_it_is_accepted(world: World) -> None:
     revoked = world.call(CO_GUARDIAN, "revokeAgreement", id=world.pending["id"])
     assert revoked["status"] == "REVOKED"
-    assert world.call(DOCTOR_PENDING, "listChildren") == []
+    assert items(world.call(DOCTOR_PENDING, "listChildren")) == []
 
 
 def test_the_named_doctor_cannot_revoke_an_agreement(world: World) -> None:
@@ -619,32 +620,34 @@ def test_revoking_an_unknown_agreement_is_not_found(world: World) -> None:
 
 
 def _agreement(world: World, agreement_id: str) -> dict[str, Any]:
-    (found,) = [a for a in world.call(PARENT, "listAgreements") if a["id"] == agreement_id]
+    (found,) = [a for a in items(world.call(PARENT, "listAgreements")) if a["id"] == agreement_id]
     return found
 
 
 @pytest.mark.parametrize("caller", GUARDIANS)
 def test_guardians_list_every_agreement_of_their_children(world: World, caller: FakeCaller) -> None:
-    listed = world.call(caller, "listAgreements")
+    listed = items(world.call(caller, "listAgreements"))
     assert {(a["doctorUid"], a["status"]) for a in listed} == {
         (DOCTOR.uid, "ACTIVE"),
         (DOCTOR_PENDING.uid, "PENDING"),
         (DOCTOR_REVOKED.uid, "REVOKED"),
     }
-    assert world.call(caller, "listAgreements", childId=world.child_id) == listed
+    assert items(world.call(caller, "listAgreements", childId=world.child_id)) == listed
 
 
 def test_a_doctor_lists_only_the_agreements_naming_them(world: World) -> None:
-    assert world.call(DOCTOR, "listAgreements") == [world.active]
-    assert world.call(DOCTOR_PENDING, "listAgreements") == [world.pending]
-    assert world.call(DOCTOR_REVOKED, "listAgreements", childId=world.child_id) == [world.revoked]
-    assert world.call(DOCTOR_NONE, "listAgreements") == []
+    assert items(world.call(DOCTOR, "listAgreements")) == [world.active]
+    assert items(world.call(DOCTOR_PENDING, "listAgreements")) == [world.pending]
+    assert items(world.call(DOCTOR_REVOKED, "listAgreements", childId=world.child_id)) == [
+        world.revoked
+    ]
+    assert items(world.call(DOCTOR_NONE, "listAgreements")) == []
 
 
 def test_a_parent_sees_no_agreements_of_another_family(world: World) -> None:
-    assert world.call(OTHER_PARENT, "listAgreements") == []
-    assert world.call(OTHER_PARENT, "listAgreements", childId=world.child_id) == []
-    assert world.call(PARENT, "listAgreements", childId=world.other_child_id) == []
+    assert items(world.call(OTHER_PARENT, "listAgreements")) == []
+    assert items(world.call(OTHER_PARENT, "listAgreements", childId=world.child_id)) == []
+    assert items(world.call(PARENT, "listAgreements", childId=world.other_child_id)) == []
 
 
 @pytest.mark.parametrize(
@@ -656,8 +659,8 @@ def test_a_parent_sees_no_agreements_of_another_family(world: World) -> None:
     ],
 )
 def test_schools_and_admins_list_no_agreements(world: World, caller: FakeCaller) -> None:
-    assert world.call(caller, "listAgreements") == []
-    assert world.call(caller, "listAgreements", childId=world.child_id) == []
+    assert items(world.call(caller, "listAgreements")) == []
+    assert items(world.call(caller, "listAgreements", childId=world.child_id)) == []
 
 
 # -- readCard ----------------------------------------------------------------------------
@@ -935,17 +938,19 @@ def test_an_invalid_version_or_patch_shape_is_bad_user_input(
 # -- cardHistory -------------------------------------------------------------------------
 
 
-def test_card_history_lists_every_version_with_its_transaction(world: World) -> None:
+def test_card_history_lists_every_version_with_its_transaction_newest_first(
+    world: World,
+) -> None:
     _update(world, 1, {"bloodType": "O+"})
     _update(world, 2, {"healthGroup": 3})
-    history = world.call(PARENT, "cardHistory", childId=world.child_id)
-    assert [r["version"] for r in history] == [1, 2, 3]
-    assert [r["author"] for r in history] == [PARENT.uid, DOCTOR.uid, DOCTOR.uid]
-    assert [r["card"]["version"] for r in history] == [1, 2, 3]
+    history = items(world.call(PARENT, "cardHistory", childId=world.child_id))
+    assert [r["version"] for r in history] == [3, 2, 1]
+    assert [r["author"] for r in history] == [DOCTOR.uid, DOCTOR.uid, PARENT.uid]
+    assert [r["card"]["version"] for r in history] == [3, 2, 1]
     assert history[1]["card"]["bloodType"] == "O+" and history[1]["card"]["healthGroup"] is None
-    assert history[2]["card"]["healthGroup"] == 3
+    assert history[0]["card"]["healthGroup"] == 3
     numbers = [r["blockNumber"] for r in history]
-    assert numbers == sorted(set(numbers))
+    assert numbers == sorted(set(numbers), reverse=True)
     for revision in history:
         (block,) = world.h.store.read_blocks("medical", revision["blockNumber"], 1)
         txs = [json.loads(text) for text in block.tx_texts]
@@ -962,8 +967,8 @@ def test_guardians_and_the_active_doctor_read_the_card_history(
     world: World, caller: FakeCaller
 ) -> None:
     _update(world, 1, {"notes": "seen"})
-    history = world.call(caller, "cardHistory", childId=world.child_id)
-    assert [r["version"] for r in history] == [1, 2]
+    history = items(world.call(caller, "cardHistory", childId=world.child_id))
+    assert [r["version"] for r in history] == [2, 1]
 
 
 @pytest.mark.parametrize("caller", OUTSIDERS)
@@ -1001,3 +1006,124 @@ def test_missing_or_unknown_arguments_are_bad_input_not_a_crash(h: ContractHarne
         h.call(PARENT, "registerChild", fullName="Ada")
     with pytest.raises(BadInputError, match="missing or unknown arguments"):
         h.call(PARENT, "registerChild", fullName="Ada", birthDate=BIRTH_DATE, nickname="A")
+
+
+# -- pages of lists --------------------------------------------------------------------
+
+
+def _children(h: ContractHarness, count: int) -> list[str]:
+    """Ids of `count` children PARENT registers, oldest first."""
+    return [
+        h.call(PARENT, "registerChild", fullName=f"Child {n}", birthDate=BIRTH_DATE)["id"]
+        for n in range(count)
+    ]
+
+
+def test_new_ids_sort_by_the_time_they_were_made_except_a_childs(h: ContractHarness) -> None:
+    children = _children(h, 2)
+    assert all(re.fullmatch(r"child-[0-9a-f]{32}", child_id) for child_id in children)
+    ids = [_signed(h, child_id, DOCTOR)["id"] for child_id in children]
+    assert ids == sorted(ids)
+    assert all(re.fullmatch(r"agreement-t[0-9a-f]{14}-[0-9a-f]{32}", i) for i in ids)
+    # The harness clock: 2026-09-01 08:00:01 UTC, one second per call.
+    assert int(ids[0][len("agreement-t") :][:14], 16) == 1_788_249_603_000_000
+
+
+def test_a_parent_pages_through_their_children_in_id_order(h: ContractHarness) -> None:
+    ids = sorted(_children(h, 7), reverse=True)
+    pages = every_page(lambda after: h.call(PARENT, "listChildren", first=3, after=after))
+    assert_pages_hold(pages, first=3, expected=ids)
+    positions = [entry["position"] for page in pages for entry in page["entries"]]
+    assert positions == [f"guardian-child/parents/{PARENT.uid}/{i}" for i in ids]
+
+
+def test_a_doctor_pages_through_the_children_of_active_agreements(h: ContractHarness) -> None:
+    ids = _children(h, 5)
+    for child_id in ids:
+        agreement = _signed(h, child_id, DOCTOR)
+        h.call(DOCTOR, "acceptAgreement", id=agreement["id"])
+    pages = every_page(lambda after: h.call(DOCTOR, "listChildren", first=2, after=after))
+    assert_pages_hold(pages, first=2, expected=sorted(ids, reverse=True))
+
+
+def test_agreements_of_several_children_are_merged_newest_first(h: ContractHarness) -> None:
+    children = _children(h, 3)
+    doctors = (DOCTOR, DOCTOR_NONE, DOCTOR_PENDING, DOCTOR_REVOKED, DOCTOR_SPARE)
+    made = [_signed(h, child_id, doctor) for doctor in doctors for child_id in children]
+    h.call(OTHER_PARENT, "registerChild", fullName="Not mine", birthDate=BIRTH_DATE)
+    pages = every_page(lambda after: h.call(PARENT, "listAgreements", first=4, after=after))
+    assert_pages_hold(pages, first=4, expected=[a["id"] for a in reversed(made)])
+    one_child = every_page(
+        lambda after: h.call(PARENT, "listAgreements", childId=children[1], first=2, after=after)
+    )
+    expected = [a["id"] for a in reversed(made) if a["childId"] == children[1]]
+    assert_pages_hold(one_child, first=2, expected=expected)
+    doctor = every_page(lambda after: h.call(DOCTOR, "listAgreements", first=2, after=after))
+    assert_pages_hold(doctor, first=2, expected=[a["id"] for a in reversed(made[:3])])
+    # A doctor asking for one child reads that child's list and keeps their own agreements.
+    doctor_one_child = every_page(
+        lambda after: h.call(
+            DOCTOR_SPARE, "listAgreements", childId=children[1], first=1, after=after
+        )
+    )
+    assert_pages_hold(doctor_one_child, first=1, expected=[made[13]["id"]])
+
+
+def test_the_card_history_pages_newest_first_by_version(world: World) -> None:
+    for version in range(1, 6):
+        _update(world, version, {"notes": f"visit {version}"})
+    pages = every_page(
+        lambda after: world.call(
+            PARENT, "cardHistory", childId=world.child_id, first=4, after=after
+        )
+    )
+    assert_pages_hold(pages, first=4, expected=[6, 5, 4, 3, 2, 1], key="version")
+    assert [entry["position"] for entry in pages[1]["entries"]] == ["2", "1"]
+
+
+def _position(h: ContractHarness, caller: FakeCaller, function: str, **args: Any) -> str:
+    position: str = h.call(caller, function, first=1, **args)["entries"][0]["position"]
+    return position
+
+
+def test_a_position_outside_the_caller_s_own_list_is_refused(world: World) -> None:
+    h = world.h
+    mine = _position(h, PARENT, "listChildren")
+    co_guardian = _position(h, CO_GUARDIAN, "listChildren")
+    agreement = _position(h, PARENT, "listAgreements")
+    patient = _position(h, DOCTOR, "listChildren")
+    assert items(h.call(PARENT, "listChildren", after=mine)) == []
+    for caller, function, args, after in [
+        (OTHER_PARENT, "listChildren", {}, mine),
+        (PARENT, "listChildren", {}, co_guardian),
+        (PARENT, "listChildren", {}, agreement),
+        (PARENT, "listChildren", {}, patient),
+        (PARENT, "listChildren", {}, f"guardian-child/parents/{PARENT.uid}/"),
+        (PARENT, "listChildren", {}, 7),
+        (DOCTOR_NONE, "listChildren", {}, patient),
+        (SCHOOL, "listChildren", {}, mine),
+        (OTHER_PARENT, "listAgreements", {}, agreement),
+        (PARENT, "listAgreements", {"childId": world.other_child_id}, agreement),
+        (DOCTOR_SPARE, "listAgreements", {}, _position(h, DOCTOR, "listAgreements")),
+    ]:
+        error = refused(h, caller, function, BadInputError, after=after, **args)
+        assert str(error) == "after is not a position in this list."
+
+
+@pytest.mark.parametrize("after", ["abc", "0", "01", "", "-1", "1.0", "²", "9" * 11, 3])
+def test_a_card_history_position_is_a_version_number(world: World, after: Any) -> None:
+    refused(world.h, PARENT, "cardHistory", BadInputError, childId=world.child_id, after=after)
+
+
+@pytest.mark.parametrize("first", [0, -1, 201, "50", True, 2.5, None])
+@pytest.mark.parametrize(
+    ("function", "needs_child"),
+    [("listChildren", False), ("listAgreements", False), ("cardHistory", True)],
+)
+def test_a_page_holds_1_to_200_entries(
+    world: World, function: str, needs_child: bool, first: Any
+) -> None:
+    args = {"childId": world.child_id} if needs_child else {}
+    error = refused(world.h, PARENT, function, BadInputError, first=first, **args)
+    assert str(error) == "first must be a whole number from 1 to 200."
+    assert world.call(PARENT, function, first=200, **args)["hasMore"] is False

@@ -14,13 +14,22 @@ from typing import Any
 import pytest
 
 from chaincode.medical import MedicalContract
+from chaincode.people import person_of
 from chaincode.records import Transient
 from chaincode.report import ReportContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from ledger_backends.hashing import canonical_json, commitment
+from ledger_backends.memory import MemoryStore
+from ledger_backends.records import StateRecord
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
-from tests.contract_checks import ledger_snapshot, refused_on
+from tests.contract_checks import (
+    assert_pages_hold,
+    every_page,
+    items,
+    ledger_snapshot,
+    refused_on,
+)
 
 PARENT = FakeCaller("parent-anna", "parents", "parent")
 CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
@@ -87,7 +96,7 @@ class World:
     def patients(self, caller: FakeCaller) -> Transient:
         if caller.role != "doctor":
             return {}
-        return {"patients": [c["id"] for c in self.medical.call(caller, "listChildren")]}
+        return {"patients": self.medical.call(caller, "listPatientIds")}
 
     def card(self, caller: FakeCaller, child_id: str) -> Transient:
         card = self.medical.call(caller, "readCard", childId=child_id)
@@ -102,7 +111,7 @@ class World:
         return self.call(caller, "readReportRequest", self.patients(caller), id=request_id)
 
     def list_requests(self, caller: FakeCaller, status: str | None = None) -> list[Any]:
-        return self.call(caller, "listReportRequests", self.patients(caller), status=status)
+        return items(self.call(caller, "listReportRequests", self.patients(caller), status=status))
 
     def write_report(
         self, doctor: FakeCaller, request_id: str, conclusion: str = CONCLUSION
@@ -208,13 +217,13 @@ def test_a_guardian_applies_to_a_school(world: World, caller: FakeCaller) -> Non
     assert admission["reason"] is None
     assert admission["createdAt"]
     assert "guardians" not in admission
-    assert world.call(SCHOOL_A, "listAdmissionRequests") == [admission]
+    assert items(world.call(SCHOOL_A, "listAdmissionRequests")) == [admission]
 
 
 def test_a_child_may_apply_to_several_schools(world: World) -> None:
     world.apply(PARENT, "school-a")
     world.apply(PARENT, "school-b")
-    listed = world.call(CO_GUARDIAN, "listAdmissionRequests")
+    listed = items(world.call(CO_GUARDIAN, "listAdmissionRequests"))
     assert sorted(a["school"] for a in listed) == ["school-a", "school-b"]
 
 
@@ -334,7 +343,9 @@ DECISIONS = [
 
 
 def _admission(world: World, admission_id: str) -> dict[str, Any]:
-    (found,) = [a for a in world.call(PARENT, "listAdmissionRequests") if a["id"] == admission_id]
+    (found,) = [
+        a for a in items(world.call(PARENT, "listAdmissionRequests")) if a["id"] == admission_id
+    ]
     return found
 
 
@@ -425,7 +436,7 @@ def test_rejecting_without_a_proper_reason_is_bad_user_input(world: World, reaso
 def test_guardians_and_the_addressed_school_list_the_admission(world: World) -> None:
     admission = world.apply(PARENT)
     for caller in (PARENT, CO_GUARDIAN, SCHOOL_A):
-        assert world.call(caller, "listAdmissionRequests") == [admission]
+        assert items(world.call(caller, "listAdmissionRequests")) == [admission]
 
 
 @pytest.mark.parametrize(
@@ -439,16 +450,16 @@ def test_guardians_and_the_addressed_school_list_the_admission(world: World) -> 
 )
 def test_others_list_no_admissions(world: World, caller: FakeCaller) -> None:
     world.apply(PARENT)
-    assert world.call(caller, "listAdmissionRequests") == []
+    assert items(world.call(caller, "listAdmissionRequests")) == []
 
 
 def test_admissions_are_filtered_by_status(world: World) -> None:
     accepted = world.accepted_admission()
     pending = world.apply(PARENT, "school-b")
-    assert world.call(PARENT, "listAdmissionRequests", status="ACCEPTED") == [accepted]
-    assert world.call(PARENT, "listAdmissionRequests", status="PENDING") == [pending]
-    assert world.call(PARENT, "listAdmissionRequests", status="REJECTED") == []
-    assert world.call(SCHOOL_B, "listAdmissionRequests", status="ACCEPTED") == []
+    assert items(world.call(PARENT, "listAdmissionRequests", status="ACCEPTED")) == [accepted]
+    assert items(world.call(PARENT, "listAdmissionRequests", status="PENDING")) == [pending]
+    assert items(world.call(PARENT, "listAdmissionRequests", status="REJECTED")) == []
+    assert items(world.call(SCHOOL_B, "listAdmissionRequests", status="ACCEPTED")) == []
 
 
 def test_listing_admissions_with_an_unknown_status_is_bad_user_input(world: World) -> None:
@@ -699,7 +710,7 @@ def test_a_second_report_for_a_fulfilled_request_is_a_conflict(world: World) -> 
         world.write_report(OTHER_DOCTOR, request["id"])
     assert caught.value.code == "CONFLICT"
     assert ledger_snapshot(world.report) == before
-    assert len(world.call(PARENT, "listReports")) == 1
+    assert len(items(world.call(PARENT, "listReports"))) == 1
 
 
 @pytest.mark.parametrize(
@@ -889,7 +900,7 @@ def test_withdrawing_the_last_permission_returns_the_report_to_ready(world: Worl
     report = world.approved_report("school-a")
     after = world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-a")
     assert (after["status"], after["permittedSchools"]) == ("READY", [])
-    assert world.call(PARENT, "listReports", status="READY") == [after]
+    assert items(world.call(PARENT, "listReports", status="READY")) == [after]
 
 
 def test_a_report_back_at_ready_may_be_approved_again(world: World) -> None:
@@ -1028,7 +1039,7 @@ def _school_views(world: World, report_id: str) -> dict[str, Any]:
             views[school.org] = world.call(school, "readReport", id=report_id)
         except NotFoundError:
             views[school.org] = None
-        listed = world.call(school, "listReports")
+        listed = items(world.call(school, "listReports"))
         assert listed == ([] if views[school.org] is None else [views[school.org]])
     return views
 
@@ -1058,9 +1069,11 @@ def test_what_a_school_sees_never_depends_on_other_schools_permissions(world: Wo
 
 def test_a_school_filters_reports_by_its_own_status(world: World) -> None:
     report = world.approved_report("school-b")
-    assert world.call(SCHOOL_A, "listReports", status="APPROVED") == []
-    assert [r["id"] for r in world.call(SCHOOL_A, "listReports", status="READY")] == [report["id"]]
-    assert [r["id"] for r in world.call(SCHOOL_B, "listReports", status="APPROVED")] == [
+    assert items(world.call(SCHOOL_A, "listReports", status="APPROVED")) == []
+    assert [r["id"] for r in items(world.call(SCHOOL_A, "listReports", status="READY"))] == [
+        report["id"]
+    ]
+    assert [r["id"] for r in items(world.call(SCHOOL_B, "listReports", status="APPROVED"))] == [
         report["id"]
     ]
 
@@ -1071,7 +1084,7 @@ def test_a_school_whose_only_permission_is_withdrawn_no_longer_sees_the_report(
     report = world.approved_report("school-b")
     world.call(PARENT, "revokeReportPermission", id=report["id"], school="school-b")
     refused(world, SCHOOL_B, "readReport", NotFoundError, id=report["id"])
-    assert world.call(SCHOOL_B, "listReports") == []
+    assert items(world.call(SCHOOL_B, "listReports")) == []
 
 
 @pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
@@ -1097,27 +1110,210 @@ def test_those_who_may_see_the_report_list_it_as_they_would_read_it(
     world: World, caller: FakeCaller
 ) -> None:
     report = world.ready_report()
-    assert world.call(caller, "listReports") == [world.call(caller, "readReport", id=report["id"])]
+    assert items(world.call(caller, "listReports")) == [
+        world.call(caller, "readReport", id=report["id"])
+    ]
 
 
 def test_a_permitted_school_lists_the_report_with_its_content(world: World) -> None:
     report = world.approved_report("school-b")
-    (listed,) = world.call(SCHOOL_B, "listReports")
+    (listed,) = items(world.call(SCHOOL_B, "listReports"))
     assert (listed["permittedSchools"], listed["content"]) == (["school-b"], report["content"])
 
 
 @pytest.mark.parametrize("caller", NOT_SEEING_THE_REPORT)
 def test_others_list_no_reports(world: World, caller: FakeCaller) -> None:
     world.approved_report("school-a")
-    assert world.call(caller, "listReports") == []
+    assert items(world.call(caller, "listReports")) == []
 
 
 def test_reports_are_filtered_by_status(world: World) -> None:
     report = world.approved_report("school-a")
-    assert [r["id"] for r in world.call(PARENT, "listReports", status="APPROVED")] == [report["id"]]
-    assert world.call(PARENT, "listReports", status="READY") == []
-    assert world.call(SCHOOL_A, "listReports", status="READY") == []
+    assert [r["id"] for r in items(world.call(PARENT, "listReports", status="APPROVED"))] == [
+        report["id"]
+    ]
+    assert items(world.call(PARENT, "listReports", status="READY")) == []
+    assert items(world.call(SCHOOL_A, "listReports", status="READY")) == []
 
 
 def test_listing_reports_with_an_unknown_status_is_bad_user_input(world: World) -> None:
     refused(world, PARENT, "listReports", BadInputError, status="PENDING")
+
+
+# -- pages of lists --------------------------------------------------------------------
+
+
+class CountingStore(MemoryStore):
+    """Counts the keys simulations read: one by one, and in range and page reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys_read = 0
+
+    def read_state(self, channel: str, key: str) -> StateRecord | None:
+        self.keys_read += 1
+        return super().read_state(channel, key)
+
+    def read_range(self, channel: str, start: str, end: str) -> list[StateRecord]:
+        found = super().read_range(channel, start, end)
+        self.keys_read += len(found)
+        return found
+
+    def read_prefix_page(
+        self, channel: str, prefix: str, *, after: str | None, limit: int, reverse: bool
+    ) -> list[StateRecord]:
+        found = super().read_prefix_page(channel, prefix, after=after, limit=limit, reverse=reverse)
+        self.keys_read += len(found)
+        return found
+
+
+def _applications(school: ContractHarness, count: int) -> list[str]:
+    """Ids of `count` admission requests to school-a, one per child of PARENT, oldest first."""
+    guardians = [person_of(PARENT)]
+    return [
+        school.call(
+            PARENT,
+            "createAdmissionRequest",
+            transient={
+                "child": {"id": f"child-{n}", "fullName": f"Child {n}", "guardians": guardians}
+            },
+            school="school-a",
+        )["id"]
+        for n in range(count)
+    ]
+
+
+def test_1000_admission_requests_page_newest_first_at_the_cost_of_a_page() -> None:
+    store = CountingStore()
+    school = ContractHarness(ReportContract(), directory_for(*EVERYONE), store)
+    made = _applications(school, 1000)
+    costs: list[int] = []
+
+    def page(after: str | None) -> Any:
+        store.keys_read = 0
+        found = school.call(SCHOOL_A, "listAdmissionRequests", first=200, after=after)
+        costs.append(store.keys_read)
+        return found
+
+    pages = every_page(page)
+    assert_pages_hold(pages, first=200, expected=made[::-1])
+    # Each page: 201 index keys, and the 201 requests they name (the last one for hasMore).
+    assert costs == [402, 402, 402, 402, 400]
+    store.keys_read = 0
+    first = school.call(PARENT, "listAdmissionRequests", first=10)
+    assert [entry["item"]["id"] for entry in first["entries"]] == made[:-11:-1]
+    assert store.keys_read == 22
+
+
+def test_a_status_filter_reads_on_until_the_page_is_full(world: World) -> None:
+    school = world.report
+    made = _applications(school, 10)
+    for admission_id in made[::2]:
+        world.call(SCHOOL_A, "acceptAdmissionRequest", id=admission_id)
+    pages = every_page(
+        lambda after: world.call(
+            SCHOOL_A, "listAdmissionRequests", status="ACCEPTED", first=2, after=after
+        )
+    )
+    assert_pages_hold(pages, first=2, expected=made[::2][::-1])
+    pending = every_page(
+        lambda after: world.call(
+            PARENT, "listAdmissionRequests", status="PENDING", first=5, after=after
+        )
+    )
+    assert_pages_hold(pending, first=5, expected=made[1::2][::-1])
+
+
+def _patient(world: World, name: str) -> str:
+    """A new child of PARENT under an ACTIVE agreement with DOCTOR."""
+    child = world.medical.call(PARENT, "registerChild", fullName=name, birthDate="2019-03-04")
+    agreement = world.medical.call(
+        PARENT, "signAgreement", childId=child["id"], doctorUid=DOCTOR.uid
+    )
+    world.medical.call(DOCTOR, "acceptAgreement", id=agreement["id"])
+    return str(child["id"])
+
+
+def test_a_doctor_s_report_requests_of_several_patients_are_merged_newest_first(
+    world: World,
+) -> None:
+    children = [world.child_id, _patient(world, "Second"), _patient(world, "Third")]
+    made = []
+    for school in (SCHOOL_A, SCHOOL_B):
+        for child_id in children:
+            applied = world.call(
+                PARENT, "createAdmissionRequest", world.child(PARENT, child_id), school=school.org
+            )
+            world.call(school, "acceptAdmissionRequest", id=applied["id"])
+            made.append(
+                world.call(school, "createReportRequest", admissionRequestId=applied["id"])["id"]
+            )
+    patients = world.patients(DOCTOR)
+    pages = every_page(
+        lambda after: world.call(DOCTOR, "listReportRequests", patients, first=4, after=after)
+    )
+    assert_pages_hold(pages, first=4, expected=made[::-1])
+    by_school = every_page(
+        lambda after: world.call(SCHOOL_B, "listReportRequests", first=2, after=after)
+    )
+    assert_pages_hold(by_school, first=2, expected=made[:2:-1])
+    # A position under a child who is not the doctor's patient is refused.
+    other = world.call(OTHER_DOCTOR, "listReportRequests", world.patients(OTHER_DOCTOR), first=1)
+    refused(
+        world,
+        DOCTOR,
+        "listReportRequests",
+        BadInputError,
+        transient={"patients": children[1:]},
+        after=other["entries"][0]["position"],
+    )
+
+
+def test_reports_page_newest_first_with_the_status_each_caller_is_shown(world: World) -> None:
+    made = [world.ready_report()["id"]]
+    for name in ("Second", "Third"):
+        child_id = _patient(world, name)
+        applied = world.call(
+            PARENT, "createAdmissionRequest", world.child(PARENT, child_id), school="school-a"
+        )
+        world.call(SCHOOL_A, "acceptAdmissionRequest", id=applied["id"])
+        request = world.call(SCHOOL_A, "createReportRequest", admissionRequestId=applied["id"])
+        made.append(world.write_report(DOCTOR, request["id"])["id"])
+    world.call(PARENT, "approveReport", id=made[1], schools=["school-b"])
+    by_author = every_page(lambda after: world.call(DOCTOR, "listReports", first=2, after=after))
+    assert_pages_hold(by_author, first=2, expected=made[::-1])
+    ready = every_page(
+        lambda after: world.call(PARENT, "listReports", status="READY", first=1, after=after)
+    )
+    assert_pages_hold(ready, first=1, expected=[made[2], made[0]])
+    # School-a asked for all three and sees each READY; school-b sees only the one permitted.
+    assert [r["id"] for r in items(world.call(SCHOOL_A, "listReports", status="READY"))] == (
+        made[::-1]
+    )
+    assert [r["id"] for r in items(world.call(SCHOOL_B, "listReports"))] == [made[1]]
+
+
+def test_a_position_of_another_caller_s_list_is_refused(world: World) -> None:
+    world.accepted_admission(SCHOOL_A)
+    world.accepted_admission(SCHOOL_B)
+    school_a = world.call(SCHOOL_A, "listAdmissionRequests", first=1)["entries"][0]["position"]
+    parent = world.call(PARENT, "listAdmissionRequests", first=1)["entries"][0]["position"]
+    assert world.call(SCHOOL_A, "listAdmissionRequests", after=school_a)["entries"] == []
+    for caller, function, after in [
+        (SCHOOL_B, "listAdmissionRequests", school_a),
+        (PARENT, "listAdmissionRequests", school_a),
+        (CO_GUARDIAN, "listAdmissionRequests", parent),
+        (SCHOOL_A, "listAdmissionRequests", parent),
+        (SCHOOL_A_ADMIN, "listAdmissionRequests", school_a),
+        (SCHOOL_A, "listReports", school_a),
+        (SCHOOL_A, "listReportRequests", school_a),
+    ]:
+        error = refused(world, caller, function, BadInputError, after=after)
+        assert str(error) == "after is not a position in this list."
+
+
+@pytest.mark.parametrize("first", [0, -1, 201, "50", True, 2.5, None])
+@pytest.mark.parametrize("function", ["listAdmissionRequests", "listReportRequests", "listReports"])
+def test_a_page_holds_1_to_200_entries(world: World, function: str, first: Any) -> None:
+    error = refused(world, PARENT, function, BadInputError, first=first)
+    assert str(error) == "first must be a whole number from 1 to 200."

@@ -77,11 +77,13 @@ WEB_SOURCES = [
     "web/package.json",
     "web/package-lock.json",
     "web/index.html",
+    "web/graphiql.html",
     "web/vite.config.ts",
     "web/codegen.ts",
     "web/tsconfig.json",
     "web/public",
     "web/src",
+    "web/graphiql",
 ]
 
 

@@ -98,8 +98,9 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
         request = await gw.submit(
             school_a, "report", "createReportRequest", {"admissionRequestId": admission["id"]}
         )
-        assert [r["id"] for r in await gw.list_report_requests(doctor)] == [request["id"]]
-        assert await gw.list_report_requests(world["dr-quinn"]) == []
+        requests = (await gw.list_report_requests(doctor))["entries"]
+        assert [entry["item"]["id"] for entry in requests] == [request["id"]]
+        assert (await gw.list_report_requests(world["dr-quinn"]))["entries"] == []
 
         report = await gw.create_report(doctor, request["id"], "Fit for school; avoid peanuts.")
         assert (report["status"], report["cardVersion"]) == ("READY", 2)
@@ -119,7 +120,7 @@ def test_the_whole_story_and_who_sees_what(world: World) -> None:
         assert after["content"]["conclusion"] == "Fit for school; avoid peanuts."
         with pytest.raises(NotFoundError):
             await gw.evaluate(school_b, "report", "readReport", {"id": report["id"]})
-        assert await gw.evaluate(school_b, "report", "listReports", {}) == []
+        assert (await gw.evaluate(school_b, "report", "listReports", {}))["entries"] == []
         with pytest.raises(ForbiddenError):
             await gw.evaluate(school_a, "medical", "readCard", {"childId": child["id"]})
         with pytest.raises(ForbiddenError):
@@ -176,7 +177,7 @@ def test_concurrent_updates_with_one_expected_version_have_exactly_one_winner(
     assert len(winners) == 1 and winners[0]["version"] == 2
     assert all(isinstance(r, ConflictError) for r in results if not isinstance(r, dict))
     history = run(world.gateway.evaluate(doctor, "medical", "cardHistory", {"childId": child_id}))
-    assert [h["version"] for h in history] == [1, 2]
+    assert [entry["item"]["version"] for entry in history["entries"]] == [2, 1]
 
 
 def test_successive_updates_each_add_one_version(world: World) -> None:

@@ -26,7 +26,8 @@ from tests.reliability.tcp_proxy import TcpProxy
 Labels = tuple[str, str, str, str]  # org, channel, field, outcome
 CHOSEN = "zqxChosen"  # in every client-chosen string below: it must never reach /metrics
 CARD_BY_NAME = "query MedicalCard($c: ID!) { medicalCard(childId: $c) { version } }"
-HISTORY_BY_NAME = "query CardHistory($c: ID!) { medicalCardHistory(childId: $c) { version } }"
+HISTORY_BY_NAME = """
+query CardHistory($c: ID!) { medicalCardHistory(childId: $c) { edges { node { version } } } }"""
 # A request that needs no store, answered in milliseconds by a worker whose loop is free.
 PROMPTLY_SECONDS = 0.5
 # A store call gives up within about 3.5 s (ledger_backends.postgres), so reads recover by then.
@@ -90,7 +91,7 @@ def test_client_chosen_strings_never_become_labels(api: Api) -> None:
     alice.data(f"{{ {CHOSEN}Alias: me {{ uid }} }}")
     alice.post(f"{{ {CHOSEN}Field }}")
     alice.post(f"{{ not graphql {CHOSEN}")
-    alice.post(f'{{ blocks(channel: "{CHOSEN}Channel") {{ number }} }}')
+    alice.post(f'{{ blocks(channel: "{CHOSEN}Channel") {{ edges {{ cursor }} }} }}')
     alice.post("query($c: String!) { verifyChannel(channel: $c) { ok } }", {"c": f"{CHOSEN}Var"})
     two = f"query {CHOSEN}A {{ me {{ uid }} }} query {CHOSEN}B {{ channels {{ name }} }}"
     alice.http.post("/graphql", json={"query": two, "operationName": f"{CHOSEN}B"})
@@ -127,8 +128,8 @@ def test_each_root_field_counts_once_with_its_own_outcome(api: Api, child: str) 
 def test_an_admin_outside_the_hospital_sees_its_own_organisation_only(api: Api, child: str) -> None:
     api("alice").data("query($c: ID!) { medicalCard(childId: $c) { version } }", {"c": child})
     for school in ("school-a-office", "school-b-office"):
-        api(school).data("{ admissionRequests { id } reports { id } }")
-    api("school-a-office").post('{ blocks(channel: "medical") { number } }')
+        api(school).data("{ admissionRequests { edges { cursor } } reports { edges { cursor } } }")
+    api("school-a-office").post('{ blocks(channel: "medical") { edges { cursor } } }')
 
     school = requests_seen(api, "school-a-admin")
     assert school[("school-a", "report", "reports", "ok")] >= 1

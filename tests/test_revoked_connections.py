@@ -31,7 +31,7 @@ SETTLE_SECONDS = 0.3
 ME = "{ me { uid } }"
 MEDICAL_EVENTS = 'subscription { events(channel: "medical") { name subjectId } }'
 OPERATIONS: dict[str, tuple[str, dict[str, Any] | None]] = {
-    "query": ("{ me { uid } children { id fullName } }", None),
+    "query": ("{ me { uid } children { edges { node { id fullName } } } }", None),
     "mutation": (
         REGISTER_CHILD,
         {"input": {"fullName": "Never Written", "birthDate": "2019-04-02"}},

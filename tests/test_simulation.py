@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from ledger_backends import Creator, Proposal, TxSimulator, Validation
+from ledger_backends import (
+    Creator,
+    PagedReadInTransactionError,
+    Proposal,
+    TxSimulator,
+    Validation,
+)
+from ledger_backends.base import prefix_end
 from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
 from ledger_backends.testing import proposal
@@ -131,3 +138,49 @@ def test_a_key_is_read_from_the_store_once_per_simulation() -> None:
     assert sim.get_state("a") == {"n": 1}
     assert sim.get_state("absent") is None and sim.get_state("absent") is None
     assert store.point_reads == 2
+
+
+def test_a_paged_read_is_not_recorded_in_the_read_set() -> None:
+    sim = TxSimulator(_store_with(**{"k/1": 1, "k/2": 2, "k/3": 3}), "medical")
+    assert sim.get_prefix_page("k/", after=None, limit=2) == [("k/3", 3), ("k/2", 2)]
+    assert sim.get_prefix_page("k/", after="k/2", limit=2) == [("k/1", 1)]
+    assert sim.get_prefix_page("k/", after=None, limit=5, reverse=False) == [
+        ("k/1", 1),
+        ("k/2", 2),
+        ("k/3", 3),
+    ]
+    assert _propose(sim, {}).read_set == {}
+
+
+def test_a_simulation_that_paged_cannot_write() -> None:
+    sim = TxSimulator(_store_with(**{"k/1": 1}), "medical")
+    sim.get_prefix_page("k/", after=None, limit=1)
+    with pytest.raises(PagedReadInTransactionError, match="pages are for queries"):
+        sim.put_state("k/2", 2)
+    with pytest.raises(PagedReadInTransactionError):
+        sim.del_state("k/1")
+    assert _propose(sim, {}).write_set == {}
+
+
+def test_a_simulation_that_wrote_cannot_page() -> None:
+    sim = TxSimulator(_store_with(**{"k/1": 1}), "medical")
+    sim.put_state("k/2", 2)
+    with pytest.raises(PagedReadInTransactionError, match="cannot page"):
+        sim.get_prefix_page("k/", after=None, limit=1)
+    # A whole-range read is recorded, so a transaction may make one.
+    assert sim.get_prefix("k/") == [("k/1", 1)]
+    assert _propose(sim, {}).read_set == {"k/1": (0, 0)}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("a/", "a0"),
+        ("", ""),
+        ("\U0010ffff", ""),
+        ("a\U0010ffff\U0010ffff", "b"),
+        ("a\ud7ff", "a\ue000"),
+    ],
+)
+def test_a_prefix_ends_at_the_least_key_above_all_keys_with_it(prefix: str, end: str) -> None:
+    assert prefix_end(prefix) == end

@@ -194,7 +194,13 @@ def _readable_subjects(story: Story, who: Identity) -> set[str]:
     """Ids of the story's records that `who` can read through the API right now."""
     readable: set[str] = set()
     for result in _reads(story, who):
-        for item in result if isinstance(result, list) else [result]:
+        if isinstance(result, list):
+            items = result
+        elif isinstance(result, dict) and "entries" in result:  # a page of a list
+            items = [entry["item"] for entry in result["entries"]]
+        else:
+            items = [result]
+        for item in items:
             if isinstance(item, dict):
                 readable |= {str(item[k]) for k in ("id", "childId") if k in item}
     return readable

@@ -251,6 +251,80 @@ class LedgerStoreConformance:
             "k/c",
         ]
 
+    # -- paged prefix reads -----------------------------------------------------------
+
+    PAGED_KEYS = (
+        "p/a", "p/b", "p/Z", "p/10", "p/2", "p/é", "p/ß", "p/\ufffd", "p/\U0001f600",
+        "p/\U0010ffff", "p/", "p", "p0", "o/9", "q/1",
+    )  # fmt: skip
+
+    def pages(self, prefix: str, *, limit: int, reverse: bool) -> list[list[str]]:
+        """Every page of the prefix, each read after the last key of the one before."""
+        pages: list[list[str]] = []
+        after: str | None = None
+        while True:
+            found = self.store.read_prefix_page(
+                "medical", prefix, after=after, limit=limit, reverse=reverse
+            )
+            assert len(found) <= limit
+            if not found:
+                return pages
+            pages.append([record.key for record in found])
+            after = found[-1].key
+
+    def test_prefix_pages_are_in_code_point_order_both_ways(self) -> None:
+        keys = self.PAGED_KEYS
+        submit_all(self.ledger, "medical", [proposal(f"t{k}", writes={k: k}) for k in keys])
+        expected = sorted(k for k in keys if k.startswith("p/"))
+        # Code-point order: U+FFFD before U+1F600, which UTF-16 would put first.
+        assert expected[-3:] == ["p/\ufffd", "p/\U0001f600", "p/\U0010ffff"]
+        forward = self.pages("p/", limit=3, reverse=False)
+        assert [key for page in forward for key in page] == expected
+        assert [len(page) for page in forward] == [3, 3, 3, 2]
+        backward = self.pages("p/", limit=4, reverse=True)
+        assert [key for page in backward for key in page] == expected[::-1]
+        (one,) = self.store.read_prefix_page("medical", "p/1", after=None, limit=5, reverse=True)
+        assert (one.key, one.json()) == ("p/10", "p/10")
+        assert self.ledger.channel("medical").simulator().get_prefix("p/") == [
+            (k, k) for k in expected
+        ]
+
+    def test_prefix_pages_start_after_any_key_and_stop_at_the_limit(self) -> None:
+        keys = ("k/a", "k/c", "k/e", "j/z", "l/a")
+        submit_all(self.ledger, "medical", [proposal(f"t{k}", writes={k: k}) for k in keys])
+
+        def page(after: str | None, limit: int, reverse: bool) -> list[str]:
+            found = self.store.read_prefix_page(
+                "medical", "k/", after=after, limit=limit, reverse=reverse
+            )
+            return [record.key for record in found]
+
+        assert page("k/b", 10, True) == ["k/a"]
+        assert page("k/b", 10, False) == ["k/c", "k/e"]
+        assert page("k/c", 1, False) == ["k/e"]
+        assert page("k/c", 1, True) == ["k/a"]
+        assert page("k/", 10, False) == ["k/a", "k/c", "k/e"]
+        assert page("a", 10, False) == page("z", 10, True)[::-1] == ["k/a", "k/c", "k/e"]
+        assert page("z", 10, False) == page("a", 10, True) == []
+        assert page(None, 2, True) == ["k/e", "k/c"]
+        assert page(None, 0, True) == page(None, -1, False) == []
+        assert self.store.read_prefix_page("report", "k/", after=None, limit=5, reverse=True) == []
+
+    def test_prefix_pages_skip_deleted_keys_and_see_later_writes(self) -> None:
+        submit_all(self.ledger, "medical", [proposal("w1", writes={"k/b": 1, "k/d": 1, "k/f": 1})])
+        first = self.store.read_prefix_page("medical", "k/", after=None, limit=2, reverse=True)
+        assert [record.key for record in first] == ["k/f", "k/d"]
+        submit_all(
+            self.ledger,
+            "medical",
+            [proposal("w2", writes={"k/a": 2, "k/b": None, "k/c": 2, "k/g": 2, "k/d": 2})],
+        )
+        rest = self.store.read_prefix_page("medical", "k/", after="k/d", limit=5, reverse=True)
+        assert [(record.key, record.json()) for record in rest] == [("k/c", 2), ("k/a", 2)]
+        again = self.store.read_prefix_page("medical", "k/", after=None, limit=2, reverse=True)
+        assert [(record.key, record.json()) for record in again] == [("k/g", 2), ("k/f", 1)]
+        assert again[0].version == self.store.read_versions("medical", ["k/g"])["k/g"]
+
     def test_history_lists_every_valid_write_oldest_first(self) -> None:
         self.commit_golden()
         history = self.ledger.channel("medical").history("card/1")

@@ -37,6 +37,8 @@ from tests.api_client import (
     REVOKE_PERMISSION,
     UPDATE_CARD,
     GraphQLClient,
+    every_page,
+    nodes,
     ready_report,
     register,
     sign_and_accept,
@@ -53,8 +55,11 @@ DEADLINE_SECONDS = 60
 BACKOFF_SECONDS = 0.005
 CARD_VERSION = "query($child: ID!) { medicalCard(childId: $child) { version } }"
 CARD_HISTORY = """
-query($child: ID!) {
-  medicalCardHistory(childId: $child) { version txId blockNumber card { notes } }
+query($child: ID!, $after: String) {
+  medicalCardHistory(childId: $child, first: 200, after: $after) {
+    edges { node { version txId blockNumber card { notes } } }
+    pageInfo { hasNextPage endCursor }
+  }
 }"""
 CHANNELS = "{ channels { name height tipHash } }"
 
@@ -147,7 +152,7 @@ def test_fifty_clients_on_two_servers_lose_no_card_update(api: TwoServers) -> No
     for server in (0, 1):
         alice = api.on("alice", server)
         assert alice.data(CARD_VERSION, {"child": child})["medicalCard"]["version"] == total + 1
-        history = alice.data(CARD_HISTORY, {"child": child})["medicalCardHistory"]
+        history = every_page(alice, CARD_HISTORY, {"child": child})[::-1]
         assert [r["version"] for r in history] == list(range(1, total + 2))
         assert len({r["txId"] for r in history}) == len(history)
         blocks = [r["blockNumber"] for r in history]
@@ -348,7 +353,7 @@ def _approved_report(api: TwoServers) -> dict[str, str]:
     own = TwoServers(api.net, api.servers, api.ledger_url)
     try:
         child, report = ready_report(own)
-        agreement = own("alice").data(AGREEMENTS, {"child": child})["agreements"][0]["id"]
+        agreement = nodes(own("alice").data(AGREEMENTS, {"child": child})["agreements"])[0]["id"]
         approved = own("alice").data(APPROVE, {"id": report, "schools": ["school-a", "school-b"]})
     finally:
         own.close()
@@ -364,7 +369,7 @@ def _final_story(api: TwoServers, ids: dict[str, str]) -> Story:
         report = alice.data(REPORT_META, {"id": ids["report"]})["report"]
         permitted = tuple(report["permittedSchools"])
         assert report["status"] == ("APPROVED" if permitted else "READY"), report
-        agreement = alice.data(AGREEMENTS, {"child": ids["child"]})["agreements"][0]
+        agreement = nodes(alice.data(AGREEMENTS, {"child": ids["child"]})["agreements"])[0]
         card = alice.data(CARD_VERSION, {"child": ids["child"]})["medicalCard"]
         stories.append(Story(permitted, agreement["status"] == "ACTIVE", card["version"]))
         for school in ("school-a", "school-b"):

@@ -23,14 +23,20 @@ import pytest
 
 from devkit.serve_process import ServeProcess, verify_ledger
 from ledger_backends.testing import backend_params, needs_backend, scratch_url
-from tests.api_client import REGISTER_CHILD, GraphQLClient, RedisServer
+from tests.api_client import REGISTER_CHILD, GraphQLClient, RedisServer, every_page
 from tests.networks import NetworkFixture, make_network
 
 CLIENTS = 8
 PARENTS = ("alice", "bob")
 ACKED_BEFORE_CRASH = 60
 LOAD_SECONDS = 30
-CHILDREN = "{ children { id fullName } }"
+CHILDREN = """
+query($after: String) {
+  children(first: 200, after: $after) {
+    edges { node { id fullName } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,7 @@ def assert_all_listed(
     for parent in PARENTS:
         client = GraphQLClient(server.base_url, net.client_context(parent), parent)
         try:
-            listed = {c["id"]: c["fullName"] for c in client.data(CHILDREN)["children"]}
+            listed = {c["id"]: c["fullName"] for c in every_page(client, CHILDREN)}
         finally:
             client.close()
         mine = {r.child_id: r.name for r in acknowledged if r.parent == parent}
@@ -230,7 +236,7 @@ def assert_accepts_writes(net: NetworkFixture, server: ServeProcess) -> None:
     try:
         variables = {"input": {"fullName": "After the crash", "birthDate": "2020-01-01"}}
         child = client.data(REGISTER_CHILD, variables)["registerChild"]
-        listed = client.data(CHILDREN)["children"]
+        listed = every_page(client, CHILDREN)
     finally:
         client.close()
     assert {"id": child["id"], "fullName": "After the crash"} in listed

@@ -92,10 +92,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         second = register(api, "alice", "Amy Pond")
         api("alice").data(CREATE_ADMISSION, {"child": second, "school": "school-b"})
         seen = api("alice").data(
-            "{ children { id } agreements { id } admissionRequests { id }"
-            " reportRequests { id } reports { id } }"
+            "{ children { edges { node { id } } } agreements { edges { node { id } } }"
+            " admissionRequests { edges { node { id } } } reportRequests { edges { node { id } } }"
+            " reports { edges { node { id } } } }"
         )
-        ids = tuple(item["id"] for found in seen.values() for item in found)
+        ids = tuple(edge["node"]["id"] for found in seen.values() for edge in found["edges"])
         yield Story(api, ids)
 
 
@@ -289,7 +290,7 @@ HUGE = st.one_of(st.integers(2**31, 10**400), st.integers(-(10**400), -(2**31) -
 FRACTIONS = st.floats(allow_nan=False).filter(lambda number: not number.is_integer())
 NOT_AN_INT = st.one_of(HUGE, FRACTIONS, st.text(max_size=5), st.booleans(), st.lists(st.integers()))
 NOT_AN_ID = st.one_of(FRACTIONS, st.booleans(), st.lists(st.integers()), st.just({"id": 1}))
-PAGE = 'query($n: Int) { blocks(channel: "medical", fromNumber: $n) { number } }'
+PAGE = 'query($n: Int!) { blocks(channel: "medical", first: $n) { edges { cursor } } }'
 CARD = """mutation($child: ID!, $version: Int!) {
   updateMedicalCard(childId: $child, expectedVersion: $version, patch: {notes: "n"}) { version }
 }"""
@@ -314,7 +315,9 @@ NEAR_VALID_REQUESTS = st.one_of(
     NOT_AN_ID.map(lambda child: (CARD, {"child": child, "version": 1})),
     NOT_AN_INT.map(lambda version: (CARD, {"child": "c", "version": version})),
     st.sampled_from([None, {}, {"child": None, "version": None}]).map(lambda v: (CARD, v)),
-    HUGE.map(lambda n: (f'{{ blocks(channel: "medical", limit: {n}) {{ number }} }}', None)),
+    HUGE.map(
+        lambda n: (f'{{ blocks(channel: "medical", first: {n}) {{ edges {{ cursor }} }} }}', None)
+    ),
     st.integers(501, 700).map(lambda n: ("{" + " me { uid }" * n + " }", None)),
 )
 

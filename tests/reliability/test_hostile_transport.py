@@ -51,7 +51,7 @@ from tests.networks import NetworkFixture, make_network
 from tests.tls_server import serving as serving_app
 
 ME = "{ me { uid } }"
-CHILDREN = "{ children { id } }"
+CHILDREN = "{ children(first: 200) { edges { cursor } } }"
 EVENTS = 'subscription { events(channel: "medical") { name subjectId channel } }'
 UNHANDLED = "Exception in ASGI application"  # what uvicorn logs when the app raised (HTTP 500)
 FLOOD = 200
@@ -74,7 +74,7 @@ class Serving:
         return self.alice.http.post("/graphql", content=body, headers=headers)
 
     def children(self) -> int:
-        return len(self.alice.data(CHILDREN)["children"])
+        return len(self.alice.data(CHILDREN)["children"]["edges"])
 
     def still_answers(self) -> None:
         """A new connection gets a normal query answered at once; nothing unhandled was logged."""
@@ -103,11 +103,13 @@ def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
 
 
 def _refused(response: httpx.Response, status: int = 400) -> str:
-    """A 4xx whose body is one short sentence, not a fault."""
+    """A 4xx whose body is a GraphQL response of one short sentence, not a fault."""
     assert response.status_code == status, response.text[:300]
     assert_nothing_leaks(response.text)
-    assert len(response.text) < 200 and "\n" not in response.text, response.text[:300]
-    return response.text
+    [error] = response.json()["errors"]
+    message = str(error["message"])
+    assert len(message) < 200 and "\n" not in message, message
+    return message
 
 
 # -- bodies ---------------------------------------------------------------------------------------
@@ -182,11 +184,11 @@ WRONG_CONTENT_TYPES = {
 @pytest.mark.parametrize(
     "content_type", WRONG_CONTENT_TYPES.values(), ids=WRONG_CONTENT_TYPES.keys()
 )
-def test_a_body_of_another_content_type_gets_400(
+def test_a_body_of_another_content_type_gets_415(
     serving: Serving, content_type: str | None
 ) -> None:
     body = b"--xx\r\ngarbage" if content_type and "multipart" in content_type else b"query=%7Bme%7D"
-    assert _refused(serving.post(body, content_type)) == "Unsupported content type"
+    assert "Content-Type: application/json" in _refused(serving.post(body, content_type), 415)
     serving.still_answers()
 
 
@@ -205,10 +207,10 @@ def test_a_mutation_over_get_is_refused_and_writes_nothing(serving: Serving) -> 
     body = json.loads(REGISTER)
     url = f"/graphql?query={quote(body['query'])}&variables={quote(json.dumps(body['variables']))}"
     response = serving.alice.http.get(url, headers={"accept": "application/json"})
-    assert _refused(response) == "mutations are not allowed when using GET"
+    assert _refused(response, 405) == "A mutation is sent by POST, never by GET."
     hidden = f"query A {{ me {{ uid }} }} {body['query'].replace('mutation', 'mutation B', 1)}"
     url = f"/graphql?query={quote(hidden)}&variables={quote(json.dumps(body['variables']))}"
-    assert _refused(serving.alice.http.get(url + "&operationName=B")).startswith("mutations")
+    assert _refused(serving.alice.http.get(url + "&operationName=B"), 405).startswith("A mutation")
     assert serving.alice.http.get(url).json() == {"data": {"me": {"uid": "alice"}}}
     assert serving.children() == before
     query = serving.alice.http.get(f"/graphql?query={quote(ME)}")
@@ -218,7 +220,7 @@ def test_a_mutation_over_get_is_refused_and_writes_nothing(serving: Serving) -> 
 def test_a_batch_is_refused_and_none_of_it_runs(serving: Serving) -> None:
     before = serving.children()
     batch = f"[{REGISTER}, {REGISTER}]".encode()
-    assert _refused(serving.post(batch, "application/json")) == "Batching is not enabled"
+    assert _refused(serving.post(batch, "application/json"), 400) == "Batching is not enabled"
     assert serving.children() == before
     serving.still_answers()
 
@@ -251,7 +253,7 @@ MALFORMED_ENVELOPES: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("envelope", MALFORMED_ENVELOPES.values(), ids=MALFORMED_ENVELOPES.keys())
 def test_a_malformed_graphql_request_gets_400(serving: Serving, envelope: dict[str, Any]) -> None:
     response = serving.post(json.dumps(envelope).encode(), "application/json")
-    _refused(response)
+    _refused(response, 400)
     serving.still_answers()
 
 

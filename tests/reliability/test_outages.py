@@ -47,6 +47,7 @@ from tests.api_client import (
     RedisServer,
     Subscriber,
     api_server,
+    every_page,
     register,
     sign_and_accept,
     update_card,
@@ -58,7 +59,13 @@ from tests.reliability.tcp_proxy import TcpProxy
 WITHIN_SECONDS = 5.0
 # Long enough for every in-flight commit to have run into the outage.
 OUTAGE_SECONDS = 3.0
-CHILDREN = "{ children { id fullName } }"
+CHILDREN = """
+query($after: String) {
+  children(first: 200, after: $after) {
+    edges { node { id fullName } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
 MEDICAL_EVENTS = 'subscription { events(channel: "medical") { name subjectId } }'
 
 
@@ -264,10 +271,10 @@ def test_an_outage_fails_requests_fast_and_the_same_server_recovers(
         # The same process, never restarted, serves again.
         assert api.get("/readyz").status_code == 200
         assert update_card(api, child, 2, notes="after the outage")["version"] == 3
-        stored = {c["fullName"] for c in api("alice").data(CHILDREN)["children"]}
+        stored = {c["fullName"] for c in every_page(api("alice"), CHILDREN)}
         assert traffic.names("OK") <= stored, "an acknowledged write is missing"
         assert not traffic.names("UNAVAILABLE") & stored, "a write reported UNAVAILABLE was stored"
-        assert "During Outage" not in {c["fullName"] for c in api("bob").data(CHILDREN)["children"]}
+        assert "During Outage" not in {c["fullName"] for c in every_page(api("bob"), CHILDREN)}
     assert verify(net, outage.ledger_url) == (0, ANY)
 
 
@@ -313,7 +320,7 @@ def test_terminated_database_connections_are_replaced_and_nothing_is_half_writte
         assert (outcome.result, outcome.seconds < WITHIN_SECONDS) == ("UNAVAILABLE", True)
 
         assert register(api, "alice", "After Termination")
-        names = {c["fullName"] for c in api("alice").data(CHILDREN)["children"]}
+        names = {c["fullName"] for c in every_page(api("alice"), CHILDREN)}
         assert names == {"Before Termination", "After Termination"}
     assert verify(net, url) == (0, ANY)
 

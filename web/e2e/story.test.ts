@@ -2,12 +2,16 @@
 // The five-step story clicked through in headless Chromium by two parents, a pediatrician,
 // two schools and an administrator, each in their own browser context presenting their own
 // client certificate to a running `healthledger serve`. Asserts what each person sees; saves
-// a screenshot per step, and of every open page when the story fails.
+// a screenshot per step, and of every open page when the story fails. Then a parent whose
+// certificate is in Chromium's own certificate store, as a person's browser holds it, uses the
+// app and GraphiQL with every request to another host blocked.
 //
 // Run by tests/test_web_e2e.py (`npm run e2e`, this directory's vitest.config.ts), which sets
 // E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory, with
-// users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), E2E_CHROMIUM, and
-// NODE_EXTRA_CA_CERTS=<network>/tls/ca.pem so Playwright's certificate proxy trusts the server.
+// users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), E2E_CHROMIUM,
+// NODE_EXTRA_CA_CERTS=<network>/tls/ca.pem so Playwright's certificate proxy trusts the server,
+// and E2E_NSS_HOME and E2E_NSS_UID: a HOME whose NSS database holds that user's .p12 and trusts
+// the server's CA, with a Chromium policy that presents the certificate to E2E_BASE_URL.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -18,6 +22,9 @@ const BASE_URL = required('E2E_BASE_URL')
 const NETWORK = required('E2E_NETWORK')
 const OUTPUT = required('E2E_OUTPUT')
 const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium'
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu']
+const NSS_HOME = required('E2E_NSS_HOME')
+const NSS_UID = required('E2E_NSS_UID')
 const STEP_TIMEOUT_MS = 20_000
 
 const CHILD = 'Mia Martin'
@@ -58,6 +65,11 @@ class Person {
         },
       ],
     })
+    return Person.enter(context, uid)
+  }
+
+  /** `uid` opens the app in `context`, whose browser presents their certificate. */
+  static async enter(context: BrowserContext, uid: string): Promise<Person> {
     context.setDefaultTimeout(STEP_TIMEOUT_MS)
     const page = await context.newPage()
     const person = new Person(uid, context, page)
@@ -323,28 +335,133 @@ async function story(browser: Browser): Promise<void> {
   await phone.context.close()
 }
 
+const ME = '{ me { uid role } }'
+const SUBSCRIPTION = 'subscription MedicalEvents { events(channel: "medical") { name channel } }'
+const NSS_CHILD = 'Noah Diaz'
+
+/** Replaces the operation in GraphiQL's editor, typed key by key as a person types it; then Prettify. */
+async function writeOperation(page: Page, operation: string): Promise<void> {
+  await page.locator('.graphiql-query-editor .monaco-editor').click()
+  await page.keyboard.press('ControlOrMeta+KeyA')
+  await page.keyboard.press('Delete')
+  // Monaco closes each bracket and quote, and types over the closing one when it comes.
+  await page.keyboard.type(operation)
+  await page.getByRole('button', { name: /^Prettify query/ }).click()
+}
+
+/** The answer in GraphiQL's result pane, as the JSON on screen. */
+async function shownAnswer(person: Person, expected: string): Promise<unknown> {
+  const result = person.page.locator('.result-window')
+  await person.sees(expected, result)
+  return JSON.parse((await result.innerText()).replaceAll('\u00a0', ' '))
+}
+
+/** Resolves with the websocket's URL once `page` sends a graphql-transport-ws `subscribe`. */
+function subscribeSent(page: Page): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('GraphiQL sent no subscription')), STEP_TIMEOUT_MS)
+    page.on('websocket', (socket) =>
+      socket.on('framesent', ({ payload }) => {
+        if (typeof payload === 'string' && JSON.parse(payload).type === 'subscribe') {
+          clearTimeout(timer)
+          resolve(socket.url())
+        }
+      }),
+    )
+  })
+}
+
+async function ownCertificateStore(browser: Browser): Promise<void> {
+  step(
+    `6. ${NSS_UID}’s browser presents their certificate from its own store: the app, then GraphiQL ` +
+      'with every other host blocked, a query and a live subscription',
+  )
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const origin = new URL(BASE_URL).origin
+  const elsewhere: string[] = []
+  await context.route(
+    (url) => url.origin !== origin,
+    (route) => {
+      elsewhere.push(route.request().url())
+      return route.abort('blockedbyclient')
+    },
+  )
+  const refused: string[] = []
+  context.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) refused.push(message.text())
+  })
+
+  const app = await Person.enter(context, NSS_UID)
+  const header = app.page.getByRole('banner')
+  assert((await header.getByText('Parent', { exact: true }).count()) === 1, `${NSS_UID}: role Parent`)
+  await app.sees('Your children')
+
+  const ide = new Person(NSS_UID, context, await context.newPage())
+  await ide.page.goto(BASE_URL + '/graphql')
+  await writeOperation(ide.page, ME)
+  await ide.page.getByRole('button', { name: /^Execute query/ }).click()
+  const me = await shownAnswer(ide, '"PARENT"')
+  assert.deepEqual(me, { data: { me: { uid: NSS_UID, role: 'PARENT' } } })
+  await screenshot(ide, 'graphiql-me', 'window')
+
+  const live = new Person(NSS_UID, context, await context.newPage())
+  await live.page.goto(BASE_URL + '/graphiql')
+  await writeOperation(live.page, SUBSCRIPTION)
+  // GraphiQL names the tab once it has parsed the operation, and only then knows it is a subscription.
+  await live.page.getByRole('tab', { name: 'MedicalEvents' }).waitFor()
+  const subscribed = subscribeSent(live.page)
+  await live.page.getByRole('button', { name: /^Execute query/ }).click()
+  assert.equal(await subscribed, origin.replace(/^https:/, 'wss:') + '/graphql')
+  await live.page.getByRole('button', { name: /^Stop query/ }).waitFor()
+
+  await app.page.getByLabel('Full name').fill(NSS_CHILD)
+  await app.page.getByLabel('Date of birth').fill('2020-02-29')
+  await app.click('Register child')
+  await app.sees('Card created.')
+  const event = await shownAnswer(live, '"ChildRegistered"')
+  assert.deepEqual(event, { data: { events: { name: 'ChildRegistered', channel: 'medical' } } })
+  await screenshot(live, 'graphiql-subscription-event', 'window')
+
+  assert.deepEqual(elsewhere, [], 'no request to another host was even attempted')
+  assert.deepEqual(refused, [], 'the Content-Security-Policy refused nothing the pages needed')
+  await context.close()
+}
+
 let browser: Browser
+// Launched with E2E_NSS_HOME as HOME: Chromium on Linux keeps its certificates in $HOME/.pki/nssdb.
+let ownStoreBrowser: Browser
+
+/** A screenshot of every open page of `of`, after a failure. */
+async function captureEveryPage(of: Browser, prefix: string): Promise<void> {
+  // A page that cannot be captured any more must not hide the test's own failure.
+  for (const [c, context] of of.contexts().entries()) {
+    for (const [p, page] of context.pages().entries()) {
+      await page.screenshot({ path: join(OUTPUT, `${prefix}-${c}-${p}.png`), fullPage: true }).catch(() => {})
+    }
+  }
+}
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
-  browser = await chromium.launch({
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
+  ownStoreBrowser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    args: CHROMIUM_ARGS,
+    env: { ...process.env, HOME: NSS_HOME },
   })
 })
 
 afterAll(async () => {
   await browser.close()
+  await ownStoreBrowser.close()
 })
 
 test('the five-step story, as each person sees it', async ({ onTestFailed }) => {
-  onTestFailed(async () => {
-    // A page that cannot be captured any more must not hide the story's own failure.
-    for (const [c, context] of browser.contexts().entries()) {
-      for (const [p, page] of context.pages().entries()) {
-        await page.screenshot({ path: join(OUTPUT, `failure-${c}-${p}.png`), fullPage: true }).catch(() => {})
-      }
-    }
-  })
+  onTestFailed(() => captureEveryPage(browser, 'failure'))
   await story(browser)
+})
+
+test('a parent with their certificate in the browser’s own store, in the app and GraphiQL', async ({ onTestFailed }) => {
+  onTestFailed(() => captureEveryPage(ownStoreBrowser, 'failure-own-store'))
+  await ownCertificateStore(ownStoreBrowser)
 })

@@ -2,7 +2,7 @@ import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 import AdminHome from '../src/views/AdminHome.vue'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, page, settle } from './fakeApi'
 
 function open(answerFull: 'intact' | 'forbidden') {
   const api = fakeApi((name, variables) => {
@@ -15,7 +15,12 @@ function open(answerFull: 'intact' | 'forbidden') {
       }
       return { data: { verifyChannel: { channel: 'medical', ok: true, height: 143, firstBadBlock: null, reason: null } } }
     }
-    if (name === 'Blocks') return { data: { blocks: [] } }
+    if (name === 'Blocks') {
+      const newest = Array.from({ length: 10 }, (_, i) => ({
+        number: 142 - i, hash: `hash-${142 - i}`, timestamp: '2026-03-01T10:00:00+00:00', transactionCount: 0, transactions: [],
+      }))
+      return { data: { blocks: page(newest, 'after-133') } }
+    }
     throw new Error(`unexpected ${name}`)
   })
   const wrapper = mount(AdminHome, { global: { plugins: [[urql, api.client]] } })
@@ -62,7 +67,7 @@ describe('AdminHome', () => {
     expect(button('Hide blocks of medical').attributes('aria-expanded')).toBe('true')
     expect(api.sent.at(-1)).toEqual({
       name: 'Blocks',
-      variables: { channel: 'medical', fromNumber: 133, limit: 10 },
+      variables: { channel: 'medical', first: 10, after: null },
     })
     expect(wrapper.text()).toContain('Blocks 133–142 of 143, newest first.')
   })

@@ -2,41 +2,45 @@ import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 import BlockExplorer from '../src/components/BlockExplorer.vue'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, page, settle } from './fakeApi'
 
 const hidden = { txId: null, function: null, creator: null, creatorMsp: null, writeSetHash: null }
 
-/** Two blocks of `medical` as hospital-admin sees them: only their own transaction readable. */
+/** The newest two blocks of `medical` as hospital-admin sees them: only its own transaction
+ * readable; older blocks follow after the cursor of block 11. */
 function ledger() {
   return fakeApi(() => ({
     data: {
-      blocks: [
-        {
-          number: 11,
-          hash: 'aa11',
-          timestamp: '2026-03-01T10:00:00+00:00',
-          transactionCount: 1,
-          transactions: [
-            {
-              index: 0, redacted: false, txId: 'tx-own', contract: 'medical', function: 'registerChild',
-              creator: 'hospital-admin', creatorMsp: 'HospitalMSP', validation: 'VALID', writeSetHash: 'c0ffee',
-            },
-          ],
-        },
-        {
-          number: 12,
-          hash: 'bb12',
-          timestamp: '2026-03-01T10:01:00+00:00',
-          transactionCount: 4,
-          transactions: [0, 1, 2, 3].map((index) => ({
-            ...hidden,
-            index,
-            redacted: true,
-            contract: 'medical',
-            validation: index === 3 ? 'MVCC_READ_CONFLICT' : 'VALID',
-          })),
-        },
-      ],
+      blocks: page(
+        [
+          {
+            number: 12,
+            hash: 'bb12',
+            timestamp: '2026-03-01T10:01:00+00:00',
+            transactionCount: 4,
+            transactions: [0, 1, 2, 3].map((index) => ({
+              ...hidden,
+              index,
+              redacted: true,
+              contract: 'medical',
+              validation: index === 3 ? 'MVCC_READ_CONFLICT' : 'VALID',
+            })),
+          },
+          {
+            number: 11,
+            hash: 'aa11',
+            timestamp: '2026-03-01T10:00:00+00:00',
+            transactionCount: 1,
+            transactions: [
+              {
+                index: 0, redacted: false, txId: 'tx-own', contract: 'medical', function: 'registerChild',
+                creator: 'hospital-admin', creatorMsp: 'HospitalMSP', validation: 'VALID', writeSetHash: 'c0ffee',
+              },
+            ],
+          },
+        ],
+        'after-11',
+      ),
     },
   }))
 }
@@ -50,10 +54,11 @@ describe('BlockExplorer', () => {
     })
     await settle()
     expect(api.sent).toEqual([
-      { name: 'Blocks', variables: { channel: 'medical', fromNumber: 3, limit: 10 } },
+      { name: 'Blocks', variables: { channel: 'medical', first: 10, after: null } },
     ])
     const blocks = wrapper.findAll('[data-test="block"]')
     expect(blocks.map((b) => b.find('strong').text())).toEqual(['Block 12', 'Block 11'])
+    expect(wrapper.find('.hint').text()).toMatch(/^Blocks 11–12 of 13, newest first\./)
     expect(blocks[0]!.find('[data-test="transaction-count"]').text()).toBe(
       '4 transactions, 4 hidden from you',
     )
@@ -80,10 +85,10 @@ describe('BlockExplorer', () => {
     await settle()
     await wrapper.find('button').trigger('click')
     await settle()
-    expect(api.sent.at(-1)?.variables).toEqual({ channel: 'medical', fromNumber: 0, limit: 10 })
+    expect(api.sent.at(-1)?.variables).toEqual({ channel: 'medical', first: 10, after: 'after-11' })
     const newer = wrapper.findAll('button').find((b) => b.text().startsWith('Newer'))
     await newer!.trigger('click')
     await settle()
-    expect(api.sent.at(-1)?.variables).toEqual({ channel: 'medical', fromNumber: 3, limit: 10 })
+    expect(api.sent.at(-1)?.variables).toEqual({ channel: 'medical', first: 10, after: null })
   })
 })

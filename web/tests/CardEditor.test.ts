@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { today } from '../src/domain/format'
 import type { CardFieldsFragment } from '../src/gql/graphql'
 import CardEditor from '../src/views/doctor/CardEditor.vue'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, page, settle } from './fakeApi'
 
 const card = (version: number, changes: Partial<CardFieldsFragment> = {}): CardFieldsFragment => ({
   childId: 'child-1',
@@ -35,19 +35,12 @@ function ledger(first: CardFieldsFragment = card(2)) {
       return { data: { updateMedicalCard: current } }
     }
     if (name === 'CardHistory') {
-      const revisions = [card(1, { healthGroup: null, physicalEducationGroup: null }), card(2), current]
-      return {
-        data: {
-          medicalCardHistory: revisions.map((c) => ({
-            version: c.version,
-            txId: `tx-${c.version}`,
-            blockNumber: c.version,
-            author: c.updatedBy,
-            timestamp: c.updatedAt,
-            card: c,
-          })),
-        },
-      }
+      // Newest first, one version a page, so the editor must read back page by page.
+      const revisions = [current, card(2), card(1, { healthGroup: null, physicalEducationGroup: null })]
+      const from = variables.after === null ? 0 : Number(variables.after)
+      const [c] = revisions.slice(from, from + 1)
+      const revision = { version: c!.version, txId: `tx-${c!.version}`, blockNumber: c!.version, author: c!.updatedBy, timestamp: c!.updatedAt, card: c! }
+      return { data: { medicalCardHistory: page([revision], from + 1 < revisions.length ? String(from + 1) : null) } }
     }
     throw new Error(`unexpected ${name}`)
   })
@@ -98,6 +91,8 @@ describe('CardEditor', () => {
     expect(warning.text()).toContain('Allergies: added penicillin')
     expect(wrapper.text()).toContain('The card is at version 3, not 2.')
     expect(api.sent.filter((s) => s.name === 'UpdateMedicalCard')).toHaveLength(1)
+    // The history is read back from its newest version only as far as the one edited.
+    expect(api.sent.filter((s) => s.name === 'CardHistory').map((s) => s.variables.after)).toEqual([null, '1'])
     expect((wrapper.find('textarea[id$="-notes"]').element as HTMLTextAreaElement).value).toBe('My note')
 
     await wrapper.find('[data-test="stale"] button').trigger('click')

@@ -1,11 +1,12 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
+import type { NodeOf } from '../src/api/paging'
 import type { ChildrenQuery } from '../src/gql/graphql'
 import ParentHome from '../src/views/parent/ParentHome.vue'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, page, settle } from './fakeApi'
 
-type Child = ChildrenQuery['children'][number]
+type Child = NodeOf<ChildrenQuery['children']>
 
 const mia: Child = {
   id: 'child-1',
@@ -23,7 +24,7 @@ function ledger() {
   return fakeApi((name, variables) => {
     switch (name) {
       case 'Children':
-        return { data: { children: accepted ? [mia] : [] } }
+        return { data: { children: page(accepted ? [mia] : []) } }
       case 'PendingGuardianships':
         return {
           data: {
@@ -47,15 +48,15 @@ function ledger() {
           },
         }
       case 'CardHistory':
-        return { data: { medicalCardHistory: [] } }
+        return { data: { medicalCardHistory: page([]) } }
       case 'Agreements':
-        return { data: { agreements: [] } }
+        return { data: { agreements: page([]) } }
       case 'AdmissionRequests':
-        return { data: { admissionRequests: [] } }
+        return { data: { admissionRequests: page([]) } }
       case 'ReportRequests':
-        return { data: { reportRequests: [] } }
+        return { data: { reportRequests: page([]) } }
       case 'Reports':
-        return { data: { reports: [] } }
+        return { data: { reports: page([]) } }
       default:
         throw new Error(`unexpected ${name}`)
     }

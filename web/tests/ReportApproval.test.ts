@@ -1,11 +1,14 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
+import type { NodeOf } from '../src/api/paging'
 import type { ReportsQuery } from '../src/gql/graphql'
 import ReportApproval from '../src/views/parent/ReportApproval.vue'
 import { fakeApi, settle } from './fakeApi'
 
-const report = (changes: Partial<ReportsQuery['reports'][number]>): ReportsQuery['reports'][number] => ({
+type Report = NodeOf<ReportsQuery['reports']>
+
+const report = (changes: Partial<Report>): Report => ({
   id: 'report-1',
   childId: 'child-1',
   reportRequestId: 'request-1',

@@ -1,11 +1,12 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
+import type { NodeOf } from '../src/api/paging'
 import type { ReportsQuery } from '../src/gql/graphql'
 import SchoolHome from '../src/views/school/SchoolHome.vue'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, page, settle } from './fakeApi'
 
-type Report = ReportsQuery['reports'][number]
+type Report = NodeOf<ReportsQuery['reports']>
 
 const report = (id: string, changes: Partial<Report>): Report => ({
   id,
@@ -26,14 +27,14 @@ function open(reports: Report[]) {
     if (name === 'AdmissionRequests') {
       return {
         data: {
-          admissionRequests: [
+          admissionRequests: page([
             { id: 'adm-1', childId: 'child-1', childName: 'Mia Martin', school: 'school-a', status: 'ACCEPTED', reason: null, createdAt: '2026-02-01T10:00:00+00:00' },
-          ],
+          ]),
         },
       }
     }
-    if (name === 'ReportRequests') return { data: { reportRequests: [] } }
-    if (name === 'Reports') return { data: { reports } }
+    if (name === 'ReportRequests') return { data: { reportRequests: page([]) } }
+    if (name === 'Reports') return { data: { reports: page(reports) } }
     if (name === 'ReportContent' && variables.id === 'report-approved') {
       return {
         data: {
@@ -62,5 +63,44 @@ describe('SchoolHome', () => {
     expect(approved!.find('[data-test="report-status"]').text()).toBe('approved for your school')
     expect(approved!.find('[data-test="conclusion"]').text()).toBe('Fit.')
     expect(wrapper.text()).not.toMatch(/other schools?/i)
+  })
+
+  it('shows older admission requests with the report requests of their time', async () => {
+    const admission = (n: number) => ({
+      id: `adm-${n}`, childId: `child-${n}`, childName: `Child ${n}`, school: 'school-a',
+      status: 'ACCEPTED' as const, reason: null, createdAt: '2026-02-01T10:00:00+00:00',
+    })
+    const request = (n: number) => ({
+      id: `rr-${n}`, admissionRequestId: `adm-${n}`, childId: `child-${n}`, school: 'school-a',
+      status: 'PENDING' as const, reportId: null, createdAt: '2026-02-02T10:00:00+00:00',
+    })
+    const newest = (from: number, after: unknown) => {
+      const top = after === null ? from : Number(after) - 1
+      return Array.from({ length: Math.min(50, top) }, (_, i) => top - i)
+    }
+    const api = fakeApi((name, variables) => {
+      if (name === 'AdmissionRequests') {
+        const numbers = newest(60, variables.after)
+        return { data: { admissionRequests: page(numbers.map(admission), numbers.at(-1)! > 1 ? String(numbers.at(-1)) : null) } }
+      }
+      if (name === 'ReportRequests') {
+        const numbers = newest(60, variables.after)
+        return { data: { reportRequests: page(numbers.map(request), numbers.at(-1)! > 1 ? String(numbers.at(-1)) : null) } }
+      }
+      return { data: { reports: page([]) } }
+    })
+    const wrapper = mount(SchoolHome, { props: { school: 'school-a' }, global: { plugins: [[urql, api.client]] } })
+    await settle()
+    expect(wrapper.findAll('[data-test="report-request-status"]')).toHaveLength(50)
+    await wrapper.find('[data-test="show-more"]').trigger('click')
+    await settle()
+    expect(api.sent.slice(-2)).toEqual([
+      { name: 'AdmissionRequests', variables: { first: 50, after: '11' } },
+      { name: 'ReportRequests', variables: { status: null, first: 50, after: '11' } },
+    ])
+    // Every admission, the oldest too, shows its report request instead of offering a new one.
+    expect(wrapper.findAll('[data-test="report-request-status"]')).toHaveLength(60)
+    expect(wrapper.text()).not.toContain('Request a health report')
+    expect(wrapper.find('[data-test="show-more"]').exists()).toBe(false)
   })
 })

@@ -46,3 +46,11 @@ export function fakeApi(answer: (name: string, variables: Record<string, unknown
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setTimeout(resolve, 0))
 }
+
+/** A connection's answer: these nodes, and whether more follow after `endCursor`. */
+export function page<Node>(nodes: Node[], endCursor: string | null = null) {
+  return {
+    edges: nodes.map((node) => ({ node })),
+    pageInfo: { hasNextPage: endCursor !== null, endCursor },
+  }
+}

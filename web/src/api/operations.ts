@@ -18,8 +18,11 @@ export const CardFieldsFragment = graphql(`
 `)
 
 export const ChildrenQuery = graphql(`
-  query Children {
-    children { id fullName birthDate sex guardians pendingGuardians doctorUid }
+  query Children($first: Int!, $after: String) {
+    children(first: $first, after: $after) {
+      edges { node { id fullName birthDate sex guardians pendingGuardians doctorUid } }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 `)
 
@@ -36,36 +39,56 @@ export const MedicalCardQuery = graphql(`
 `)
 
 export const CardHistoryQuery = graphql(`
-  query CardHistory($childId: ID!) {
-    medicalCardHistory(childId: $childId) {
-      version txId blockNumber author timestamp
-      card { ...CardFields }
+  query CardHistory($childId: ID!, $first: Int!, $after: String) {
+    medicalCardHistory(childId: $childId, first: $first, after: $after) {
+      edges {
+        node {
+          version txId blockNumber author timestamp
+          card { ...CardFields }
+        }
+      }
+      pageInfo { hasNextPage endCursor }
     }
   }
 `)
 
 export const AgreementsQuery = graphql(`
-  query Agreements($childId: ID) {
-    agreements(childId: $childId) { id childId parentUid doctorUid status createdAt updatedAt }
+  query Agreements($childId: ID, $first: Int!, $after: String) {
+    agreements(childId: $childId, first: $first, after: $after) {
+      edges { node { id childId parentUid doctorUid status createdAt updatedAt } }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 `)
 
 export const AdmissionRequestsQuery = graphql(`
-  query AdmissionRequests {
-    admissionRequests { id childId childName school status reason createdAt }
+  query AdmissionRequests($first: Int!, $after: String) {
+    admissionRequests(first: $first, after: $after) {
+      edges { node { id childId childName school status reason createdAt } }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 `)
 
 export const ReportRequestsQuery = graphql(`
-  query ReportRequests {
-    reportRequests { id admissionRequestId childId school status reportId createdAt }
+  query ReportRequests($status: ReportRequestStatus, $first: Int!, $after: String) {
+    reportRequests(status: $status, first: $first, after: $after) {
+      edges { node { id admissionRequestId childId school status reportId createdAt } }
+      pageInfo { hasNextPage endCursor }
+    }
   }
 `)
 
 export const ReportsQuery = graphql(`
-  query Reports {
-    reports {
-      id childId reportRequestId status authorUid createdAt permittedSchools cardVersion cardHash
+  query Reports($first: Int!, $after: String) {
+    reports(first: $first, after: $after) {
+      edges {
+        node {
+          id childId reportRequestId status authorUid createdAt permittedSchools cardVersion
+          cardHash
+        }
+      }
+      pageInfo { hasNextPage endCursor }
     }
   }
 `)
@@ -89,12 +112,17 @@ export const ChannelsQuery = graphql(`
 `)
 
 export const BlocksQuery = graphql(`
-  query Blocks($channel: String!, $fromNumber: Int!, $limit: Int!) {
-    blocks(channel: $channel, fromNumber: $fromNumber, limit: $limit) {
-      number hash timestamp transactionCount
-      transactions {
-        index redacted txId contract function creator creatorMsp validation writeSetHash
+  query Blocks($channel: String!, $first: Int!, $after: String) {
+    blocks(channel: $channel, first: $first, after: $after) {
+      edges {
+        node {
+          number hash timestamp transactionCount
+          transactions {
+            index redacted txId contract function creator creatorMsp validation writeSetHash
+          }
+        }
       }
+      pageInfo { hasNextPage endCursor }
     }
   }
 `)

@@ -1,0 +1,93 @@
+import urql from '@urql/vue'
+import { mount } from '@vue/test-utils'
+import { describe, expect, it } from 'vitest'
+import CardHistory from '../src/components/CardHistory.vue'
+import type { CardFieldsFragment } from '../src/gql/graphql'
+import { changed } from '../src/live'
+import { fakeApi, page, settle } from './fakeApi'
+
+const card = (version: number): CardFieldsFragment => ({
+  childId: 'child-1',
+  version,
+  updatedAt: '2026-03-01T10:00:00+00:00',
+  updatedBy: 'dr-house',
+  bloodType: null,
+  // Each version adds one allergy, so each one's change is known only next to the one before.
+  allergies: Array.from({ length: version - 1 }, (_, i) => `allergy ${i + 2}`),
+  chronicConditions: [],
+  vaccinations: [],
+  examinations: [],
+  healthGroup: null,
+  physicalEducationGroup: null,
+  notes: null,
+})
+
+/** A card with `versions` versions, served newest first as the API pages them. */
+function history(versions: number) {
+  return fakeApi((name, variables) => {
+    if (name !== 'CardHistory') throw new Error(`unexpected ${name}`)
+    const first = variables.first as number
+    const start = variables.after === null ? versions : Number(variables.after) - 1
+    const shown = Array.from({ length: Math.min(first, start) }, (_, i) => start - i)
+    const revisions = shown.map((version) => ({
+      version, txId: `tx-${version}`, blockNumber: version, author: 'dr-house',
+      timestamp: '2026-03-01T10:00:00+00:00', card: card(version),
+    }))
+    const last = shown.at(-1) ?? 1
+    return { data: { medicalCardHistory: page(revisions, last > 1 ? String(last) : null) } }
+  })
+}
+
+function open(api: ReturnType<typeof fakeApi>) {
+  return mount(CardHistory, { props: { childId: 'child-1' }, global: { plugins: [[urql, api.client]] } })
+}
+
+const heads = (wrapper: ReturnType<typeof open>) =>
+  wrapper.findAll('.timeline-head strong').map((strong) => strong.text())
+
+describe('CardHistory', () => {
+  it('shows the newest 50 versions, and more on request, each with what it changed', async () => {
+    const api = history(120)
+    const wrapper = open(api)
+    await settle()
+    expect(heads(wrapper)).toHaveLength(50)
+    expect(heads(wrapper)[0]).toBe('Version 120')
+    const items = wrapper.findAll('.timeline > li')
+    expect(items[0]!.text()).toContain('Allergies: added allergy 120')
+    // Version 71's predecessor is on the next page.
+    expect(items[49]!.text()).toContain('Show more versions to see what this one changed.')
+
+    await wrapper.find('[data-test="show-more"]').trigger('click')
+    await settle()
+    expect(api.sent.at(-1)).toEqual({
+      name: 'CardHistory',
+      variables: { childId: 'child-1', first: 50, after: '71' },
+    })
+    expect(heads(wrapper)).toHaveLength(100)
+    expect(wrapper.findAll('.timeline > li')[49]!.text()).toContain('Allergies: added allergy 71')
+
+    await wrapper.find('[data-test="show-more"]').trigger('click')
+    await settle()
+    expect(heads(wrapper)).toHaveLength(120)
+    expect(heads(wrapper).at(-1)).toBe('Version 1')
+    expect(wrapper.findAll('.timeline > li').at(-1)!.text()).toContain('Card created.')
+    expect(wrapper.find('[data-test="show-more"]').exists()).toBe(false)
+    expect(new Set(heads(wrapper)).size).toBe(120)
+  })
+
+  it('keeps as many versions as were shown when the ledger changes', async () => {
+    const api = history(120)
+    const wrapper = open(api)
+    await settle()
+    await wrapper.find('[data-test="show-more"]').trigger('click')
+    await settle()
+    changed()
+    await settle()
+    expect(api.sent.at(-1)).toEqual({
+      name: 'CardHistory',
+      variables: { childId: 'child-1', first: 100, after: null },
+    })
+    expect(heads(wrapper)).toHaveLength(100)
+    expect(wrapper.find('[data-test="show-more"]').exists()).toBe(true)
+  })
+})
