@@ -29,6 +29,7 @@ from .document_cache import DocumentCache
 from .errors import ErrorCodes, log_error
 from .explorer import block_page, block_view
 from .metrics import OperationMetrics
+from .operation_choice import OperationChoice
 from .paging import After, First, PagedList
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
 from .query_limits import MAX_TOKENS, QueryLimits
@@ -458,6 +459,7 @@ def build_schema(
             lambda: CachedParsing(documents),
             # Refuses a document too costly to validate (api.cost), else validates it.
             lambda: CostCheckedValidation(outcomes),
+            OperationChoice,
         ],
     )
 

@@ -352,6 +352,23 @@ def test_a_request_that_is_not_a_well_formed_graphql_request_gets_400(
     assert request_error(send(api, raw=raw, accept=accept), status, accept) == "BAD_REQUEST"
 
 
+@pytest.mark.parametrize(("accept", "status"), [(GRAPHQL_RESPONSE, 400), (JSON, 200)])
+def test_several_operations_without_an_operation_name_run_none(
+    api: Api, accept: str, status: int
+) -> None:
+    document = (
+        "query A { me { uid } } "
+        'mutation B { registerChild(input: {fullName: "Nope", birthDate: "2020-01-01"}) { id } }'
+    )
+    before = heights(api)
+    response = send(api, body={"query": document}, accept=accept)
+    assert request_error(response, status, accept) == "BAD_REQUEST"
+    assert "name the one to run in operationName" in response.json()["errors"][0]["message"]
+    named = answer(send(api, body={"query": document, "operationName": "A"}), 200, GRAPHQL_RESPONSE)
+    assert named["data"] == {"me": {"uid": "alice"}}
+    assert heights(api) == before
+
+
 def test_a_refusal_at_a_nullable_field_answers_200_with_the_rest_of_the_data(api: Api) -> None:
     query = '{ me { uid } child(id: "child-nope") { id } }'
     body = answer(send(api, body={"query": query}), 200, GRAPHQL_RESPONSE)
