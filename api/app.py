@@ -292,6 +292,7 @@ def create_app(
         try:
             if listener is not None:
                 await listener.start()
+            services.consent_sweep.start()
             yield
         finally:
             if listener is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -18,9 +19,11 @@ from strawberry.extensions import MaxTokensLimiter
 from strawberry.permission import BasePermission
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.field import StrawberryField
+from strawberry.types.nodes import SelectedField, Selection
 
 from chaincode.paging import DEFAULT_FIRST
-from domain.errors import ForbiddenError
+from domain.errors import BadInputError, ForbiddenError
+from ledger_backends.records import format_timestamp
 
 from .cached_parsing import CachedParsing
 from .context import context_of
@@ -35,6 +38,7 @@ from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, School
 from .query_limits import MAX_TOKENS, QueryLimits
 from .subscription_transport import SubscriptionsOnWebsockets
 from .types import (
+    AccessEntry,
     AdmissionRequest,
     AdmissionStatus,
     Agreement,
@@ -42,6 +46,7 @@ from .types import (
     Channel,
     Child,
     Connection,
+    EmergencyAccess,
     Identity,
     LedgerEvent,
     MedicalCard,
@@ -96,6 +101,27 @@ async def _submit(info: Info, channel: str, function: str, **args: Any) -> Any:
 
 def _status(value: Any) -> str | None:
     return None if value is None else str(value.value)
+
+
+def _ledger_time(moment: datetime | None) -> str | None:
+    """A DateTime argument as the contracts take it; one without a time zone is refused."""
+    if moment is None:
+        return None
+    if moment.utcoffset() is None:
+        raise BadInputError("validUntil must give its time zone, e.g. 2026-10-01T08:00:00Z.")
+    return format_timestamp(moment)
+
+
+def _selects(info: Info, name: str) -> bool:
+    """Whether the query asks for a field `name` anywhere below this one (in fragments too):
+    a report's content is read, and its read recorded, only when it is asked for."""
+    pending: list[Selection] = [s for f in info.selected_fields for s in f.selections]
+    while pending:
+        selection = pending.pop()
+        if isinstance(selection, SelectedField) and selection.name == name:
+            return True
+        pending.extend(selection.selections)
+    return False
 
 
 @strawberry.type
@@ -241,12 +267,51 @@ class Query:
             status=_status(status),
             first=first,
             after=page.position_after(after),
+            withContent=_selects(info, "content"),
         )
         return page.connection(found, Report.of)
 
     @field()
     async def report(self, info: Info, id: strawberry.ID) -> Report:
-        return Report.of(await _evaluate(info, "report", "readReport", id=id))
+        found = await _evaluate(
+            info, "report", "readReport", id=id, withContent=_selects(info, "content")
+        )
+        return Report.of(found)
+
+    @field(
+        permission_classes=[MedicalChannelMembers],
+        description=(
+            "For the child's guardians: every read of the child's protected data (the child, "
+            "its medical card, the card's history, its reports' content) and every refused "
+            "attempt, newest first. Anyone else is told the child does not exist."
+        ),
+    )
+    async def access_log(
+        self,
+        info: Info,
+        child_id: strawberry.ID,
+        first: First = DEFAULT_FIRST,
+        after: After = None,
+    ) -> Connection[AccessEntry]:
+        c = context_of(info)
+        page = PagedList.of(info, "accessLog", first, childId=child_id)
+        found = await c.services.gateway.list_access_log(
+            c.identity, child_id, first, page.position_after(after)
+        )
+        return page.connection(found, AccessEntry.of)
+
+    @field(
+        permission_classes=[MedicalChannelMembers],
+        description=(
+            "For the child's guardians and the hospital's administrators: every emergency "
+            "access to the child, newest first."
+        ),
+    )
+    async def emergency_accesses(
+        self, info: Info, child_id: strawberry.ID
+    ) -> list[EmergencyAccess]:
+        found = await _evaluate(info, "medical", "listEmergencyAccesses", childId=child_id)
+        return [EmergencyAccess.of(access) for access in found]
 
     @field(description="The channels your organisation belongs to.")
     async def channels(self, info: Info) -> list[Channel]:
@@ -324,13 +389,41 @@ class Mutation:
     async def accept_guardianship(self, info: Info, child_id: strawberry.ID) -> Child:
         return Child.of(await _submit(info, "medical", "acceptGuardianship", childId=child_id))
 
-    @mutation(permission_classes=[ParentsOnly], description="A guardian -> PENDING.")
+    @mutation(
+        permission_classes=[ParentsOnly],
+        description="A guardian -> PENDING; in force until validUntil (in the future) if given.",
+    )
     async def sign_agreement(
-        self, info: Info, child_id: strawberry.ID, doctor_uid: str
+        self,
+        info: Info,
+        child_id: strawberry.ID,
+        doctor_uid: str,
+        valid_until: datetime | None = None,
     ) -> Agreement:
-        return Agreement.of(
-            await _submit(info, "medical", "signAgreement", childId=child_id, doctorUid=doctor_uid)
+        found = await _submit(
+            info,
+            "medical",
+            "signAgreement",
+            childId=child_id,
+            doctorUid=doctor_uid,
+            validUntil=_ledger_time(valid_until),
         )
+        return Agreement.of(found)
+
+    @mutation(
+        permission_classes=[ParentsOnly],
+        description=(
+            "A guardian gives a PENDING, ACTIVE or EXPIRED agreement a new end, validUntil (in "
+            "the future): an EXPIRED one is in force again."
+        ),
+    )
+    async def extend_agreement(
+        self, info: Info, id: strawberry.ID, valid_until: datetime
+    ) -> Agreement:
+        found = await _submit(
+            info, "medical", "extendAgreement", id=id, validUntil=_ledger_time(valid_until)
+        )
+        return Agreement.of(found)
 
     @mutation(permission_classes=[DoctorsOnly], description="The named doctor -> ACTIVE.")
     async def accept_agreement(self, info: Info, id: strawberry.ID) -> Agreement:
@@ -373,13 +466,18 @@ class Mutation:
         found = await _submit(info, "report", "rejectAdmissionRequest", id=id, reason=reason)
         return AdmissionRequest.of(found)
 
-    @mutation(permission_classes=[SchoolsOnly], description="The school of an ACCEPTED admission.")
+    @mutation(
+        permission_classes=[SchoolsOnly],
+        description=(
+            "The school of an ACCEPTED admission; the doctors of the child's agreements in "
+            "force are told (ReportRequested)."
+        ),
+    )
     async def create_report_request(
         self, info: Info, admission_request_id: strawberry.ID
     ) -> ReportRequest:
-        found = await _submit(
-            info, "report", "createReportRequest", admissionRequestId=admission_request_id
-        )
+        c = context_of(info)
+        found = await c.services.gateway.create_report_request(c.identity, admission_request_id)
         return ReportRequest.of(found)
 
     @mutation(
@@ -392,14 +490,58 @@ class Mutation:
         found = await c.services.gateway.create_report(c.identity, report_request_id, conclusion)
         return Report.of(found)
 
-    @mutation(permission_classes=[ParentsOnly], description="A guardian -> APPROVED.")
-    async def approve_report(self, info: Info, id: strawberry.ID, schools: list[str]) -> Report:
-        return Report.of(await _submit(info, "report", "approveReport", id=id, schools=schools))
+    @mutation(
+        permission_classes=[ParentsOnly],
+        description=(
+            "A guardian -> APPROVED: each school may read the report until validUntil (in the "
+            "future; by default [consent] report_permission_days from now). Approving a school "
+            "again renews its permission from now."
+        ),
+    )
+    async def approve_report(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        schools: list[str],
+        valid_until: datetime | None = None,
+    ) -> Report:
+        found = await _submit(
+            info,
+            "report",
+            "approveReport",
+            id=id,
+            schools=schools,
+            validUntil=_ledger_time(valid_until),
+        )
+        return Report.of(found)
 
-    @mutation(permission_classes=[ParentsOnly], description="A guardian.")
+    @mutation(permission_classes=[ParentsOnly], description="A guardian -> REVOKED.")
     async def revoke_report_permission(self, info: Info, id: strawberry.ID, school: str) -> Report:
         found = await _submit(info, "report", "revokeReportPermission", id=id, school=school)
         return Report.of(found)
+
+    @mutation(
+        permission_classes=[DoctorsOnly],
+        description=(
+            "Any hospital doctor, with or without an agreement: read-only access to the child's "
+            "medical card and its history for [consent] emergency_minutes. reason: at least 20 "
+            "characters. The guardians are told at once, and every read is in the access log."
+        ),
+    )
+    async def open_emergency_access(
+        self, info: Info, child_id: strawberry.ID, reason: str
+    ) -> EmergencyAccess:
+        found = await _submit(
+            info, "medical", "openEmergencyAccess", childId=child_id, reason=reason
+        )
+        return EmergencyAccess.of(found)
+
+    @mutation(
+        permission_classes=[MedicalChannelMembers],
+        description="The doctor who opened the emergency access, or a guardian, ends it now.",
+    )
+    async def end_emergency_access(self, info: Info, id: strawberry.ID) -> EmergencyAccess:
+        return EmergencyAccess.of(await _submit(info, "medical", "endEmergencyAccess", id=id))
 
 
 @strawberry.type

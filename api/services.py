@@ -1,4 +1,5 @@
-"""Everything a running server holds: network, ledgers, gateway, identities, events, metrics."""
+"""Everything a running server holds: network, ledgers, gateway, identities, events, metrics,
+and the sweep that announces consents ended by time."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from authz.identity import IdentityVerifier
 from authz.network import NetworkConfig
 from authz.proxy_headers import ProxySettings
 from chaincode.gateway import Gateway
+from chaincode.medical import MedicalContract
+from chaincode.report import ReportContract
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 
 from .chain_checks import ChainChecks
 from .connection_limits import IdentityLimits
+from .consent_sweep import ConsentSweep
 from .events import EventHub
 from .metrics import Metrics
 
@@ -34,12 +38,16 @@ class Services:
     metrics: Metrics
     chain_checks: ChainChecks
     limits: IdentityLimits
+    consent_sweep: ConsentSweep
 
     @classmethod
-    def open(cls, network: NetworkConfig, ledger_url: str | None = None) -> Services:
+    def open(
+        cls, network: NetworkConfig, ledger_url: str | None = None, *, access_log: bool = True
+    ) -> Services:
         """Open each channel's ledger (one store per distinct URL); `ledger_url` overrides all.
 
         A relative SQLite path in `ledger_url` is relative to the working directory.
+        `access_log=False` records no reads (chaincode.gateway): for benchmarks only.
         """
         ledgers: dict[str, Ledger] = {}
         channels: dict[str, ChannelLedger] = {}
@@ -60,11 +68,22 @@ class Services:
                 ledger.close()
             raise
         access = ChannelAccess(network)
+        contracts = (
+            MedicalContract(emergency_minutes=network.consent.emergency_minutes),
+            ReportContract(report_permission_days=network.consent.report_permission_days),
+        )
+        gateway = Gateway(
+            channels,
+            access,
+            NetworkDirectory(network),
+            contracts=contracts,
+            access_log=access_log,
+        )
         return cls(
             network=network,
             ledgers=ledgers,
             channels=channels,
-            gateway=Gateway(channels, access, NetworkDirectory(network)),
+            gateway=gateway,
             access=access,
             identifier=CallerIdentifier(
                 IdentityVerifier.from_network(network), ProxySettings.from_network(network)
@@ -76,6 +95,7 @@ class Services:
                 network.server.max_websockets_per_identity,
                 network.server.max_subscriptions_per_identity,
             ),
+            consent_sweep=ConsentSweep(gateway),
         )
 
     async def ready(self) -> bool:
@@ -94,7 +114,10 @@ class Services:
         return True
 
     async def close(self) -> None:
-        """Stop event tails, finish in-flight commits, close the stores."""
+        """Stop the consent sweep and event tails, record refused reads still gathering,
+        finish in-flight commits, close the stores."""
+        await self.consent_sweep.close()
         await self.events.close()
+        await self.gateway.settle()
         for ledger in self.ledgers.values():
             await ledger.aclose()

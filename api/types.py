@@ -64,10 +64,25 @@ class PEGroup(Enum):
     EXEMPT = "EXEMPT"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "PENDING until the doctor accepts, then ACTIVE; EXPIRED once validUntil has passed "
+        "(until a guardian extends it); REVOKED for good."
+    )
+)
 class AgreementStatus(Enum):
     PENDING = "PENDING"
     ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    REVOKED = "REVOKED"
+
+
+@strawberry.enum(
+    description="ACTIVE until validUntil, EXPIRED from then on, REVOKED once withdrawn."
+)
+class ReportPermissionStatus(Enum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
     REVOKED = "REVOKED"
 
 
@@ -221,6 +236,9 @@ class Agreement:
     status: AgreementStatus
     created_at: datetime
     updated_at: datetime
+    valid_until: datetime | None = strawberry.field(
+        description="When the agreement ends (null: it has no end); from then on it is EXPIRED."
+    )
 
     @classmethod
     def of(cls, r: records.AgreementView) -> Agreement:
@@ -232,6 +250,42 @@ class Agreement:
             status=AgreementStatus(r["status"]),
             created_at=parse_timestamp(r["createdAt"]),
             updated_at=parse_timestamp(r["updatedAt"]),
+            valid_until=_moment(r["validUntil"]),
+        )
+
+
+def _moment(timestamp: str | None) -> datetime | None:
+    return None if timestamp is None else parse_timestamp(timestamp)
+
+
+@strawberry.type(
+    description=(
+        "A doctor's read-only access to a child's medical card and its history without an "
+        "agreement, opened with a reason; it ends at validUntil, or earlier when the doctor "
+        "or a guardian ends it (endedAt, endedBy)."
+    )
+)
+class EmergencyAccess:
+    id: strawberry.ID
+    child_id: strawberry.ID
+    doctor_uid: str
+    reason: str
+    opened_at: datetime
+    valid_until: datetime
+    ended_at: datetime | None
+    ended_by: str | None = strawberry.field(description="The UID of whoever ended it early.")
+
+    @classmethod
+    def of(cls, r: records.EmergencyAccessView) -> EmergencyAccess:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            child_id=strawberry.ID(r["childId"]),
+            doctor_uid=r["doctorUid"],
+            reason=r["reason"],
+            opened_at=parse_timestamp(r["openedAt"]),
+            valid_until=parse_timestamp(r["validUntil"]),
+            ended_at=_moment(r["endedAt"]),
+            ended_by=r["endedBy"],
         )
 
 
@@ -304,6 +358,23 @@ class ReportContent:
         )
 
 
+@strawberry.type(description="A school's permission to read a report's content, and its dates.")
+class ReportPermission:
+    school: str
+    granted_at: datetime
+    valid_until: datetime
+    status: ReportPermissionStatus
+
+    @classmethod
+    def of(cls, r: records.ReportPermissionView) -> ReportPermission:
+        return cls(
+            school=r["school"],
+            granted_at=parse_timestamp(r["grantedAt"]),
+            valid_until=parse_timestamp(r["validUntil"]),
+            status=ReportPermissionStatus(r["status"]),
+        )
+
+
 @strawberry.type
 class Report:
     id: strawberry.ID
@@ -313,7 +384,16 @@ class Report:
     author_uid: str
     created_at: datetime
     permitted_schools: list[str] = strawberry.field(
-        description="All permitted schools for guardians and the author; a school sees itself only."
+        description=(
+            "The schools whose permission is ACTIVE, for guardians and the author; a school "
+            "sees itself only."
+        )
+    )
+    permissions: list[ReportPermission] = strawberry.field(
+        description=(
+            "Every school's permission, whatever its status, for guardians and the author; a "
+            "school sees its own only."
+        )
     )
     card_version: int
     card_hash: str = strawberry.field(
@@ -354,6 +434,7 @@ class Report:
             author_uid=r["authorUid"],
             created_at=parse_timestamp(r["createdAt"]),
             permitted_schools=r["permittedSchools"],
+            permissions=[ReportPermission.of(p) for p in r["permissions"]],
             card_version=r["cardVersion"],
             card_hash=r["cardHash"],
             card_salt=r["cardSalt"],
@@ -407,6 +488,83 @@ class Verification:
     height: int
     first_bad_block: int | None
     reason: str | None
+
+
+@strawberry.enum(description="What of a child's protected data an access-log entry is about.")
+class AccessObject(Enum):
+    MEDICAL_CARD = "MEDICAL_CARD"
+    CARD_HISTORY = "CARD_HISTORY"
+    REPORT_CONTENT = "REPORT_CONTENT"
+    CHILD = "CHILD"
+
+
+@strawberry.enum(
+    description=(
+        "The purpose a read was granted under: GUARDIAN (a guardian), TREATMENT (the doctor "
+        "of an agreement in force; a report's author), SCHOOL_ADMISSION (a school a report is "
+        "permitted to), EMERGENCY (an open emergency access), ADMINISTRATION. A REFUSED "
+        "entry names the purpose the reader's role reads under."
+    )
+)
+class AccessPurpose(Enum):
+    GUARDIAN = "GUARDIAN"
+    TREATMENT = "TREATMENT"
+    SCHOOL_ADMISSION = "SCHOOL_ADMISSION"
+    EMERGENCY = "EMERGENCY"
+    ADMINISTRATION = "ADMINISTRATION"
+
+
+@strawberry.enum
+class AccessOutcome(Enum):
+    PERMITTED = "PERMITTED"
+    REFUSED = "REFUSED"
+
+
+@strawberry.type(
+    description=(
+        "One read of a child's protected data, or one refused attempt: who, when, what and "
+        "why; never what was read."
+    )
+)
+class AccessEntry:
+    id: strawberry.ID
+    at: datetime
+    child_id: strawberry.ID
+    reader_uid: str
+    reader_org: str
+    reader_role: Role
+    what: AccessObject
+    record_id: strawberry.ID = strawberry.field(
+        description="The child's id (CHILD, MEDICAL_CARD, CARD_HISTORY) or the report's."
+    )
+    version: int | None = strawberry.field(
+        description=(
+            "The card version read (MEDICAL_CARD; CARD_HISTORY: the newest); null for a child, "
+            "a report's content and refused reads."
+        )
+    )
+    purpose: AccessPurpose
+    outcome: AccessOutcome
+    block_number: int = strawberry.field(
+        description="The block holding the transaction that recorded the entry."
+    )
+
+    @classmethod
+    def of(cls, r: records.AccessEntryView) -> AccessEntry:
+        return cls(
+            id=strawberry.ID(r["id"]),
+            at=parse_timestamp(r["at"]),
+            child_id=strawberry.ID(r["childId"]),
+            reader_uid=r["readerUid"],
+            reader_org=r["readerOrg"],
+            reader_role=Role(r["readerRole"]),
+            what=AccessObject(r["what"]),
+            record_id=strawberry.ID(r["recordId"]),
+            version=r["version"],
+            purpose=AccessPurpose(r["purpose"]),
+            outcome=AccessOutcome(r["outcome"]),
+            block_number=r["blockNumber"],
+        )
 
 
 @strawberry.type

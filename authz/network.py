@@ -1,4 +1,4 @@
-"""The network description (`network.toml`): server, ledger, organisations and channels.
+"""The network description (`network.toml`): server, ledger, consent, organisations, channels.
 
 Relative paths and relative SQLite ledger URLs are resolved against the
 directory holding the file, so a network directory can be moved whole.
@@ -10,6 +10,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
 
 CONFIG_FILE = "network.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledger.db"
@@ -26,6 +28,9 @@ MAX_WEBSOCKETS_PER_IDENTITY_RANGE = (1, 1000)
 MAX_SUBSCRIPTIONS_PER_IDENTITY_RANGE = (1, 10_000)
 # TLS handshakes not yet finished, per client address and worker (a proxy in front is one address).
 MAX_HANDSHAKES_PER_ADDRESS_RANGE = (1, 10_000)
+# A permission from one day to ten years; an emergency access from one minute to one day.
+REPORT_PERMISSION_DAYS_RANGE = (1, 3650)
+EMERGENCY_MINUTES_RANGE = (1, 1440)
 
 
 class NetworkConfigError(ValueError):
@@ -57,6 +62,16 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentConfig:
+    """How long consents last; the contracts are built with these (api.services)."""
+
+    # A school's permission to read a report, when the guardian approving it names no end.
+    report_permission_days: int = REPORT_PERMISSION_DAYS
+    # An emergency access to a child's card.
+    emergency_minutes: int = EMERGENCY_MINUTES
+
+
+@dataclass(frozen=True, slots=True)
 class OrgConfig:
     id: str
     msp: str
@@ -79,6 +94,7 @@ class NetworkConfig:
     ledger: LedgerConfig
     orgs: tuple[OrgConfig, ...]
     channels: tuple[ChannelConfig, ...]
+    consent: ConsentConfig
 
     def channel(self, name: str) -> ChannelConfig:
         for channel in self.channels:
@@ -124,6 +140,7 @@ def resolve_ledger_url(url: str, base: Path) -> str:
 def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
     server = _table(raw, "server")
     ledger = _table(raw, "ledger")
+    consent = _table(raw, "consent")
     orgs = tuple(_org(root, entry) for entry in _array(raw, "orgs"))
     _unique("organisation id", [org.id for org in orgs])
     _unique("MSP id", [org.msp for org in orgs])
@@ -174,6 +191,22 @@ def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
         ),
         orgs=orgs,
         channels=channels,
+        consent=ConsentConfig(
+            report_permission_days=_number(
+                consent,
+                "consent.report_permission_days",
+                int,
+                REPORT_PERMISSION_DAYS,
+                REPORT_PERMISSION_DAYS_RANGE,
+            ),
+            emergency_minutes=_number(
+                consent,
+                "consent.emergency_minutes",
+                int,
+                EMERGENCY_MINUTES,
+                EMERGENCY_MINUTES_RANGE,
+            ),
+        ),
     )
 
 

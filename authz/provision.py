@@ -16,6 +16,8 @@ from pathlib import Path
 
 from cryptography import x509
 
+from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
+
 from . import ca
 from .network import CONFIG_FILE, NetworkConfig, OrgConfig, load_network
 from .roles import Role, role_fits
@@ -251,6 +253,10 @@ trusted_proxies = []         # only these peer addresses may send that header
 url = "sqlite:///ledger.db"  # relative paths are relative to this file
 batch_timeout_ms = 2
 max_batch = 500
+
+[consent]
+report_permission_days = {REPORT_PERMISSION_DAYS}  # unless the approving guardian names an end
+emergency_minutes = {EMERGENCY_MINUTES}
 {org_tables}
 [[channels]]
 name = "medical"

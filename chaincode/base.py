@@ -6,7 +6,10 @@ transaction time followed by bits drawn from a random seed the gateway chose
 and records with the transaction) and what the gateway verified on another
 channel (`ctx.transient`). A function is marked `@transaction` (its writes are
 committed) or `@query` (read-only, evaluated without a block); only a query
-pages through a range (`ctx.get_prefix_page`).
+pages through a range (`ctx.get_prefix_page`). A query that returns a child's
+protected data notes each read on the context (`ctx.read_granted`), and each
+read it refused (`ctx.read_refused`), for the gateway to record in the child's
+access log (access_log.py).
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from domain.errors import BadInputError
-from ledger_backends import HistoryEntry, TxSimulator
+from ledger_backends import HistoryEntry, TxSimulator, Version
 from ledger_backends.records import JSONValue, parse_timestamp
 
-from .records import Transient
+from .records import AccessFacts, Transient
 
 
 class Caller(Protocol):
@@ -64,6 +67,15 @@ class StaticDirectory:
         return self.users.get(uid)
 
 
+@dataclass
+class ReadLog:
+    """What one invocation read of children's protected data: the reads it granted, and
+    the reads it refused (the facts of a record that exists, None for one that does not)."""
+
+    granted: list[AccessFacts] = field(default_factory=list)
+    refused: list[AccessFacts | None] = field(default_factory=list)
+
+
 class TxContext:
     """One invocation's view of the ledger, the caller and the network (Fabric's ctx.stub).
 
@@ -80,6 +92,7 @@ class TxContext:
         directory: Directory,
         id_seed: str,
         transient: Transient | None = None,
+        reads: ReadLog | None = None,
     ) -> None:
         self._sim = simulator
         self.caller = caller
@@ -87,10 +100,15 @@ class TxContext:
         self.directory = directory
         self.id_seed = id_seed
         self.transient: Transient = {} if transient is None else transient
+        self.reads = ReadLog() if reads is None else reads
         self._ids = 0
 
     def get_state(self, key: str) -> JSONValue | None:
         return self._sim.get_state(key)
+
+    def version_of(self, key: str) -> Version | None:
+        """(block number, transaction index) of the last write of `key`, None if absent."""
+        return self._sim.get_version(key)
 
     def put_state(self, key: str, value: JSONValue) -> None:
         self._sim.put_state(key, value)
@@ -113,6 +131,16 @@ class TxContext:
 
     def set_event(self, name: str, payload: JSONValue) -> None:
         self._sim.set_event(name, payload)
+
+    def read_granted(self, facts: AccessFacts) -> None:
+        """This invocation returns protected data: the gateway records the read before the
+        caller is given it."""
+        self.reads.granted.append(facts)
+
+    def read_refused(self, facts: AccessFacts | None) -> None:
+        """This invocation refuses a read of protected data, of a record that exists
+        (`facts`) or of none (None): the gateway records it in the background."""
+        self.reads.refused.append(facts)
 
     def new_id(self, prefix: str, *, in_time_order: bool = True) -> str:
         """A fresh id: `PREFIX-`, then (in time order) `t`, the transaction time in
@@ -205,6 +233,7 @@ __all__ = [
     "Caller",
     "Contract",
     "Directory",
+    "ReadLog",
     "StaticDirectory",
     "TxContext",
     "query",

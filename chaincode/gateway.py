@@ -10,11 +10,19 @@ methods. It reads `medical` as the same caller — which proves the caller's
 relationship to the child — and gives what it read to the `report` contract as
 the context's transient data (`TxContext.transient`, as Fabric passes transient
 data): only these methods set it, and no transaction records it.
+
+Every query is a read in the sense of the access log (access_log.py): what it
+returns of a child's protected data, the gateway records with `recordAccess` on
+the same channel, as the reader, and hands back only once that entry is
+committed; what it refused, it records in the background (refusals.py). A
+gateway built with `access_log=False` records nothing, for benchmarks only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import re
 import secrets
 import uuid
@@ -27,10 +35,13 @@ from ledger_backends import ChannelLedger, Proposal, ReadConflictError
 from ledger_backends.hashing import new_salt
 from ledger_backends.records import Creator, ForeignReads, JSONValue, format_timestamp, utc_now
 
-from .base import Caller, Contract, Directory, TxContext
+from .base import Caller, Contract, Directory, ReadLog, TxContext
+from .consent import DUE_MAX, SERVER
 from .medical import MedicalContract
-from .paging import DEFAULT_FIRST
+from .paging import DEFAULT_FIRST, page_size
 from .records import (
+    AccessEntryView,
+    AccessFacts,
     AdmissionRequestView,
     ChildGuardians,
     Page,
@@ -38,6 +49,7 @@ from .records import (
     ReportView,
     Transient,
 )
+from .refusals import DELAY_SECONDS, RefusalRecorder
 from .report import ReportContract
 
 MAX_ATTEMPTS = 5
@@ -64,6 +76,8 @@ class Gateway:
         contracts: Sequence[Contract] | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = MAX_ATTEMPTS,
+        access_log: bool = True,
+        refusal_delay: float = DELAY_SECONDS,
     ) -> None:
         self.ledgers = dict(ledgers)
         self.policy = policy
@@ -73,6 +87,8 @@ class Gateway:
         }
         self.clock = clock
         self.max_attempts = max_attempts
+        self.access_log = access_log
+        self._refusals = RefusalRecorder(self._record_refusals, delay=refusal_delay)
 
     # -- generic calls ------------------------------------------------------------------
 
@@ -85,8 +101,13 @@ class Gateway:
     async def evaluate(
         self, caller: Caller, channel: str, function: str, args: Mapping[str, JSONValue]
     ) -> Any:
-        """Run a query on the latest committed state; nothing is written."""
+        """Run a query on the latest committed state; it writes nothing but the access-log
+        entries of what it read (committed before it returns) and refused."""
         return await self._evaluate(caller, channel, function, dict(args))
+
+    async def settle(self) -> None:
+        """Record every refused read still gathering (see refusals.py) now."""
+        await self._refusals.settle()
 
     # -- story steps that span both channels ----------------------------------------------
 
@@ -117,16 +138,11 @@ class Gateway:
         request: ReportRequestView = await self._evaluate(
             caller, "report", "readReportRequest", {"id": report_request_id}, patients
         )
-        medical, medical_ledger = self._route(caller, "medical")
 
         async def read_card() -> tuple[Transient, ForeignReads]:
-            read, card = await asyncio.to_thread(
-                self._simulate,
-                medical,
-                medical_ledger,
-                caller,
-                "readCard",
-                {"childId": request["childId"]},
+            # A read of the card by the doctor, recorded before the report is made from it.
+            read, card = await self._read(
+                caller, "medical", "readCard", {"childId": request["childId"]}
             )
             # Fresh for each attempt: a salted commitment shows nothing of the card.
             return {"card": card, "cardSalt": new_salt()}, {"medical": read.read_set}
@@ -140,6 +156,45 @@ class Gateway:
             depends_on=read_card,
         )
         return report
+
+    async def create_report_request(
+        self, caller: Caller, admission_request_id: str
+    ) -> ReportRequestView:
+        """A school asks for a report; the doctors of the child's agreements in force are
+        told. A school may not read `medical`: the server reads them there itself
+        (`treatingDoctors`) for the report contract, which names them only in the event."""
+        admission: AdmissionRequestView = await self._evaluate(
+            caller, "report", "readAdmissionRequest", {"id": admission_request_id}
+        )
+        doctors: list[str] = await self._evaluate(
+            SERVER, "medical", "treatingDoctors", {"childId": admission["childId"]}
+        )
+        request: ReportRequestView = await self._submit(
+            caller,
+            "report",
+            "createReportRequest",
+            {"admissionRequestId": admission_request_id},
+            {"doctors": doctors},
+        )
+        return request
+
+    async def expire_consents(self) -> int:
+        """As the server: announce every end of consent that has come and is not yet
+        announced (consent.py), on each channel; returns how many this call announced."""
+        announced = 0
+        for channel in self.contracts:
+            if channel not in self.ledgers:
+                continue
+            while True:
+                due: list[str] = await self._evaluate(SERVER, channel, "dueConsents", {})
+                if due:
+                    count: int = await self._submit(
+                        SERVER, channel, "expireConsents", {"keys": due}
+                    )
+                    announced += count
+                if len(due) < DUE_MAX:
+                    break
+        return announced
 
     async def list_report_requests(
         self,
@@ -167,6 +222,29 @@ class Gateway:
         )
         return found
 
+    async def list_access_log(
+        self,
+        caller: Caller,
+        child_id: str,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[AccessEntryView]:
+        """For the child's guardians: a page of its access log, both channels' entries
+        merged newest first.
+
+        Guardianship is read on `medical` as the caller (NOT_FOUND, as for a child one
+        cannot see, for everyone else) and given to the `report` contract."""
+        size = page_size(first)
+        child: ChildGuardians = await self._evaluate(
+            caller, "medical", "readGuardians", {"childId": child_id}
+        )
+        args: dict[str, JSONValue] = {"childId": child["id"], "first": size, "after": after}
+        pages: list[Page[AccessEntryView]] = await asyncio.gather(
+            self._evaluate(caller, "medical", "listAccessLog", args),
+            self._evaluate(caller, "report", "listAccessLog", args, {"child": child}),
+        )
+        return _newest_of(pages, size)
+
     async def _patients(self, caller: Caller) -> Transient:
         """A doctor's children under ACTIVE agreements, read on `medical`; none for others."""
         if caller.role != "doctor":
@@ -177,7 +255,8 @@ class Gateway:
     # -- machinery -------------------------------------------------------------------------
 
     def _route(self, caller: Caller, channel: str) -> tuple[Contract, ChannelLedger]:
-        self.policy.require_member(caller, channel)
+        if caller is not SERVER:  # the server itself acts on every channel it serves
+            self.policy.require_member(caller, channel)
         contract, ledger = self.contracts.get(channel), self.ledgers.get(channel)
         if contract is None or ledger is None:
             raise ForbiddenError(f"Your organisation has no access to channel {channel!r}.")
@@ -231,14 +310,41 @@ class Gateway:
         args: dict[str, JSONValue],
         transient: Transient | None = None,
     ) -> Any:
-        contract, ledger = self._route(caller, channel)
+        contract, _ = self._route(caller, channel)
         _refuse_unstorable(args)
         if contract.is_transaction(function):
             raise BadInputError(f"{function} changes the ledger; submit it instead.")
-        _, result = await asyncio.to_thread(
-            self._simulate, contract, ledger, caller, function, args, transient
-        )
+        _, result = await self._read(caller, channel, function, args, transient)
         return result
+
+    async def _read(
+        self,
+        caller: Caller,
+        channel: str,
+        function: str,
+        args: dict[str, JSONValue],
+        transient: Transient | None = None,
+    ) -> tuple[Proposal, Any]:
+        """Simulate a query; the protected data it read is recorded, and the entry
+        committed, before its result is handed back; the reads it refused are recorded in
+        the background, so that the caller's refusal comes as fast as it would have."""
+        contract, ledger = self._route(caller, channel)
+        reads = ReadLog()
+        try:
+            simulated = await asyncio.to_thread(
+                self._simulate, contract, ledger, caller, function, args, transient, reads=reads
+            )
+        finally:
+            if self.access_log and reads.refused:
+                self._refusals.add(caller, channel, reads.refused)
+        if self.access_log and reads.granted:
+            await self._submit(caller, channel, "recordAccess", {}, {"access": reads.granted})
+        return simulated
+
+    async def _record_refusals(
+        self, caller: Caller, channel: str, refused: list[AccessFacts]
+    ) -> None:
+        await self._submit(caller, channel, "recordAccess", {}, {"refusals": refused})
 
     def _simulate(
         self,
@@ -249,6 +355,8 @@ class Gateway:
         args: dict[str, JSONValue],
         transient: Transient | None = None,
         foreign_reads: ForeignReads | None = None,
+        *,
+        reads: ReadLog | None = None,
     ) -> tuple[Proposal, Any]:
         simulator = ledger.simulator()
         tx_id = uuid.uuid4().hex
@@ -262,6 +370,7 @@ class Gateway:
             directory=self.directory,
             id_seed=id_seed,
             transient=transient,
+            reads=reads,
         )
         result = contract.invoke(ctx, function, args)
         proposal = simulator.proposal(
@@ -274,6 +383,18 @@ class Gateway:
             foreign_reads=foreign_reads,
         )
         return proposal, result
+
+
+def _newest_of(pages: Sequence[Page[AccessEntryView]], first: int) -> Page[AccessEntryView]:
+    """The `first` newest entries of both channels' pages. Entry ids are in time order on
+    both, and an entry's position is its key, `access/CHILD/ENTRY` on either channel
+    (access_log.page): the next page of both goes on after it on each."""
+    merged = heapq.merge(
+        *(page["entries"] for page in pages), key=lambda entry: entry["item"]["id"], reverse=True
+    )
+    entries = list(itertools.islice(merged, first))
+    left = sum(len(page["entries"]) for page in pages) - len(entries)
+    return {"entries": entries, "hasMore": left > 0 or any(page["hasMore"] for page in pages)}
 
 
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")

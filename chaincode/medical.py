@@ -1,10 +1,16 @@
 """The `medical` contract (channel `medical`): children, agreements and medical cards.
 
 Who may do what: a child, its card and the card's history are read by
-the child's guardians and by the doctor of an ACTIVE agreement; only that
+the child's guardians and by the doctor of an ACTIVE agreement in force; only that
 doctor updates the card. An agreement is read by its parent and its doctor;
-guardians sign and revoke, the named doctor accepts. Anyone else is told the
-object does not exist (NOT_FOUND), so nothing leaks about other families.
+guardians sign, extend and revoke, the named doctor accepts. An agreement may
+have an end (`validUntil`): from then on it is EXPIRED and gives its doctor
+nothing, until a guardian extends it (consent.py). Any hospital doctor may open
+an emergency access to a child, giving a reason: it lets them read the card and
+its history, never update it, for `emergency_minutes`, unless that doctor or a
+guardian ends it first; the guardians are told at once, and they and the
+hospital's administrators list them. Anyone else is told the object does not
+exist (NOT_FOUND), so nothing leaks about other families.
 
 A parent who registers a child is its guardian; the other parents named then
 are offered guardianship and become guardians only by accepting it
@@ -18,15 +24,21 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from domain.consent import EMERGENCY_MINUTES
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 
-from . import paging
+from . import access_log, consent, paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
+from .consent import in_force
 from .paging import DEFAULT_FIRST
 from .people import person, person_of, uid_of, uids_of
 from .records import (
+    AccessEntry,
+    AccessEntryView,
+    AccessFacts,
     Agreement,
+    AgreementInForce,
     AgreementView,
     Audience,
     CardRevision,
@@ -34,8 +46,12 @@ from .records import (
     Child,
     ChildGuardians,
     ChildView,
+    ConsentEnd,
+    EmergencyAccess,
+    EmergencyAccessView,
     Examination,
     MedicalCard,
+    OpenEmergencyAccess,
     Page,
     Vaccination,
 )
@@ -43,6 +59,9 @@ from .records import (
 BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
 PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
 MAX_GUARDIANS = 4
+# An emergency access says why in a sentence, not a word.
+EMERGENCY_REASON_MIN = 20
+EMERGENCY_REASON_MAX = 1_000
 CARD_FIELDS = (
     "bloodType",
     "allergies",
@@ -58,6 +77,10 @@ CARD_FIELDS = (
 class MedicalContract(Contract):
     name = "medical"
     channel = "medical"
+
+    def __init__(self, *, emergency_minutes: int = EMERGENCY_MINUTES) -> None:
+        super().__init__()
+        self.emergency_minutes = emergency_minutes
 
     # -- children ------------------------------------------------------------------
 
@@ -139,7 +162,8 @@ class MedicalContract(Contract):
 
     @query("readChild")
     def read_child(self, ctx: TxContext, childId: str) -> ChildView:
-        child = _visible_child(ctx, childId)
+        child, purpose = _readable_child(ctx, childId, "CHILD")
+        ctx.read_granted(_read_of(child, "CHILD", version=None, purpose=purpose))
         return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
 
     @query("readGuardians")
@@ -156,7 +180,8 @@ class MedicalContract(Contract):
         self, ctx: TxContext, first: int = DEFAULT_FIRST, after: str | None = None
     ) -> Page[ChildView]:
         """A parent's own children; a doctor's children under ACTIVE agreements; in id
-        order, which is no time order (child ids carry no time)."""
+        order, which is no time order (child ids carry no time). Each child listed is a
+        read of it (CHILD)."""
         if ctx.caller.role == "parent":
             prefixes = [f"guardian-child/{person_of(ctx.caller)}/"]
         elif ctx.caller.role == "doctor":
@@ -164,13 +189,23 @@ class MedicalContract(Contract):
         else:
             prefixes = []
 
+        reads: dict[str, AccessFacts] = {}
+
         def load(child_id: str) -> ChildView | None:
             child: Child | None = ctx.get_state(f"child/{child_id}")
-            if child is None:
+            if child is None or (ctx.caller.role == "doctor" and not _treats(ctx, child_id)):
                 return None
+            purpose = card_purpose(ctx, child)
+            if purpose is None:
+                return None
+            reads[child_id] = _read_of(child, "CHILD", version=None, purpose=purpose)
             return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
 
-        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
+        found = paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
+        # The page's children only: one more is loaded to tell whether more follow.
+        for entry in found["entries"]:
+            ctx.read_granted(reads[entry["item"]["id"]])
+        return found
 
     @query("listPatientIds")
     def list_patient_ids(self, ctx: TxContext) -> list[str]:
@@ -184,18 +219,23 @@ class MedicalContract(Contract):
     # -- agreements ------------------------------------------------------------------
 
     @transaction("signAgreement")
-    def sign_agreement(self, ctx: TxContext, childId: str, doctorUid: str) -> AgreementView:
-        """A guardian names a hospital doctor for the child: a PENDING agreement."""
+    def sign_agreement(
+        self, ctx: TxContext, childId: str, doctorUid: str, validUntil: str | None = None
+    ) -> AgreementView:
+        """A guardian names a hospital doctor for the child: a PENDING agreement, in force
+        until `validUntil` (a time to come) if given."""
         child = _visible_child(ctx, childId)
         if not _is_guardian(ctx, child):
             raise ForbiddenError("Only the child's guardians sign agreements.")
         doctor = _enrolled(ctx, doctorUid, org_kind="hospital", role="doctor")
         if doctor is None:
             raise BadInputError("doctorUid must name an enrolled hospital doctor.")
+        until = None if validUntil is None else consent.valid_until(ctx, validUntil)
         open_key = f"open-agreement/{child['id']}/{doctor}"
         if ctx.get_state(open_key) is not None:
             raise ConflictError(
-                "This doctor already has a pending or active agreement for the child."
+                "This doctor already has a pending, active or expired agreement for the child: "
+                "extend or revoke that one."
             )
         agreement_id = ctx.new_id("agreement")
         agreement: Agreement = {
@@ -208,13 +248,15 @@ class MedicalContract(Contract):
             "status": "PENDING",
             "createdAt": ctx.timestamp,
             "updatedAt": ctx.timestamp,
+            "validUntil": until,
         }
         ctx.put_state(f"agreement/{agreement_id}", agreement)
         ctx.put_state(open_key, agreement_id)
         ctx.put_state(f"child-agreement/{child['id']}/{agreement_id}", agreement_id)
         ctx.put_state(f"doctor-agreement/{doctor}/{agreement_id}", agreement_id)
+        consent.index_end(ctx, _agreement_end(agreement_id), until)
         ctx.set_event("AgreementSigned", _audience(agreement_id, [*child["guardians"], doctor]))
-        return _agreement_view(agreement)
+        return _agreement_view(ctx, agreement)
 
     @transaction("acceptAgreement")
     def accept_agreement(self, ctx: TxContext, id: str) -> AgreementView:
@@ -222,36 +264,61 @@ class MedicalContract(Contract):
         agreement, child = _visible_agreement(ctx, id)
         if not _is_named_doctor(ctx, agreement):
             raise ForbiddenError("Only the doctor named in the agreement can accept it.")
-        if agreement["status"] != "PENDING":
-            raise ConflictError(
-                f"The agreement is {agreement['status']}; only a PENDING one is accepted."
-            )
+        status = _agreement_status(ctx, agreement)
+        if status != "PENDING":
+            raise ConflictError(f"The agreement is {status}; only a PENDING one is accepted.")
         agreement = {**agreement, "status": "ACTIVE", "updatedAt": ctx.timestamp}
         ctx.put_state(f"agreement/{id}", agreement)
-        ctx.put_state(f"active/{agreement['childId']}/{agreement['doctor']}", id)
-        ctx.put_state(f"doctor-child/{agreement['doctor']}/{agreement['childId']}", id)
+        _index_in_force(ctx, agreement)
         ctx.set_event(
             "AgreementAccepted", _audience(id, [*child["guardians"], agreement["doctor"]])
         )
-        return _agreement_view(agreement)
+        return _agreement_view(ctx, agreement)
+
+    @transaction("extendAgreement")
+    def extend_agreement(self, ctx: TxContext, id: str, validUntil: str) -> AgreementView:
+        """A guardian gives a pending, active or expired agreement a new end, `validUntil` (a
+        time to come, earlier or later than the old one): an expired agreement is in force
+        again, and so is its doctor's access if it was accepted."""
+        agreement, child = _visible_agreement(ctx, id)
+        if not _is_guardian(ctx, child):
+            raise ForbiddenError("Only the child's guardians extend agreements.")
+        if agreement["status"] == "REVOKED":
+            raise ConflictError("The agreement is revoked; sign a new one instead.")
+        until = consent.valid_until(ctx, validUntil)
+        consent.forget_end(ctx, _agreement_end(id), agreement.get("validUntil"))
+        consent.index_end(ctx, _agreement_end(id), until)
+        agreement = {**agreement, "validUntil": until, "updatedAt": ctx.timestamp}
+        ctx.put_state(f"agreement/{id}", agreement)
+        if agreement["status"] == "ACTIVE":
+            _index_in_force(ctx, agreement)
+        ctx.set_event(
+            "AgreementExtended", _audience(id, [*child["guardians"], agreement["doctor"]])
+        )
+        return _agreement_view(ctx, agreement)
 
     @transaction("revokeAgreement")
     def revoke_agreement(self, ctx: TxContext, id: str) -> AgreementView:
-        """A guardian ends an agreement: REVOKED, and the doctor's access ends with this block."""
+        """A guardian ends an agreement: REVOKED, and the doctor's access ends with this block.
+
+        The doctor is told the agreement ended (AgreementEnded) unless its expiry was
+        announced already."""
         agreement, child = _visible_agreement(ctx, id)
         if not _is_guardian(ctx, child):
             raise ForbiddenError("Only the child's guardians revoke agreements.")
         if agreement["status"] == "REVOKED":
             raise ConflictError("The agreement is already revoked.")
+        valid_until = agreement.get("validUntil")
+        untold = consent.forget_end(ctx, _agreement_end(id), valid_until) or valid_until is None
         agreement = {**agreement, "status": "REVOKED", "updatedAt": ctx.timestamp}
         ctx.put_state(f"agreement/{id}", agreement)
-        child_id, doctor = agreement["childId"], agreement["doctor"]
-        ctx.del_state(f"open-agreement/{child_id}/{doctor}")
-        if ctx.get_state(f"active/{child_id}/{doctor}") == id:
-            ctx.del_state(f"active/{child_id}/{doctor}")
-            ctx.del_state(f"doctor-child/{doctor}/{child_id}")
-        ctx.set_event("AgreementRevoked", _audience(id, [*child["guardians"], doctor]))
-        return _agreement_view(agreement)
+        ctx.del_state(f"open-agreement/{agreement['childId']}/{agreement['doctor']}")
+        _unindex_in_force(ctx, agreement)
+        audience = _audience(id, [*child["guardians"], agreement["doctor"]])
+        ctx.set_event("AgreementRevoked", audience)
+        if untold:
+            ctx.set_event("AgreementEnded", audience)
+        return _agreement_view(ctx, agreement)
 
     @query("listAgreements")
     def list_agreements(
@@ -283,7 +350,7 @@ class MedicalContract(Contract):
                 return None
             if ctx.caller.role == "doctor" and not _is_named_doctor(ctx, agreement):
                 return None
-            return _agreement_view(agreement)
+            return _agreement_view(ctx, agreement)
 
         return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
 
@@ -291,10 +358,11 @@ class MedicalContract(Contract):
 
     @query("readCard")
     def read_card(self, ctx: TxContext, childId: str) -> CardView:
-        child = _visible_child(ctx, childId)
+        child, purpose = _readable_child(ctx, childId, "MEDICAL_CARD")
         card: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
         if card is None:
             raise NotFoundError("The child has no medical card.")
+        ctx.read_granted(_read_of(child, "MEDICAL_CARD", version=card["version"], purpose=purpose))
         return {**card, "childName": child["fullName"]}
 
     @transaction("updateMedicalCard")
@@ -306,7 +374,7 @@ class MedicalContract(Contract):
         `patch` is checked here: it is shaped like records.CardPatch when the API sends it.
         """
         child = _visible_child(ctx, childId)
-        if not _has_active_agreement(ctx, child["id"]):
+        if not _treats(ctx, child["id"]):
             raise ForbiddenError("Only a doctor with an active agreement updates the medical card.")
         check.integer(expectedVersion, "expectedVersion", low=1, high=2**31 - 1)
         recorded: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
@@ -342,11 +410,16 @@ class MedicalContract(Contract):
         it, newest first; a position is a version number.
 
         The card's history is read whole and the page sliced from it: the backends keep a
-        key's history as one list, read at once.
+        key's history as one list, read at once. The read is of the history up to the card's
+        current version, whichever page is asked for.
         """
         size = paging.page_size(first)
         below = _version_position(after)
-        child = _visible_child(ctx, childId)
+        child, purpose = _readable_child(ctx, childId, "CARD_HISTORY")
+        history = ctx.get_history(f"card/{child['id']}")
+        # The card is never deleted: its last write is its current version.
+        current = history[-1].json()["version"] if history else None
+        ctx.read_granted(_read_of(child, "CARD_HISTORY", version=current, purpose=purpose))
         revisions: list[CardRevision] = [
             {
                 "version": card["version"],
@@ -356,13 +429,152 @@ class MedicalContract(Contract):
                 "timestamp": entry.timestamp,
                 "card": card,
             }
-            for entry in reversed(ctx.get_history(f"card/{child['id']}"))
+            for entry in reversed(history)
             if (card := entry.json()) is not None and (below is None or card["version"] < below)
         ]
         return {
             "entries": [{"position": str(r["version"]), "item": r} for r in revisions[:size]],
             "hasMore": len(revisions) > size,
         }
+
+    # -- the access log ----------------------------------------------------------------
+
+    @transaction("recordAccess")
+    def record_access(self, ctx: TxContext) -> list[AccessEntry]:
+        """The server's own: records the reads of this channel it gives (access_log.record)."""
+        return access_log.record(ctx)
+
+    @query("listAccessLog")
+    def list_access_log(
+        self,
+        ctx: TxContext,
+        childId: str,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[AccessEntryView]:
+        """For the child's guardians: who read the child, its card and the card's history,
+        and who was refused, newest first."""
+        child = _stored_child(ctx, childId)
+        if child is None or not _is_guardian(ctx, child):
+            raise NotFoundError("No such child is visible to you.")
+        return access_log.page(ctx, child["id"], first, after)
+
+    # -- emergency access ------------------------------------------------------------------
+
+    @transaction("openEmergencyAccess")
+    def open_emergency_access(
+        self, ctx: TxContext, childId: str, reason: str
+    ) -> EmergencyAccessView:
+        """A hospital doctor, with or without an agreement, may read the child's card and its
+        history for `emergency_minutes`, saying why; the guardians are told at once."""
+        if ctx.caller.role != "doctor" or ctx.directory.org_kind(ctx.caller.org) != "hospital":
+            raise ForbiddenError("Only hospital doctors open emergency access.")
+        why = check.free_text(reason, "reason", max_length=EMERGENCY_REASON_MAX)
+        if len(why) < EMERGENCY_REASON_MIN:
+            raise BadInputError(
+                f"reason must say why in at least {EMERGENCY_REASON_MIN} characters."
+            )
+        child = _stored_child(ctx, childId)
+        if child is None:
+            raise NotFoundError("No such child is visible to you.")
+        doctor = person_of(ctx.caller)
+        open_key = f"open-emergency/{child['id']}/{doctor}"
+        current: OpenEmergencyAccess | None = ctx.get_state(open_key)
+        if current is not None and in_force(ctx, current["validUntil"]):
+            raise ConflictError(
+                f"Your emergency access to this child is open until {current['validUntil']}."
+            )
+        access_id = ctx.new_id("emergency")
+        until = consent.after(ctx.timestamp, minutes=self.emergency_minutes)
+        access: EmergencyAccess = {
+            "id": access_id,
+            "childId": child["id"],
+            "doctorUid": ctx.caller.uid,
+            "doctor": doctor,
+            "reason": why,
+            "openedAt": ctx.timestamp,
+            "validUntil": until,
+            "endedAt": None,
+            "endedBy": None,
+        }
+        ctx.put_state(f"emergency/{access_id}", access)
+        ctx.put_state(f"child-emergency/{child['id']}/{access_id}", access_id)
+        opened: OpenEmergencyAccess = {"id": access_id, "validUntil": until}
+        ctx.put_state(open_key, opened)
+        consent.index_end(ctx, _emergency_end(access_id), until)
+        ctx.set_event("EmergencyAccessOpened", _audience(access_id, child["guardians"]))
+        return _emergency_view(access)
+
+    @transaction("endEmergencyAccess")
+    def end_emergency_access(self, ctx: TxContext, id: str) -> EmergencyAccessView:
+        """The doctor who opened an emergency access, or a guardian, ends it before its time."""
+        access, child = _visible_emergency(ctx, id)
+        me = person_of(ctx.caller)
+        if not (
+            _is_guardian(ctx, child) or (ctx.caller.role == "doctor" and me == access["doctor"])
+        ):
+            raise ForbiddenError(
+                "Only the doctor who opened it or the child's guardians end an emergency access."
+            )
+        if access["endedAt"] is not None:
+            raise ConflictError("The emergency access was already ended.")
+        if not in_force(ctx, access["validUntil"]):
+            raise ConflictError("The emergency access already ran out.")
+        access = {**access, "endedAt": ctx.timestamp, "endedBy": me}
+        ctx.put_state(f"emergency/{access['id']}", access)
+        _close_emergency(ctx, access)
+        consent.forget_end(ctx, _emergency_end(access["id"]), access["validUntil"])
+        ctx.set_event(
+            "EmergencyAccessEnded", _audience(access["id"], [*child["guardians"], access["doctor"]])
+        )
+        return _emergency_view(access)
+
+    @query("listEmergencyAccesses")
+    def list_emergency_accesses(self, ctx: TxContext, childId: str) -> list[EmergencyAccessView]:
+        """Every emergency access to the child, newest first: for its guardians and the
+        hospital's administrators."""
+        if not (ctx.caller.role == "parent" or _is_hospital_admin(ctx)):
+            raise ForbiddenError(
+                "Only the child's guardians and the hospital's administrators list emergency "
+                "accesses."
+            )
+        child = _stored_child(ctx, childId)
+        if child is None or not (_is_hospital_admin(ctx) or _is_guardian(ctx, child)):
+            raise NotFoundError("No such child is visible to you.")
+        ids = [value for _, value in ctx.get_prefix(f"child-emergency/{child['id']}/")]
+        found: list[EmergencyAccess | None] = [ctx.get_state(f"emergency/{i}") for i in ids]
+        return [_emergency_view(access) for access in reversed(found) if access is not None]
+
+    # -- ends of consent (the server's) -------------------------------------------------------
+
+    @query("dueConsents")
+    def due_consents(self, ctx: TxContext) -> list[str]:
+        """For the server: the ends of agreements and emergency accesses to announce now."""
+        return consent.due(ctx)
+
+    @transaction("expireConsents")
+    def expire_consents(self, ctx: TxContext, keys: list[str]) -> int:
+        """For the server: announce the ends that `dueConsents` named and that are still due.
+
+        An agreement's doctor and the guardians get AgreementEnded, and the agreement's
+        index entries go; an emergency access's doctor and the guardians get
+        EmergencyAccessEnded. Returns how many ends were announced.
+        """
+        ends = consent.take_due(ctx, keys)
+        for end in ends:
+            if end["kind"] == "agreement":
+                _announce_agreement_end(ctx, end["id"])
+            else:
+                _announce_emergency_end(ctx, end["id"])
+        return len(ends)
+
+    @query("treatingDoctors")
+    def treating_doctors(self, ctx: TxContext, childId: str) -> list[str]:
+        """For the server: the doctors (ORG/UID) of the child's agreements in force, whom a
+        school's report request for the child is for."""
+        consent.require_server(ctx)
+        child = _stored_child(ctx, childId)
+        return [] if child is None else _doctors_in_force(ctx, child["id"])
 
 
 def _version_position(after: Any) -> int | None:
@@ -408,17 +620,68 @@ def _is_named_doctor(ctx: TxContext, agreement: Agreement) -> bool:
     return ctx.caller.role == "doctor" and person_of(ctx.caller) == agreement["doctor"]
 
 
-def _has_active_agreement(ctx: TxContext, child_id: str) -> bool:
-    return (
-        ctx.caller.role == "doctor"
-        and ctx.get_state(f"active/{child_id}/{person_of(ctx.caller)}") is not None
+def _treats(ctx: TxContext, child_id: str) -> bool:
+    """Whether the caller is the doctor of an ACTIVE agreement for the child, in force now."""
+    return ctx.caller.role == "doctor" and _entry_in_force(
+        ctx, ctx.get_state(f"active/{child_id}/{person_of(ctx.caller)}")
     )
 
 
 def _patient_ids(ctx: TxContext) -> list[str]:
-    """The children of the calling doctor's ACTIVE agreements (one range read)."""
+    """The children of the calling doctor's ACTIVE agreements in force (one range read)."""
     prefix = f"doctor-child/{person_of(ctx.caller)}/"
-    return [key[len(prefix) :] for key, _ in ctx.get_prefix(prefix)]
+    return [
+        key[len(prefix) :] for key, entry in ctx.get_prefix(prefix) if _entry_in_force(ctx, entry)
+    ]
+
+
+def _doctors_in_force(ctx: TxContext, child_id: str) -> list[str]:
+    """The doctors (ORG/UID) of the child's ACTIVE agreements in force (one range read)."""
+    prefix = f"active/{child_id}/"
+    return [
+        key[len(prefix) :] for key, entry in ctx.get_prefix(prefix) if _entry_in_force(ctx, entry)
+    ]
+
+
+def _entry_in_force(ctx: TxContext, entry: AgreementInForce | str | None) -> bool:
+    """Whether an ACTIVE agreement's index entry is in force now. An entry written before
+    agreements could end holds the agreement id alone: that agreement has no end."""
+    if entry is None:
+        return False
+    return isinstance(entry, str) or in_force(ctx, entry["validUntil"])
+
+
+def _index_in_force(ctx: TxContext, agreement: Agreement) -> None:
+    """Index an ACTIVE agreement under its child and its doctor, with its end."""
+    entry: AgreementInForce = {
+        "agreementId": agreement["id"],
+        "validUntil": agreement.get("validUntil"),
+    }
+    ctx.put_state(f"active/{agreement['childId']}/{agreement['doctor']}", entry)
+    ctx.put_state(f"doctor-child/{agreement['doctor']}/{agreement['childId']}", entry)
+
+
+def _unindex_in_force(ctx: TxContext, agreement: Agreement) -> None:
+    """Remove the agreement's index entries, if they are still its own."""
+    child_id, doctor = agreement["childId"], agreement["doctor"]
+    entry: AgreementInForce | str | None = ctx.get_state(f"active/{child_id}/{doctor}")
+    if entry == agreement["id"] or (
+        isinstance(entry, dict) and entry["agreementId"] == agreement["id"]
+    ):
+        ctx.del_state(f"active/{child_id}/{doctor}")
+        ctx.del_state(f"doctor-child/{doctor}/{child_id}")
+
+
+def _agreement_end(agreement_id: str) -> ConsentEnd:
+    return {"kind": "agreement", "id": agreement_id}
+
+
+def _agreement_status(ctx: TxContext, agreement: Agreement) -> str:
+    """The status as stored, but EXPIRED for a pending or active agreement past its end."""
+    status = agreement["status"]
+    if status in ("PENDING", "ACTIVE") and not in_force(ctx, agreement.get("validUntil")):
+        return "EXPIRED"
+    return status
 
 
 def _stored_child(ctx: TxContext, child_id: Any) -> Child | None:
@@ -428,10 +691,61 @@ def _stored_child(ctx: TxContext, child_id: Any) -> Child | None:
     return found
 
 
-def _visible_child(ctx: TxContext, child_id: Any) -> Child:
-    """The child if the caller is a guardian or its doctor; NOT_FOUND for everyone else."""
+def card_purpose(ctx: TxContext, child: Child) -> str | None:
+    """The purpose under which the caller may read the child, its card and the card's
+    history: GUARDIAN for its guardians, TREATMENT for the doctor of an ACTIVE agreement in
+    force, EMERGENCY for a doctor whose emergency access to the child is open; None
+    (refused) for everyone else. No rule lets an administrator read them."""
+    if _is_guardian(ctx, child):
+        return "GUARDIAN"
+    if _treats(ctx, child["id"]):
+        return "TREATMENT"
+    if _in_emergency(ctx, child["id"]):
+        return "EMERGENCY"
+    return None
+
+
+def _in_emergency(ctx: TxContext, child_id: str) -> bool:
+    """Whether the caller is a doctor whose emergency access to the child is open now."""
+    if ctx.caller.role != "doctor":
+        return False
+    opened: OpenEmergencyAccess | None = ctx.get_state(
+        f"open-emergency/{child_id}/{person_of(ctx.caller)}"
+    )
+    return opened is not None and in_force(ctx, opened["validUntil"])
+
+
+def _readable_child(ctx: TxContext, child_id: Any, what: str) -> tuple[Child, str]:
+    """The child and the purpose `card_purpose` grants the caller to read `what` of it
+    under; NOT_FOUND for everyone else, noted as a refused read (access_log.py)."""
     child = _stored_child(ctx, child_id)
-    if child is None or not (_is_guardian(ctx, child) or _has_active_agreement(ctx, child["id"])):
+    purpose = None if child is None else card_purpose(ctx, child)
+    if child is None or purpose is None:
+        refused = None
+        if child is not None:
+            claimed = access_log.claimed_purpose(ctx)
+            refused = _read_of(child, what, version=None, purpose=claimed)
+        ctx.read_refused(refused)
+        raise NotFoundError("No such child is visible to you.")
+    return child.copy(), purpose
+
+
+def _read_of(child: Child, what: str, *, version: int | None, purpose: str) -> AccessFacts:
+    """A read of the child's `what`, whose record is the child's own id."""
+    return access_log.read_of(
+        child["id"],
+        what,
+        child["id"],
+        version=version,
+        purpose=purpose,
+        guardians=child["guardians"],
+    )
+
+
+def _visible_child(ctx: TxContext, child_id: Any) -> Child:
+    """The child if `card_purpose` lets the caller read it; NOT_FOUND for everyone else."""
+    child = _stored_child(ctx, child_id)
+    if child is None or card_purpose(ctx, child) is None:
         raise NotFoundError("No such child is visible to you.")
     return child.copy()
 
@@ -448,6 +762,68 @@ def _visible_agreement(ctx: TxContext, agreement_id: Any) -> tuple[Agreement, Ch
     return agreement.copy(), child.copy()
 
 
+def _is_hospital_admin(ctx: TxContext) -> bool:
+    return ctx.caller.role == "admin" and ctx.directory.org_kind(ctx.caller.org) == "hospital"
+
+
+def _visible_emergency(ctx: TxContext, access_id: Any) -> tuple[EmergencyAccess, Child]:
+    """The emergency access and its child if the caller is the doctor who opened it, a
+    guardian or a hospital administrator; NOT_FOUND for everyone else."""
+    found: EmergencyAccess | None = (
+        ctx.get_state(f"emergency/{access_id}")
+        if isinstance(access_id, str) and access_id
+        else None
+    )
+    child = _stored_child(ctx, found["childId"]) if found else None
+    if found is None or child is None:
+        raise NotFoundError("No such emergency access is visible to you.")
+    opener = ctx.caller.role == "doctor" and person_of(ctx.caller) == found["doctor"]
+    if not (opener or _is_guardian(ctx, child) or _is_hospital_admin(ctx)):
+        raise NotFoundError("No such emergency access is visible to you.")
+    return found.copy(), child.copy()
+
+
+def _emergency_end(access_id: str) -> ConsentEnd:
+    return {"kind": "emergency", "id": access_id}
+
+
+def _close_emergency(ctx: TxContext, access: EmergencyAccess) -> None:
+    """Remove the doctor's open-access entry for the child, if it is still this access's."""
+    key = f"open-emergency/{access['childId']}/{access['doctor']}"
+    current: OpenEmergencyAccess | None = ctx.get_state(key)
+    if current is not None and current["id"] == access["id"]:
+        ctx.del_state(key)
+
+
+def _announce_agreement_end(ctx: TxContext, agreement_id: str) -> None:
+    """An agreement's end has come: its index entries go, and its doctor and the guardians
+    are told."""
+    agreement: Agreement | None = ctx.get_state(f"agreement/{agreement_id}")
+    child = _stored_child(ctx, agreement["childId"]) if agreement else None
+    if agreement is None or child is None or agreement["status"] == "REVOKED":
+        return
+    if in_force(ctx, agreement.get("validUntil")):
+        return
+    _unindex_in_force(ctx, agreement)
+    ctx.set_event(
+        "AgreementEnded", _audience(agreement_id, [*child["guardians"], agreement["doctor"]])
+    )
+
+
+def _announce_emergency_end(ctx: TxContext, access_id: str) -> None:
+    """An emergency access ran out: its doctor and the guardians are told."""
+    access: EmergencyAccess | None = ctx.get_state(f"emergency/{access_id}")
+    child = _stored_child(ctx, access["childId"]) if access else None
+    if access is None or child is None or access["endedAt"] is not None:
+        return
+    if in_force(ctx, access["validUntil"]):
+        return
+    _close_emergency(ctx, access)
+    ctx.set_event(
+        "EmergencyAccessEnded", _audience(access_id, [*child["guardians"], access["doctor"]])
+    )
+
+
 def _offered_child(ctx: TxContext, child_id: Any) -> Child:
     """The child whose guardianship the calling parent is offered; NOT_FOUND otherwise."""
     child = _stored_child(ctx, child_id)
@@ -461,9 +837,9 @@ def _offered_child(ctx: TxContext, child_id: Any) -> Child:
 
 
 def _current_doctor(ctx: TxContext, child_id: str) -> str | None:
-    """The doctor of an ACTIVE agreement: a doctor sees only themselves, guardians the first."""
-    prefix = f"active/{child_id}/"
-    doctors = [key[len(prefix) :] for key, _ in ctx.get_prefix(prefix)]
+    """The doctor of an ACTIVE agreement in force: a doctor sees only themselves, guardians
+    the first."""
+    doctors = _doctors_in_force(ctx, child_id)
     if ctx.caller.role == "doctor":
         return ctx.caller.uid if person_of(ctx.caller) in doctors else None
     return uid_of(doctors[0]) if doctors else None
@@ -483,6 +859,20 @@ def _child_view(ctx: TxContext, child: Child, *, doctor_uid: str | None) -> Chil
     }
 
 
+def _emergency_view(access: EmergencyAccess) -> EmergencyAccessView:
+    ended_by = access["endedBy"]
+    return {
+        "id": access["id"],
+        "childId": access["childId"],
+        "doctorUid": access["doctorUid"],
+        "reason": access["reason"],
+        "openedAt": access["openedAt"],
+        "validUntil": access["validUntil"],
+        "endedAt": access["endedAt"],
+        "endedBy": None if ended_by is None else uid_of(ended_by),
+    }
+
+
 def _offered_view(child: Child) -> ChildView:
     """What a parent offered guardianship sees before accepting: who the child is (id, name
     and birth date, so the parent can recognise the child), not its guardians or doctor."""
@@ -497,16 +887,17 @@ def _offered_view(child: Child) -> ChildView:
     }
 
 
-def _agreement_view(agreement: Agreement) -> AgreementView:
+def _agreement_view(ctx: TxContext, agreement: Agreement) -> AgreementView:
     """The agreement without its parties as ORG/UID: the UIDs name them for the API."""
     return {
         "id": agreement["id"],
         "childId": agreement["childId"],
         "parentUid": agreement["parentUid"],
         "doctorUid": agreement["doctorUid"],
-        "status": agreement["status"],
+        "status": _agreement_status(ctx, agreement),
         "createdAt": agreement["createdAt"],
         "updatedAt": agreement["updatedAt"],
+        "validUntil": agreement.get("validUntil"),
     }
 
 

@@ -50,9 +50,12 @@ class Agreement(TypedDict):
     doctorUid: str
     parent: str
     doctor: str
+    # PENDING, ACTIVE or REVOKED as stored; EXPIRED is shown once validUntil has passed.
     status: str
     createdAt: str
     updatedAt: str
+    # None: no end. Agreements signed before agreements could end have none.
+    validUntil: NotRequired[str | None]
 
 
 class AgreementView(TypedDict):
@@ -63,6 +66,48 @@ class AgreementView(TypedDict):
     status: str
     createdAt: str
     updatedAt: str
+    validUntil: str | None
+
+
+class AgreementInForce(TypedDict):
+    """What the index keys of an ACTIVE agreement hold (`active/CHILD/DOCTOR`,
+    `doctor-child/DOCTOR/CHILD`), so that an access check needs no second read."""
+
+    agreementId: str
+    validUntil: str | None
+
+
+class EmergencyAccess(TypedDict):
+    """A doctor's read-only access to a child's card without an agreement, for a while."""
+
+    id: str
+    childId: str
+    doctorUid: str
+    doctor: str
+    reason: str
+    openedAt: str
+    validUntil: str
+    # Set when the doctor or a guardian ends it early; an access that ran out has neither.
+    endedAt: str | None
+    endedBy: str | None
+
+
+class EmergencyAccessView(TypedDict):
+    id: str
+    childId: str
+    doctorUid: str
+    reason: str
+    openedAt: str
+    validUntil: str
+    endedAt: str | None
+    endedBy: str | None
+
+
+class OpenEmergencyAccess(TypedDict):
+    """What `open-emergency/CHILD/DOCTOR` holds while a doctor's emergency access is open."""
+
+    id: str
+    validUntil: str
 
 
 class Vaccination(TypedDict):
@@ -190,15 +235,24 @@ class ReportContent(TypedDict):
     conclusion: str
 
 
-class ReportPermissions(TypedDict):
-    """Who may read a report's content besides its insiders: READY names no school,
-    APPROVED names the schools the guardians permitted."""
+class ReportPermission(TypedDict):
+    """A school's permission to read a report, as stored: ACTIVE until `validUntil`
+    (EXPIRED from then on) unless revoked first (REVOKED)."""
 
+    school: str
+    grantedAt: str
+    validUntil: str
+    revokedAt: str | None
+
+
+class ReportPermissionView(TypedDict):
+    school: str
+    grantedAt: str
+    validUntil: str
     status: str
-    permittedSchools: list[str]
 
 
-class Report(ReportPermissions):
+class Report(TypedDict):
     id: str
     childId: str
     reportRequestId: str
@@ -211,11 +265,20 @@ class Report(ReportPermissions):
     cardHash: str
     cardSalt: str
     content: ReportContent
+    # One entry per school ever permitted, the latest grant.
+    permissions: NotRequired[list[ReportPermission]]
+    # Instead of permissions, in reports written before permissions carried dates: READY or
+    # APPROVED, and the schools permitted (report.py reads them as dated permissions).
+    status: NotRequired[str]
+    permittedSchools: NotRequired[list[str]]
 
 
-class ReportView(ReportPermissions):
+class ReportView(TypedDict):
     """A report as one caller sees it: its permissions as they concern the caller, the
-    content only for those who may read it, the salt only for those who may read the card."""
+    content only for those who may read it, the salt only for those who may read the card.
+
+    `status` is APPROVED while `permittedSchools` (the schools whose permission is ACTIVE)
+    names any, READY otherwise."""
 
     id: str
     childId: str
@@ -226,6 +289,9 @@ class ReportView(ReportPermissions):
     cardHash: str
     cardSalt: str | None
     content: ReportContent | None
+    status: str
+    permittedSchools: list[str]
+    permissions: list[ReportPermissionView]
 
 
 # -- both ---------------------------------------------------------------------------------
@@ -248,6 +314,51 @@ class Page(TypedDict, Generic[Item]):
     hasMore: bool
 
 
+class ConsentEnd(TypedDict):
+    """What the index of a consent's end (`consent-ends/VALIDUNTIL/...`) names: an agreement,
+    an emergency access or a school's permission to read a report."""
+
+    kind: str
+    id: str
+    school: NotRequired[str]
+
+
+class AccessFacts(TypedDict):
+    """One read of a child's protected data, as the contract whose rule decided it tells the
+    gateway: what was read (MEDICAL_CARD, CARD_HISTORY, REPORT_CONTENT, CHILD), which record
+    and version, under which purpose, and the child's guardians (ORG/UID), who are told."""
+
+    childId: str
+    what: str
+    recordId: str
+    version: int | None
+    purpose: str
+    guardians: list[str]
+
+
+class AccessEntry(TypedDict):
+    """An entry of a child's access log as stored: who read what, when, under which purpose,
+    and whether the read was PERMITTED or REFUSED; never anything that was read."""
+
+    id: str
+    at: str
+    childId: str
+    readerUid: str
+    readerOrg: str
+    readerRole: str
+    what: str
+    recordId: str
+    version: int | None
+    purpose: str
+    outcome: str
+
+
+class AccessEntryView(AccessEntry):
+    """An entry as its child's guardians list it, with the block its transaction is in."""
+
+    blockNumber: int
+
+
 class Audience(TypedDict):
     """An event's payload: its subject and who may be told (people as ORG/UID, organisations)."""
 
@@ -258,8 +369,9 @@ class Audience(TypedDict):
 
 
 class Transient(TypedDict, total=False):
-    """Facts the gateway verified on the `medical` channel for a `report` function, as
-    Fabric's transient data: given to the contract, never part of the transaction."""
+    """Facts the gateway verified on the `medical` channel for a `report` function, and the
+    reads it records in an access log, as Fabric's transient data: given to the contract,
+    never part of the transaction."""
 
     # The child as its guardian reads it, for that guardian's application to a school.
     child: ChildGuardians
@@ -268,3 +380,11 @@ class Transient(TypedDict, total=False):
     # The card as the calling doctor reads it, and a fresh salt to commit to it.
     card: CardView
     cardSalt: str
+    # The doctors (ORG/UID) of the agreements in force for the child a school asks a report
+    # of, read on `medical` by the server: the people its ReportRequested event is for.
+    doctors: list[str]
+    # Reads the gateway handed to the caller, which `recordAccess` records as PERMITTED.
+    access: list[AccessFacts]
+    # A reader's refused reads of records that exist, which `recordAccess` records as
+    # REFUSED; given, empty or not, whenever that reader was refused a read.
+    refusals: list[AccessFacts]

@@ -4,15 +4,20 @@ Who may do what: an admission request is read by the child's
 guardians and the addressed school, created by a guardian and decided by that
 school. A report request is created by the school of an ACCEPTED admission
 and read by it, the guardians and doctors with an ACTIVE agreement for the
-child. A report is created READY by such a doctor; guardians approve it for
-particular schools (APPROVED) and withdraw permission. Its content is read by
-guardians, the author, and a school only while APPROVED and named.
+child, who are told of it. A report is created READY by such a doctor;
+guardians permit particular schools to read it, each until a date
+(`validUntil`, by default `report_permission_days` after approving), and
+withdraw permissions. A permission is ACTIVE until its date, EXPIRED from then
+on (consent.py), REVOKED once withdrawn; the report is APPROVED while any is
+ACTIVE, READY otherwise. Its content is read by guardians, the author, and a
+school while its permission is ACTIVE.
 
 What a school sees of a report never depends on other schools' permissions:
 the status it is shown is its own — APPROVED while the report is permitted to
 it, READY otherwise (the requesting school keeps seeing the report it asked
-for) — and the permitted schools it is shown are itself or none. A school that
-neither asked for a report nor holds a permission is told it does not exist.
+for) — the permitted schools it is shown are itself or none, and the
+permissions its own. A school that neither asked for a report nor holds an
+ACTIVE permission is told it does not exist.
 Event audiences follow the same rule. People are (organisation, UID) pairs
 (`people.py`).
 
@@ -22,28 +27,41 @@ built from — are read on `medical` by the gateway as the same caller and given
 to this contract as the context's transient data (`ctx.transient`), which
 callers cannot set and no transaction records. Which of the card's fields a
 report carries is this contract's rule (`_report_content`).
+
+A report's content is protected data: the purpose it is read under is
+`report_purpose`'s, and every read and refusal of it is noted for the report's
+child's access log on this channel (access_log.py). The child's guardians list
+that log; this channel learns who they are from the gateway, as above.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from domain.consent import REPORT_PERMISSION_DAYS
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 from ledger_backends.hashing import canonical_json, commitment
 
-from . import paging
+from . import access_log, consent, paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
+from .consent import in_force
 from .paging import DEFAULT_FIRST
 from .people import person_of
 from .records import (
+    AccessEntry,
+    AccessEntryView,
+    AccessFacts,
     AdmissionRequest,
     AdmissionRequestView,
     Audience,
     CardView,
+    ConsentEnd,
     Page,
     Report,
     ReportContent,
+    ReportPermission,
+    ReportPermissionView,
     ReportRequest,
     ReportRequestView,
     ReportView,
@@ -58,6 +76,10 @@ REASON_MAX = 1_000
 class ReportContract(Contract):
     name = "report"
     channel = "report"
+
+    def __init__(self, *, report_permission_days: int = REPORT_PERMISSION_DAYS) -> None:
+        super().__init__()
+        self.report_permission_days = report_permission_days
 
     # -- admission requests ------------------------------------------------------------
 
@@ -121,6 +143,10 @@ class ReportContract(Contract):
         ctx.set_event(event, _audience(admission["id"], admission))
         return _admission_view(admission)
 
+    @query("readAdmissionRequest")
+    def read_admission_request(self, ctx: TxContext, id: str) -> AdmissionRequestView:
+        return _admission_view(_visible_admission(ctx, id))
+
     @query("listAdmissionRequests")
     def list_admission_requests(
         self,
@@ -151,7 +177,8 @@ class ReportContract(Contract):
 
     @transaction("createReportRequest")
     def create_report_request(self, ctx: TxContext, admissionRequestId: str) -> ReportRequestView:
-        """The school of an ACCEPTED admission asks the pediatrician for a health report."""
+        """The school of an ACCEPTED admission asks the pediatrician for a health report; the
+        doctors the server found caring for the child (`doctors`) are told."""
         admission = _visible_admission(ctx, admissionRequestId)
         if not _is_school_staff(ctx, admission["school"]):
             raise ForbiddenError("Only the school that accepted the child requests its report.")
@@ -180,7 +207,9 @@ class ReportContract(Contract):
         ctx.put_state(f"school-report-request/{request['school']}/{request_id}", request_id)
         for parent in request["guardians"]:
             ctx.put_state(f"guardian-report-request/{parent}/{request_id}", request_id)
-        ctx.set_event("ReportRequested", _audience(request_id, request))
+        audience = _audience(request_id, request)
+        audience["people"] = sorted({*audience["people"], *ctx.transient.get("doctors", [])})
+        ctx.set_event("ReportRequested", audience)
         return _request_view(request)
 
     @query("readReportRequest")
@@ -239,7 +268,7 @@ class ReportContract(Contract):
             "authorUid": ctx.caller.uid,
             "author": person_of(ctx.caller),
             "createdAt": ctx.timestamp,
-            "permittedSchools": [],
+            "permissions": [],
             "requestingSchool": request["school"],
             "guardians": request["guardians"],
             "cardVersion": card["version"],
@@ -261,48 +290,78 @@ class ReportContract(Contract):
         return _report_view(ctx, report)
 
     @transaction("approveReport")
-    def approve_report(self, ctx: TxContext, id: str, schools: list[str]) -> ReportView:
-        """A guardian lets particular schools read the report: APPROVED."""
+    def approve_report(
+        self, ctx: TxContext, id: str, schools: list[str], validUntil: str | None = None
+    ) -> ReportView:
+        """A guardian lets particular schools read the report until `validUntil` (a time to
+        come; by default `report_permission_days` from now): APPROVED. Approving a school
+        again renews its permission: granted now, until the new end."""
         report = _guardian_report(ctx, id)
-        if report["status"] == "APPROVED":
-            raise ConflictError(
-                "The report is already approved; withdraw a permission to change it."
-            )
         permitted = check.text_list(schools, "schools", max_items=20)
         if not permitted:
             raise BadInputError("Name at least one school to approve the report for.")
         for school in permitted:
             _require_school(ctx, school)
-        report = {**report, "status": "APPROVED", "permittedSchools": permitted}
-        ctx.put_state(f"report/{report['id']}", report)
+        until = (
+            consent.after(ctx.timestamp, days=self.report_permission_days)
+            if validUntil is None
+            else consent.valid_until(ctx, validUntil)
+        )
+        permissions = {p["school"]: p for p in _permissions(ctx, report)}
         for school in permitted:
+            old = permissions.get(school)
+            if old is not None and old["revokedAt"] is None:
+                consent.forget_end(ctx, _permission_end(report["id"], school), old["validUntil"])
+            permissions[school] = {
+                "school": school,
+                "grantedAt": ctx.timestamp,
+                "validUntil": until,
+                "revokedAt": None,
+            }
+            consent.index_end(ctx, _permission_end(report["id"], school), until)
             ctx.put_state(f"school-report/{school}/{report['id']}", report["id"])
+        report = _with_permissions(report, list(permissions.values()))
+        ctx.put_state(f"report/{report['id']}", report)
         ctx.set_event("ReportApproved", _report_audience(report, permitted))
         return _report_view(ctx, report)
 
     @transaction("revokeReportPermission")
     def revoke_report_permission(self, ctx: TxContext, id: str, school: str) -> ReportView:
-        """A guardian withdraws one school's permission; with none left, the report is READY."""
+        """A guardian withdraws one school's ACTIVE permission: REVOKED, and the school is told
+        (ReportPermissionEnded); with none left ACTIVE, the report is READY."""
         report = _guardian_report(ctx, id)
         _require_school(ctx, school)
-        if school not in report["permittedSchools"]:
-            raise ConflictError("That school has no permission to withdraw.")
-        remaining = [s for s in report["permittedSchools"] if s != school]
-        report = {
-            **report,
-            "permittedSchools": remaining,
-            "status": "APPROVED" if remaining else "READY",
-        }
+        permissions = _permissions(ctx, report)
+        current = next((p for p in permissions if p["school"] == school), None)
+        if current is None or _permission_status(ctx, current) != "ACTIVE":
+            raise ConflictError("That school has no active permission to withdraw.")
+        consent.forget_end(ctx, _permission_end(report["id"], school), current["validUntil"])
+        revoked: ReportPermission = {**current, "revokedAt": ctx.timestamp}
+        report = _with_permissions(
+            report, [revoked if p["school"] == school else p for p in permissions]
+        )
         ctx.put_state(f"report/{report['id']}", report)
         if school != report["requestingSchool"]:
             ctx.del_state(f"school-report/{school}/{report['id']}")
         # Told: the insiders and the school whose permission ended, never the other schools.
-        ctx.set_event("ReportPermissionRevoked", _report_audience(report, [school]))
+        audience = _report_audience(report, [school])
+        ctx.set_event("ReportPermissionRevoked", audience)
+        ctx.set_event("ReportPermissionEnded", audience)
         return _report_view(ctx, report)
 
     @query("readReport")
-    def read_report(self, ctx: TxContext, id: str) -> ReportView:
-        return _report_view(ctx, _visible_report(ctx, id))
+    def read_report(self, ctx: TxContext, id: str, withContent: bool = True) -> ReportView:
+        """The report as the caller sees it; its content only `withContent` (a read of it,
+        or a refused one), for those `report_purpose` lets read it."""
+        report = _get(ctx, "report", id)
+        if report is None or not _may_see_report(ctx, report):
+            refused = None if report is None else _content_read(ctx, report, None)
+            ctx.read_refused(refused)
+            raise NotFoundError("No such report is visible to you.")
+        view = _report_view(ctx, report, with_content=withContent)
+        if withContent:
+            _note_content_read(ctx, report)
+        return view
 
     @query("listReports")
     def list_reports(
@@ -311,9 +370,11 @@ class ReportContract(Contract):
         status: str | None = None,
         first: int = DEFAULT_FIRST,
         after: str | None = None,
+        withContent: bool = True,
     ) -> Page[ReportView]:
         """Reports the caller may see: guardians', the author's, a school's (asked or
-        permitted); newest first. `status` is the status the caller is shown."""
+        permitted); newest first. `status` is the status the caller is shown. Content as in
+        readReport: only `withContent`, each a read of it."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
             prefixes = [f"guardian-report/{person_of(ctx.caller)}/"]
@@ -324,14 +385,78 @@ class ReportContract(Contract):
         else:
             prefixes = []
 
+        listed: dict[str, Report] = {}
+
         def load(report_id: str) -> ReportView | None:
             report: Report | None = ctx.get_state(f"report/{report_id}")
             if report is None or not _may_see_report(ctx, report):
                 return None
-            view = _report_view(ctx, report)
+            view = _report_view(ctx, report, with_content=withContent)
+            listed[report_id] = report
             return view if status in (None, view["status"]) else None
 
-        return paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
+        found = paging.newest_first(ctx, prefixes, first=first, after=after, load=load)
+        if withContent:
+            # The page's reports only: one more is loaded to tell whether more follow.
+            for entry in found["entries"]:
+                _note_content_read(ctx, listed[entry["item"]["id"]])
+        return found
+
+    # -- ends of permissions (the server's) ------------------------------------------------
+
+    @query("dueConsents")
+    def due_consents(self, ctx: TxContext) -> list[str]:
+        """For the server: the ends of schools' permissions to announce now."""
+        return consent.due(ctx)
+
+    @transaction("expireConsents")
+    def expire_consents(self, ctx: TxContext, keys: list[str]) -> int:
+        """For the server: announce the ends that `dueConsents` named and that are still due.
+
+        The school whose permission ended, the guardians and the author get
+        ReportPermissionEnded; a school that did not ask for the report no longer finds it
+        in its list. Returns how many ends were announced.
+        """
+        ends = consent.take_due(ctx, keys)
+        for end in ends:
+            report: Report | None = _get(ctx, "report", end["id"])
+            school = end.get("school")
+            if report is None or school is None:
+                continue
+            held = [p for p in _permissions(ctx, report) if p["school"] == school]
+            if not held or _permission_status(ctx, held[0]) != "EXPIRED":
+                continue
+            if school != report["requestingSchool"]:
+                ctx.del_state(f"school-report/{school}/{report['id']}")
+            ctx.set_event("ReportPermissionEnded", _report_audience(report, [school]))
+        return len(ends)
+
+    # -- the access log ----------------------------------------------------------------
+
+    @transaction("recordAccess")
+    def record_access(self, ctx: TxContext) -> list[AccessEntry]:
+        """The server's own: records the reads of this channel it gives (access_log.record)."""
+        return access_log.record(ctx)
+
+    @query("listAccessLog")
+    def list_access_log(
+        self,
+        ctx: TxContext,
+        childId: str,
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Page[AccessEntryView]:
+        """For the guardians of the child the gateway read as the caller on `medical`
+        (`child`): who read the content of its reports, and who was refused, newest first."""
+        child = ctx.transient.get("child")
+        if (
+            ctx.caller.role != "parent"
+            or child is None
+            or child["id"] != childId
+            or person_of(ctx.caller) not in child["guardians"]
+        ):
+            raise NotFoundError("No such child is visible to you.")
+        return access_log.page(ctx, child["id"], first, after)
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -393,7 +518,94 @@ def _is_insider(ctx: TxContext, report: Report) -> bool:
 
 
 def _is_permitted_school(ctx: TxContext, report: Report) -> bool:
-    return ctx.caller.role == "school" and ctx.caller.org in report["permittedSchools"]
+    """Whether the caller is staff of a school whose permission is ACTIVE now."""
+    return ctx.caller.role == "school" and any(
+        p["school"] == ctx.caller.org and _permission_status(ctx, p) == "ACTIVE"
+        for p in _permissions(ctx, report)
+    )
+
+
+def _permissions(ctx: TxContext, report: Report) -> list[ReportPermission]:
+    """The report's permissions.
+
+    A report approved before permissions carried dates names its schools only
+    (`permittedSchools`): each is taken as granted when the report's history first names
+    it in the run of versions that goes on to now, with the default validity
+    (REPORT_PERMISSION_DAYS, not `[consent]`'s: the end of a permission never moves once
+    granted), and a later approval or withdrawal writes the dated permissions.
+    """
+    if "permissions" in report:
+        return report["permissions"]
+    since: dict[str, str] = {}
+    for entry in ctx.get_history(f"report/{report['id']}"):
+        value = entry.json()
+        named = value.get("permittedSchools", []) if isinstance(value, dict) else []
+        since = {school: since.get(school, entry.timestamp) for school in named}
+    granted = {
+        school: since.get(school, report["createdAt"])
+        for school in report.get("permittedSchools", [])
+    }
+    return [
+        {
+            "school": school,
+            "grantedAt": at,
+            "validUntil": consent.after(at, days=REPORT_PERMISSION_DAYS),
+            "revokedAt": None,
+        }
+        for school, at in granted.items()
+    ]
+
+
+def _permission_status(ctx: TxContext, permission: ReportPermission) -> str:
+    if permission["revokedAt"] is not None:
+        return "REVOKED"
+    return "ACTIVE" if in_force(ctx, permission["validUntil"]) else "EXPIRED"
+
+
+def _permission_end(report_id: str, school: str) -> ConsentEnd:
+    return {"kind": "permission", "id": report_id, "school": school}
+
+
+def _with_permissions(report: Report, permissions: list[ReportPermission]) -> Report:
+    """The report holding these dated permissions (instead of a legacy report's schools)."""
+    updated: Report = {**report, "permissions": permissions}
+    updated.pop("status", None)
+    updated.pop("permittedSchools", None)
+    return updated
+
+
+def report_purpose(ctx: TxContext, report: Report) -> str | None:
+    """The purpose under which the caller may read the report's content: GUARDIAN for the
+    child's guardians, TREATMENT for its author, SCHOOL_ADMISSION for a school it is
+    permitted to; None (refused) for everyone else."""
+    if _is_guardian_of(ctx, report):
+        return "GUARDIAN"
+    if ctx.caller.role == "doctor" and person_of(ctx.caller) == report["author"]:
+        return "TREATMENT"
+    if _is_permitted_school(ctx, report):
+        return "SCHOOL_ADMISSION"
+    return None
+
+
+def _content_read(ctx: TxContext, report: Report, purpose: str | None) -> AccessFacts:
+    """A read of the report's content under `purpose` (None: refused, the claimed one)."""
+    return access_log.read_of(
+        report["childId"],
+        "REPORT_CONTENT",
+        report["id"],
+        version=None,
+        purpose=access_log.claimed_purpose(ctx) if purpose is None else purpose,
+        guardians=report["guardians"],
+    )
+
+
+def _note_content_read(ctx: TxContext, report: Report) -> None:
+    """Note the content read `_report_view` granted, or the one it refused."""
+    purpose = report_purpose(ctx, report)
+    if purpose is None:
+        ctx.read_refused(_content_read(ctx, report, None))
+    else:
+        ctx.read_granted(_content_read(ctx, report, purpose))
 
 
 def _may_see_report(ctx: TxContext, report: Report) -> bool:
@@ -466,19 +678,19 @@ def _request_view(request: ReportRequest) -> ReportRequestView:
     }
 
 
-def _report_view(ctx: TxContext, report: Report) -> ReportView:
-    """Metadata for everyone who may see the report; content only for those who may read it.
+def _report_view(ctx: TxContext, report: Report, *, with_content: bool = True) -> ReportView:
+    """Metadata for everyone who may see the report; content, `with_content`, only for those
+    `report_purpose` lets read it.
 
-    A school's view is its own: APPROVED and itself as the permitted school while it holds
-    a permission, READY and none otherwise; it never depends on other schools' permissions.
+    Insiders see every permission; a school sees its own only, and its own view of the
+    status and the permitted schools: APPROVED and itself while its permission is ACTIVE,
+    READY and none otherwise; it never depends on other schools' permissions.
     """
     insider = _is_insider(ctx, report)
-    permitted_here = _is_permitted_school(ctx, report)
-    if insider:
-        status, permitted = report["status"], list(report["permittedSchools"])
-    else:
-        status = "APPROVED" if permitted_here else "READY"
-        permitted = [ctx.caller.org] if permitted_here else []
+    permissions = _permissions(ctx, report)
+    if not insider:
+        permissions = [p for p in permissions if _is_school_staff(ctx, p["school"])]
+    permitted = [p["school"] for p in permissions if _permission_status(ctx, p) == "ACTIVE"]
     return {
         "id": report["id"],
         "childId": report["childId"],
@@ -487,11 +699,21 @@ def _report_view(ctx: TxContext, report: Report) -> ReportView:
         "createdAt": report["createdAt"],
         "cardVersion": report["cardVersion"],
         "cardHash": report["cardHash"],
-        "status": status,
+        "status": "APPROVED" if permitted else "READY",
         "permittedSchools": permitted,
-        "content": report["content"] if insider or permitted_here else None,
+        "permissions": [_permission_view(ctx, p) for p in permissions],
+        "content": report["content"] if with_content and report_purpose(ctx, report) else None,
         # The salt opens the card commitment: for those who may read the card only.
         "cardSalt": report["cardSalt"] if insider else None,
+    }
+
+
+def _permission_view(ctx: TxContext, permission: ReportPermission) -> ReportPermissionView:
+    return {
+        "school": permission["school"],
+        "grantedAt": permission["grantedAt"],
+        "validUntil": permission["validUntil"],
+        "status": _permission_status(ctx, permission),
     }
 
 

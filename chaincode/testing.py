@@ -2,7 +2,8 @@
 
 `ContractHarness.call` simulates a function as a given caller (with the
 transient data the gateway would give it) and, for a transaction, commits it at
-once, so a test reads like the story it checks.
+once, so a test reads like the story it checks. What the last call noted of
+protected data it read or refused is in `ContractHarness.reads`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ledger_backends.memory import MemoryStore
 from ledger_backends.records import Creator, JSONValue, format_timestamp
 from ledger_backends.simulation import TxSimulator
 
-from .base import Contract, StaticDirectory, TxContext
+from .base import Contract, ReadLog, StaticDirectory, TxContext
 from .records import Transient
 
 DEFAULT_ORGS = {
@@ -64,6 +65,7 @@ class ContractHarness:
         self.writer = ChainWriter(self.store, contract.channel)
         self._ids = itertools.count()
         self.now = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+        self.reads = ReadLog()
 
     def call(
         self,
@@ -77,6 +79,7 @@ class ContractHarness:
         tx_id = f"tx-{next(self._ids)}"
         self.now += timedelta(seconds=1)
         timestamp = format_timestamp(self.now)
+        self.reads = ReadLog()
         ctx = TxContext(
             simulator,
             caller=caller,
@@ -84,6 +87,7 @@ class ContractHarness:
             directory=self.directory,
             id_seed=tx_id,
             transient=transient,
+            reads=self.reads,
         )
         result = self.contract.invoke(ctx, function, args)
         if self.contract.is_transaction(function):

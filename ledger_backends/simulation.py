@@ -47,6 +47,16 @@ class TxSimulator:
 
     def get_state(self, key: str) -> JSONValue | None:
         """The committed value of `key`, or None if it does not exist."""
+        record = self._read(key)
+        return None if record is None else record.json()
+
+    def get_version(self, key: str) -> Version | None:
+        """The version of `key`'s committed value, None if it does not exist; read as
+        `get_state` reads (once per simulation, recorded in the read-set)."""
+        record = self._read(key)
+        return None if record is None else record.version
+
+    def _read(self, key: str) -> StateRecord | None:
         _check_key(key)
         # A key is read from the store once per simulation: a second read answers from the
         # first, which is also the version the read-set records and the committer checks.
@@ -55,7 +65,7 @@ class TxSimulator:
         else:
             record = self._seen[key] = self._store.read_state(self.channel, key)
         self._reads.setdefault(key, None if record is None else record.version)
-        return None if record is None else record.json()
+        return record
 
     def get_range(self, start: str, end: str = "") -> list[tuple[str, JSONValue]]:
         """Committed (key, value) pairs with start <= key < end, in key order."""

@@ -32,6 +32,7 @@ from tests.api_client import (
     HISTORY,
     REGISTER_CHILD,
     REPORT,
+    REVOKE_PERMISSION,
     SIGN,
     UPDATE_CARD,
     Api,
@@ -201,7 +202,7 @@ def test_a_stale_expected_version_gets_conflict_and_changes_nothing(api: Api, pa
 def test_illegal_state_transitions_get_conflict(api: Api) -> None:
     child, report = ready_report(api)
     api("alice").data(APPROVE, {"id": report, "schools": ["school-a"]})
-    assert api("alice").code(APPROVE, {"id": report, "schools": ["school-a"]}) == "CONFLICT"
+    assert api("alice").code(REVOKE_PERMISSION, {"id": report, "school": "school-b"}) == "CONFLICT"
     agreement = nodes(api("alice").data(AGREEMENTS, {"child": child})["agreements"])[0]["id"]
     assert api("dr-house").code(ACCEPT, {"id": agreement}) == "CONFLICT"
     assert api("alice").code(SIGN, {"child": child, "doctor": "dr-house"}) == "CONFLICT"
@@ -449,7 +450,10 @@ def test_an_unexpected_fault_gets_internal_with_a_request_id_found_in_the_server
         assert "ledger_history" not in error["message"]
         logged = [r for r in caplog.records if request_id in r.getMessage()]
         assert logged and logged[0].exc_info is not None, "the log has the traceback"
-        assert api("alice").data(CHILD, {"id": child}) == {"child": {"id": child}}
+        # The server still serves; a read of the child needs its access-log entry written,
+        # which the damaged store refuses, so that read fails too.
+        assert api("alice").data(ME) == {"me": {"uid": "alice"}}
+        assert api("alice").error(CHILD, {"id": child})["extensions"]["code"] == "INTERNAL"
 
 
 def test_the_client_helper_flags_a_leak() -> None:

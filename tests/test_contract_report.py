@@ -818,10 +818,13 @@ def test_a_guardian_approves_the_report_for_schools(world: World, caller: FakeCa
     assert world.call(CO_GUARDIAN, "readReport", id=report["id"]) == approved
 
 
-def test_approving_twice_is_a_conflict(world: World) -> None:
+def test_approving_again_adds_schools_and_keeps_the_others_permissions(world: World) -> None:
     report = world.approved_report("school-a")
-    refused(world, PARENT, "approveReport", ConflictError, id=report["id"], schools=["school-b"])
-    assert world.call(PARENT, "readReport", id=report["id"])["permittedSchools"] == ["school-a"]
+    again = world.call(PARENT, "approveReport", id=report["id"], schools=["school-b"])
+    assert again["permittedSchools"] == ["school-a", "school-b"]
+    first, second = again["permissions"]
+    assert first == report["permissions"][0]
+    assert second["grantedAt"] > first["grantedAt"]
 
 
 @pytest.mark.parametrize(

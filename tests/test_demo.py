@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -39,7 +40,11 @@ def test_demo_runs_the_story_and_shows_who_sees_what() -> None:
         assert "NOT what the access rules allow" not in row
         if "(school)" in row:
             assert row.rstrip().endswith("refused (FORBIDDEN)"), row  # never a card for a school
-    assert "medical: ok, 4 blocks; hashes, state and history match" in out
-    assert "report: ok, 5 blocks; hashes, state and history match" in out
+    # Beyond the story's writes, the chains hold the access-log entries of the reads above.
+    for channel, writes in (("medical", 4), ("report", 5)):
+        verified = re.search(
+            rf"^{channel}: ok, (\d+) blocks; hashes, state and history match$", out, re.M
+        )
+        assert verified is not None and int(verified[1]) > writes, out
     assert "demo passed" in out
     assert result.stderr == ""

@@ -6,6 +6,7 @@ import pathlib
 
 import pytest
 
+from authz import provision
 from authz.network import NetworkConfigError, load_network, resolve_ledger_url
 from tests.test_cli_verify import NETWORK_TOML
 
@@ -99,3 +100,46 @@ def test_numeric_settings_at_their_bounds_are_accepted(tmp_path: pathlib.Path) -
         1000.0,
         1,
     )
+
+
+def test_consent_terms_default_to_90_days_and_60_minutes(tmp_path: pathlib.Path) -> None:
+    consent = load_network(_write(tmp_path, NETWORK_TOML)).consent
+    assert (consent.report_permission_days, consent.emergency_minutes) == (90, 60)
+
+
+def test_consent_terms_are_read_at_their_bounds(tmp_path: pathlib.Path) -> None:
+    text = NETWORK_TOML + "\n[consent]\nreport_permission_days = 3650\nemergency_minutes = 1\n"
+    consent = load_network(_write(tmp_path, text)).consent
+    assert (consent.report_permission_days, consent.emergency_minutes) == (3650, 1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            "report_permission_days = 0",
+            r"consent.report_permission_days must be between 1 and 3650",
+        ),
+        (
+            "report_permission_days = 3651",
+            r"consent.report_permission_days must be between 1 and 3650",
+        ),
+        ("report_permission_days = 1.5", r"consent.report_permission_days has the wrong type"),
+        ("emergency_minutes = 0", r"consent.emergency_minutes must be between 1 and 1440"),
+        ("emergency_minutes = 1441", r"consent.emergency_minutes must be between 1 and 1440"),
+        ('emergency_minutes = "60"', r"consent.emergency_minutes has the wrong type"),
+        ("emergency_minutes = true", r"consent.emergency_minutes has the wrong type"),
+    ],
+)
+def test_consent_terms_outside_their_range_are_refused(
+    tmp_path: pathlib.Path, setting: str, message: str
+) -> None:
+    with pytest.raises(NetworkConfigError, match=message):
+        load_network(_write(tmp_path, f"{NETWORK_TOML}\n[consent]\n{setting}\n"))
+
+
+def test_a_new_network_states_its_consent_terms(tmp_path: pathlib.Path) -> None:
+    provision.init_network(tmp_path / "network")
+    assert "[consent]" in (tmp_path / "network" / "network.toml").read_text()
+    consent = load_network(tmp_path / "network").consent
+    assert (consent.report_permission_days, consent.emergency_minutes) == (90, 60)

@@ -1,8 +1,9 @@
 """Revocation wins its race with report creation (issue: a READY report committed after it).
 
 Per trial the story runs through the gateway up to a pending report request;
-then the doctor's `createReport` and the guardian's `revokeAgreement` are
-fired 1-6 ms apart. With both channels in one store, whatever the
+then the doctor's `createReport` is fired, and the guardian's `revokeAgreement`
+0-6 ms after the doctor's read of the card is in the child's access log (which
+createReport waits for before it makes the report). With both channels in one store, whatever the
 interleaving, a report that exists was committed before the revocation: it
 rests on the medical state as it was just before the revocation (its recorded
 foreign reads say so), and its block was not even built after the revocation
@@ -116,12 +117,27 @@ async def _race(story: Story, rng: random.Random) -> Trial:
             return refused
 
     async def revoke() -> datetime:
-        await asyncio.sleep(rng.uniform(0.001, 0.006))
+        await _card_read_recorded(story, child_id)
+        await asyncio.sleep(rng.uniform(0, 0.006))
         await gw.submit(alice, "medical", "revokeAgreement", {"id": agreement_id})
         return utc_now()
 
     report, revoked_at = await asyncio.gather(create(), revoke())
     return Trial(child_id, agreement_id, report, revoked_at)
+
+
+async def _card_read_recorded(story: Story, child_id: str) -> None:
+    """Return once the child's access log on `medical` holds an entry (the doctor's card read)."""
+    medical = story.channels["medical"]
+    while not await asyncio.to_thread(
+        medical.store.read_prefix_page,
+        "medical",
+        f"access/{child_id}/",
+        after=None,
+        limit=1,
+        reverse=True,
+    ):
+        await asyncio.sleep(0.0005)
 
 
 async def _trials(story: Story) -> list[Trial]:

@@ -43,6 +43,7 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
     report = schema.get_type("Report")
     assert isinstance(report, GraphQLObjectType)
     signatures.add(_signature("content", report.fields["content"]))
+    signatures.add(_signature("permissions", report.fields["permissions"]))
     for name in (
         "me: Identity!",
         "children(first: Int! = 50, after: String = null): ChildConnection!",
@@ -65,10 +66,16 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
         "updateMedicalCard(childId: ID!, expectedVersion: Int!, patch: MedicalCardPatch!)"
         ": MedicalCard!",
         "createReport(reportRequestId: ID!, conclusion: String!): Report!",
-        "approveReport(id: ID!, schools: [String!]!): Report!",
+        "signAgreement(childId: ID!, doctorUid: String!, validUntil: DateTime = null): Agreement!",
+        "extendAgreement(id: ID!, validUntil: DateTime!): Agreement!",
+        "approveReport(id: ID!, schools: [String!]!, validUntil: DateTime = null): Report!",
+        "openEmergencyAccess(childId: ID!, reason: String!): EmergencyAccess!",
+        "endEmergencyAccess(id: ID!): EmergencyAccess!",
+        "emergencyAccesses(childId: ID!): [EmergencyAccess!]!",
         "revokeReportPermission(id: ID!, school: String!): Report!",
         "events(channel: String!): LedgerEvent!",
         "content: ReportContent",
+        "permissions: [ReportPermission!]!",
     ):
         assert name in signatures, name
 
@@ -102,3 +109,33 @@ def test_every_connection_has_relay_edges_and_page_info() -> None:
             "cursor": "String!",
             "node": f"{node}!",
         }
+
+
+def test_consent_types_have_the_fields_of_the_contract() -> None:
+    schema = build_schema((ROOT / "schema.graphql").read_text())
+
+    def fields(name: str) -> dict[str, str]:
+        found = schema.get_type(name)
+        assert isinstance(found, GraphQLObjectType)
+        return {n: str(f.type) for n, f in found.fields.items()}
+
+    assert fields("EmergencyAccess") == {
+        "id": "ID!",
+        "childId": "ID!",
+        "doctorUid": "String!",
+        "reason": "String!",
+        "openedAt": "DateTime!",
+        "validUntil": "DateTime!",
+        "endedAt": "DateTime",
+        "endedBy": "String",
+    }
+    assert fields("ReportPermission") == {
+        "school": "String!",
+        "grantedAt": "DateTime!",
+        "validUntil": "DateTime!",
+        "status": "ReportPermissionStatus!",
+    }
+    assert fields("Agreement")["validUntil"] == "DateTime"
+    statuses = {"AgreementStatus": "EXPIRED", "ReportPermissionStatus": "REVOKED"}
+    for enum, value in statuses.items():
+        assert value in schema.get_type(enum).values  # type: ignore[union-attr]

@@ -8,11 +8,21 @@ the calls that succeeded says who should see what. After each step everyone is
 asked, and the answers must agree: schools never get card data nor an
 unapproved report's content, nobody outside a child's relationships reads
 anything about the child, card versions only grow, and the ledger verifies.
+
+`read` has anyone read any protected object (the child, its card, the card's
+history, the list of children, a report's content), and the model counts every
+read that succeeded — those, the checks above and the doctor's card read for a
+report — with the reader, object, record, version and the purpose the model
+says it was granted under. After each step the PERMITTED entries of each
+child's access log must be exactly that multiset, no entry may hold more than
+who read what and when, and nobody but the child's guardians may list it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +63,7 @@ class Family:
     fulfilled: set[str] = field(default_factory=set)
     reports: dict[str, set[str]] = field(default_factory=dict)  # report id -> permitted schools
     report_school: dict[str, str] = field(default_factory=dict)  # report id -> requesting school
+    report_author: dict[str, str] = field(default_factory=dict)  # report id -> doctor
 
 
 def _people(directory: Path) -> dict[str, Identity]:
@@ -80,6 +91,25 @@ OPERATIONS = [
 ]
 
 
+READS = ["readChild", "readCard", "cardHistory", "listChildren", "readReport", "listReports"]
+# A read: (child, reader, object, record, version, purpose).
+Read = tuple[str, str, str, str, int | None, str]
+ENTRY_FIELDS = {
+    "id",
+    "at",
+    "childId",
+    "readerUid",
+    "readerOrg",
+    "readerRole",
+    "what",
+    "recordId",
+    "version",
+    "purpose",
+    "outcome",
+    "blockNumber",
+}
+
+
 def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
     net = make_network(tmp_path / "network")
     network = load_network(net.directory)
@@ -95,6 +125,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 NetworkDirectory(network),
             )
             self.families: list[Family] = []
+            self.reads: Counter[Read] = Counter()
 
         def attempt(self, actor: str, operation: str, family: Family, pick: int) -> Any:
             """`actor` tries `operation` on one of the family's objects; None if refused."""
@@ -162,12 +193,41 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                     {"id": one(family.reports), "school": list(SCHOOLS.values())[pick % 2]},
                 ),
             }
+            if operation == "createReport" and actor in family.active and family.requests:
+                # The gateway reads the card as the doctor before the contract decides.
+                self.count(family, actor, "MEDICAL_CARD", family.child, family.version)
             try:
                 result = asyncio.run(calls[operation]())
             except RefusalError:
                 return None
             self.record(actor, operation, family, result)
             return result
+
+        def purpose(self, family: Family, actor: str, report: str | None = None) -> str | None:
+            """The purpose the model grants `actor` to read the child's data (or the report's
+            content) under; None: refused."""
+            if actor in family.guardians:
+                return "GUARDIAN"
+            if report is None:
+                return "TREATMENT" if actor in family.active else None
+            if family.report_author[report] == actor:
+                return "TREATMENT"
+            return "SCHOOL_ADMISSION" if SCHOOLS.get(actor) in family.reports[report] else None
+
+        def count(
+            self, family: Family, actor: str, what: str, record: str, version: int | None
+        ) -> None:
+            """A read that succeeded, under the purpose the model grants."""
+            report = record if what == "REPORT_CONTENT" else None
+            purpose = self.purpose(family, actor, report)
+            assert purpose is not None, f"{actor} read {what} of {record} without a purpose"
+            self.reads[(family.child, actor, what, record, version, purpose)] += 1
+
+        def family_of(self, child: str) -> Family:
+            return next(f for f in self.families if f.child == child)
+
+        def family_of_report(self, report: str) -> Family:
+            return next(f for f in self.families if report in f.reports)
 
         def record(self, actor: str, operation: str, family: Family, result: Any) -> None:
             """Update the model from a call that succeeded, checking it was allowed."""
@@ -200,8 +260,10 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 assert actor in family.active and result["cardVersion"] == family.version
                 family.reports[result["id"]] = set()
                 family.report_school[result["id"]] = family.requests[result["reportRequestId"]]
+                family.report_author[result["id"]] = actor
             elif operation == "approveReport":
-                assert actor in family.guardians and not family.reports[result["id"]]
+                assert actor in family.guardians
+                assert set(result["permittedSchools"]) >= family.reports[result["id"]]
                 family.reports[result["id"]] = set(result["permittedSchools"])
             elif operation == "revokeReportPermission":
                 assert actor in family.guardians
@@ -275,6 +337,51 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             if self.families:
                 self.attempt(actor, operation, self.families[which % len(self.families)], pick)
 
+        @rule(
+            actor=st.sampled_from(EVERYONE),
+            kind=st.sampled_from(READS),
+            which=st.integers(0, 2),
+            pick=st.integers(0, 5),
+        )
+        def read(self, actor: str, kind: str, which: int, pick: int) -> None:
+            """`actor` reads protected data of a family; the model counts what it was given."""
+            if not self.families:
+                return
+            family = self.families[which % len(self.families)]
+            reports = sorted(family.reports)
+            report = reports[pick % len(reports)] if reports else "report-missing"
+            channel, args = {
+                "readChild": ("medical", {"childId": family.child}),
+                "readCard": ("medical", {"childId": family.child}),
+                "cardHistory": ("medical", {"childId": family.child, "first": 1 + pick}),
+                "listChildren": ("medical", {"first": 200}),
+                "readReport": ("report", {"id": report}),
+                "listReports": ("report", {"first": 200}),
+            }[kind]
+            try:
+                found = asyncio.run(self.gateway.evaluate(people[actor], channel, kind, args))
+            except RefusalError:
+                if kind in ("readChild", "readCard", "cardHistory"):
+                    assert self.purpose(family, actor) is None, f"{actor} was refused {kind}"
+                return
+            if kind == "readChild":
+                self.count(family, actor, "CHILD", family.child, None)
+            elif kind in ("readCard", "cardHistory"):
+                what = "MEDICAL_CARD" if kind == "readCard" else "CARD_HISTORY"
+                self.count(family, actor, what, family.child, family.version)
+            elif kind == "listChildren":
+                for entry in found["entries"]:
+                    child = self.family_of(entry["item"]["id"])
+                    self.count(child, actor, "CHILD", child.child, None)
+            else:
+                seen = [found] if kind == "readReport" else [e["item"] for e in found["entries"]]
+                for view in seen:
+                    owner = self.family_of_report(view["id"])
+                    allowed = self.purpose(owner, actor, view["id"]) is not None
+                    assert (view["content"] is not None) == allowed, f"{actor}: {view['id']}"
+                    if allowed:
+                        self.count(owner, actor, "REPORT_CONTENT", view["id"], None)
+
         @invariant()
         def children_are_seen_only_by_their_people(self) -> None:
             for family in self.families:
@@ -291,6 +398,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                     else:
                         assert allowed, f"{uid} read a card outside their relationships"
                         assert card["version"] == family.version
+                        self.count(family, uid, "MEDICAL_CARD", family.child, family.version)
 
         @invariant()
         def schools_see_report_content_only_when_permitted(self) -> None:
@@ -319,8 +427,63 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                             continue
                         # A school's view is its own, whatever other schools may read.
                         assert (seen["content"] is not None) == (school in permitted)
+                        if seen["content"] is not None:
+                            self.count(family, staff, "REPORT_CONTENT", report, None)
                         assert seen["status"] == ("APPROVED" if school in permitted else "READY")
                         assert seen["permittedSchools"] == ([school] if school in permitted else [])
+
+        @invariant()
+        def the_access_log_holds_every_read_and_only_its_guardians_list_it(self) -> None:
+            logs, strangers = asyncio.run(self.access_logs())
+            for family, entries in zip(self.families, logs, strict=True):
+                recorded = Counter(
+                    (
+                        e["childId"],
+                        e["readerUid"],
+                        e["what"],
+                        e["recordId"],
+                        e["version"],
+                        e["purpose"],
+                    )
+                    for e in entries
+                    if e["outcome"] == "PERMITTED"
+                )
+                expected = Counter({r: n for r, n in self.reads.items() if r[0] == family.child})
+                assert recorded == expected
+                for entry in entries:
+                    assert set(entry) == ENTRY_FIELDS and entry["childId"] == family.child
+                    assert "Kid" not in json.dumps(entry) and "Healthy" not in json.dumps(entry)
+                    if entry["outcome"] == "REFUSED":
+                        assert entry["readerUid"] not in family.guardians
+                        assert entry["version"] is None
+            assert not strangers, f"listed the access log of a child not theirs: {strangers}"
+
+        async def access_logs(self) -> tuple[list[list[Any]], list[tuple[str, str]]]:
+            """Every family's access log as a guardian lists it, once the refused reads still
+            gathering are written; and (uid, child) for anyone else who could list one."""
+            await self.gateway.settle()
+            logs = []
+            strangers = []
+            for family in self.families:
+                guardian = people[sorted(family.guardians)[0]]
+                found: list[Any] = []
+                after = None
+                while True:
+                    page = await self.gateway.list_access_log(guardian, family.child, 200, after)
+                    found += [entry["item"] for entry in page["entries"]]
+                    if not page["hasMore"]:
+                        break
+                    after = page["entries"][-1]["position"]
+                logs.append(found)
+                for uid in EVERYONE:
+                    if uid in family.guardians:
+                        continue
+                    try:
+                        await self.gateway.list_access_log(people[uid], family.child)
+                    except (NotFoundError, ForbiddenError):
+                        continue
+                    strangers.append((uid, family.child))
+            return logs, strangers
 
         def teardown(self) -> None:
             for name in ("medical", "report"):

@@ -1,13 +1,15 @@
 """The five-step story clicked through in headless Chromium (web/e2e/story.test.ts, `npm run e2e`),
-then the app and GraphiQL in a browser that holds the user's certificate in its own store.
+then an emergency access, then the app and GraphiQL in a browser that holds the user's
+certificate in its own store.
 
-Two parents, a pediatrician, two schools and an administrator each use their own
+Two parents, two pediatricians, two schools and an administrator each use their own
 browser context with their own client certificate against a real `healthledger serve`
 over mutual TLS. The script asserts what each of them sees (the second parent sees the
 child only after accepting guardianship, school-b never sees the report, school-a reads
-it only while approved, the administrator's explorer hides the others' transactions)
-and saves a screenshot per step in web/test-results/story/, where docs/web.md's
-pictures are copied from.
+it only while approved, a pediatrician without an agreement reads the card only under an
+emergency access the parents see and end, the administrator's explorer hides the others'
+transactions) and saves a screenshot per step in web/test-results/story/, where
+docs/web.md's pictures are copied from. The second pediatrician is enrolled here.
 
 A further parent is enrolled with a .p12, which is imported into an NSS database (Chromium's
 certificate store on Linux) in a HOME of its own, with the server's CA trusted; a managed
@@ -41,6 +43,7 @@ CHROMIUM_POLICIES = Path("/etc/chromium/policies/managed")
 SCREENSHOTS = WEB / "test-results" / "story"
 STORY_SECONDS = 150
 OWN_STORE_USER = ("parents", "carol", "parent", "Carol Diaz")
+EMERGENCY_DOCTOR = ("hospital", "dr-grey", "doctor", "Dr. Meredith Grey")
 
 
 @contextmanager
@@ -81,6 +84,10 @@ def test_the_story_in_the_browser(tmp_path: Path) -> None:
     assert npm, "Node.js 20 and npm are needed to drive the browser"
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     with web_server(tmp_path) as (net, server):
+        doctor_org, doctor, doctor_role, doctor_name = EMERGENCY_DOCTOR
+        provision.enroll(
+            net.directory, org=doctor_org, uid=doctor, role=doctor_role, name=doctor_name
+        )
         org, uid, role, name = OWN_STORE_USER
         enrolled = provision.enroll(
             net.directory, org=org, uid=uid, role=role, name=name, p12_password=DEMO_P12_PASSWORD
@@ -97,6 +104,7 @@ def test_the_story_in_the_browser(tmp_path: Path) -> None:
             "NODE_EXTRA_CA_CERTS": str(server_ca),
             "E2E_NSS_HOME": str(tmp_path / "home"),
             "E2E_NSS_UID": uid,
+            "E2E_EMERGENCY_DOCTOR": doctor,
             "NO_COLOR": "1",
         }
         started = time.monotonic()
@@ -123,10 +131,13 @@ def test_the_story_in_the_browser(tmp_path: Path) -> None:
     output = f"{stdout}\n{stderr}\nserver log:\n{server.log_text()[-4000:]}"
     assert story.returncode == 0, output
     steps = [
-        line for line in stdout.splitlines() if line[:2] in {"1.", "2.", "3.", "4.", "5.", "6."}
+        line
+        for line in stdout.splitlines()
+        if line[:2] in {"1.", "2.", "3.", "4.", "5.", "6.", "7."}
     ]
-    assert len(steps) == 6, output
+    assert len(steps) == 7, output
     shots = sorted(path.name for path in SCREENSHOTS.glob("*.png"))
-    assert "graphiql-subscription-event" in " ".join(shots), shots
+    for picture in ("parent-emergency-banner", "graphiql-subscription-event"):
+        assert picture in " ".join(shots), shots
     assert len(shots) >= 7 and not any(name.startswith("failure") for name in shots), shots
     assert elapsed < STORY_SECONDS

@@ -228,7 +228,10 @@ class Operation:
 
 def _approve(school: str) -> Operation:
     def approve(story: Story) -> Story | None:
-        return None if story.permitted else replace(story, permitted=(school,))
+        # Approving adds (or renews) the school; the report lists schools in the order of
+        # their first permission, which START gives as school-a, school-b.
+        permitted = {*story.permitted, school}
+        return replace(story, permitted=tuple(s for s in START.permitted if s in permitted))
 
     return Operation(
         f"approve {school}",

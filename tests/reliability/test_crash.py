@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from devkit.serve_process import ServeProcess, verify_ledger
-from ledger_backends.testing import backend_params, needs_backend, scratch_url
+from ledger_backends.testing import needs_backend
 from tests.api_client import REGISTER_CHILD, GraphQLClient, RedisServer, every_page
 from tests.networks import NetworkFixture, make_network
 
@@ -140,29 +140,6 @@ class RegistrationLoad:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
     return make_network(tmp_path_factory.mktemp("crash") / "network")
-
-
-@pytest.fixture
-def redis_with_aof(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server on a free port, appendonly yes + appendfsync always."""
-    data = tmp_path / "redis"
-    data.mkdir()
-    server = RedisServer(data_dir=data)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(params=backend_params("sqlite", "postgresql", "redis"))
-def durable_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh ledger URL on a backend configured to be durable (Redis: a private AOF server)."""
-    if request.param == "redis":
-        yield request.getfixturevalue("redis_with_aof").url
-    else:
-        with scratch_url(request.param, tmp_path) as url:
-            yield url
 
 
 def test_acknowledged_writes_survive_kill_9_of_the_server(

@@ -1,17 +1,19 @@
 /// <reference types="node" />
 // The five-step story clicked through in headless Chromium by two parents, a pediatrician,
 // two schools and an administrator, each in their own browser context presenting their own
-// client certificate to a running `healthledger serve`. Asserts what each person sees; saves
-// a screenshot per step, and of every open page when the story fails. Then a parent whose
-// certificate is in Chromium's own certificate store, as a person's browser holds it, uses the
-// app and GraphiQL with every request to another host blocked.
+// client certificate to a running `healthledger serve`; then a second pediatrician opens
+// emergency access to the child, which the parents see, with every read, and end. Asserts what
+// each person sees; saves a screenshot per step, and of every open page when the story fails.
+// Then a parent whose certificate is in Chromium's own certificate store, as a person's browser
+// holds it, uses the app and GraphiQL with every request to another host blocked.
 //
 // Run by tests/test_web_e2e.py (`npm run e2e`, this directory's vitest.config.ts), which sets
 // E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory, with
 // users/ORG/UID.pem and .key), E2E_OUTPUT (where screenshots go), E2E_CHROMIUM,
 // NODE_EXTRA_CA_CERTS=<network>/tls/ca.pem so Playwright's certificate proxy trusts the server,
 // and E2E_NSS_HOME and E2E_NSS_UID: a HOME whose NSS database holds that user's .p12 and trusts
-// the server's CA, with a Chromium policy that presents the certificate to E2E_BASE_URL.
+// the server's CA, with a Chromium policy that presents the certificate to E2E_BASE_URL; and
+// E2E_EMERGENCY_DOCTOR, a hospital doctor enrolled for the emergency, with no agreement.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -25,10 +27,16 @@ const CHROMIUM = process.env.E2E_CHROMIUM ?? '/usr/bin/chromium'
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu']
 const NSS_HOME = required('E2E_NSS_HOME')
 const NSS_UID = required('E2E_NSS_UID')
+const EMERGENCY_DOCTOR = required('E2E_EMERGENCY_DOCTOR')
 const STEP_TIMEOUT_MS = 20_000
 
 const CHILD = 'Mia Martin'
 const CONCLUSION = 'Fit for school. Keep peanuts out of her lunch.'
+const EMERGENCY_REASON = 'Brought in unconscious after a fall at school; allergies needed before treatment.'
+/** The end date the parent gives the agreement, then the one it is extended to (a day in the
+ * years the test runs, far enough ahead). */
+const AGREEMENT_ENDS = `${new Date().getFullYear() + 1}-06-30`
+const AGREEMENT_EXTENDED = `${new Date().getFullYear() + 2}-06-30`
 
 function required(name: string): string {
   const value = process.env[name]
@@ -179,8 +187,11 @@ async function story(browser: Browser): Promise<void> {
   await screenshot(parent, 'parent-error-as-a-sentence', parent.section('Pediatrician'))
 
   await doctorField.fill('dr-house')
+  await p.getByLabel('Ends on').fill(AGREEMENT_ENDS)
   await parent.click('Sign agreement')
   await parent.sees('waiting for the pediatrician to accept')
+  const agreementDates = parent.section('Pediatrician')
+  await parent.sees(new RegExp(`ends .*${AGREEMENT_ENDS.slice(0, 4)}`), agreementDates)
   await screenshot(parent, 'parent-registered-child-and-signed')
 
   await doctor.sees('alice asks you to be the pediatrician of their child', doctor.section('Agreements waiting for you'))
@@ -188,6 +199,10 @@ async function story(browser: Browser): Promise<void> {
   await doctor.click('Accept agreement from alice')
   await doctor.sees(CHILD, doctor.section('Your patients'))
   await parent.sees('active: this pediatrician can read and edit the card')
+  await p.getByLabel('New end date of the agreement with dr-house').fill(AGREEMENT_EXTENDED)
+  await parent.click('Extend agreement with dr-house')
+  await parent.sees(new RegExp(`ends .*${AGREEMENT_EXTENDED.slice(0, 4)}`), agreementDates)
+  await doctor.sees('Parents changed the end date of their agreement with you.')
 
   const editor = doctor.section('Medical card')
   await editor.getByText('Editing version 1').waitFor()
@@ -255,6 +270,7 @@ async function story(browser: Browser): Promise<void> {
   await schoolA.sees('Health report requested, waiting for the pediatrician.')
   await parent.sees(/school-a\s+asked for a health report/)
   await doctor.sees(/school-a\s+needs a report on/)
+  await doctor.sees('A school asked you for a health report on a patient.')
   await screenshot(schoolA, 'school-a-report-requested')
 
   step('4. the pediatrician writes the report from the card, previewing what the school will read')
@@ -288,6 +304,9 @@ async function story(browser: Browser): Promise<void> {
   await parent.click('Approve for the chosen schools')
   await parent.sees('Withdraw permission for school-a')
   await parent.doesNotSee('Withdraw permission for school-b')
+  const permission = reports.locator('[data-test="permission"]')
+  await parent.sees('school-a — may read it', permission)
+  await parent.sees(/Approved .*; until /, permission)
   await screenshot(parent, 'parent-approved-for-school-a', reports)
 
   await schoolA.sees(CONCLUSION)
@@ -302,7 +321,62 @@ async function story(browser: Browser): Promise<void> {
   await parent.sees('No school can read it yet.')
   await schoolA.sees(locked)
   await schoolA.doesNotSee(CONCLUSION)
+  await parent.sees('school-a — may no longer read it: you withdrew the permission', permission)
   await screenshot(parent, 'parent-withdrew-permission', reports)
+
+  step('6. a second pediatrician opens emergency access with a reason; the parents see the banner and the reads, and end it; the next read is refused')
+  const childId = (await p.locator('[data-test="child-id"]').innerText()).trim()
+  const emergencyDoctor = await Person.open(browser, EMERGENCY_DOCTOR, 'hospital')
+  people.push(emergencyDoctor)
+  const e = emergencyDoctor.page
+  await emergencyDoctor.sees('No patients under an active agreement.')
+  await e.getByLabel('Child id').fill(childId)
+  await emergencyDoctor.click('Emergency access…')
+  const dialog = e.getByRole('dialog', { name: `Emergency access to child ${childId}` })
+  const reason = dialog.getByLabel('Why do you need the card now?')
+  await reason.fill('Fell over.')
+  await dialog.getByRole('button', { name: 'Open emergency access' }).click()
+  await emergencyDoctor.sees('Give a reason of at least 20 characters (now 10): the parents read it.', dialog)
+  await reason.fill(EMERGENCY_REASON)
+  await screenshot(emergencyDoctor, 'doctor-emergency-reason', 'window')
+  await dialog.getByRole('button', { name: 'Open emergency access' }).click()
+  const emergencyCard = emergencyDoctor.section('Medical card')
+  await emergencyDoctor.sees('Asthma confirmed; follow-up in spring.', emergencyCard)
+  await emergencyDoctor.sees(CHILD, e.locator('.child-title'))
+  await emergencyDoctor.sees(/You may read this card, never change it, until/)
+  assert((await emergencyCard.getByRole('textbox').count()) === 0, 'the emergency card is read-only')
+  await screenshot(emergencyDoctor, 'doctor-emergency-card', 'window')
+
+  const bannerName = `Emergency access to ${CHILD}’s medical card`
+  for (const guardian of [parent, otherParent]) {
+    const banner = guardian.page.getByRole('alert', { name: bannerName })
+    await guardian.sees(EMERGENCY_REASON, banner)
+    await guardian.sees(`${EMERGENCY_DOCTOR}, a pediatrician of the hospital, opened it`, banner)
+  }
+  await parent.sees('A doctor opened emergency access to your child’s medical card: see the banner at the top.')
+  await p.evaluate(() => window.scrollTo(0, 0))
+  await screenshot(parent, 'parent-emergency-banner', 'window')
+
+  const log = parent.section('Who saw this record')
+  const emergencyRead = log.locator('.access-emergency').filter({ hasText: EMERGENCY_DOCTOR })
+  await parent.sees(/read the medical card \(version 3\) under emergency access/, emergencyRead)
+  await parent.sees('Pediatrician, hospital', emergencyRead)
+
+  await parent.page.getByRole('alert', { name: bannerName }).getByRole('button', { name: /^End it/ }).click()
+  for (const guardian of [parent, otherParent]) {
+    await guardian.page.getByRole('alert', { name: bannerName }).waitFor({ state: 'detached' })
+  }
+  await emergencyDoctor.sees('Your emergency access to a child’s card ended: you can no longer read it.')
+  await emergencyDoctor.click('Read the card again')
+  await emergencyDoctor.sees('This record does not exist, or you are not allowed to see it.', emergencyCard)
+  await emergencyDoctor.sees('The card can no longer be read.')
+  await emergencyDoctor.doesNotSee('Asthma confirmed; follow-up in spring.')
+  await screenshot(emergencyDoctor, 'doctor-emergency-refused', 'window')
+
+  const refusal = log.locator('.access-refused').filter({ hasText: EMERGENCY_DOCTOR })
+  await parent.sees('tried to read the medical card', refusal)
+  await log.evaluate((section) => section.scrollIntoView({ block: 'start' }))
+  await screenshot(parent, 'parent-access-log', 'window')
 
   for (const person of people) {
     assert(person.loads === 1, `${person.uid}'s page was loaded ${person.loads} times; updates must arrive live`)
@@ -373,7 +447,7 @@ function subscribeSent(page: Page): Promise<string> {
 
 async function ownCertificateStore(browser: Browser): Promise<void> {
   step(
-    `6. ${NSS_UID}’s browser presents their certificate from its own store: the app, then GraphiQL ` +
+    `7. ${NSS_UID}’s browser presents their certificate from its own store: the app, then GraphiQL ` +
       'with every other host blocked, a query and a live subscription',
   )
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })

@@ -22,10 +22,13 @@ const card = (version: number): CardFieldsFragment => ({
   notes: null,
 })
 
-/** A card with `versions` versions, served newest first as the API pages them. */
-function history(versions: number) {
+/** A card with `versions` versions, served newest first as the API pages them; `failure()`
+ * names an error code to answer with instead. */
+function history(versions: number, failure: () => string | null = () => null) {
   return fakeApi((name, variables) => {
     if (name !== 'CardHistory') throw new Error(`unexpected ${name}`)
+    const code = failure()
+    if (code) return { code, message: 'Not now.' }
     const first = variables.first as number
     const start = variables.after === null ? versions : Number(variables.after) - 1
     const shown = Array.from({ length: Math.min(first, start) }, (_, i) => start - i)
@@ -89,5 +92,24 @@ describe('CardHistory', () => {
     })
     expect(heads(wrapper)).toHaveLength(100)
     expect(wrapper.find('[data-test="show-more"]').exists()).toBe(true)
+  })
+
+  it('keeps the versions while the ledger is unreachable, and shows none once it refuses them', async () => {
+    let failure: string | null = null
+    const wrapper = open(history(3, () => failure))
+    await settle()
+    expect(heads(wrapper)).toEqual(['Version 3', 'Version 2', 'Version 1'])
+
+    failure = 'UNAVAILABLE'
+    changed()
+    await settle()
+    expect(wrapper.find('[role="alert"]').text()).toContain('The ledger cannot be reached right now')
+    expect(heads(wrapper)).toEqual(['Version 3', 'Version 2', 'Version 1'])
+
+    failure = 'NOT_FOUND'
+    changed()
+    await settle()
+    expect(wrapper.find('[role="alert"]').text()).toContain('This record does not exist, or you are not allowed to see it.')
+    expect(heads(wrapper)).toEqual([])
   })
 })

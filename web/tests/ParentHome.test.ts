@@ -57,6 +57,10 @@ function ledger() {
         return { data: { reportRequests: page([]) } }
       case 'Reports':
         return { data: { reports: page([]) } }
+      case 'AccessLog':
+        return { data: { accessLog: page([]) } }
+      case 'EmergencyAccesses':
+        return { data: { emergencyAccesses: [] } }
       default:
         throw new Error(`unexpected ${name}`)
     }
@@ -67,7 +71,7 @@ describe('ParentHome', () => {
   it('shows a guardianship offer, accepts it, and then lists and opens the child', async () => {
     const api = ledger()
     const wrapper = mount(ParentHome, {
-      props: { schools: ['school-a'] },
+      props: { uid: 'bob', schools: ['school-a'] },
       global: { plugins: [[urql, api.client]] },
     })
     await settle()
@@ -94,9 +98,64 @@ describe('ParentHome', () => {
     )
   })
 
+  it('shows an open emergency access to any of the children at the top, whichever is chosen', async () => {
+    const noah: Child = { ...mia, id: 'child-2', fullName: 'Noah Martin', pendingGuardians: [] }
+    const api = fakeApi((name, variables) => {
+      switch (name) {
+        case 'Children':
+          return { data: { children: page([{ ...mia, pendingGuardians: [] }, noah]) } }
+        case 'EmergencyAccesses':
+          return {
+            data: {
+              emergencyAccesses:
+                variables.childId === noah.id
+                  ? [{
+                      id: 'emergency-1', childId: noah.id, doctorUid: 'dr-grey',
+                      reason: 'Unconscious after a fall at the playground.',
+                      openedAt: new Date().toISOString(),
+                      validUntil: new Date(Date.now() + 3_600_000).toISOString(),
+                      endedAt: null, endedBy: null,
+                    }]
+                  : [],
+            },
+          }
+        case 'PendingGuardianships':
+          return { data: { pendingGuardianships: [] } }
+        case 'MedicalCard':
+          return { code: 'NOT_FOUND', message: 'No card.' }
+        case 'CardHistory':
+          return { data: { medicalCardHistory: page([]) } }
+        case 'AccessLog':
+        case 'Agreements':
+        case 'AdmissionRequests':
+        case 'ReportRequests':
+        case 'Reports': {
+          const field = name.charAt(0).toLowerCase() + name.slice(1)
+          return { data: { [field]: page([]) } }
+        }
+        default:
+          throw new Error(`unexpected ${name}`)
+      }
+    })
+    const wrapper = mount(ParentHome, {
+      props: { uid: 'alice', schools: [] },
+      global: { plugins: [[urql, api.client]] },
+    })
+    await settle()
+    expect(wrapper.find('.child-title').text()).toBe('Mia Martin')
+    expect(wrapper.find('[data-test="child-id"]').text()).toBe('child-1')
+    const banners = wrapper.findAll('[data-test="emergency-banner"]')
+    expect(banners).toHaveLength(1)
+    expect(banners[0]!.find('h2').text()).toBe('Emergency access to Noah Martin’s medical card is open')
+    // Above everything else on the page.
+    expect(wrapper.element.firstElementChild!.contains(banners[0]!.element)).toBe(true)
+    expect(wrapper.find('#access-heading').text()).toBe('Who saw this record')
+    expect(api.sent.find((s) => s.name === 'AccessLog')?.variables).toEqual({ childId: 'child-1', first: 50, after: null })
+  })
+
   it('says in the register form that other parents must accept guardianship', async () => {
     const wrapper = mount(ParentHome, {
-      props: { schools: [] },
+      props: { uid: 'bob', schools: [] },
       global: { plugins: [[urql, ledger().client]] },
     })
     await settle()

@@ -16,6 +16,7 @@ const report = (id: string, changes: Partial<Report>): Report => ({
   authorUid: 'dr-house',
   createdAt: '2026-03-01T10:00:00+00:00',
   permittedSchools: [],
+  permissions: [],
   cardVersion: 3,
   cardHash: 'abc',
   ...changes,
@@ -54,13 +55,21 @@ describe('SchoolHome', () => {
   it('reads each report’s status as its own school’s: approved exactly while permitted', async () => {
     const wrapper = open([
       report('report-ready', {}),
-      report('report-approved', { status: 'APPROVED', permittedSchools: ['school-a'] }),
+      report('report-approved', {
+        status: 'APPROVED',
+        permittedSchools: ['school-a'],
+        permissions: [
+          { school: 'school-a', grantedAt: '2026-03-02T10:00:00+00:00', validUntil: '2026-05-31T21:59:59+00:00', status: 'ACTIVE' },
+        ],
+      }),
     ])
     await settle()
     const [ready, approved] = wrapper.findAll('article')
     expect(ready!.find('[data-test="report-status"]').text()).toBe('not approved for your school')
     expect(ready!.find('[data-test="report-locked"]').exists()).toBe(true)
     expect(approved!.find('[data-test="report-status"]').text()).toBe('approved for your school')
+    expect(approved!.find('p').text()).toMatch(/approved for your school\s+until .*2026/)
+    expect(ready!.find('p').text()).not.toContain('until')
     expect(approved!.find('[data-test="conclusion"]').text()).toBe('Fit.')
     expect(wrapper.text()).not.toMatch(/other schools?/i)
   })

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { describeCardChange } from '../src/domain/cardDiff'
 import { draftOf, patchOf } from '../src/domain/cardForm'
+import { isOpen, reasonProblem } from '../src/domain/emergency'
 import { eventSentence } from '../src/domain/events'
-import { linesToList, today } from '../src/domain/format'
+import { daysFromToday, endOfDay, linesToList, today } from '../src/domain/format'
 import { reportPreview } from '../src/domain/reportPreview'
 import { schoolsOf } from '../src/domain/schools'
 import type { CardFieldsFragment } from '../src/gql/graphql'
@@ -104,6 +105,18 @@ describe('eventSentence', () => {
     expect(eventSentence('SomethingNew', 'SCHOOL')).toBe('Something changed on the ledger.')
   })
 
+  it('tells the party who loses access that a consent ended', () => {
+    expect(eventSentence('AgreementEnded', 'DOCTOR')).toBe(
+      'An agreement ended: you can no longer read or edit that child’s card.',
+    )
+    expect(eventSentence('EmergencyAccessEnded', 'DOCTOR')).toBe(
+      'Your emergency access to a child’s card ended: you can no longer read it.',
+    )
+    expect(eventSentence('ReportPermissionEnded', 'SCHOOL')).toBe(
+      'Your school’s permission to read a health report ended.',
+    )
+  })
+
   it('tells the invited parent to accept an offer, and the guardians that it was accepted', () => {
     expect(eventSentence('GuardianshipOffered', 'PARENT')).toBe(
       'You were offered guardianship of a child: accept it to see the child.',
@@ -118,5 +131,37 @@ describe('format', () => {
   it('turns a textarea into a list and knows today in local time', () => {
     expect(linesToList(' a \n\n b\n')).toEqual(['a', 'b'])
     expect(today(new Date(2026, 0, 31, 23, 30))).toBe('2026-01-31')
+  })
+
+  it('makes a picked date an end at the last second of that day, in local time', () => {
+    const end = new Date(endOfDay('2026-06-30'))
+    expect([end.getFullYear(), end.getMonth() + 1, end.getDate()]).toEqual([2026, 6, 30])
+    expect([end.getHours(), end.getMinutes(), end.getSeconds()]).toEqual([23, 59, 59])
+    expect(endOfDay('2026-06-30')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/)
+  })
+
+  it('counts days from today across month and year ends', () => {
+    expect(daysFromToday(90, new Date(2026, 10, 15, 8))).toBe('2027-02-13')
+    expect(daysFromToday(1, new Date(2026, 0, 31, 23, 30))).toBe('2026-02-01')
+  })
+})
+
+describe('emergency access', () => {
+  it('asks for a reason of 20 characters or more, counted as people count them', () => {
+    expect(reasonProblem('  Fell over.  ')).toBe(
+      'Give a reason of at least 20 characters (now 10): the parents read it.',
+    )
+    expect(reasonProblem('Anaphylaxis, suspected peanuts')).toBeNull()
+    // Nineteen characters, one of them outside the 16-bit range, are still too few.
+    expect(reasonProblem('🚑 Unconscious child')).toBe(
+      'Give a reason of at least 20 characters (now 19): the parents read it.',
+    )
+  })
+
+  it('is open until it is ended or its time runs out', () => {
+    const now = Date.parse('2026-03-01T10:00:00Z')
+    expect(isOpen({ endedAt: null, validUntil: '2026-03-01T10:00:01Z' }, now)).toBe(true)
+    expect(isOpen({ endedAt: null, validUntil: '2026-03-01T10:00:00Z' }, now)).toBe(false)
+    expect(isOpen({ endedAt: '2026-03-01T09:30:00Z', validUntil: '2026-03-01T11:00:00Z' }, now)).toBe(false)
   })
 })

@@ -55,7 +55,7 @@ export const CardHistoryQuery = graphql(`
 export const AgreementsQuery = graphql(`
   query Agreements($childId: ID, $first: Int!, $after: String) {
     agreements(childId: $childId, first: $first, after: $after) {
-      edges { node { id childId parentUid doctorUid status createdAt updatedAt } }
+      edges { node { id childId parentUid doctorUid status createdAt updatedAt validUntil } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -79,6 +79,10 @@ export const ReportRequestsQuery = graphql(`
   }
 `)
 
+export const PermissionFieldsFragment = graphql(`
+  fragment PermissionFields on ReportPermission { school grantedAt validUntil status }
+`)
+
 export const ReportsQuery = graphql(`
   query Reports($first: Int!, $after: String) {
     reports(first: $first, after: $after) {
@@ -86,6 +90,7 @@ export const ReportsQuery = graphql(`
         node {
           id childId reportRequestId status authorUid createdAt permittedSchools cardVersion
           cardHash
+          permissions { ...PermissionFields }
         }
       }
       pageInfo { hasNextPage endCursor }
@@ -102,6 +107,37 @@ export const ReportContentQuery = graphql(`
         vaccinations { vaccine date dose }
       }
     }
+  }
+`)
+
+export const ChildQuery = graphql(`
+  query Child($id: ID!) {
+    child(id: $id) { id fullName birthDate }
+  }
+`)
+
+export const AccessLogQuery = graphql(`
+  query AccessLog($childId: ID!, $first: Int!, $after: String) {
+    accessLog(childId: $childId, first: $first, after: $after) {
+      edges {
+        node {
+          id at readerUid readerOrg readerRole what recordId version purpose outcome blockNumber
+        }
+      }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+`)
+
+export const EmergencyAccessFieldsFragment = graphql(`
+  fragment EmergencyAccessFields on EmergencyAccess {
+    id childId doctorUid reason openedAt validUntil endedAt endedBy
+  }
+`)
+
+export const EmergencyAccessesQuery = graphql(`
+  query EmergencyAccesses($childId: ID!) {
+    emergencyAccesses(childId: $childId) { ...EmergencyAccessFields }
   }
 `)
 
@@ -146,8 +182,16 @@ export const AcceptGuardianshipMutation = graphql(`
 `)
 
 export const SignAgreementMutation = graphql(`
-  mutation SignAgreement($childId: ID!, $doctorUid: String!) {
-    signAgreement(childId: $childId, doctorUid: $doctorUid) { id status }
+  mutation SignAgreement($childId: ID!, $doctorUid: String!, $validUntil: DateTime) {
+    signAgreement(childId: $childId, doctorUid: $doctorUid, validUntil: $validUntil) {
+      id status validUntil
+    }
+  }
+`)
+
+export const ExtendAgreementMutation = graphql(`
+  mutation ExtendAgreement($id: ID!, $validUntil: DateTime!) {
+    extendAgreement(id: $id, validUntil: $validUntil) { id status validUntil }
   }
 `)
 
@@ -204,14 +248,32 @@ export const CreateReportMutation = graphql(`
 `)
 
 export const ApproveReportMutation = graphql(`
-  mutation ApproveReport($id: ID!, $schools: [String!]!) {
-    approveReport(id: $id, schools: $schools) { id status permittedSchools }
+  mutation ApproveReport($id: ID!, $schools: [String!]!, $validUntil: DateTime) {
+    approveReport(id: $id, schools: $schools, validUntil: $validUntil) {
+      id status permittedSchools
+      permissions { ...PermissionFields }
+    }
   }
 `)
 
 export const RevokeReportPermissionMutation = graphql(`
   mutation RevokeReportPermission($id: ID!, $school: String!) {
-    revokeReportPermission(id: $id, school: $school) { id status permittedSchools }
+    revokeReportPermission(id: $id, school: $school) {
+      id status permittedSchools
+      permissions { ...PermissionFields }
+    }
+  }
+`)
+
+export const OpenEmergencyAccessMutation = graphql(`
+  mutation OpenEmergencyAccess($childId: ID!, $reason: String!) {
+    openEmergencyAccess(childId: $childId, reason: $reason) { ...EmergencyAccessFields }
+  }
+`)
+
+export const EndEmergencyAccessMutation = graphql(`
+  mutation EndEmergencyAccess($id: ID!) {
+    endEmergencyAccess(id: $id) { ...EmergencyAccessFields }
   }
 `)
 

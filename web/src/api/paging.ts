@@ -12,6 +12,8 @@ import type { Problem } from './errors'
 export const PAGE_SIZE = 50
 /** The most the server gives in one page. */
 export const MAX_PAGE_SIZE = 200
+/** The answers that say the caller may not read the list (any more). */
+const REFUSALS = new Set<Problem['code']>(['NOT_FOUND', 'FORBIDDEN', 'UNAUTHENTICATED'])
 
 /** The part of a connection the app reads. */
 export interface Page<Node> {
@@ -39,6 +41,8 @@ export interface PagedQuery<Node> {
   problems: Ref<Problem[]>
   /** Loads the next page after the items shown. */
   more: () => Promise<void>
+  /** Loads the list afresh, as many items as are shown (it does so itself when the ledger changes). */
+  reload: () => Promise<void>
 }
 
 /**
@@ -99,6 +103,14 @@ export function usePagedQuery<Data, Variables extends AnyVariables & PageVariabl
       const page = await fetchPage(Math.min(MAX_PAGE_SIZE, wanted - found.length), after, run)
       if (run !== generation) return
       if (!page) {
+        // What may no longer be read (an access that ended) must not stay on screen; a list
+        // the ledger merely could not give right now stays as it was.
+        if (problems.value.some((p) => REFUSALS.has(p.code))) {
+          items.value = []
+          endCursor = null
+          hasMore.value = false
+          loaded.value = false
+        }
         fetching.value = false
         return
       }
@@ -138,5 +150,5 @@ export function usePagedQuery<Data, Variables extends AnyVariables & PageVariabl
     { immediate: true },
   )
   watch(revision, () => void reload())
-  return { items, hasMore, loaded, fetching, problems, more }
+  return { items, hasMore, loaded, fetching, problems, more, reload }
 }

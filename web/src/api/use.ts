@@ -16,6 +16,8 @@ export interface LiveQuery<Data> {
   error: Ref<CombinedError | undefined>
   problems: ComputedRef<Problem[]>
   fetching: Ref<boolean>
+  /** Asks again now (it does so itself when the ledger changes). */
+  reload: () => void
 }
 
 export function useLiveQuery<Data>(query: TypedDocumentNode<Data, NoVariables>): LiveQuery<Data>
@@ -31,13 +33,14 @@ export function useLiveQuery<Data, Variables extends AnyVariables>(
   pause: () => boolean = () => false,
 ): LiveQuery<Data> {
   const result = useQuery<Data, Variables>({ query, variables, requestPolicy: 'network-only', pause })
-  watch(revision, () => {
+  function reload(): void {
     if (!pause()) void result.executeQuery({ requestPolicy: 'network-only' })
-  })
+  }
+  watch(revision, reload)
   const problems = computed<Problem[]>(() =>
     result.error.value ? describeError(result.error.value) : [],
   )
-  return { data: result.data, error: result.error, problems, fetching: result.fetching }
+  return { data: result.data, error: result.error, problems, fetching: result.fetching, reload }
 }
 
 export interface Action<Data, Variables> {

@@ -16,19 +16,33 @@ const SENTENCES: Record<string, string> = {
   ReportReady: 'A health report is ready.',
   ReportApproved: 'A health report was approved for schools.',
   ReportPermissionRevoked: "A school's permission to read a health report was withdrawn.",
+  AgreementExtended: 'The end date of an agreement with a pediatrician changed.',
+  AgreementEnded: 'An agreement with a pediatrician ended.',
+  EmergencyAccessOpened: 'A doctor opened emergency access to a child’s medical card.',
+  EmergencyAccessEnded: 'An emergency access to a child’s medical card ended.',
+  ReportPermissionEnded: "A school's permission to read a health report ended.",
 }
 
 const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
-  DOCTOR: { AgreementSigned: 'A parent asked you to be their child’s pediatrician.' },
+  DOCTOR: {
+    AgreementSigned: 'A parent asked you to be their child’s pediatrician.',
+    ReportRequested: 'A school asked you for a health report on a patient.',
+    AgreementExtended: 'Parents changed the end date of their agreement with you.',
+    AgreementEnded: 'An agreement ended: you can no longer read or edit that child’s card.',
+    EmergencyAccessEnded: 'Your emergency access to a child’s card ended: you can no longer read it.',
+  },
   PARENT: {
     GuardianshipOffered: 'You were offered guardianship of a child: accept it to see the child.',
     ReportReady: 'A health report is ready for your approval.',
+    EmergencyAccessOpened:
+      'A doctor opened emergency access to your child’s medical card: see the banner at the top.',
   },
   SCHOOL: {
     AdmissionRequested: 'A new admission request is waiting for your decision.',
     ReportRequested: 'A health report was requested from the pediatrician.',
     ReportReady: 'A health report was written; the parents decide whether your school may read it.',
     ReportApproved: 'A health report was approved for your school.',
+    ReportPermissionEnded: 'Your school’s permission to read a health report ended.',
   },
 }
 

@@ -60,3 +60,16 @@ export function linesToList(text: string): string[] {
     .map((line) => line.trim())
     .filter((line) => line.length > 0)
 }
+
+/** The end of a calendar date (YYYY-MM-DD) in the user's time zone, as an instant for the API:
+ * what "until 30 June" means to the person who picks 30 June. */
+export function endOfDay(date: string): string {
+  const [year, month, day] = date.split('-').map(Number)
+  return new Date(year!, month! - 1, day!, 23, 59, 59).toISOString()
+}
+
+/** The calendar date `days` after today in the user's time zone, as YYYY-MM-DD. */
+export function daysFromToday(days: number, now: Date = new Date()): string {
+  const later = new Date(now.getFullYear(), now.getMonth(), now.getDate() + days, 12)
+  return today(later)
+}
