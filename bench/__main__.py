@@ -29,6 +29,7 @@ SHORT = {
     "attacker_latency": "--repeats 2 --duration 1 --warmup 0.3 --blocks 40",
     "soak": "--repeats 3 --duration 10",
     "paging": "--repeats 3 --duration 1 --warmup 0.3",
+    "read_log": "--repeats 3 --duration 1 --warmup 0.5 --connections 32",
 }
 
 

@@ -45,6 +45,7 @@ from . import harness
 from .harness import Result, log, median
 from .https_load import (
     Flow,
+    Post,
     Sample,
     Streams,
     graphql_body,
@@ -80,34 +81,13 @@ Server = tuple[int, list[str], Callable[[], float]]  # port, paths, its CPU seco
 def arguments() -> Any:
     found = harness.parser(__doc__.splitlines()[0], repeats=3, duration=1.5, warmup=0.5)
     default = "sqlite:1,postgresql:1,postgresql:2,redis:1,redis:2"
+    configs = harness.configs
     found.add_argument("--configs", type=configs, default=configs(default), help=default)
     found.add_argument(
         "--connections", type=harness.counts, default=[1, 8, 32, 64], help="1,8,32,64"
     )
     harness.pinning_options(found)
     return found
-
-
-def configs(text: str) -> list[tuple[str, int]]:
-    found = [part.strip().partition(":") for part in text.split(",")]
-    if any(b not in harness.BACKENDS[1:] or not n.isdigit() or n == "0" for b, _, n in found):
-        raise ValueError(text)
-    return [(backend, int(workers)) for backend, _, workers in found]
-
-
-@dataclass
-class RegisterFlow:
-    body: bytes
-
-    def request(self, path: str, port: int) -> bytes:
-        return request("POST", path, port, self.body)
-
-    def refusal(self, path: str, status: int, body: bytes) -> str | None:
-        found = outcome(status, body)
-        return None if found == "ok" else found
-
-    async def recover(self, streams: Streams, port: int) -> None:
-        return None
 
 
 @dataclass
@@ -173,7 +153,7 @@ class Bench:
             return [(self.doctor, flow) for flow in updates[:n]]
         born = {"fullName": "Bench Child", "birthDate": "2019-04-02", "sex": "F"}
         body = graphql_body(REGISTER_CHILD, {"input": born})
-        return [(self.contexts[uid], RegisterFlow(body)) for uid in self.parents[:n]]
+        return [(self.contexts[uid], Post(body)) for uid in self.parents[:n]]
 
     def run(self, cell: tuple[str, str, int], server: Server, flows: list[Connection]) -> None:
         (port, paths, cpu), (label, operation, n) = server, cell

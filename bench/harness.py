@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 
 BACKENDS = ("memory", "sqlite", "postgresql", "redis")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The CPUs this benchmark may use, taken before `pin` narrows its own to the client's.
+USABLE_CPUS = frozenset(os.sched_getaffinity(0))
 ROOT = Path(__file__).resolve().parent.parent
 NUMERIC = re.compile(r"^[-+]?[\d.,]+|^nan$|^—$")
 T = TypeVar("T")
@@ -67,6 +69,14 @@ def counts(text: str) -> list[int]:
     if any(value < 1 for value in values):
         raise argparse.ArgumentTypeError("every count must be at least 1")
     return values
+
+
+def configs(text: str) -> list[tuple[str, int]]:
+    """An argparse type: comma-separated BACKEND:WORKERS of servers ("sqlite:1,postgresql:2")."""
+    found = [part.strip().partition(":") for part in text.split(",")]
+    if any(b not in BACKENDS[1:] or not n.isdigit() or n == "0" for b, _, n in found):
+        raise ValueError(text)
+    return [(backend, int(workers)) for backend, _, workers in found]
 
 
 def parser(
@@ -161,8 +171,7 @@ def rss_mb(pids: Iterable[int]) -> float:
 
 def pin(server_pids: Iterable[int], server_core: int, client_core: int) -> str:
     """Server processes on one CPU, this process on another; says what it did."""
-    usable = os.sched_getaffinity(0)
-    if not {server_core, client_core} <= usable or server_core == client_core:
+    if not {server_core, client_core} <= USABLE_CPUS or server_core == client_core:
         return "not pinned (needs two usable CPUs)"
     for pid in server_pids:
         os.sched_setaffinity(pid, {server_core})

@@ -114,6 +114,23 @@ class Get:
         return None
 
 
+@dataclass
+class Post:
+    """POST of the same JSON body to any path, counted when `outcome` is ok."""
+
+    body: bytes
+
+    def request(self, path: str, port: int) -> bytes:
+        return request("POST", path, port, self.body)
+
+    def refusal(self, path: str, status: int, body: bytes) -> str | None:
+        found = outcome(status, body)
+        return None if found == "ok" else found
+
+    async def recover(self, streams: Streams, port: int) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Sample:
     """One measurement window."""

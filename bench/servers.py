@@ -14,6 +14,10 @@
   and permission classes that return constants, in a schema made by the production
   builder `api.schema.build_schema`. Before serving, it checks that this schema's
   extensions are those of the schema the API serves, and names them on its READY line.
+- `api`: the API as `healthledger serve --workers N` serves it on `--ledger` (the app of
+  `api.app.create_app`, the same uvicorn settings as `api.server.serve`), with the ledger's
+  access log on or off (`--access-log`; off is `Services.open(..., access_log=False)`, a
+  switch only benchmarks have). Several workers run under uvicorn's own supervisor.
 
 Each listens on a `devkit.ports.listening_socket()`, prints `READY <port> [...]` once it
 accepts connections, and stops at EOF on stdin (also when the benchmark dies) or on
@@ -33,6 +37,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -45,16 +50,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from strawberry.types import Info
+from uvicorn.supervisors import Multiprocess
 
 from api import schema as production
 from api.access_log import configure_logging
-from api.app import MAX_BODY_BYTES, BodyLimit, HealthLedgerGraphQL, IdentityGate
+from api.app import MAX_BODY_BYTES, BodyLimit, HealthLedgerGraphQL, IdentityGate, create_app
 from api.permissions import DoctorsOnly, ParentsOnly
-from api.server import NETWORK_ENV, loop_from_environment, ssl_context_from_environment
+from api.server import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    KEEP_ALIVE_SECONDS,
+    LEDGER_ENV,
+    NETWORK_ENV,
+    loop_from_environment,
+    persisted_operations_from_environment,
+    ssl_context_from_environment,
+)
 from api.services import Services
 from api.types import Child, MedicalCard, MedicalCardPatch, RegisterChildInput
 from authz.callers import CallerIdentifier
-from authz.client_cert_protocols import H11ClientCertProtocol, HttpToolsClientCertProtocol
+from authz.client_cert_protocols import (
+    H11ClientCertProtocol,
+    HttpToolsClientCertProtocol,
+    WebSocketClientCertProtocol,
+)
 from authz.identity import IdentityVerifier
 from authz.network import NetworkConfig, load_network
 from authz.proxy_headers import ProxySettings
@@ -67,6 +85,7 @@ from . import harness
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+ACCESS_LOG_ENV = "HEALTHLEDGER_BENCH_ACCESS_LOG"
 PLAIN = {"uid": "anonymous", "msp": "NoMSP", "org": "none", "role": "none", "name": "Nobody"}
 NOP_CHILD: records.ChildView = {
     "id": "child-0123456789abcdef",
@@ -176,7 +195,7 @@ class NopView(HealthLedgerGraphQL):
     """The API's view class (context, JSON decoding, headers) over another schema."""
 
     def __init__(self, services: Services, schema: strawberry.Schema) -> None:
-        super().__init__(services)
+        super().__init__(services, persisted_operations_from_environment())
         self.schema = schema
 
 
@@ -193,6 +212,64 @@ def baselines_app(network: NetworkConfig, schema: strawberry.Schema) -> Starlett
         Route("/nop-graphql", nop, methods=["POST"]),
     ]
     return Starlette(routes=routes)
+
+
+# -- the API, its access log on or off -----------------------------------------------------------
+
+
+def api_from_environment() -> Starlette:
+    """Each worker's app: `api.server.app_from_environment`'s, on HEALTHLEDGER_LEDGER_URL, with
+    the access log as HEALTHLEDGER_BENCH_ACCESS_LOG says (`on` or `off`) and no health port."""
+    configure_logging()
+    access_log = os.environ[ACCESS_LOG_ENV] == "on"
+    services = Services.open(
+        load_network(os.environ[NETWORK_ENV]), os.environ[LEDGER_ENV], access_log=access_log
+    )
+    app = create_app(services, None, persisted_operations_from_environment())
+    gc.freeze()  # as api.server does once the app is built
+    return app
+
+
+class Workers(Multiprocess):
+    """uvicorn's supervisor of `config.workers` processes on `sock`: READY once all of them
+    serve, stopped at EOF on stdin or on SIGTERM."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket) -> None:
+        super().__init__(config, [sock])
+        self.port = sock.getsockname()[1]
+        self.announce = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)  # the workers inherit stdout: their access log goes to the log
+        threading.Thread(target=self.stop_at_eof, daemon=True).start()
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        if all(p.wait_until_ready(START_TIMEOUT_S, self.should_exit) for p in self.processes):
+            print("READY", self.port, file=self.announce, flush=True)
+        self.announce.close()
+
+    def stop_at_eof(self) -> None:
+        while os.read(0, 4096):
+            pass
+        self.should_exit.set()
+
+
+def api_config(workers: int) -> uvicorn.Config:
+    """`api.server.serve`'s uvicorn settings, for `api_from_environment`."""
+    return uvicorn.Config(
+        "bench.servers:api_from_environment",
+        factory=True,
+        workers=workers,
+        http=HttpToolsClientCertProtocol,
+        ws=WebSocketClientCertProtocol,
+        ssl_context_factory=ssl_context_from_environment,
+        loop="api.server:loop_from_environment",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )
 
 
 # -- serving ------------------------------------------------------------------------------------
@@ -250,14 +327,26 @@ def context(network: NetworkConfig, verify: str) -> ssl.SSLContext:
 
 def main(argv: Sequence[str] | None = None) -> int:
     found = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    found.add_argument("kind", choices=("identity", "bare", "baselines"))
+    found.add_argument("kind", choices=("identity", "bare", "baselines", "api"))
     found.add_argument("--network", type=Path, required=True)
     found.add_argument("--http", choices=("httptools", "h11"), default="httptools")
     found.add_argument("--verify", choices=("required", "none"), default="required")
+    found.add_argument("--ledger", help="api: the ledger URL")
+    found.add_argument("--workers", type=int, default=1, help="api: worker processes")
+    found.add_argument("--access-log", choices=("on", "off"), default="on", help="api")
     args = found.parse_args(argv)
     network = load_network(args.network)
     if args.kind == "bare":
         asyncio.run(serve_bare(network, args.verify))
+        return 0
+    if args.kind == "api":
+        os.environ |= {NETWORK_ENV: str(args.network), LEDGER_ENV: args.ledger}
+        os.environ[ACCESS_LOG_ENV] = args.access_log
+        if args.workers > 1:
+            Workers(api_config(args.workers), listening_socket()).run()
+            return 0
+        with asyncio.Runner(loop_factory=loop_from_environment) as runner:
+            runner.run(serve(api_config(1)))
         return 0
     options: dict[str, Any] = {"lifespan": "off", "log_level": "warning", "access_log": False}
     announce: list[str] = []
@@ -299,7 +388,7 @@ class BenchServer:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=output
             )
-        if core is not None and core in os.sched_getaffinity(0):
+        if core is not None and core in harness.USABLE_CPUS:
             os.sched_setaffinity(self.process.pid, {core})
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT_S)

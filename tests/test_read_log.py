@@ -17,13 +17,12 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.services import Services
-from authz.network import LedgerConfig, load_network
+from authz.network import load_network
 from domain.errors import NotFoundError
 from ledger_backends.testing import backend_params, scratch_url
 from tests.api_client import (
@@ -330,7 +329,6 @@ def slow_commits(net: NetworkFixture) -> Iterator[Api]:
     """A server whose every commit waits SLOW_COMMIT_MS for its block to fill."""
     network = load_network(net.directory)
     slow = dataclasses.replace(network.ledger, batch_timeout_ms=SLOW_COMMIT_MS)
-    assert isinstance(slow, LedgerConfig)
     with api_server(net, "memory://", dataclasses.replace(network, ledger=slow)) as running:
         yield running
 
@@ -344,7 +342,7 @@ def _median_seconds(api: Api, uid: str, child: str, tries: int = 7) -> float:
     return statistics.median(times)
 
 
-def test_a_refused_read_does_not_wait_for_its_entry(slow_commits: Api, tmp_path: Path) -> None:
+def test_a_refused_read_does_not_wait_for_its_entry(slow_commits: Api) -> None:
     """A permitted read waits for its entry's commit; a refused one answers at once, whether
     the child exists or not."""
     api = slow_commits

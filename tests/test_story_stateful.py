@@ -110,6 +110,15 @@ ENTRY_FIELDS = {
 }
 
 
+def _permitted(entries: list[Any]) -> Counter[Read]:
+    """The reads PERMITTED entries say were made."""
+    return Counter(
+        (e["childId"], e["readerUid"], e["what"], e["recordId"], e["version"], e["purpose"])
+        for e in entries
+        if e["outcome"] == "PERMITTED"
+    )
+
+
 def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
     net = make_network(tmp_path / "network")
     network = load_network(net.directory)
@@ -126,6 +135,9 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             )
             self.families: list[Family] = []
             self.reads: Counter[Read] = Counter()
+            # The PERMITTED entries checked so far, and each child's newest entry checked.
+            self.logged: Counter[Read] = Counter()
+            self.newest: dict[str, str] = {}
 
         def attempt(self, actor: str, operation: str, family: Family, pick: int) -> Any:
             """`actor` tries `operation` on one of the family's objects; None if refused."""
@@ -434,44 +446,44 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
 
         @invariant()
         def the_access_log_holds_every_read_and_only_its_guardians_list_it(self) -> None:
-            logs, strangers = asyncio.run(self.access_logs())
-            for family, entries in zip(self.families, logs, strict=True):
-                recorded = Counter(
-                    (
-                        e["childId"],
-                        e["readerUid"],
-                        e["what"],
-                        e["recordId"],
-                        e["version"],
-                        e["purpose"],
-                    )
-                    for e in entries
-                    if e["outcome"] == "PERMITTED"
-                )
-                expected = Counter({r: n for r, n in self.reads.items() if r[0] == family.child})
-                assert recorded == expected
-                for entry in entries:
-                    assert set(entry) == ENTRY_FIELDS and entry["childId"] == family.child
-                    assert "Kid" not in json.dumps(entry) and "Healthy" not in json.dumps(entry)
-                    if entry["outcome"] == "REFUSED":
-                        assert entry["readerUid"] not in family.guardians
-                        assert entry["version"] is None
+            """Checked on the entries added since the step before (entries never change, and
+            their ids are in time order); the whole logs once more at teardown."""
+            new, strangers = asyncio.run(self.access_logs(since=self.newest))
+            for family, entries in zip(self.families, new, strict=True):
+                self.check_entries(family, entries)
+                if entries:
+                    self.newest[family.child] = entries[0]["id"]
+                self.logged += _permitted(entries)
+            assert self.logged == self.reads
             assert not strangers, f"listed the access log of a child not theirs: {strangers}"
 
-        async def access_logs(self) -> tuple[list[list[Any]], list[tuple[str, str]]]:
-            """Every family's access log as a guardian lists it, once the refused reads still
-            gathering are written; and (uid, child) for anyone else who could list one."""
+        def check_entries(self, family: Family, entries: list[Any]) -> None:
+            for entry in entries:
+                assert set(entry) == ENTRY_FIELDS and entry["childId"] == family.child
+                assert "Kid" not in json.dumps(entry) and "Healthy" not in json.dumps(entry)
+                if entry["outcome"] == "REFUSED":
+                    assert entry["readerUid"] not in family.guardians
+                    assert entry["version"] is None
+
+        async def access_logs(
+            self, since: dict[str, str]
+        ) -> tuple[list[list[Any]], list[tuple[str, str]]]:
+            """Each family's access-log entries newer than the entry `since` names, as a
+            guardian lists them once the refused reads still gathering are written; and
+            (uid, child) for anyone else who could list one."""
             await self.gateway.settle()
             logs = []
             strangers = []
             for family in self.families:
                 guardian = people[sorted(family.guardians)[0]]
+                seen = since.get(family.child, "")
                 found: list[Any] = []
                 after = None
                 while True:
                     page = await self.gateway.list_access_log(guardian, family.child, 200, after)
-                    found += [entry["item"] for entry in page["entries"]]
-                    if not page["hasMore"]:
+                    items = [entry["item"] for entry in page["entries"]]
+                    found += [item for item in items if item["id"] > seen]
+                    if not page["hasMore"] or items[-1]["id"] <= seen:
                         break
                     after = page["entries"][-1]["position"]
                 logs.append(found)
@@ -486,6 +498,10 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             return logs, strangers
 
         def teardown(self) -> None:
+            logs, _ = asyncio.run(self.access_logs(since={}))
+            for family, entries in zip(self.families, logs, strict=True):
+                self.check_entries(family, entries)
+            assert sum((_permitted(entries) for entries in logs), Counter()) == self.reads
             for name in ("medical", "report"):
                 verification = self.ledger.channel(name).verify()
                 assert verification.ok, verification.reason
