@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from chaincode.paging import FIRST_MAX, page_size
+from chaincode.paging import DEFAULT_FIRST, FIRST_MAX, page_size
 from chaincode.people import person_of
 from chaincode.records import Page
 
@@ -25,6 +25,11 @@ from .cursors import Arguments, CursorKey, cursor_key
 from .types import Connection, Edge, PageInfo
 
 First = Annotated[int, strawberry.argument(description=f"How many items: 1 to {FIRST_MAX}.")]
+# `accessLog` takes `first: Int = 50` as its binding signature reads: null means the default.
+FirstOrDefault = Annotated[
+    int | None,
+    strawberry.argument(description=f"How many items: 1 to {FIRST_MAX}; null for {DEFAULT_FIRST}."),
+]
 After = Annotated[
     str | None,
     strawberry.argument(description="Where to go on: the endCursor of the page before."),

@@ -33,7 +33,7 @@ from .errors import ErrorCodes, log_error
 from .explorer import block_page, block_view
 from .metrics import OperationMetrics
 from .operation_choice import OperationChoice
-from .paging import After, First, PagedList
+from .paging import After, First, FirstOrDefault, PagedList
 from .permissions import DoctorsOnly, MedicalChannelMembers, ParentsOnly, SchoolsOnly
 from .query_limits import MAX_TOKENS, QueryLimits
 from .subscription_transport import SubscriptionsOnWebsockets
@@ -290,9 +290,10 @@ class Query:
         self,
         info: Info,
         child_id: strawberry.ID,
-        first: First = DEFAULT_FIRST,
+        first: FirstOrDefault = DEFAULT_FIRST,
         after: After = None,
     ) -> Connection[AccessEntry]:
+        first = DEFAULT_FIRST if first is None else first
         c = context_of(info)
         page = PagedList.of(info, "accessLog", first, childId=child_id)
         found = await c.services.gateway.list_access_log(

@@ -217,6 +217,12 @@ def test_the_log_pages_newest_first_over_both_channels(api: Api, family: Family)
     assert [e["id"] for e in in_pairs] == [e["id"] for e in whole]
 
 
+def test_first_may_be_null_for_the_default_page(api: Api, family: Family) -> None:
+    query = "query($child: ID!) { accessLog(childId: $child, first: null) { edges { cursor } } }"
+    edges = api("alice").data(query, {"child": family.child})["accessLog"]["edges"]
+    assert 0 < len(edges) <= 50
+
+
 def test_a_cursor_is_good_only_for_its_own_list_and_caller(api: Api, family: Family) -> None:
     page = api("alice").data(ACCESS_LOG, {"child": family.child, "first": 1})["accessLog"]
     cursor = page["pageInfo"]["endCursor"]
