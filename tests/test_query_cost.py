@@ -78,9 +78,9 @@ def test_a_spread_counts_the_fragment_each_time_and_an_unused_fragment_counts_on
 
 def test_a_fragment_bomb_is_counted_in_linear_time_and_refused() -> None:
     document = parse(fragment_bomb(levels=60, spreads=2))  # 2**60 copies of `me { uid }`
-    started = time.process_time()
+    started = time.thread_time()
     refusal = cost_refusal(document)
-    elapsed = time.process_time() - started
+    elapsed = time.thread_time() - started
     assert refusal is not None and f"more than {MAX_SELECTIONS} selections" in refusal.message
     assert selection_count(document) == MAX_SELECTIONS + 1
     assert elapsed < 0.05
@@ -230,13 +230,14 @@ def test_the_introspection_query_is_answered(api: Api) -> None:
 def _refusal_cpu_seconds(document: str) -> float:
     """CPU time of refusing `document`, made new each time so that no cache helps: the least
     of seven runs, with the garbage collector paused (this test process's heap is far
-    larger than a server's, and a collection's cost is not the document's)."""
+    larger than a server's, and a collection's cost is not the document's). Thread CPU
+    time: servers other tests left in this process keep their own threads busy."""
     schema = build_schema()
 
     async def refuse(number: int) -> float:
-        started = time.process_time()
+        started = time.thread_time()
         result = await schema.execute(f"{document} #{number}")
-        elapsed = time.process_time() - started
+        elapsed = time.thread_time() - started
         assert result.errors and result.data is None
         return elapsed
 
