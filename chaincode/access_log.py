@@ -26,7 +26,7 @@ from typing import Any
 from domain.errors import ForbiddenError
 
 from . import paging
-from .base import TxContext
+from .base import TxContext, transaction
 from .people import person_of
 from .records import AccessEntry, AccessEntryView, AccessFacts, Page
 
@@ -141,3 +141,12 @@ def _tell_guardians(ctx: TxContext, reads: list[AccessFacts]) -> None:
             ctx.set_event(
                 "AccessRecorded", {"subjectId": child_id, "people": sorted(people), "orgs": []}
             )
+
+
+class RecordsAccess:
+    """Gives a contract `recordAccess`, the one function that writes its channel's entries."""
+
+    @transaction("recordAccess")
+    def record_access(self, ctx: TxContext) -> list[AccessEntry]:
+        """The server's own: records the reads of this channel it gives (`record`)."""
+        return record(ctx)

@@ -34,7 +34,6 @@ from .consent import in_force
 from .paging import DEFAULT_FIRST
 from .people import person, person_of, uid_of, uids_of
 from .records import (
-    AccessEntry,
     AccessEntryView,
     AccessFacts,
     Agreement,
@@ -74,7 +73,7 @@ CARD_FIELDS = (
 )
 
 
-class MedicalContract(Contract):
+class MedicalContract(access_log.RecordsAccess, Contract):
     name = "medical"
     channel = "medical"
 
@@ -438,11 +437,6 @@ class MedicalContract(Contract):
         }
 
     # -- the access log ----------------------------------------------------------------
-
-    @transaction("recordAccess")
-    def record_access(self, ctx: TxContext) -> list[AccessEntry]:
-        """The server's own: records the reads of this channel it gives (access_log.record)."""
-        return access_log.record(ctx)
 
     @query("listAccessLog")
     def list_access_log(

@@ -49,7 +49,6 @@ from .consent import in_force
 from .paging import DEFAULT_FIRST
 from .people import person_of
 from .records import (
-    AccessEntry,
     AccessEntryView,
     AccessFacts,
     AdmissionRequest,
@@ -73,7 +72,7 @@ REPORT_STATUSES = ("READY", "APPROVED")
 REASON_MAX = 1_000
 
 
-class ReportContract(Contract):
+class ReportContract(access_log.RecordsAccess, Contract):
     name = "report"
     channel = "report"
 
@@ -432,11 +431,6 @@ class ReportContract(Contract):
         return len(ends)
 
     # -- the access log ----------------------------------------------------------------
-
-    @transaction("recordAccess")
-    def record_access(self, ctx: TxContext) -> list[AccessEntry]:
-        """The server's own: records the reads of this channel it gives (access_log.record)."""
-        return access_log.record(ctx)
 
     @query("listAccessLog")
     def list_access_log(
