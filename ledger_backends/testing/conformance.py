@@ -398,12 +398,15 @@ class LedgerStoreConformance:
         written = [0]
 
         def keep_writing() -> None:
-            while not stop.is_set():
+            # Paced and bounded: an unpaced writer on a fast backend grows the chain faster
+            # than a verification can read it, and each verification then takes longer.
+            while not stop.is_set() and written[0] < 400:
                 n = written[0] + 1
                 writes: dict[str, object] = {f"hot/{k}": {"n": n} for k in range(20)}
                 writes[f"hot/{n % 20}"] = None  # deletes race with the scan too
                 writer.commit([proposal(f"w{n}", writes=writes)])
                 written[0] = n
+                time.sleep(0.002)
 
         def wait_for_blocks(count: int) -> None:
             deadline = time.monotonic() + 60
