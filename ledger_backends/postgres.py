@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import pq
 from psycopg.abc import PQGen
-from sqlalchemy import Connection, bindparam, create_engine, event, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -61,9 +61,7 @@ class PostgresStore(SqlStore):
     def _create(cls, url: str) -> PostgresStore:
         store, schema = cls._connect(url, read_only=False)
         with store._writing() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
-            if schema:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            prepare_schema(conn, schema)
             store.create_tables(conn)
         return store
 
@@ -81,31 +79,42 @@ class PostgresStore(SqlStore):
     @classmethod
     def _connect(cls, url: str, *, read_only: bool) -> tuple[PostgresStore, str | None]:
         """The store over a new engine for `url`, and the schema the URL names."""
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        schema = query.pop("schema", None)
-        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise UnsupportedLedgerURLError(
-                "The schema in a PostgreSQL ledger URL must be lower-case letters, digits and _."
-            )
-        options = [f"-c search_path={schema}"] if schema else []
-        if read_only:
-            # The server itself refuses any write in any transaction of these connections.
-            options.append("-c default_transaction_read_only=on")
-        connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
-        if options:
-            connect_args["options"] = " ".join(options)
-        engine_url = urlunsplit(
-            ("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), "")
-        )
-        engine = create_engine(
-            engine_url, connect_args=connect_args, pool_pre_ping=True, pool_size=8
-        )
-        event.listen(engine, "do_connect", _connect_bounded)
+        engine, schema = postgres_engine(url, read_only=read_only)
         return cls(url, engine, state_upsert(pg_insert)), schema
 
     def is_lock_busy(self, exc: DBAPIError) -> bool:
         return isinstance(exc.orig, psycopg.errors.LockNotAvailable)
+
+
+def postgres_engine(url: str, *, read_only: bool) -> tuple[Engine, str | None]:
+    """A new engine for `url` (its connections in the URL's schema, bounded in time), and that
+    schema; UnsupportedLedgerURLError for a schema name that is not plain."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", None)
+    if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+        raise UnsupportedLedgerURLError(
+            "The schema in a PostgreSQL ledger URL must be lower-case letters, digits and _."
+        )
+    options = [f"-c search_path={schema}"] if schema else []
+    if read_only:
+        # The server itself refuses any write in any transaction of these connections.
+        options.append("-c default_transaction_read_only=on")
+    connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if options:
+        connect_args["options"] = " ".join(options)
+    engine_url = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, urlencode(query), ""))
+    engine = create_engine(engine_url, connect_args=connect_args, pool_pre_ping=True, pool_size=8)
+    event.listen(engine, "do_connect", _connect_bounded)
+    return engine, schema
+
+
+def prepare_schema(conn: Connection, schema: str | None) -> None:
+    """Make the URL's schema if it is missing, holding, until `conn`'s transaction ends, the
+    lock that serialises table creation when several processes open an empty database."""
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_ID})")
+    if schema:
+        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 _LEDGER_COLUMNS = text(

@@ -143,30 +143,8 @@ class RedisStore(LedgerStore):
 
         The append script is registered client-side, and a prefix with no keys is an empty ledger.
         """
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        prefix = query.pop("prefix", "healthledger")
-        if not prefix or any(c in prefix for c in "*?[]{} "):
-            raise UnsupportedLedgerURLError(
-                "The prefix in a Redis ledger URL must be a plain non-empty name."
-            )
-        client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-        try:
-            client = redis.Redis.from_url(
-                client_url,
-                socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S,
-                # A timeout is not retried: a Redis that stopped answering would double the wait.
-                retry=Retry(
-                    ExponentialBackoff(cap=0.2, base=0.05),
-                    1,
-                    supported_errors=(redis.ConnectionError,),
-                ),
-                decode_responses=True,
-            )
-        except ValueError as exc:
-            raise UnsupportedLedgerURLError(f"Bad Redis ledger URL: {exc}.") from exc
-        store = cls(url, client, prefix + ":")
+        client, prefix = redis_client(url)
+        store = cls(url, client, prefix)
         store.ping()
         return store
 
@@ -362,6 +340,38 @@ class RedisStore(LedgerStore):
 
     def close(self) -> None:
         self.client.close()
+
+
+def redis_client(url: str) -> tuple[redis.Redis, str]:
+    """A client for the Redis a URL names (bounded in time, one retry of a broken connection,
+    answers decoded as text) and the URL's key prefix, ending in ":" (default "healthledger:").
+
+    Raises UnsupportedLedgerURLError for a prefix that is not a plain name or a malformed URL.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    prefix = query.pop("prefix", "healthledger")
+    if not prefix or any(c in prefix for c in "*?[]{} "):
+        raise UnsupportedLedgerURLError(
+            "The prefix in a Redis ledger URL must be a plain non-empty name."
+        )
+    client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    try:
+        client = redis.Redis.from_url(
+            client_url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            # A timeout is not retried: a Redis that stopped answering would double the wait.
+            retry=Retry(
+                ExponentialBackoff(cap=0.2, base=0.05),
+                1,
+                supported_errors=(redis.ConnectionError,),
+            ),
+            decode_responses=True,
+        )
+    except ValueError as exc:
+        raise UnsupportedLedgerURLError(f"Bad Redis ledger URL: {exc}.") from exc
+    return client, prefix + ":"
 
 
 _FIXED_KEYS = ("tip", "blocks", "state", "versions", "keys", "history-keys")

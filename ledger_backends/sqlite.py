@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -58,21 +59,8 @@ class SQLiteStore(SqlStore):
 
     @classmethod
     def _create(cls, url: str, path: Path) -> SQLiteStore:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=LEDGER_DIRECTORY_MODE)
-            # Created owner-only before SQLite writes a byte; an existing file keeps its mode.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, LEDGER_FILE_MODE))
-        except OSError as exc:
-            raise BackendUnavailableError(
-                f"The SQLite ledger cannot be created at {str(path)!r}: {exc.strerror}."
-            ) from exc
-        engine = create_engine(
-            f"sqlite:///{path}",
-            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
-        )
-        event.listen(engine, "connect", _configure_connection)
-        event.listen(engine, "begin", _begin)
-        store = cls(url, engine, state_upsert(sqlite_insert))
+        create_private_file(path, "ledger")
+        store = cls(url, wal_engine(path, synchronous="FULL"), state_upsert(sqlite_insert))
         with store._writing() as conn:
             store.create_tables(conn)
         return store
@@ -115,14 +103,41 @@ def sqlite_path(url: str) -> Path:
     return Path(raw)
 
 
-def _configure_connection(dbapi_connection: Any, _record: Any) -> None:
-    # Leave transaction control to the "begin" hook below instead of pysqlite.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    cursor.close()
+def create_private_file(path: Path, what: str) -> None:
+    """Make the file at `path` owner-only (0600; a new directory 0700) before SQLite writes a
+    byte; an existing file keeps its mode. `what` names the file in the error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=LEDGER_DIRECTORY_MODE)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, LEDGER_FILE_MODE))
+    except OSError as exc:
+        raise BackendUnavailableError(
+            f"The SQLite {what} cannot be created at {str(path)!r}: {exc.strerror}."
+        ) from exc
+
+
+def wal_engine(path: Path, *, synchronous: str, pragmas: Sequence[str] = ()) -> Engine:
+    """An engine on the file at `path` in WAL mode with the given `synchronous` level, a busy
+    timeout and the extra `pragmas`; a connection run with the `ledger_write` execution option
+    begins IMMEDIATE, taking the write lock at BEGIN."""
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    def configure(dbapi_connection: Any, _record: Any) -> None:
+        # Leave transaction control to the "begin" hook below instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    event.listen(engine, "connect", configure)
+    event.listen(engine, "begin", _begin)
+    return engine
 
 
 def _configure_reader(dbapi_connection: Any, _record: Any) -> None:

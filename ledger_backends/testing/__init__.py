@@ -5,7 +5,8 @@
 - `scratch`: `scratch_url(backend)`, an empty isolated ledger removed afterwards;
 - `tampering`: one place per stored record kind, changed behind the ledger's back;
 - `golden`: reproducible proposals and the golden chain;
-- `conformance`: `LedgerStoreConformance`, the suite every backend passes.
+- `conformance`: `LedgerStoreConformance`, the suite every backend passes;
+- `keystore_conformance`: `KeyStoreConformance`, the suite every key store passes.
 """
 
 from .conformance import LedgerStoreConformance
@@ -18,6 +19,7 @@ from .golden import (
     proposal,
     submit_all,
 )
+from .keystore_conformance import KeyStoreConformance
 from .scratch import query_option, scratch_url, unreachable_url
 from .selection import (
     BACKENDS,
@@ -53,6 +55,7 @@ __all__ = [
     "SELECTION_VARIABLE",
     "BlockField",
     "HistoryValue",
+    "KeyStoreConformance",
     "LedgerStoreConformance",
     "Mutation",
     "Place",
