@@ -1,0 +1,237 @@
+"""Sealed values: what they show, what they bind, and how opening fails or finds an erasure."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from encryption import (
+    BrokenSealError,
+    ChildErasedError,
+    Erased,
+    Kek,
+    Keyring,
+    Sealer,
+    is_sealed,
+    open_value,
+    seal,
+    sealed_child,
+)
+from ledger_backends.hashing import canonical_json
+from ledger_backends.keystores.memory import MemoryKeyStore
+
+ERASED_AT = "2025-03-04T05:06:07.000000Z"
+SECRET = {"bloodType": "AB-", "notes": "Allergie aux arachides — sévère", "visits": [1, 2.5]}
+
+
+@pytest.fixture
+def keyrings() -> dict[str, Keyring]:
+    """A keyring per channel, one store and one KEK for both."""
+    kek = Kek.generate()
+    store = MemoryKeyStore()
+    return {channel: Keyring(channel, [kek], store) for channel in ("medical", "report")}
+
+
+def _flip(text: str, index: int) -> str:
+    raw = bytearray(base64.b64decode(text))
+    raw[index] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _with(sealed: dict[str, Any], **changes: object) -> dict[str, Any]:
+    changed = copy.deepcopy(sealed)
+    changed["sealed"].update(changes)
+    return changed
+
+
+# --- round trip and what shows ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", [SECRET, "a string", 42, 3.25, True, None, [], {}, ["x", {"y": [None]}]]
+)
+def test_seal_then_open_gives_the_value_back(keyrings: dict[str, Keyring], value: object) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", value, "c1")
+    assert is_sealed(sealed)
+    assert sealer.open("cards/c1", sealed) == value
+    # As stored: plain JSON, through a text round trip.
+    stored = json.loads(canonical_json(sealed))
+    assert Sealer(keyrings["medical"], "tx-2").open("cards/c1", stored, tx_id="tx-1") == value
+
+
+def test_the_envelope_shows_child_and_transaction_but_not_the_value(
+    keyrings: dict[str, Keyring],
+) -> None:
+    sealed = Sealer(keyrings["medical"], "tx-7").seal("cards/c1", SECRET, "c1")
+    assert set(sealed) == {"sealed"}
+    inner = sealed["sealed"]
+    assert set(inner) == {"alg", "child", "tx", "nonce", "data"}
+    assert (inner["alg"], inner["child"], inner["tx"]) == ("A256GCM", "c1", "tx-7")
+    assert len(base64.b64decode(inner["nonce"])) == 12
+    assert len(base64.b64decode(inner["data"])) == len(canonical_json(SECRET).encode()) + 16
+    text = canonical_json(sealed)
+    for word in ("AB-", "arachides", "bloodType", "visits"):
+        assert word not in text
+    assert sealed_child(sealed) == "c1"
+
+
+def test_every_seal_has_a_new_nonce(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    seals = [sealer.seal("cards/c1", SECRET, "c1")["sealed"] for _ in range(50)]
+    assert len({s["nonce"] for s in seals}) == 50
+    assert len({s["data"] for s in seals}) == 50
+
+
+def test_values_that_are_not_sealed_come_back_unchanged(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    for plain in (
+        None,
+        "text",
+        7,
+        [1, 2],
+        {"childId": "c1", "erasedAt": ERASED_AT},
+        {"sealed": "a plain field called sealed"},
+        {"sealed": {"alg": "A256GCM"}, "other": 1},
+    ):
+        assert not is_sealed(plain)
+        assert sealer.open("erased/c1", plain) is plain
+    with pytest.raises(ValueError):
+        sealed_child({"childId": "c1"})
+
+
+# --- what a seal binds --------------------------------------------------------------------
+
+
+def test_a_value_moved_to_another_key_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1/a", SECRET, "c1")
+    with pytest.raises(BrokenSealError) as broken:
+        sealer.open("cards/c1/b", sealed)
+    assert str(broken.value) == (
+        "The sealed value of cards/c1/b on channel medical does not open: "
+        "it was changed, moved or damaged."
+    )
+    assert (broken.value.channel, broken.value.key) == ("medical", "cards/c1/b")
+
+
+def test_a_value_moved_to_another_channel_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    sealed = Sealer(keyrings["medical"], "tx-1").seal("cards/c1", SECRET, "c1")
+    report = Sealer(keyrings["report"], "tx-2")
+    report.seal("admissions/c1", "c1 has a key on report too", "c1")
+    with pytest.raises(BrokenSealError, match="on channel report"):
+        report.open("cards/c1", sealed)
+
+
+def test_a_value_moved_to_a_channel_where_the_child_has_no_key_is_erased(
+    keyrings: dict[str, Keyring],
+) -> None:
+    sealed = Sealer(keyrings["medical"], "tx-1").seal("cards/c1", SECRET, "c1")
+    assert Sealer(keyrings["report"], "tx-2").open("cards/c1", sealed) == Erased("c1")
+
+
+def test_a_value_paired_with_another_transaction_does_not_open(
+    keyrings: dict[str, Keyring],
+) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    assert sealer.open("cards/c1", sealed, tx_id="tx-1") == SECRET
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", sealed, tx_id="tx-2")  # a version posing as another
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, tx="tx-2"))  # the envelope's tx rewritten
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, tx="tx-2"), tx_id="tx-2")
+
+
+def test_a_value_relabelled_for_another_child_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    sealer.seal("cards/c2", "c2 has a key", "c2")
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, child="c2"))
+
+
+@pytest.mark.parametrize("index", [0, 5, -17, -1])
+def test_one_flipped_ciphertext_byte_does_not_open(
+    keyrings: dict[str, Keyring], index: int
+) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    changed = _with(sealed, data=_flip(sealed["sealed"]["data"], index))
+    with pytest.raises(BrokenSealError) as broken:
+        sealer.open("cards/c1", changed)
+    assert "AB-" not in str(broken.value)
+
+
+def test_a_flipped_nonce_byte_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, nonce=_flip(sealed["sealed"]["nonce"], 3)))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"alg": "A128GCM"},
+        {"nonce": "not base64!"},
+        {"nonce": base64.b64encode(b"short").decode()},
+        {"data": base64.b64encode(b"tiny").decode()},
+        {"data": 12},
+        {"child": None},
+        {"extra": "field"},
+    ],
+)
+def test_a_malformed_envelope_is_a_broken_seal(
+    keyrings: dict[str, Keyring], change: dict[str, object]
+) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, **change))
+    missing = copy.deepcopy(sealed)
+    del missing["sealed"]["nonce"]
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", missing)
+
+
+def test_open_value_with_another_childs_key_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    medical = keyrings["medical"]
+    sealed = seal(
+        medical.sealing_key("c1"), channel="medical", key="k", child="c1", tx_id="t", value=SECRET
+    )
+    assert open_value(medical.sealing_key("c1"), channel="medical", key="k", sealed=sealed) == (
+        SECRET
+    )
+    with pytest.raises(BrokenSealError):
+        open_value(medical.sealing_key("c2"), channel="medical", key="k", sealed=sealed)
+
+
+# --- erasure ------------------------------------------------------------------------------
+
+
+def test_a_value_of_a_destroyed_key_is_erased(keyrings: dict[str, Keyring]) -> None:
+    medical = keyrings["medical"]
+    sealer = Sealer(medical, "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    other = sealer.seal("cards/c2", SECRET, "c2")
+    medical.destroy("c1", ERASED_AT)
+    assert sealer.open("cards/c1", sealed) == Erased("c1")
+    assert sealer.open("cards/c1", sealed, tx_id="tx-1") == Erased("c1")
+    assert sealer.open("cards/c2", other) == SECRET
+    with pytest.raises(ChildErasedError) as refused:
+        sealer.seal("cards/c1", SECRET, "c1")
+    assert refused.value.erased_at == ERASED_AT
+
+
+def test_a_value_whose_child_key_is_unknown_is_erased() -> None:
+    kek = Kek.generate()
+    sealed = Sealer(Keyring("medical", [kek], MemoryKeyStore()), "tx-1").seal("k", 1, "c1")
+    elsewhere = Sealer(Keyring("medical", [kek], MemoryKeyStore()), "tx-2")
+    assert elsewhere.open("k", sealed) == Erased("c1")
+    assert elsewhere.channel == "medical"
