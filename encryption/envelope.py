@@ -11,8 +11,9 @@ nonce (a child's key seals far fewer than the 2**32 values random nonces allow).
 The associated data is the canonical JSON of ["healthledger value", channel,
 key, child, tx]: a sealed value copied to another key, channel, child or
 transaction does not open, and the history keeps each version's writing
-transaction, so a version cannot pose as another. The child, the transaction
-and the value's length show in clear; its content does not.
+transaction, so a version cannot pose as another. The child and the transaction
+show in clear, and the value's length to within PAD_BYTES (the plaintext is
+padded with spaces, which JSON ignores); its content does not.
 
 Opening fails with BrokenSealError (an integrity failure, naming channel and
 key only) when the envelope is malformed or does not authenticate. A value whose
@@ -40,6 +41,7 @@ from .keyring import Keyring
 ALG = "A256GCM"
 NONCE_BYTES = 12
 TAG_BYTES = 16
+PAD_BYTES = 64
 _FIELDS = frozenset({"alg", "child", "tx", "nonce", "data"})
 
 
@@ -90,6 +92,9 @@ def seal(
     """`value` sealed with `aead` (the child's data key) for `key` on `channel` by `tx_id`."""
     nonce = secrets.token_bytes(NONCE_BYTES)
     plaintext = canonical_json(value).encode("utf-8")
+    # Padded with spaces (which JSON ignores) to a whole number of blocks: the stored
+    # length tells the size of a value only to within PAD_BYTES, not a name's length.
+    plaintext += b" " * (-len(plaintext) % PAD_BYTES)
     data = aead.encrypt(nonce, plaintext, _aad(channel, key, child, tx_id))
     return {
         "sealed": {

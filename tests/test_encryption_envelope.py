@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from encryption import (
     BrokenSealError,
@@ -21,6 +22,7 @@ from encryption import (
     seal,
     sealed_child,
 )
+from encryption.envelope import PAD_BYTES
 from ledger_backends.hashing import canonical_json
 from ledger_backends.keystores.memory import MemoryKeyStore
 
@@ -73,7 +75,8 @@ def test_the_envelope_shows_child_and_transaction_but_not_the_value(
     assert set(inner) == {"alg", "child", "tx", "nonce", "data"}
     assert (inner["alg"], inner["child"], inner["tx"]) == ("A256GCM", "c1", "tx-7")
     assert len(base64.b64decode(inner["nonce"])) == 12
-    assert len(base64.b64decode(inner["data"])) == len(canonical_json(SECRET).encode()) + 16
+    padded = -(-len(canonical_json(SECRET).encode()) // PAD_BYTES) * PAD_BYTES
+    assert len(base64.b64decode(inner["data"])) == padded + 16
     text = canonical_json(sealed)
     for word in ("AB-", "arachides", "bloodType", "visits"):
         assert word not in text
@@ -235,3 +238,19 @@ def test_a_value_whose_child_key_is_unknown_is_erased() -> None:
     elsewhere = Sealer(Keyring("medical", [kek], MemoryKeyStore()), "tx-2")
     assert elsewhere.open("k", sealed) == Erased("c1")
     assert elsewhere.channel == "medical"
+
+
+def test_the_stored_length_hides_a_value_s_exact_size() -> None:
+    # Names of 3 and 40 letters seal to ciphertexts of one length: padded to PAD_BYTES.
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    lengths = {
+        len(
+            seal(aead, channel="medical", key="child/c1", child="c1", tx_id="t", value=name)[
+                "sealed"
+            ]["data"]
+        )
+        for name in ("Ann", "A" * 40)
+    }
+    assert len(lengths) == 1
+    sealed = seal(aead, channel="medical", key="child/c1", child="c1", tx_id="t", value="Ann")
+    assert open_value(aead, channel="medical", key="child/c1", sealed=sealed) == "Ann"
