@@ -64,6 +64,7 @@ COPY authz ./authz
 COPY chaincode ./chaincode
 COPY devkit ./devkit
 COPY domain ./domain
+COPY encryption ./encryption
 COPY ledger_backends ./ledger_backends
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info

@@ -6,24 +6,37 @@ Exit codes: 0 ok, 1 a check failed, 2 bad usage or configuration (one line, no t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from authz import provision
-from authz.network import NetworkConfigError, load_network, resolve_ledger_url
+from authz.network import NetworkConfig, NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
-from ledger_backends import LedgerError, UnsupportedLedgerURLError
-from ledger_backends.errors import NotALedgerError
+from domain.errors import NotFoundError, RefusalError
+from encryption.keks import KekError, begin_rotation, finish_rotation
+from encryption.keyring import DEFAULT_CACHE_SECONDS, Keyring
+from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store
+from ledger_backends.errors import LedgerNotFoundError, NotALedgerError
+from ledger_backends.keystores import open_key_store
 from ledger_backends.urls import redacted_url
 
 from . import preflight
 from .health import HealthAddress
 from .verification import ChannelTarget, stored_channels, verify_and_report
 
+if TYPE_CHECKING:
+    from chaincode.records import ErasureReceipt
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# How long `keys rotate` waits, once the new KEK file is there, before it rewraps: a
+# running server's keyring looks at its KEK files this often (encryption.keyring).
+ROTATION_SETTLE_SECONDS = DEFAULT_CACHE_SECONDS + 1
 
 
 class UsageError(Exception):
@@ -41,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ProvisionError,
         UnsupportedLedgerURLError,
         NotALedgerError,
+        KekError,
         preflight.CannotServeError,
     ) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
@@ -172,7 +186,51 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("--org", required=True)
     revoke.add_argument("--uid", required=True)
     revoke.set_defaults(run=_revoke)
+
+    erase = commands.add_parser(
+        "erase",
+        help="erase a child's records: destroy its data keys on every channel",
+        description="Destroy the child's data keys on every channel and record the erasure "
+        "there, as the server (an operator acting on a request the guardians could not "
+        "make themselves). The chain keeps every block; what was sealed with those keys can "
+        "never be read again. Exit 0 once erased (also when it was already), 1 if the "
+        "network has no such child.",
+    )
+    erase.add_argument("directory", metavar="DIR")
+    erase.add_argument("--child", required=True, metavar="ID", help="the child's id")
+    _ledger_flag(erase)
+    erase.set_defaults(run=_erase)
+
+    keys = commands.add_parser("keys", help="the channels' key-encryption keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_init = keys_commands.add_parser(
+        "init",
+        help="make the key-encryption key file of each channel that has none (never overwrites)",
+    )
+    keys_init.add_argument("directory", metavar="DIR")
+    keys_init.set_defaults(run=_keys_init)
+    rotate = keys_commands.add_parser(
+        "rotate",
+        help="wrap a channel's data keys under a new key-encryption key, while serving",
+        description="Make a new key-encryption key (KEK) for the channel, rewrap every data "
+        "key under it, then make it the channel's KEK file; the old one is kept beside it "
+        "(FILE.ID.old) until you delete it. A running server keeps serving throughout. An "
+        "interrupted rotation is finished by running it again.",
+    )
+    rotate.add_argument("directory", metavar="DIR")
+    rotate.add_argument("--channel", required=True, metavar="NAME")
+    _ledger_flag(rotate)
+    rotate.set_defaults(run=_keys_rotate)
     return parser
+
+
+def _ledger_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ledger",
+        default=os.environ.get("HEALTHLEDGER_LEDGER_URL"),
+        help="the ledger URL serve uses for every channel, if it is given --ledger "
+        "(env HEALTHLEDGER_LEDGER_URL)",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -206,6 +264,7 @@ def _serve(args: argparse.Namespace) -> int:
         host,
         port,
         health,
+        ledger_url=ledger_url,
         persisted_only=args.persisted_only,
         persisted_operations=manifest,
     )
@@ -253,6 +312,10 @@ def _network_init(args: argparse.Namespace) -> int:
     print(f"  configuration      {target / 'network.toml'}")
     print(f"  organisation CAs   {target / 'orgs'}")
     print(
+        f"  channel KEKs       {target / 'keys'} (without them nothing stored can be read: "
+        "back them up apart from the ledger)"
+    )
+    print(
         f"  server TLS         {target / 'tls/server.pem'} (clients trust {target / 'tls/ca.pem'})"
     )
     print(f"Next: healthledger enroll {target} --org parents --uid alice --role parent")
@@ -289,6 +352,110 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"Revoked {args.uid} of {args.org}; a running server refuses it within 5 seconds.")
     else:
         print(f"{args.uid} of {args.org} was already revoked.")
+    return EXIT_OK
+
+
+def _erase(args: argparse.Namespace) -> int:
+    network = load_network(args.directory)
+    ledger_url = resolve_ledger_url(args.ledger, Path.cwd()) if args.ledger else None
+    # Nothing is created or changed before every ledger is found and every KEK opens them.
+    _require_ledgers(network, ledger_url)
+    preflight.check_keys(network, ledger_url)
+    try:
+        receipt = asyncio.run(_erase_as_server(network, ledger_url, args.child))
+    except NotFoundError:
+        print(
+            f"healthledger: the network has no child {args.child!r}: nothing was erased.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except RefusalError as exc:
+        raise UsageError(str(exc)) from None
+    channels = ", ".join(receipt["channels"])
+    print(
+        f"Erased child {receipt['childId']} at {receipt['erasedAt']}: its data keys are "
+        f"destroyed and the erasure is recorded on {channels}."
+    )
+    return EXIT_OK
+
+
+async def _erase_as_server(
+    network: NetworkConfig, ledger_url: str | None, child: str
+) -> ErasureReceipt:
+    from chaincode.consent import SERVER
+
+    from .services import Services
+
+    services = Services.open(network, ledger_url)
+    try:
+        return await services.gateway.erase_child(SERVER, child, None)
+    finally:
+        await services.close()
+
+
+def _require_ledgers(network: NetworkConfig, ledger_url: str | None) -> None:
+    """Each channel's ledger exists (a mistyped --ledger must not become a new, empty one)."""
+    for url in dict.fromkeys(ledger_url or network.ledger_url(c) for c in network.channels):
+        try:
+            open_store(url, create=False).close()
+        except LedgerNotFoundError as exc:
+            raise UsageError(
+                f"There is no ledger at {exc.where}: pass the --ledger that serve uses "
+                "(or fix network.toml)."
+            ) from None
+
+
+def _keys_init(args: argparse.Namespace) -> int:
+    found = provision.make_missing_kek_files(args.directory)
+    for channel, path in found.made.items():
+        print(f"{channel}: made {path} (mode 0600); back it up apart from the ledger")
+    for channel, path in found.present.items():
+        print(f"{channel}: {path} is there already; left as it is")
+    for channel, where in found.from_env.items():
+        print(f"{channel}: its key-encryption key comes from {where}; nothing to write")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    network = load_network(args.directory)
+    channel = network.channel(args.channel).name
+    ledger_url = resolve_ledger_url(args.ledger, Path.cwd()) if args.ledger else None
+    source = network.kek_source(channel)
+    if source.path is None:
+        begin_rotation(source)  # refuses a KEK from a variable, saying what to do instead
+    url, same_database = network.key_store_url(channel, ledger_url)
+    if same_database:
+        # A mistyped --ledger would be a new, empty key store: nothing rewrapped there, and
+        # the real keys left to a KEK that the rotation then retires.
+        _require_ledgers(network, url)
+    store = open_key_store(url, same_database_as_ledger=same_database)
+    try:
+        # The KEKs at hand must open the stored keys before a new one is made.
+        Keyring(channel, source, store).check()
+        current, new = begin_rotation(source)
+        # A running server looks for a new KEK file at most every DEFAULT_CACHE_SECONDS
+        # before it makes a key: once it has, no new key is wrapped by the old KEK.
+        print(
+            f"{channel}: the new key-encryption key is {source.next_path}; waiting "
+            f"{ROTATION_SETTLE_SECONDS:g} s for running servers to wrap new keys with it.",
+            flush=True,
+        )
+        time.sleep(ROTATION_SETTLE_SECONDS)
+        keyring = Keyring(channel, source, store)
+        rewrapped = keyring.rotate(new)
+        kept = finish_rotation(source, current)
+        # A key a server wrapped with the old KEK just before it saw the new one.
+        rewrapped += keyring.rotate(new)
+    finally:
+        store.close()
+    print(
+        f"{channel}: rewrapped {rewrapped} data keys under the new key-encryption key "
+        f"{new.id}, now {source.describe()}."
+    )
+    print(
+        f"The old key-encryption key {current.id} is kept in {kept} (mode 0600): it opens "
+        "key store backups made before this rotation; delete it when they are gone."
+    )
     return EXIT_OK
 
 

@@ -52,6 +52,8 @@ FIELD_CHANNELS: Final[Mapping[str, str]] = {
     # Both channels' entries, listed to those `medical` shows to be the child's guardians.
     "accessLog": "medical",
     "agreements": "medical",
+    # Recorded on both channels; counted where the child lives, which schools do not see.
+    "eraseChild": "medical",
     "registerChild": "medical",
     "acceptGuardianship": "medical",
     "signAgreement": "medical",

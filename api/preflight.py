@@ -1,4 +1,5 @@
-"""What `serve` checks before it starts: certificates, ledgers, persisted operations, ports.
+"""What `serve` checks before it starts: certificates, ledgers, keys, persisted operations,
+ports.
 
 Each check raises `CannotServeError` with one sentence that says what to fix, so a
 misconfigured server ends with exit code 2 and that line instead of a
@@ -17,7 +18,10 @@ from cryptography import x509
 
 from authz.network import NetworkConfig
 from authz.tls_context import server_ssl_context
+from encryption.keks import KekError
+from encryption.keyring import Keyring
 from ledger_backends import LedgerError, open_store
+from ledger_backends.keystores import KeyStore, open_key_store
 from ledger_backends.urls import redacted_url, scrubbed
 
 from .health import HealthAddress
@@ -71,6 +75,36 @@ def check_ledgers(urls: Iterable[str]) -> None:
             ) from None
 
 
+def check_keys(network: NetworkConfig, ledger_url: str | None = None) -> None:
+    """Each channel's key-encryption key loads and opens the data keys already stored.
+
+    A server started without its KEK, or with another one, could neither read what is
+    stored nor should it seal anything new: it would answer every read with garbage or
+    errors. `ledger_url` is serve's --ledger, where the keys live unless network.toml
+    names a key store.
+    """
+    stores: dict[str, KeyStore] = {}
+    try:
+        for channel in network.channels:
+            url, same_database = network.key_store_url(channel.name, ledger_url)
+            try:
+                if url not in stores:
+                    stores[url] = open_key_store(url, same_database_as_ledger=same_database)
+                # The keyring loads the KEK at once; check() opens the keys stored.
+                Keyring(channel.name, network.kek_source(channel.name), stores[url]).check()
+            except KekError as exc:
+                raise CannotServeError(str(exc)) from None
+            except LedgerError as exc:
+                raise CannotServeError(
+                    f"The key store of channel {channel.name} at {redacted_url(url)} cannot be "
+                    f"used ({scrubbed(str(exc), url)}): start it, or fix [channels.keys] url "
+                    "in network.toml."
+                ) from None
+    finally:
+        for store in stores.values():
+            store.close()
+
+
 def check_persisted_operations(path: Path | None, *, registered_only: bool) -> None:
     """The manifest the server will load (if any) is usable; in registered-only mode it
     exists and every operation in it fits the schema."""
@@ -111,12 +145,14 @@ def check_serve(
     port: int,
     health: HealthAddress | None,
     *,
+    ledger_url: str | None = None,
     persisted_only: bool = False,
     persisted_operations: Path | None = None,
 ) -> None:
-    """All of the above, in the order an operator would fix them."""
+    """All of the above, in the order an operator would fix them (`ledger_url`: --ledger)."""
     check_certificates(network)
     check_ledgers(ledger_urls)
+    check_keys(network, ledger_url)
     check_persisted_operations(persisted_operations, registered_only=persisted_only)
     check_port_free(host, port, "the API")
     if health is not None:

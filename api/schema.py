@@ -47,6 +47,7 @@ from .types import (
     Child,
     Connection,
     EmergencyAccess,
+    ErasureReceipt,
     Identity,
     LedgerEvent,
     MedicalCard,
@@ -543,6 +544,20 @@ class Mutation:
     )
     async def end_emergency_access(self, info: Info, id: strawberry.ID) -> EmergencyAccess:
         return EmergencyAccess.of(await _submit(info, "medical", "endEmergencyAccess", id=id))
+
+    @mutation(
+        description=(
+            "A guardian, with confirm equal to the child's full name: the child's data keys are "
+            "destroyed on every channel and the erasure is recorded; every read of the child's "
+            "records then answers NOT_FOUND."
+        ),
+    )
+    async def erase_child(
+        self, info: Info, child_id: strawberry.ID, confirm: str
+    ) -> ErasureReceipt:
+        c = context_of(info)
+        receipt = await c.services.gateway.erase_child(c.identity, child_id, confirm)
+        return ErasureReceipt.of(receipt)
 
 
 @strawberry.type

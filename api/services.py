@@ -1,10 +1,11 @@
-"""Everything a running server holds: network, ledgers, gateway, identities, events, metrics,
-and the sweep that announces consents ended by time."""
+"""Everything a running server holds: network, ledgers, key stores and keyrings, gateway,
+identities, events, metrics, and the sweep that announces consents ended by time."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from authz.access import ChannelAccess
 from authz.callers import CallerIdentifier
@@ -15,7 +16,9 @@ from authz.proxy_headers import ProxySettings
 from chaincode.gateway import Gateway
 from chaincode.medical import MedicalContract
 from chaincode.report import ReportContract
+from encryption.keyring import Keyring
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
+from ledger_backends.keystores import KeyStore, open_key_store
 
 from .chain_checks import ChainChecks
 from .connection_limits import IdentityLimits
@@ -24,6 +27,60 @@ from .events import EventHub
 from .metrics import Metrics
 
 READY_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass
+class Keyrings:
+    """Each channel's keyring, over one key store per distinct key store URL."""
+
+    stores: dict[str, KeyStore] = field(default_factory=dict)
+    by_channel: dict[str, Keyring] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls,
+        network: NetworkConfig,
+        ledger_url: str | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> Keyrings:
+        """The keyrings of `channels` (default: every channel of the network).
+
+        A store is opened once per URL; it shares the ledger's database (and may leave
+        flushing to the ledger's commits) only if it does so for every channel using it.
+        Each keyring loads its key-encryption keys as it is made (KekError if one cannot be
+        loaded); `Keyring.check` then tries them on the stored keys.
+        """
+        names = [c.name for c in network.channels] if channels is None else list(channels)
+        locations = {name: network.key_store_url(name, ledger_url) for name in names}
+        shared: dict[str, bool] = {}
+        for url, same_database in locations.values():
+            shared[url] = shared.get(url, True) and same_database
+        opened = cls()
+        try:
+            for url, same_database in shared.items():
+                opened.stores[url] = open_key_store(url, same_database_as_ledger=same_database)
+            for name, (url, _) in locations.items():
+                opened.by_channel[name] = Keyring(
+                    name, network.kek_source(name), opened.stores[url]
+                )
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+
+    def ping(self) -> None:
+        """Ask each key store for one key (of no child): BackendUnavailableError if it does
+        not answer, as a ledger's ping does."""
+        asked: set[int] = set()
+        for channel, keyring in self.by_channel.items():
+            if id(keyring.store) not in asked:
+                asked.add(id(keyring.store))
+                keyring.store.get(channel, "")
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
 
 
 @dataclass
@@ -39,18 +96,28 @@ class Services:
     chain_checks: ChainChecks
     limits: IdentityLimits
     consent_sweep: ConsentSweep
+    keyrings: Keyrings
 
     @classmethod
     def open(
-        cls, network: NetworkConfig, ledger_url: str | None = None, *, access_log: bool = True
+        cls,
+        network: NetworkConfig,
+        ledger_url: str | None = None,
+        *,
+        access_log: bool = True,
+        encryption: bool = True,
     ) -> Services:
         """Open each channel's ledger (one store per distinct URL); `ledger_url` overrides all.
 
         A relative SQLite path in `ledger_url` is relative to the working directory.
         `access_log=False` records no reads (chaincode.gateway): for benchmarks only.
+        Each channel gets a keyring, its data keys in the key store the network names
+        (by default the channel's ledger); `encryption=False` stores every value in clear
+        and opens no key store: for benchmarks only.
         """
         ledgers: dict[str, Ledger] = {}
         channels: dict[str, ChannelLedger] = {}
+        keyrings = Keyrings()
         try:
             for channel in network.channels:
                 url = ledger_url or network.ledger_url(channel)
@@ -63,7 +130,9 @@ class Services:
                 channels[channel.name] = ledgers[url].channel(channel.name)
             for ledger in ledgers.values():
                 ledger.locate(channels)  # a transaction may read a channel kept in another store
-        except LedgerError:
+            if encryption:
+                keyrings = Keyrings.open(network, ledger_url)
+        except BaseException:
             for ledger in ledgers.values():
                 ledger.close()
             raise
@@ -78,6 +147,7 @@ class Services:
             NetworkDirectory(network),
             contracts=contracts,
             access_log=access_log,
+            keyrings=keyrings.by_channel if encryption else None,
         )
         return cls(
             network=network,
@@ -96,17 +166,21 @@ class Services:
                 network.server.max_subscriptions_per_identity,
             ),
             consent_sweep=ConsentSweep(gateway),
+            keyrings=keyrings,
         )
 
     async def ready(self) -> bool:
-        """Whether every ledger answers within a few seconds."""
+        """Whether every ledger and key store answers within a few seconds."""
 
         async def ping(ledger: Ledger) -> None:
             await asyncio.to_thread(ledger.store.ping)
 
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(ping(ledger) for ledger in self.ledgers.values())),
+                asyncio.gather(
+                    *(ping(ledger) for ledger in self.ledgers.values()),
+                    asyncio.to_thread(self.keyrings.ping),
+                ),
                 READY_TIMEOUT_SECONDS,
             )
         except (LedgerError, TimeoutError):
@@ -115,9 +189,11 @@ class Services:
 
     async def close(self) -> None:
         """Stop the consent sweep and event tails, record refused reads still gathering,
-        finish in-flight commits, close the stores."""
+        finish in-flight commits, close the stores (the key stores last: a commit still
+        finishing may have sealed with a key just added)."""
         await self.consent_sweep.close()
         await self.events.close()
         await self.gateway.settle()
         for ledger in self.ledgers.values():
             await ledger.aclose()
+        self.keyrings.close()

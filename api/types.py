@@ -48,12 +48,18 @@ class Connection(Generic[Node]):
     page_info: PageInfo
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "A user's role, as their certificate says. SERVER is healthledger itself, seen only "
+        "in access logs: an erasure an operator made (`healthledger erase`)."
+    )
+)
 class Role(Enum):
     DOCTOR = "doctor"
     PARENT = "parent"
     SCHOOL = "school"
     ADMIN = "admin"
+    SERVER = "server"
 
 
 @strawberry.enum
@@ -514,16 +520,22 @@ class AccessPurpose(Enum):
     ADMINISTRATION = "ADMINISTRATION"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description=(
+        "PERMITTED: the read was granted; REFUSED: it was not; ERASED: the child's records "
+        "were erased (what CHILD, recordId the child's id)."
+    )
+)
 class AccessOutcome(Enum):
     PERMITTED = "PERMITTED"
     REFUSED = "REFUSED"
+    ERASED = "ERASED"
 
 
 @strawberry.type(
     description=(
-        "One read of a child's protected data, or one refused attempt: who, when, what and "
-        "why; never what was read."
+        "One read of a child's protected data, one refused attempt, or the erasure of the "
+        "child's records: who, when, what and why; never what was read."
     )
 )
 class AccessEntry:
@@ -564,6 +576,26 @@ class AccessEntry:
             purpose=AccessPurpose(r["purpose"]),
             outcome=AccessOutcome(r["outcome"]),
             block_number=r["blockNumber"],
+        )
+
+
+@strawberry.type(
+    description=(
+        "An erasure done: the child's data keys are destroyed on every channel named, and the "
+        "erasure is recorded there."
+    )
+)
+class ErasureReceipt:
+    child_id: strawberry.ID
+    erased_at: datetime
+    channels: list[str]
+
+    @classmethod
+    def of(cls, r: records.ErasureReceipt) -> ErasureReceipt:
+        return cls(
+            child_id=strawberry.ID(r["childId"]),
+            erased_at=parse_timestamp(r["erasedAt"]),
+            channels=list(r["channels"]),
         )
 
 

@@ -2,16 +2,26 @@
 
 Relative paths and relative SQLite ledger URLs are resolved against the
 directory holding the file, so a network directory can be moved whole.
+
+Each channel may say where its data keys live and which key-encryption key (KEK) wraps
+them, in a `[channels.keys]` table right after its `[[channels]]` entry:
+
+    [channels.keys]
+    url = "sqlite:///keys.db"     # the key store; default: the channel's ledger URL
+    kek_file = "keys/medical.kek"  # default keys/CHANNEL.kek; or instead:
+    kek_env = "MEDICAL_KEK"        # the KEK from this environment variable
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
+from encryption.keks import KekSource
 
 CONFIG_FILE = "network.toml"
 DEFAULT_LEDGER_URL = "sqlite:///ledger.db"
@@ -31,6 +41,10 @@ MAX_HANDSHAKES_PER_ADDRESS_RANGE = (1, 10_000)
 # A permission from one day to ten years; an emergency access from one minute to one day.
 REPORT_PERMISSION_DAYS_RANGE = (1, 3650)
 EMERGENCY_MINUTES_RANGE = (1, 1440)
+# Where a channel's KEK file is unless [channels.keys] says otherwise (NAME: the channel's).
+DEFAULT_KEK_FILE = "keys/{name}.kek"
+KEYS_SETTINGS = frozenset({"url", "kek_file", "kek_env"})
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class NetworkConfigError(ValueError):
@@ -81,10 +95,24 @@ class OrgConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KeysConfig:
+    """Where a channel's data keys are stored and where its key-encryption key comes from.
+
+    `url` None: the key store is the channel's ledger (its database, its durability).
+    Exactly one of `kek_file` (absolute) and `kek_env` is set.
+    """
+
+    url: str | None
+    kek_file: Path | None
+    kek_env: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     name: str
     members: tuple[str, ...]
     ledger_url: str | None
+    keys: KeysConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +134,28 @@ class NetworkConfig:
     def ledger_url(self, channel: ChannelConfig) -> str:
         """The channel's own ledger URL if it names one, else the network's default."""
         return channel.ledger_url or self.ledger.url
+
+    def kek_source(self, channel: str) -> KekSource:
+        """Where the channel's key-encryption key is read from (a file or a variable)."""
+        keys = self.channel(channel).keys
+        if keys.kek_env is not None:
+            return KekSource(channel=channel, env=keys.kek_env)
+        return KekSource(channel=channel, path=keys.kek_file)
+
+    def key_store_url(
+        self, channel: str, ledger_url_override: str | None = None
+    ) -> tuple[str, bool]:
+        """The channel's key store URL, and whether it is the channel's ledger database.
+
+        Without a `[channels.keys] url` the keys live beside the chain in the channel's
+        ledger (`ledger_url_override`, like serve's --ledger, if given): then
+        `same_database_as_ledger` is True, and the key store may leave flushing a new key
+        to the ledger's next commit (ledger_backends.keystores).
+        """
+        config = self.channel(channel)
+        ledger = ledger_url_override or self.ledger_url(config)
+        url = config.keys.url or ledger
+        return url, url == ledger
 
 
 def load_network(directory: str | Path) -> NetworkConfig:
@@ -242,7 +292,41 @@ def _channel(root: Path, entry: dict[str, Any], org_ids: set[str]) -> ChannelCon
         name=name,
         members=members,
         ledger_url=resolve_ledger_url(override, root) if override else None,
+        keys=_keys(root, name, entry.get("keys", {})),
     )
+
+
+def _keys(root: Path, channel: str, table: Any) -> KeysConfig:
+    """The channel's `[channels.keys]`; an unknown setting is refused, as a misspelt
+    kek_env would otherwise leave the channel on a KEK file nobody meant."""
+    label = f"channels[{channel}].keys"
+    if not isinstance(table, dict):
+        raise NetworkConfigError(f"{label} must be a table ([channels.keys]).")
+    unknown = sorted(set(table) - KEYS_SETTINGS)
+    if unknown:
+        raise NetworkConfigError(
+            f"{label} has unknown settings: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(KEYS_SETTINGS))})."
+        )
+    if "kek_file" in table and "kek_env" in table:
+        raise NetworkConfigError(
+            f"{label} gives both kek_file and kek_env: the key-encryption key comes from one."
+        )
+    url = table.get("url")
+    if url is not None:
+        url = resolve_ledger_url(_get(table, f"{label}.url", str, None), root)
+    if "kek_env" in table:
+        env = _get(table, f"{label}.kek_env", str, None)
+        if not _ENV_NAME.fullmatch(env):
+            raise NetworkConfigError(
+                f"{label}.kek_env must name an environment variable "
+                f"(letters, digits and _), not {env!r}."
+            )
+        return KeysConfig(url=url, kek_file=None, kek_env=env)
+    kek_file = _get(table, f"{label}.kek_file", str, DEFAULT_KEK_FILE.format(name=channel))
+    if not kek_file:
+        raise NetworkConfigError(f"{label}.kek_file must name a file.")
+    return KeysConfig(url=url, kek_file=root / kek_file, kek_env=None)
 
 
 def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Making and changing a network directory: `network init`, `enroll` and `revoke`.
 
 Layout (relative to DIR): network.toml; orgs/ORG/{ca.pem, ca.key, crl.pem};
-tls/{ca.pem, ca.key, server.pem, server.key}; users/ORG/UID.{pem, key, p12}.
+tls/{ca.pem, ca.key, server.pem, server.key}; users/ORG/UID.{pem, key, p12};
+keys/CHANNEL.kek (each channel's key-encryption key, in a directory of mode 0700).
 Private keys are written with mode 0600.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from cryptography import x509
 
 from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
+from encryption.keks import Kek, KekError, write_kek_file
 
 from . import ca
 from .network import CONFIG_FILE, NetworkConfig, OrgConfig, load_network
@@ -72,7 +74,7 @@ def init_network(directory: str | Path, schools: list[str] | None = None) -> Pat
         _write_network(staging, school_ids)
         if into_existing:
             # network.toml goes last: a directory without it is never taken for a network.
-            for name in ("orgs", "tls", "users", CONFIG_FILE):
+            for name in ("orgs", "tls", "users", "keys", CONFIG_FILE):
                 os.replace(staging / name, target / name)
                 moved.append(target / name)
             staging.rmdir()
@@ -110,7 +112,51 @@ def _write_network(staging: Path, school_ids: list[str]) -> None:
     _write(staging / "tls" / "server.key", ca.key_pem(server_key), private=True)
     (staging / "users").mkdir()
     _write(staging / CONFIG_FILE, _network_toml(orgs).encode())
+    make_missing_kek_files(staging)
     staging.chmod(0o755)
+
+
+@dataclass(frozen=True)
+class KekFiles:
+    """What `make_missing_kek_files` found, per channel: KEK files made, those already there,
+    and channels whose KEK comes from an environment variable (nothing to write)."""
+
+    made: dict[str, Path]
+    present: dict[str, Path]
+    from_env: dict[str, str]
+
+
+def make_missing_kek_files(directory: str | Path) -> KekFiles:
+    """Write a new random key-encryption key for each channel whose KEK file is missing.
+
+    An existing KEK file is never overwritten, and neither is a missing one replaced while
+    its `.next` file is there: a rotation was interrupted there, and its keys are wrapped
+    by that next KEK (`healthledger keys rotate` finishes it).
+    """
+    network = load_network(directory)
+    made: dict[str, Path] = {}
+    present: dict[str, Path] = {}
+    from_env: dict[str, str] = {}
+    for channel in network.channels:
+        source = network.kek_source(channel.name)
+        if source.path is None:
+            from_env[channel.name] = source.describe()
+            continue
+        pending = source.path.with_name(source.path.name + ".next")
+        if source.path.exists() or pending.exists():
+            present[channel.name] = source.path
+            continue
+        try:
+            write_kek_file(source.path, Kek.generate())
+        except KekError as exc:
+            if source.path.exists():  # another process made it a moment ago: it stays
+                present[channel.name] = source.path
+                continue
+            raise ProvisionError(str(exc)) from None
+        except OSError as exc:
+            raise ProvisionError(f"Cannot write {source.path}: {exc.strerror}.") from None
+        made[channel.name] = source.path
+    return KekFiles(made=made, present=present, from_env=from_env)
 
 
 def enroll(
@@ -261,6 +307,10 @@ emergency_minutes = {EMERGENCY_MINUTES}
 [[channels]]
 name = "medical"
 members = ["hospital", "parents"]
+# [channels.keys]                # where the channel's data keys are, and what wraps them:
+# url = "sqlite:///keys.db"      # the key store (default: the channel's ledger)
+# kek_file = "keys/medical.kek"  # its key-encryption key (the default), or instead
+# kek_env = "MEDICAL_KEK"        # from an environment variable
 
 [[channels]]
 name = "report"

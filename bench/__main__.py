@@ -30,6 +30,8 @@ SHORT = {
     "soak": "--repeats 3 --duration 10",
     "paging": "--repeats 3 --duration 1 --warmup 0.3",
     "read_log": "--repeats 3 --duration 1 --warmup 0.5 --connections 32",
+    "encryption": "--repeats 3 --duration 1 --warmup 0.5 --backends memory,sqlite,postgresql "
+    "--configs sqlite:1 --connections 32",
 }
 
 

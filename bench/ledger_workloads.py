@@ -66,12 +66,25 @@ MEMBERS = {
 }
 
 
+Seal = Callable[[str, str, str, dict[str, Any]], Any]
+"""(channel, key, tx id, value) -> the value as stored: sealed with a child's data key."""
+
+
 def update_proposal(
-    channel: str, key: str, seen: Version | None, seq: int, value: dict[str, Any], prefix: str
+    channel: str,
+    key: str,
+    seen: Version | None,
+    seq: int,
+    value: dict[str, Any],
+    prefix: str,
+    seal: Seal | None = None,
 ) -> Proposal:
-    """A transaction that read `key` at version `seen` and writes `value` (and `seq`) to it."""
+    """A transaction that read `key` at version `seen` and writes `value` (and `seq`) to it,
+    sealed by `seal` when given, as the transaction context seals a child's values."""
+    tx_id = f"{prefix}-{channel}-{key}-{seq}"
+    written = {**value, "seq": seq}
     return Proposal(
-        tx_id=f"{prefix}-{channel}-{key}-{seq}",
+        tx_id=tx_id,
         channel=channel,
         contract="bench",
         function="updateRecord",
@@ -79,7 +92,7 @@ def update_proposal(
         creator=CREATOR,
         timestamp=format_timestamp(utc_now()),
         read_set={key: seen},
-        write_set={key: {**value, "seq": seq}},
+        write_set={key: written if seal is None else seal(channel, key, tx_id, written)},
     )
 
 
@@ -185,14 +198,16 @@ async def commits(
     channels: Sequence[str] = (CHANNEL,),
     value: dict[str, Any] = SMALL_VALUE,
     prefix: str = "bench",
+    seal: Seal | None = None,
 ) -> Sample:
-    """`submitters` closed loops of one-key commits, cycling through `channels`."""
+    """`submitters` closed loops of one-key commits, cycling through `channels`; each value
+    sealed by `seal` when given."""
     window = Window.after(warmup_s, duration_s)
     async with asyncio.TaskGroup() as group:
         group.create_task(window.meter_cpu())
         for index in range(submitters):
             key = f"{prefix}/record-{index:04d}"
-            group.create_task(_commit_loop(ledger, key, channels, value, prefix, window))
+            group.create_task(_commit_loop(ledger, key, channels, value, prefix, window, seal))
     return window.sample(submitters, ledger, channels)
 
 
@@ -203,11 +218,14 @@ async def _commit_loop(
     value: dict[str, Any],
     prefix: str,
     window: Window,
+    seal: Seal | None,
 ) -> None:
     seen: dict[str, Version | None] = {}
     for seq in itertools.count():
         channel = ledger.channel(channels[seq % len(channels)])
-        proposal = update_proposal(channel.name, key, seen.get(channel.name), seq, value, prefix)
+        proposal = update_proposal(
+            channel.name, key, seen.get(channel.name), seq, value, prefix, seal
+        )
         try:
             receipt = await window.timed("commit", channel.submit, proposal)
         except WindowClosedError:

@@ -17,7 +17,9 @@
 - `api`: the API as `healthledger serve --workers N` serves it on `--ledger` (the app of
   `api.app.create_app`, the same uvicorn settings as `api.server.serve`), with the ledger's
   access log on or off (`--access-log`; off is `Services.open(..., access_log=False)`, a
-  switch only benchmarks have). Several workers run under uvicorn's own supervisor.
+  switch only benchmarks have), and values sealed or in clear (`--encryption`; off is
+  `Services.open(..., encryption=False)`, likewise for benchmarks only). Several workers
+  run under uvicorn's own supervisor.
 
 Each listens on a `devkit.ports.listening_socket()`, prints `READY <port> [...]` once it
 accepts connections, and stops at EOF on stdin (also when the benchmark dies) or on
@@ -86,6 +88,7 @@ from . import harness
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 ACCESS_LOG_ENV = "HEALTHLEDGER_BENCH_ACCESS_LOG"
+ENCRYPTION_ENV = "HEALTHLEDGER_BENCH_ENCRYPTION"
 PLAIN = {"uid": "anonymous", "msp": "NoMSP", "org": "none", "role": "none", "name": "Nobody"}
 NOP_CHILD: records.ChildView = {
     "id": "child-0123456789abcdef",
@@ -221,9 +224,11 @@ def api_from_environment() -> Starlette:
     """Each worker's app: `api.server.app_from_environment`'s, on HEALTHLEDGER_LEDGER_URL, with
     the access log as HEALTHLEDGER_BENCH_ACCESS_LOG says (`on` or `off`) and no health port."""
     configure_logging()
-    access_log = os.environ[ACCESS_LOG_ENV] == "on"
     services = Services.open(
-        load_network(os.environ[NETWORK_ENV]), os.environ[LEDGER_ENV], access_log=access_log
+        load_network(os.environ[NETWORK_ENV]),
+        os.environ[LEDGER_ENV],
+        access_log=os.environ[ACCESS_LOG_ENV] == "on",
+        encryption=os.environ[ENCRYPTION_ENV] == "on",
     )
     app = create_app(services, None, persisted_operations_from_environment())
     gc.freeze()  # as api.server does once the app is built
@@ -334,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     found.add_argument("--ledger", help="api: the ledger URL")
     found.add_argument("--workers", type=int, default=1, help="api: worker processes")
     found.add_argument("--access-log", choices=("on", "off"), default="on", help="api")
+    found.add_argument("--encryption", choices=("on", "off"), default="on", help="api")
     args = found.parse_args(argv)
     network = load_network(args.network)
     if args.kind == "bare":
@@ -342,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "api":
         os.environ |= {NETWORK_ENV: str(args.network), LEDGER_ENV: args.ledger}
         os.environ[ACCESS_LOG_ENV] = args.access_log
+        os.environ[ENCRYPTION_ENV] = args.encryption
         if args.workers > 1:
             Workers(api_config(args.workers), listening_socket()).run()
             return 0

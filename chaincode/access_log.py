@@ -17,13 +17,17 @@ record that exists is recorded once per reader, record and minute
 reader's refusals also writes `refusals/READER`, so that it is written alike
 whether the records the reader was refused exist or not. The child's guardians
 are told of every entry of a reader who is not one of them (`AccessRecorded`).
+
+Entries belong to their child and are sealed with its key, so an erasure takes
+them along; the one entry that records the erasure itself (outcome ERASED,
+erasure.py) is kept in clear, as is `refusals/READER`, which names no child.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from domain.errors import ForbiddenError
+from domain.errors import ForbiddenError, NotFoundError
 
 from . import paging
 from .base import TxContext, transaction
@@ -32,7 +36,7 @@ from .records import AccessEntry, AccessEntryView, AccessFacts, Page
 
 OBJECTS = ("MEDICAL_CARD", "CARD_HISTORY", "REPORT_CONTENT", "CHILD")
 PURPOSES = ("GUARDIAN", "TREATMENT", "SCHOOL_ADMISSION", "EMERGENCY", "ADMINISTRATION")
-OUTCOMES = ("PERMITTED", "REFUSED")
+OUTCOMES = ("PERMITTED", "REFUSED", "ERASED")
 # The purpose a refused reader of each role would have read under.
 CLAIMED_PURPOSES = {"parent": "GUARDIAN", "doctor": "TREATMENT", "school": "SCHOOL_ADMISSION"}
 
@@ -74,7 +78,8 @@ def record(ctx: TxContext) -> list[AccessEntry]:
     if granted is None and refusals is None:
         raise ForbiddenError("Only the server records reads in an access log.")
     recorded = list(granted or [])
-    entries = [_put_entry(ctx, facts, "PERMITTED") for facts in recorded]
+    # A read of a child erased since is refused (NOT_FOUND): what was read is gone.
+    entries = [put_entry(ctx, facts, "PERMITTED") for facts in recorded]
     if refusals is not None:
         reader = person_of(ctx.caller)
         minute = ctx.timestamp[:16]
@@ -85,11 +90,15 @@ def record(ctx: TxContext) -> list[AccessEntry]:
             if mark in marked or ctx.get_state(mark) is not None:
                 continue
             marked.add(mark)
-            entry = _put_entry(ctx, facts, "REFUSED")
-            ctx.put_state(mark, {"entryId": entry["id"]})
+            try:
+                entry = put_entry(ctx, facts, "REFUSED")
+            except NotFoundError:
+                # The child was erased since the refusal: its log went with it.
+                continue
+            ctx.put_state(mark, {"entryId": entry["id"]}, child=facts["childId"])
             entries.append(entry)
             recorded.append(facts)
-        ctx.put_state(f"refusals/{reader}", {"at": ctx.timestamp})
+        ctx.put_state(f"refusals/{reader}", {"at": ctx.timestamp}, child=None)
     _tell_guardians(ctx, recorded)
     return entries
 
@@ -111,7 +120,11 @@ def page(ctx: TxContext, child_id: str, first: Any, after: Any) -> Page[AccessEn
     return paging.newest_first(ctx, [prefix], first=first, after=after, load=load)
 
 
-def _put_entry(ctx: TxContext, facts: AccessFacts, outcome: str) -> AccessEntry:
+def put_entry(
+    ctx: TxContext, facts: AccessFacts, outcome: str, *, sealed: bool = True
+) -> AccessEntry:
+    """Write an entry of the caller's read, sealed with its child's key unless `sealed` is
+    False (only the entry of an erasure, which must outlive the child's key)."""
     entry_id = ctx.new_id("access")
     entry: AccessEntry = {
         "id": entry_id,
@@ -126,7 +139,8 @@ def _put_entry(ctx: TxContext, facts: AccessFacts, outcome: str) -> AccessEntry:
         "purpose": facts["purpose"],
         "outcome": outcome,
     }
-    ctx.put_state(f"access/{facts['childId']}/{entry_id}", entry)
+    child = facts["childId"] if sealed else None
+    ctx.put_state(f"access/{facts['childId']}/{entry_id}", entry, child=child)
     return entry
 
 

@@ -10,10 +10,17 @@ pages through a range (`ctx.get_prefix_page`). A query that returns a child's
 protected data notes each read on the context (`ctx.read_granted`), and each
 read it refused (`ctx.read_refused`), for the gateway to record in the child's
 access log (access_log.py).
+
+Values are sealed at rest (encryption/envelope.py): `put_state` names the child a
+value belongs to, and the context seals it with that child's data key for this
+transaction (`sealer`); reads open what they find. A value whose child's keys were
+destroyed (erasure.py) reads as absent, and the child is noted in `ctx.erased`, so
+that `Contract.invoke` can tell that child's guardians why their records are gone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping
@@ -21,8 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
-from domain.errors import BadInputError
+from domain.errors import BadInputError, NotFoundError
+from encryption.envelope import Erased, Sealer, is_sealed
+from encryption.keyring import ChildErasedError
 from ledger_backends import HistoryEntry, TxSimulator, Version
+from ledger_backends.hashing import canonical_json
 from ledger_backends.records import JSONValue, parse_timestamp
 
 from .records import AccessFacts, Transient
@@ -81,6 +91,8 @@ class TxContext:
 
     `transient` holds what the gateway verified on another channel for this invocation
     (Fabric's transient data): callers cannot set it, and no transaction records it.
+    `sealer` seals and opens values for this transaction (its tx id is the one the
+    proposal gets); None stores values in clear, a benchmark switch only.
     """
 
     def __init__(
@@ -93,8 +105,12 @@ class TxContext:
         id_seed: str,
         transient: Transient | None = None,
         reads: ReadLog | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._sim = simulator
+        self.sealer = sealer
+        # Children whose erased values this invocation met (read as absent).
+        self.erased: set[str] = set()
         self.caller = caller
         self.timestamp = timestamp
         self.directory = directory
@@ -104,30 +120,78 @@ class TxContext:
         self._ids = 0
 
     def get_state(self, key: str) -> JSONValue | None:
-        return self._sim.get_state(key)
+        """The value of `key` opened, None if there is none or its child was erased."""
+        return self._open(key, self._sim.get_state(key))
 
     def version_of(self, key: str) -> Version | None:
-        """(block number, transaction index) of the last write of `key`, None if absent."""
+        """(block number, transaction index) of the last write of `key`, None if absent
+        (an erased value has a version all the same)."""
         return self._sim.get_version(key)
 
-    def put_state(self, key: str, value: JSONValue) -> None:
+    def put_state(self, key: str, value: JSONValue, *, child: str | None) -> None:
+        """Write `value`, sealed with the key of `child`, the child it belongs to; None for
+        a value that belongs to no child (stored as it is). Writing for an erased child is
+        refused as for a child that does not exist."""
+        if child is not None and value is not None and self.sealer is not None:
+            try:
+                value = self.sealer.seal(key, value, child)
+            except ChildErasedError as erased:
+                self.erased.add(erased.child)
+                raise NotFoundError("No such child is visible to you.") from None
         self._sim.put_state(key, value)
 
     def del_state(self, key: str) -> None:
         self._sim.del_state(key)
 
     def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
-        return self._sim.get_prefix(prefix)
+        """Every (key, value) under `prefix`; a value is None when its child was erased."""
+        return [(key, self._open(key, value)) for key, value in self._sim.get_prefix(prefix)]
 
     def get_prefix_page(
         self, prefix: str, *, after: str | None, limit: int, reverse: bool = True
     ) -> list[tuple[str, JSONValue]]:
         """Up to `limit` (key, value) pairs under `prefix` after `after`, in descending key
-        order (newest id first) by default; in queries only (TxSimulator.get_prefix_page)."""
-        return self._sim.get_prefix_page(prefix, after=after, limit=limit, reverse=reverse)
+        order (newest id first) by default; in queries only (TxSimulator.get_prefix_page).
+        A value is None when its child was erased."""
+        found = self._sim.get_prefix_page(prefix, after=after, limit=limit, reverse=reverse)
+        return [(key, self._open(key, value)) for key, value in found]
+
+    def get_keys_page(
+        self, prefix: str, *, after: str | None, limit: int, reverse: bool = True
+    ) -> list[str]:
+        """The keys `get_prefix_page` would return, without opening their values: what an
+        index walk needs (keys are never sealed)."""
+        found = self._sim.get_prefix_page(prefix, after=after, limit=limit, reverse=reverse)
+        return [key for key, _ in found]
 
     def get_history(self, key: str) -> list[HistoryEntry]:
-        return self._sim.get_history(key)
+        """Every committed write of `key`, oldest first, values opened; a sealed value must
+        name the transaction that wrote it. Writes of an erased child are left out."""
+        opened: list[HistoryEntry] = []
+        for entry in self._sim.get_history(key):
+            stored = entry.json()
+            if stored is None or not is_sealed(stored):
+                opened.append(entry)
+                continue
+            value = self._open(key, stored, tx_id=entry.tx_id)
+            if value is not None:
+                opened.append(dataclasses.replace(entry, value=canonical_json(value)))
+        return opened
+
+    def _open(self, key: str, stored: JSONValue | None, *, tx_id: str | None = None) -> JSONValue:
+        if stored is None:
+            return None
+        if self.sealer is None:
+            if is_sealed(stored):
+                raise SealedValueError(
+                    f"{key!r} is sealed, and this context was given no keys to open it."
+                )
+            return stored
+        value = self.sealer.open(key, stored, tx_id=tx_id)
+        if isinstance(value, Erased):
+            self.erased.add(value.child)
+            return None
+        return value
 
     def set_event(self, name: str, payload: JSONValue) -> None:
         self._sim.set_event(name, payload)
@@ -160,6 +224,11 @@ class TxContext:
             return f"{prefix}-{digest}"
         micros = _micros_since_1970(self.timestamp)
         return f"{prefix}-t{micros:014x}-{digest}"
+
+
+class SealedValueError(RuntimeError):
+    """A sealed value met by a context that stores in clear: a gateway or harness built
+    without keyrings over a ledger written with them (a configuration mistake)."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -212,7 +281,12 @@ class Contract:
         return self._lookup(function)[1]
 
     def invoke(self, ctx: TxContext, function: str, args: Mapping[str, JSONValue]) -> JSONValue:
-        """Run a function; RefusalError subclasses are refusals, anything else is a bug."""
+        """Run a function; RefusalError subclasses are refusals, anything else is a bug.
+
+        A NOT_FOUND raised after the function met erased values is told to the erased
+        child's guardians as an erasure (`erased_refusal`); anyone else gets it unchanged,
+        as for a record that never existed.
+        """
         target, _ = self._lookup(function)
         try:
             self._signatures[function].bind(ctx, **args)
@@ -220,7 +294,20 @@ class Contract:
             raise BadInputError(
                 f"{function} was called with missing or unknown arguments."
             ) from None
-        return target(ctx, **args)
+        try:
+            return target(ctx, **args)
+        except NotFoundError:
+            told = self.erased_refusal(ctx) if ctx.erased else None
+            if told is None:
+                raise
+            raise told from None
+
+    def erased_refusal(self, ctx: TxContext) -> NotFoundError | None:
+        """What a NOT_FOUND becomes for the caller when `ctx.erased` names children whose
+        records were erased: None (unchanged) unless a contract records erasures
+        (erasure.RecordsErasure)."""
+        del ctx
+        return None
 
     def _lookup(self, function: str) -> tuple[ContractFunction, bool]:
         found = self._functions.get(function)
@@ -234,6 +321,7 @@ __all__ = [
     "Contract",
     "Directory",
     "ReadLog",
+    "SealedValueError",
     "StaticDirectory",
     "TxContext",
     "query",

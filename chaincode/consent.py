@@ -8,6 +8,8 @@ has been told. Telling is a transaction of its own, since time passing writes no
 each end still to be announced is indexed under `consent-ends/VALIDUNTIL/...`, and the
 server, as `SERVER`, asks each contract for the ends that are due (`dueConsents`) and has
 them announced (`expireConsents`), which emits the events and removes the index entries.
+An index entry belongs to the consent's child (sealed with its key): once the child is
+erased, its entries are removed when due, without an announcement.
 
 Times are the ledger's canonical timestamps (`format_timestamp`): fixed width, so they
 compare as text.
@@ -80,10 +82,11 @@ def end_key(end: ConsentEnd, at: str) -> str:
     return f"{ENDS}{at}/{end['kind']}/{end['id']}{suffix}"
 
 
-def index_end(ctx: TxContext, end: ConsentEnd, at: str | None) -> None:
-    """Index the end at `at` (None: the consent has no end) to be announced when it comes."""
+def index_end(ctx: TxContext, end: ConsentEnd, at: str | None, *, child: str) -> None:
+    """Index the end at `at` (None: the consent has no end) to be announced when it comes;
+    the entry belongs to `child`, the child the consent is about."""
     if at is not None:
-        ctx.put_state(end_key(end, at), end)
+        ctx.put_state(end_key(end, at), end, child=child)
 
 
 def forget_end(ctx: TxContext, end: ConsentEnd, at: str | None) -> bool:
@@ -101,13 +104,14 @@ def due(ctx: TxContext) -> list[str]:
     """For the server: the index keys of up to DUE_MAX ends that have come and are not yet
     announced, earliest first."""
     require_server(ctx)
-    found = ctx.get_prefix_page(ENDS, after=None, limit=DUE_MAX, reverse=False)
-    return [key for key, _ in found if key[len(ENDS) :].split("/", 1)[0] <= ctx.timestamp]
+    found = ctx.get_keys_page(ENDS, after=None, limit=DUE_MAX, reverse=False)
+    return [key for key in found if key[len(ENDS) :].split("/", 1)[0] <= ctx.timestamp]
 
 
 def take_due(ctx: TxContext, keys: Any) -> list[ConsentEnd]:
     """For the server: the ends the `due` keys name that are still to be announced and have
-    come, each removed from the index; keys announced meanwhile are skipped."""
+    come, each removed from the index; keys announced meanwhile are skipped, and those of
+    an erased child removed and not returned (nothing is left to announce to)."""
     require_server(ctx)
     if not isinstance(keys, list) or len(keys) > DUE_MAX:
         raise BadInputError(f"keys must be a list of at most {DUE_MAX} index keys.")
@@ -121,4 +125,6 @@ def take_due(ctx: TxContext, keys: Any) -> list[ConsentEnd]:
         if end is not None:
             ctx.del_state(key)
             ends.append(end)
+        elif ctx.version_of(key) is not None:
+            ctx.del_state(key)
     return ends

@@ -16,6 +16,12 @@ returns of a child's protected data, the gateway records with `recordAccess` on
 the same channel, as the reader, and hands back only once that entry is
 committed; what it refused, it records in the background (refusals.py). A
 gateway built with `access_log=False` records nothing, for benchmarks only.
+
+Values are sealed with per-child keys (encryption/): each simulation gets a Sealer
+over its channel's keyring, for the transaction id its proposal will carry. A
+gateway built without `keyrings` stores values in clear, for benchmarks only, and
+cannot erase. An erasure (`erase_child`, erasure.py) destroys a child's keys on
+every channel, then records itself on each.
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.errors import BadInputError, ConflictError, ForbiddenError
+from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
+from encryption.envelope import Sealer
+from encryption.keyring import Keyring
 from ledger_backends import ChannelLedger, Proposal, ReadConflictError
 from ledger_backends.hashing import new_salt
 from ledger_backends.records import Creator, ForeignReads, JSONValue, format_timestamp, utc_now
 
+from . import erasure
 from .base import Caller, Contract, Directory, ReadLog, TxContext
 from .consent import DUE_MAX, SERVER
 from .medical import MedicalContract
@@ -44,6 +53,8 @@ from .records import (
     AccessFacts,
     AdmissionRequestView,
     ChildGuardians,
+    ErasureReceipt,
+    ErasureRecord,
     Page,
     ReportRequestView,
     ReportView,
@@ -78,8 +89,14 @@ class Gateway:
         max_attempts: int = MAX_ATTEMPTS,
         access_log: bool = True,
         refusal_delay: float = DELAY_SECONDS,
+        keyrings: Mapping[str, Keyring] | None = None,
     ) -> None:
         self.ledgers = dict(ledgers)
+        if keyrings is not None and not set(self.ledgers) <= set(keyrings):
+            missing = ", ".join(sorted(set(self.ledgers) - set(keyrings)))
+            raise ValueError(f"No keyring was given for channel {missing}.")
+        # None: values in clear (benchmarks only).
+        self.keyrings = None if keyrings is None else dict(keyrings)
         self.policy = policy
         self.directory = directory
         self.contracts = {
@@ -233,17 +250,113 @@ class Gateway:
         merged newest first.
 
         Guardianship is read on `medical` as the caller (NOT_FOUND, as for a child one
-        cannot see, for everyone else) and given to the `report` contract."""
+        cannot see, for everyone else) and given to the `report` contract. Once the child
+        is erased, its guardians are those its erasure names (`readErasure`), and what they
+        list is what is left in clear: the entries of the erasure."""
         size = page_size(first)
-        child: ChildGuardians = await self._evaluate(
-            caller, "medical", "readGuardians", {"childId": child_id}
-        )
-        args: dict[str, JSONValue] = {"childId": child["id"], "first": size, "after": after}
+        try:
+            child: ChildGuardians = await self._evaluate(
+                caller, "medical", "readGuardians", {"childId": child_id}
+            )
+        except NotFoundError as refused:
+            erased = await self._erasure_as(caller, child_id, refused)
+            known: Transient = {"erasure": erasure.facts_of(erased)}
+            child_id = erased["childId"]
+        else:
+            known = {"child": child}
+            child_id = child["id"]
+        args: dict[str, JSONValue] = {"childId": child_id, "first": size, "after": after}
         pages: list[Page[AccessEntryView]] = await asyncio.gather(
             self._evaluate(caller, "medical", "listAccessLog", args),
-            self._evaluate(caller, "report", "listAccessLog", args, {"child": child}),
+            self._evaluate(caller, "report", "listAccessLog", args, known),
         )
         return _newest_of(pages, size)
+
+    async def erase_child(
+        self, caller: Caller, child_id: str, confirm: str | None
+    ) -> ErasureReceipt:
+        """Erase a child's records on every channel: destroy its keys, then record the
+        erasure on each channel (erasure.py); repeating it completes one that stopped.
+
+        A guardian confirms with the child's full name exactly (`confirm`; BAD_USER_INPUT
+        and nothing erased otherwise); anyone else is answered NOT_FOUND as for a missing
+        child. The server (SERVER, on an operator's request) needs no confirmation: it
+        reads the guardians itself, or takes them from an erasure that stopped half-way.
+        """
+        keyrings = self._keyrings_to_erase()
+        if caller is SERVER:
+            child_id, guardians = await self._guardians_to_erase(child_id, confirm)
+        else:
+            if caller.role != "parent":  # no one else is ever a guardian
+                raise NotFoundError("No such child is visible to you.")
+            child: ChildGuardians = await self._evaluate(
+                caller, "medical", "readGuardians", {"childId": child_id}
+            )
+            erasure.check_confirmation(child, confirm)
+            child_id, guardians = child["id"], child["guardians"]
+        at = format_timestamp(self.clock())
+        erased_at = await asyncio.to_thread(erasure.destroy_keys, keyrings, child_id, at)
+        facts = erasure.facts(child_id, guardians, erased_at)
+        recorded: list[ErasureRecord] = [
+            await self._submit(caller, channel, "recordErasure", {}, {"erasure": facts})
+            for channel in keyrings
+        ]
+        # An earlier, half-done run may have recorded it already, with its own date.
+        first = min(recorded, key=lambda record: record["erasedAt"])
+        return erasure.receipt(first, list(keyrings))
+
+    def _keyrings_to_erase(self) -> dict[str, Keyring]:
+        """The keyrings of every channel a contract is on; an erasure must reach them all."""
+        if self.keyrings is None:
+            raise ForbiddenError("This server keeps records in clear: they cannot be erased.")
+        missing = [channel for channel in self.contracts if channel not in self.ledgers]
+        if missing:
+            raise ForbiddenError(
+                f"This server does not serve channel {missing[0]!r}: erase from one that "
+                "serves every channel."
+            )
+        return {channel: self.keyrings[channel] for channel in self.contracts}
+
+    async def _guardians_to_erase(
+        self, child_id: str, confirm: str | None
+    ) -> tuple[str, list[str]]:
+        """For the server: the child and its guardians, from an erasure recorded before,
+        from the child as it reads it, or, for a child whose keys are gone but whose
+        erasure is not recorded, from the guardian index; NOT_FOUND if none knows the child."""
+        try:
+            erased: ErasureRecord = await self._evaluate(
+                SERVER, "medical", "readErasure", {"childId": child_id}
+            )
+        except NotFoundError:
+            pass
+        else:
+            return erased["childId"], erased["guardians"]
+        child: ChildGuardians | None = await self._evaluate(
+            SERVER, "medical", "childGuardians", {"childId": child_id}
+        )
+        if child is not None:
+            if confirm is not None:
+                erasure.check_confirmation(child, confirm)
+            return child["id"], child["guardians"]
+        guardians: list[str] = await self._evaluate(
+            SERVER, "medical", "indexedGuardians", {"childId": child_id}
+        )
+        if not guardians:
+            raise NotFoundError("No such child is visible to you.")
+        return child_id, guardians
+
+    async def _erasure_as(
+        self, caller: Caller, child_id: str, refused: NotFoundError
+    ) -> ErasureRecord:
+        """The child's erasure as `caller` may read it (a guardian it names); `refused`, the
+        refusal that asked, for everyone else."""
+        try:
+            found: ErasureRecord = await self._evaluate(
+                caller, "medical", "readErasure", {"childId": child_id}
+            )
+        except NotFoundError:
+            raise refused from None
+        return found
 
     async def _patients(self, caller: Caller) -> Transient:
         """A doctor's children under ACTIVE agreements, read on `medical`; none for others."""
@@ -359,7 +472,9 @@ class Gateway:
         reads: ReadLog | None = None,
     ) -> tuple[Proposal, Any]:
         simulator = ledger.simulator()
+        # The proposal carries this tx id, and every value sealed in it names the same one.
         tx_id = uuid.uuid4().hex
+        keyring = None if self.keyrings is None else self.keyrings[contract.channel]
         timestamp = format_timestamp(self.clock())
         # Record ids take 128 random bits after the time, kept with the transaction's arguments.
         id_seed = secrets.token_hex(16)
@@ -371,6 +486,7 @@ class Gateway:
             id_seed=id_seed,
             transient=transient,
             reads=reads,
+            sealer=None if keyring is None else Sealer(keyring, tx_id),
         )
         result = contract.invoke(ctx, function, args)
         proposal = simulator.proposal(

@@ -17,6 +17,10 @@ are offered guardianship and become guardians only by accepting it
 (`acceptGuardianship`). Until then the child is invisible to them but for its
 name in `pendingGuardianships`. People are (organisation, UID) pairs
 (`people.py`): guardians, agreement parties, index keys and event audiences.
+
+Every value stored for a child is sealed with the child's key (`put_state(...,
+child=)`). A guardian may have the child's records erased (erasure.py): its
+keys are destroyed, and everything stored for it reads as absent from then on.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 from domain.consent import EMERGENCY_MINUTES
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 
-from . import access_log, consent, paging
+from . import access_log, consent, erasure, paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
 from .consent import in_force
@@ -48,6 +52,7 @@ from .records import (
     ConsentEnd,
     EmergencyAccess,
     EmergencyAccessView,
+    ErasureRecord,
     Examination,
     MedicalCard,
     OpenEmergencyAccess,
@@ -73,7 +78,7 @@ CARD_FIELDS = (
 )
 
 
-class MedicalContract(access_log.RecordsAccess, Contract):
+class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract):
     name = "medical"
     channel = "medical"
 
@@ -119,11 +124,11 @@ class MedicalContract(access_log.RecordsAccess, Contract):
             "createdAt": ctx.timestamp,
             "createdBy": guardian,
         }
-        ctx.put_state(f"child/{child_id}", child)
-        ctx.put_state(f"card/{child_id}", _empty_card(ctx, child_id))
-        ctx.put_state(f"guardian-child/{guardian}/{child_id}", child_id)
+        ctx.put_state(f"child/{child_id}", child, child=child_id)
+        ctx.put_state(f"card/{child_id}", _empty_card(ctx, child_id), child=child_id)
+        ctx.put_state(f"guardian-child/{guardian}/{child_id}", child_id, child=child_id)
         for invitee in offered:
-            ctx.put_state(f"pending-guardian/{invitee}/{child_id}", child_id)
+            ctx.put_state(f"pending-guardian/{invitee}/{child_id}", child_id, child=child_id)
         ctx.set_event("ChildRegistered", _audience(child_id, [guardian]))
         if offered:
             ctx.set_event("GuardianshipOffered", _audience(child_id, offered))
@@ -139,9 +144,9 @@ class MedicalContract(access_log.RecordsAccess, Contract):
             "guardians": [*child["guardians"], me],
             "pendingGuardians": [p for p in child.get("pendingGuardians", []) if p != me],
         }
-        ctx.put_state(f"child/{child['id']}", child)
+        ctx.put_state(f"child/{child['id']}", child, child=child["id"])
         ctx.del_state(f"pending-guardian/{me}/{child['id']}")
-        ctx.put_state(f"guardian-child/{me}/{child['id']}", child["id"])
+        ctx.put_state(f"guardian-child/{me}/{child['id']}", child["id"], child=child["id"])
         ctx.set_event("GuardianshipAccepted", _audience(child["id"], child["guardians"]))
         return _child_view(ctx, child, doctor_uid=_current_doctor(ctx, child["id"]))
 
@@ -151,7 +156,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         if ctx.caller.role != "parent":
             return []
         me = person_of(ctx.caller)
-        ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{me}/")]
+        ids = [value for _, value in ctx.get_prefix(f"pending-guardian/{me}/") if value is not None]
         children: list[Child | None] = [ctx.get_state(f"child/{child_id}") for child_id in ids]
         return [
             _offered_view(child)
@@ -249,11 +254,12 @@ class MedicalContract(access_log.RecordsAccess, Contract):
             "updatedAt": ctx.timestamp,
             "validUntil": until,
         }
-        ctx.put_state(f"agreement/{agreement_id}", agreement)
-        ctx.put_state(open_key, agreement_id)
-        ctx.put_state(f"child-agreement/{child['id']}/{agreement_id}", agreement_id)
-        ctx.put_state(f"doctor-agreement/{doctor}/{agreement_id}", agreement_id)
-        consent.index_end(ctx, _agreement_end(agreement_id), until)
+        child_id = child["id"]
+        ctx.put_state(f"agreement/{agreement_id}", agreement, child=child_id)
+        ctx.put_state(open_key, agreement_id, child=child_id)
+        ctx.put_state(f"child-agreement/{child_id}/{agreement_id}", agreement_id, child=child_id)
+        ctx.put_state(f"doctor-agreement/{doctor}/{agreement_id}", agreement_id, child=child_id)
+        consent.index_end(ctx, _agreement_end(agreement_id), until, child=child_id)
         ctx.set_event("AgreementSigned", _audience(agreement_id, [*child["guardians"], doctor]))
         return _agreement_view(ctx, agreement)
 
@@ -267,7 +273,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         if status != "PENDING":
             raise ConflictError(f"The agreement is {status}; only a PENDING one is accepted.")
         agreement = {**agreement, "status": "ACTIVE", "updatedAt": ctx.timestamp}
-        ctx.put_state(f"agreement/{id}", agreement)
+        ctx.put_state(f"agreement/{id}", agreement, child=agreement["childId"])
         _index_in_force(ctx, agreement)
         ctx.set_event(
             "AgreementAccepted", _audience(id, [*child["guardians"], agreement["doctor"]])
@@ -286,9 +292,9 @@ class MedicalContract(access_log.RecordsAccess, Contract):
             raise ConflictError("The agreement is revoked; sign a new one instead.")
         until = consent.valid_until(ctx, validUntil)
         consent.forget_end(ctx, _agreement_end(id), agreement.get("validUntil"))
-        consent.index_end(ctx, _agreement_end(id), until)
+        consent.index_end(ctx, _agreement_end(id), until, child=agreement["childId"])
         agreement = {**agreement, "validUntil": until, "updatedAt": ctx.timestamp}
-        ctx.put_state(f"agreement/{id}", agreement)
+        ctx.put_state(f"agreement/{id}", agreement, child=agreement["childId"])
         if agreement["status"] == "ACTIVE":
             _index_in_force(ctx, agreement)
         ctx.set_event(
@@ -310,7 +316,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         valid_until = agreement.get("validUntil")
         untold = consent.forget_end(ctx, _agreement_end(id), valid_until) or valid_until is None
         agreement = {**agreement, "status": "REVOKED", "updatedAt": ctx.timestamp}
-        ctx.put_state(f"agreement/{id}", agreement)
+        ctx.put_state(f"agreement/{id}", agreement, child=agreement["childId"])
         ctx.del_state(f"open-agreement/{agreement['childId']}/{agreement['doctor']}")
         _unindex_in_force(ctx, agreement)
         audience = _audience(id, [*child["guardians"], agreement["doctor"]])
@@ -335,7 +341,8 @@ class MedicalContract(access_log.RecordsAccess, Contract):
                 child = _stored_child(ctx, childId)
                 ids = [child["id"]] if child is not None and _is_guardian(ctx, child) else []
             else:
-                ids = [v for _, v in ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")]
+                own = ctx.get_prefix(f"guardian-child/{person_of(ctx.caller)}/")
+                ids = [child_id for _, child_id in own if child_id is not None]
             prefixes = [f"child-agreement/{child_id}/" for child_id in ids]
         elif ctx.caller.role == "doctor":
             mine = f"doctor-agreement/{person_of(ctx.caller)}/"
@@ -388,7 +395,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         card["version"] = recorded["version"] + 1
         card["updatedAt"] = ctx.timestamp
         card["updatedBy"] = ctx.caller.uid
-        ctx.put_state(f"card/{child['id']}", card)
+        ctx.put_state(f"card/{child['id']}", card, child=child["id"])
         ctx.set_event(
             "CardUpdated",
             _audience(
@@ -447,11 +454,40 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         after: str | None = None,
     ) -> Page[AccessEntryView]:
         """For the child's guardians: who read the child, its card and the card's history,
-        and who was refused, newest first."""
+        and who was refused, newest first. Once the child is erased, its guardians still
+        list what is left in clear: the entry of the erasure."""
         child = _stored_child(ctx, childId)
-        if child is None or not _is_guardian(ctx, child):
+        if child is not None and _is_guardian(ctx, child):
+            return access_log.page(ctx, child["id"], first, after)
+        erased = erasure.erasure_of(ctx, childId) if child is None else None
+        if erased is None or not erasure.names_caller(ctx, erased):
             raise NotFoundError("No such child is visible to you.")
-        return access_log.page(ctx, child["id"], first, after)
+        return access_log.page(ctx, erased["childId"], first, after)
+
+    # -- erasure ---------------------------------------------------------------------------
+
+    @query("readErasure")
+    def read_erasure(self, ctx: TxContext, childId: str) -> ErasureRecord:
+        """For a guardian named in it (and the server): when the child's records were
+        erased; NOT_FOUND as for a missing child otherwise (erasure.py)."""
+        return erasure.read(ctx, childId)
+
+    @query("childGuardians")
+    def child_guardians(self, ctx: TxContext, childId: str) -> ChildGuardians | None:
+        """For the server, erasing a child on an operator's request: who the child is and its
+        guardians; None when the child cannot be read (never registered, or erased)."""
+        consent.require_server(ctx)
+        child = _stored_child(ctx, childId)
+        if child is None:
+            return None
+        return {"id": child["id"], "fullName": child["fullName"], "guardians": child["guardians"]}
+
+    @query("indexedGuardians")
+    def indexed_guardians(self, ctx: TxContext, childId: str) -> list[str]:
+        """For the server: the guardians the index names for the child, also once its
+        records are unreadable (erasure.indexed_guardians)."""
+        consent.require_server(ctx)
+        return erasure.indexed_guardians(ctx, childId)
 
     # -- emergency access ------------------------------------------------------------------
 
@@ -491,11 +527,12 @@ class MedicalContract(access_log.RecordsAccess, Contract):
             "endedAt": None,
             "endedBy": None,
         }
-        ctx.put_state(f"emergency/{access_id}", access)
-        ctx.put_state(f"child-emergency/{child['id']}/{access_id}", access_id)
+        child_id = child["id"]
+        ctx.put_state(f"emergency/{access_id}", access, child=child_id)
+        ctx.put_state(f"child-emergency/{child_id}/{access_id}", access_id, child=child_id)
         opened: OpenEmergencyAccess = {"id": access_id, "validUntil": until}
-        ctx.put_state(open_key, opened)
-        consent.index_end(ctx, _emergency_end(access_id), until)
+        ctx.put_state(open_key, opened, child=child_id)
+        consent.index_end(ctx, _emergency_end(access_id), until, child=child_id)
         ctx.set_event("EmergencyAccessOpened", _audience(access_id, child["guardians"]))
         return _emergency_view(access)
 
@@ -515,7 +552,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         if not in_force(ctx, access["validUntil"]):
             raise ConflictError("The emergency access already ran out.")
         access = {**access, "endedAt": ctx.timestamp, "endedBy": me}
-        ctx.put_state(f"emergency/{access['id']}", access)
+        ctx.put_state(f"emergency/{access['id']}", access, child=access["childId"])
         _close_emergency(ctx, access)
         consent.forget_end(ctx, _emergency_end(access["id"]), access["validUntil"])
         ctx.set_event(
@@ -535,7 +572,7 @@ class MedicalContract(access_log.RecordsAccess, Contract):
         child = _stored_child(ctx, childId)
         if child is None or not (_is_hospital_admin(ctx) or _is_guardian(ctx, child)):
             raise NotFoundError("No such child is visible to you.")
-        ids = [value for _, value in ctx.get_prefix(f"child-emergency/{child['id']}/")]
+        ids = [i for _, i in ctx.get_prefix(f"child-emergency/{child['id']}/") if i is not None]
         found: list[EmergencyAccess | None] = [ctx.get_state(f"emergency/{i}") for i in ids]
         return [_emergency_view(access) for access in reversed(found) if access is not None]
 
@@ -651,8 +688,9 @@ def _index_in_force(ctx: TxContext, agreement: Agreement) -> None:
         "agreementId": agreement["id"],
         "validUntil": agreement.get("validUntil"),
     }
-    ctx.put_state(f"active/{agreement['childId']}/{agreement['doctor']}", entry)
-    ctx.put_state(f"doctor-child/{agreement['doctor']}/{agreement['childId']}", entry)
+    child_id, doctor = agreement["childId"], agreement["doctor"]
+    ctx.put_state(f"active/{child_id}/{doctor}", entry, child=child_id)
+    ctx.put_state(f"doctor-child/{doctor}/{child_id}", entry, child=child_id)
 
 
 def _unindex_in_force(ctx: TxContext, agreement: Agreement) -> None:

@@ -83,9 +83,9 @@ def _walk(ctx: TxContext, prefix: str, start: str | None, batch: int) -> Iterato
     """(record id, index key) under `prefix`, newest first, below the id `start` if given."""
     after = None if start is None else prefix + start
     while True:
-        found = ctx.get_prefix_page(prefix, after=after, limit=batch)
-        for key, _ in found:
+        found = ctx.get_keys_page(prefix, after=after, limit=batch)
+        for key in found:
             yield key[len(prefix) :], key
         if len(found) < batch:
             return
-        after = found[-1][0]
+        after = found[-1]

@@ -338,7 +338,8 @@ class AccessFacts(TypedDict):
 
 class AccessEntry(TypedDict):
     """An entry of a child's access log as stored: who read what, when, under which purpose,
-    and whether the read was PERMITTED or REFUSED; never anything that was read."""
+    and whether the read was PERMITTED or REFUSED; never anything that was read. The entry
+    that records the child's erasure (outcome ERASED, what CHILD) is the one kept in clear."""
 
     id: str
     at: str
@@ -357,6 +358,35 @@ class AccessEntryView(AccessEntry):
     """An entry as its child's guardians list it, with the block its transaction is in."""
 
     blockNumber: int
+
+
+class ErasureFacts(TypedDict):
+    """What the gateway gives `recordErasure` (as transient data) once it destroyed the
+    child's keys: whose erasure, who were its guardians (ORG/UID), and when (the time the
+    key store keeps with the first destroyed key)."""
+
+    childId: str
+    guardians: list[str]
+    erasedAt: str
+
+
+class ErasureRecord(TypedDict):
+    """What `erased/CHILD` holds, in clear, once a child's records were erased: when, the
+    guardians who may still learn that, and who erased them (a guardian as ORG/UID, or
+    "healthledger" for the server on an operator's request)."""
+
+    childId: str
+    erasedAt: str
+    guardians: list[str]
+    erasedBy: str
+
+
+class ErasureReceipt(TypedDict):
+    """What an erasure answers: the child, when, and the channels its keys were destroyed on."""
+
+    childId: str
+    erasedAt: str
+    channels: list[str]
 
 
 class Audience(TypedDict):
@@ -388,3 +418,6 @@ class Transient(TypedDict, total=False):
     # A reader's refused reads of records that exist, which `recordAccess` records as
     # REFUSED; given, empty or not, whenever that reader was refused a read.
     refusals: list[AccessFacts]
+    # A child whose keys the gateway destroyed: `recordErasure` records it; the report
+    # contract's listAccessLog takes its guardians from it once the child is erased.
+    erasure: ErasureFacts

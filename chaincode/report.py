@@ -32,6 +32,10 @@ A report's content is protected data: the purpose it is read under is
 `report_purpose`'s, and every read and refusal of it is noted for the report's
 child's access log on this channel (access_log.py). The child's guardians list
 that log; this channel learns who they are from the gateway, as above.
+
+Every record here belongs to one child and is sealed with that child's key on
+this channel; an erasure (erasure.py) destroys it, and the child's admissions,
+requests and reports read as absent from then on.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from domain.consent import REPORT_PERMISSION_DAYS
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 from ledger_backends.hashing import canonical_json, commitment
 
-from . import access_log, consent, paging
+from . import access_log, consent, erasure, paging
 from . import validation as check
 from .base import Contract, TxContext, query, transaction
 from .consent import in_force
@@ -72,7 +76,7 @@ REPORT_STATUSES = ("READY", "APPROVED")
 REASON_MAX = 1_000
 
 
-class ReportContract(access_log.RecordsAccess, Contract):
+class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract):
     name = "report"
     channel = "report"
 
@@ -106,11 +110,13 @@ class ReportContract(access_log.RecordsAccess, Contract):
             "createdAt": ctx.timestamp,
             "createdBy": guardian,
         }
-        ctx.put_state(f"admission/{admission_id}", admission)
-        ctx.put_state(open_key, admission_id)
-        ctx.put_state(f"school-admission/{school}/{admission_id}", admission_id)
+        ctx.put_state(f"admission/{admission_id}", admission, child=child_id)
+        ctx.put_state(open_key, admission_id, child=child_id)
+        ctx.put_state(f"school-admission/{school}/{admission_id}", admission_id, child=child_id)
         for parent in admission["guardians"]:
-            ctx.put_state(f"guardian-admission/{parent}/{admission_id}", admission_id)
+            ctx.put_state(
+                f"guardian-admission/{parent}/{admission_id}", admission_id, child=child_id
+            )
         ctx.set_event("AdmissionRequested", _audience(admission_id, admission))
         return _admission_view(admission)
 
@@ -135,7 +141,7 @@ class ReportContract(access_log.RecordsAccess, Contract):
         if admission["status"] != "PENDING":
             raise ConflictError(f"The admission request is already {admission['status']}.")
         admission = {**admission, "status": status, "reason": reason}
-        ctx.put_state(f"admission/{admission['id']}", admission)
+        ctx.put_state(f"admission/{admission['id']}", admission, child=admission["childId"])
         if status == "REJECTED":
             ctx.del_state(f"open-admission/{admission['childId']}/{admission['school']}")
         event = "AdmissionAccepted" if status == "ACCEPTED" else "AdmissionRejected"
@@ -200,12 +206,15 @@ class ReportContract(access_log.RecordsAccess, Contract):
             "guardians": admission["guardians"],
             "createdAt": ctx.timestamp,
         }
-        ctx.put_state(f"report-request/{request_id}", request)
-        ctx.put_state(open_key, request_id)
-        ctx.put_state(f"child-report-request/{request['childId']}/{request_id}", request_id)
-        ctx.put_state(f"school-report-request/{request['school']}/{request_id}", request_id)
+        child_id, school = request["childId"], request["school"]
+        ctx.put_state(f"report-request/{request_id}", request, child=child_id)
+        ctx.put_state(open_key, request_id, child=child_id)
+        ctx.put_state(f"child-report-request/{child_id}/{request_id}", request_id, child=child_id)
+        ctx.put_state(f"school-report-request/{school}/{request_id}", request_id, child=child_id)
         for parent in request["guardians"]:
-            ctx.put_state(f"guardian-report-request/{parent}/{request_id}", request_id)
+            ctx.put_state(
+                f"guardian-report-request/{parent}/{request_id}", request_id, child=child_id
+            )
         audience = _audience(request_id, request)
         audience["people"] = sorted({*audience["people"], *ctx.transient.get("doctors", [])})
         ctx.set_event("ReportRequested", audience)
@@ -275,16 +284,18 @@ class ReportContract(access_log.RecordsAccess, Contract):
             "cardSalt": salt,
             "content": _report_content(card, conclusion),
         }
-        ctx.put_state(f"report/{report_id}", report)
+        child_id = report["childId"]
+        ctx.put_state(f"report/{report_id}", report, child=child_id)
         ctx.put_state(
             f"report-request/{request['id']}",
             {**request, "status": "FULFILLED", "reportId": report_id},
+            child=child_id,
         )
         ctx.del_state(f"open-report-request/{request['admissionRequestId']}")
         for parent in report["guardians"]:
-            ctx.put_state(f"guardian-report/{parent}/{report_id}", report_id)
-        ctx.put_state(f"author-report/{report['author']}/{report_id}", report_id)
-        ctx.put_state(f"school-report/{request['school']}/{report_id}", report_id)
+            ctx.put_state(f"guardian-report/{parent}/{report_id}", report_id, child=child_id)
+        ctx.put_state(f"author-report/{report['author']}/{report_id}", report_id, child=child_id)
+        ctx.put_state(f"school-report/{request['school']}/{report_id}", report_id, child=child_id)
         ctx.set_event("ReportReady", _report_audience(report, [report["requestingSchool"]]))
         return _report_view(ctx, report)
 
@@ -317,10 +328,14 @@ class ReportContract(access_log.RecordsAccess, Contract):
                 "validUntil": until,
                 "revokedAt": None,
             }
-            consent.index_end(ctx, _permission_end(report["id"], school), until)
-            ctx.put_state(f"school-report/{school}/{report['id']}", report["id"])
+            consent.index_end(
+                ctx, _permission_end(report["id"], school), until, child=report["childId"]
+            )
+            ctx.put_state(
+                f"school-report/{school}/{report['id']}", report["id"], child=report["childId"]
+            )
         report = _with_permissions(report, list(permissions.values()))
-        ctx.put_state(f"report/{report['id']}", report)
+        ctx.put_state(f"report/{report['id']}", report, child=report["childId"])
         ctx.set_event("ReportApproved", _report_audience(report, permitted))
         return _report_view(ctx, report)
 
@@ -339,7 +354,7 @@ class ReportContract(access_log.RecordsAccess, Contract):
         report = _with_permissions(
             report, [revoked if p["school"] == school else p for p in permissions]
         )
-        ctx.put_state(f"report/{report['id']}", report)
+        ctx.put_state(f"report/{report['id']}", report, child=report["childId"])
         if school != report["requestingSchool"]:
             ctx.del_state(f"school-report/{school}/{report['id']}")
         # Told: the insiders and the school whose permission ended, never the other schools.
@@ -441,16 +456,18 @@ class ReportContract(access_log.RecordsAccess, Contract):
         after: str | None = None,
     ) -> Page[AccessEntryView]:
         """For the guardians of the child the gateway read as the caller on `medical`
-        (`child`): who read the content of its reports, and who was refused, newest first."""
-        child = ctx.transient.get("child")
-        if (
-            ctx.caller.role != "parent"
-            or child is None
-            or child["id"] != childId
-            or person_of(ctx.caller) not in child["guardians"]
-        ):
+        (`child`), or of the erased child whose erasure it read there (`erasure`): who read
+        the content of its reports, and who was refused, newest first."""
+        child, erased = ctx.transient.get("child"), ctx.transient.get("erasure")
+        if child is not None and child["id"] == childId:
+            guardians = child["guardians"]
+        elif erased is not None and erased["childId"] == childId:
+            guardians = erased["guardians"]
+        else:
+            guardians = []
+        if ctx.caller.role != "parent" or person_of(ctx.caller) not in guardians:
             raise NotFoundError("No such child is visible to you.")
-        return access_log.page(ctx, child["id"], first, after)
+        return access_log.page(ctx, childId, first, after)
 
 
 # -- rules ---------------------------------------------------------------------------------

@@ -108,7 +108,13 @@ def create_private_file(path: Path, what: str) -> None:
     byte; an existing file keeps its mode. `what` names the file in the error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=LEDGER_DIRECTORY_MODE)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, LEDGER_FILE_MODE))
+        # O_EXCL: an existing file is never opened here. This process may already hold it
+        # open through SQLite (a key store beside the ledger), and closing any descriptor of
+        # a file drops every POSIX lock the process holds on it: another process would then
+        # take SQLite's connections here for gone, and reset the write-ahead log under them.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, LEDGER_FILE_MODE))
+    except FileExistsError:
+        return
     except OSError as exc:
         raise BackendUnavailableError(
             f"The SQLite {what} cannot be created at {str(path)!r}: {exc.strerror}."

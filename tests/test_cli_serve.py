@@ -1,13 +1,15 @@
 """`healthledger serve`: configuration mistakes end it with exit 2 and one sentence; probes.
 
 Each mistake an operator can make before the server starts (no network, bad
-TOML, a missing CA, an unreachable ledger, a port in use) is run through the
+TOML, a missing CA, an unreachable ledger, a missing or wrong key-encryption key,
+a port in use) is run through the
 real command in a subprocess: exit code 2, one line on stderr naming what to
 fix, no traceback, and no server left listening.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import subprocess
@@ -18,8 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.cli import main
+from api.services import Services
+from authz.network import load_network
 from devkit.ports import listening_socket
 from devkit.serve_process import ServeProcess, cli_command, cli_env
+from tests.api_client import RedisServer
 from tests.networks import NetworkFixture, make_network
 
 
@@ -207,3 +213,126 @@ def test_workers_share_the_api_port_and_the_health_port(
         assert server.terminate() in (0, -signal.SIGTERM)
     assert server.log_text().count(f"Health probes on {server.health_url} ") == 2
     assert server.log_text().count("Application shutdown complete") == 2
+
+
+# -- key-encryption keys ---------------------------------------------------------------------
+
+REGISTER = """
+mutation { registerChild(input: {fullName: "Kim Lee", birthDate: "2019-04-02"}) { id } }"""
+
+
+def _ledger_with_a_child(net: NetworkFixture, directory: Path, ledger: str, log: Path) -> str:
+    """Serve `directory` on `ledger` long enough for alice to register a child: its data keys
+    are then in the key store, wrapped by the channels' KEKs. Returns the child's id."""
+    with ServeProcess(directory, ledger, log).start() as server:
+        with httpx.Client(base_url=server.base_url, verify=net.client_context("alice")) as alice:
+            body = alice.post("/graphql", json={"query": REGISTER}).json()
+        assert "errors" not in body, body
+        assert server.terminate() in (0, -signal.SIGTERM)
+    return str(body["data"]["registerChild"]["id"])
+
+
+def test_missing_kek_file(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "keys" / "report.kek").unlink()
+    line = serve_fails("--network", str(directory), "--ledger", "memory://")
+    assert line.startswith("healthledger: channel report: ")
+    assert f"{directory / 'keys' / 'report.kek'} is missing" in line
+
+
+def test_kek_file_open_to_others(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "keys" / "medical.kek").chmod(0o644)
+    line = serve_fails("--network", str(directory), "--ledger", "memory://")
+    assert line.startswith("healthledger: channel medical: ")
+    assert "must be readable by its owner only (chmod 600)" in line
+
+
+def test_kek_file_that_is_not_a_key(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    (directory / "keys" / "medical.kek").write_text("not a key\n")
+    line = serve_fails("--network", str(directory), "--ledger", "memory://")
+    assert line.startswith("healthledger: channel medical: ") and "base64" in line
+
+
+def test_kek_variable_not_set(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    toml = (directory / "network.toml").read_text()
+    medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
+    (directory / "network.toml").write_text(
+        toml.replace(medical, f'{medical}[channels.keys]\nkek_env = "HL_TEST_MEDICAL_KEK"\n')
+    )
+    line = serve_fails("--network", str(directory), "--ledger", "memory://")
+    assert line == (
+        "healthledger: channel medical: its key-encryption key comes from "
+        "$HL_TEST_MEDICAL_KEK, which is not set."
+    )
+
+
+def test_kek_replaced_after_data_was_written(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    _ledger_with_a_child(net, directory, ledger, tmp_path / "serve.log")
+    medical = directory / "keys" / "medical.kek"
+    medical.unlink()
+    assert main(["keys", "init", str(directory)]) == 0  # a new, other KEK under the old name
+    line = serve_fails("--network", str(directory), "--ledger", ledger)
+    assert line.startswith("healthledger: channel medical: its data keys are wrapped by ")
+    assert str(medical) in line
+
+
+def test_kek_deleted_after_data_was_written_and_restored(
+    net: NetworkFixture, tmp_path: Path
+) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    child = _ledger_with_a_child(net, directory, ledger, tmp_path / "serve.log")
+    medical = directory / "keys" / "medical.kek"
+    saved = medical.read_bytes()
+    medical.unlink()
+    line = serve_fails("--network", str(directory), "--ledger", ledger)
+    assert line == f"healthledger: channel medical: its key-encryption key {medical} is missing."
+    # With the KEK back, the server starts and reads what was written.
+    medical.write_bytes(saved)
+    medical.chmod(0o600)
+    with ServeProcess(directory, ledger, tmp_path / "serve.log").start() as server:
+        with httpx.Client(base_url=server.base_url, verify=net.client_context("alice")) as alice:
+            query = "query($id: ID!) { child(id: $id) { fullName } }"
+            body = alice.post("/graphql", json={"query": query, "variables": {"id": child}})
+        assert body.json() == {"data": {"child": {"fullName": "Kim Lee"}}}
+        assert server.terminate() in (0, -signal.SIGTERM)
+
+
+def test_unreachable_key_store(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    toml = (directory / "network.toml").read_text()
+    medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
+    url = "redis://127.0.0.1:1/0"
+    (directory / "network.toml").write_text(
+        toml.replace(medical, f'{medical}[channels.keys]\nurl = "{url}"\n')
+    )
+    line = serve_fails("--network", str(directory), "--ledger", "memory://")
+    assert line.startswith(f"healthledger: The key store of channel medical at {url} cannot be")
+    assert "fix [channels.keys] url" in line
+
+
+def test_readiness_asks_a_key_store_of_its_own_too(net: NetworkFixture, tmp_path: Path) -> None:
+    directory = copy_network(net, tmp_path / "network")
+    redis = RedisServer()
+    redis.start()
+    try:
+        toml = (directory / "network.toml").read_text()
+        medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
+        (directory / "network.toml").write_text(
+            toml.replace(medical, f'{medical}[channels.keys]\nurl = "{redis.url}"\n')
+        )
+        services = Services.open(load_network(directory), f"sqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            assert len(services.keyrings.stores) == 2
+            assert asyncio.run(services.ready())
+            redis.kill()  # the ledger still answers; the medical channel's keys do not
+            assert not asyncio.run(services.ready())
+        finally:
+            asyncio.run(services.close())
+    finally:
+        redis.close()

@@ -360,9 +360,12 @@ def test_both_channels_keep_their_own_reads(world: World) -> None:
         "SCHOOL_ADMISSION",
         world.report_id,
     )
-    # The school's read is on `report` only; `medical` never holds a trace of it.
+    # The school's read is on `report` only; `medical` never holds a trace of it, sealed
+    # or opened.
     medical_state = [r.value for r in world.medical.store.scan_state("medical")]
+    medical_state += [json.dumps(value) for _, value in world.medical.opened_state()]
     assert not any(SCHOOL_A.uid in value for value in medical_state)
+    assert any(SCHOOL_A.uid in json.dumps(value) for _, value in world.report.opened_state())
 
 
 def test_entries_are_listed_newest_first_a_page_at_a_time(world: World) -> None:

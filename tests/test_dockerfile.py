@@ -37,7 +37,7 @@ from tests.networks import NetworkFixture
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 API_PORT = 8443
-PACKAGES = ("api", "authz", "chaincode", "devkit", "domain", "ledger_backends")
+PACKAGES = ("api", "authz", "chaincode", "devkit", "domain", "encryption", "ledger_backends")
 
 
 @dataclass(frozen=True)
@@ -365,6 +365,12 @@ def test_the_compose_init_service_gives_the_server_no_private_ca_or_user_key(
         admin / "orgs/parents/crl.pem"
     ).read_bytes()
     assert stat.S_IMODE((served / "tls/server.key").stat().st_mode) == 0o600
+    # The channels' key-encryption keys: the server opens sealed values with them.
+    keks = sorted(str(path.relative_to(served)) for path in served.rglob("*.kek*"))
+    assert keks == ["keys/medical.kek", "keys/report.kek"]
+    for kek in keks:
+        assert (served / kek).read_bytes() == (admin / kek).read_bytes()
+        assert stat.S_IMODE((served / kek).stat().st_mode) == 0o600
 
 
 @contextlib.contextmanager

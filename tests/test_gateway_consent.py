@@ -24,6 +24,7 @@ from authz.network import load_network
 from chaincode.gateway import Gateway
 from chaincode.medical import MedicalContract
 from chaincode.report import ReportContract
+from chaincode.testing import fresh_keyrings
 from domain.errors import ConflictError, ForbiddenError, NotFoundError
 from ledger_backends import Ledger, open_ledger
 from ledger_backends.records import format_timestamp, parse_timestamp
@@ -118,6 +119,7 @@ def world(net: NetworkFixture, ledger_url: str) -> Iterator[World]:
             ReportContract(report_permission_days=PERMISSION_DAYS),
         ),
         clock=clock,
+        keyrings=fresh_keyrings("medical", "report"),
     )
     yield World(gateway, ledger, clock, net.identities())
     run(gateway.settle())

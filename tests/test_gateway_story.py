@@ -13,9 +13,11 @@ from authz.directory import NetworkDirectory
 from authz.identity import Identity
 from authz.network import load_network
 from chaincode.gateway import Gateway
+from chaincode.testing import fresh_keyrings
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 from ledger_backends import Ledger, open_ledger
 from ledger_backends.hashing import canonical_json, commitment, sha256_hex
+from ledger_backends.keystores import open_key_store
 from tests.networks import NetworkFixture, make_network
 
 
@@ -39,12 +41,16 @@ def world(net: NetworkFixture, ledger_url: str) -> Iterator[World]:
     network = load_network(net.directory)
     people = net.identities()
     ledger = open_ledger(ledger_url, batch_timeout_ms=1)
+    # The data keys beside the ledger, in its own database, as a network keeps them by default.
+    keys = open_key_store(ledger_url, same_database_as_ledger=True)
     gateway = Gateway(
         {name: ledger.channel(name) for name in ("medical", "report")},
         ChannelAccess(network),
         NetworkDirectory(network),
+        keyrings=fresh_keyrings("medical", "report", store=keys),
     )
     yield World(gateway, ledger, people)
+    keys.close()
     ledger.close()
 
 

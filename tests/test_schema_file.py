@@ -73,6 +73,7 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
         "endEmergencyAccess(id: ID!): EmergencyAccess!",
         "emergencyAccesses(childId: ID!): [EmergencyAccess!]!",
         "revokeReportPermission(id: ID!, school: String!): Report!",
+        "eraseChild(childId: ID!, confirm: String!): ErasureReceipt!",
         "events(channel: String!): LedgerEvent!",
         "content: ReportContent",
         "permissions: [ReportPermission!]!",
@@ -136,6 +137,15 @@ def test_consent_types_have_the_fields_of_the_contract() -> None:
         "status": "ReportPermissionStatus!",
     }
     assert fields("Agreement")["validUntil"] == "DateTime"
-    statuses = {"AgreementStatus": "EXPIRED", "ReportPermissionStatus": "REVOKED"}
+    assert fields("ErasureReceipt") == {
+        "childId": "ID!",
+        "erasedAt": "DateTime!",
+        "channels": "[String!]!",
+    }
+    statuses = {
+        "AgreementStatus": "EXPIRED",
+        "ReportPermissionStatus": "REVOKED",
+        "AccessOutcome": "ERASED",
+    }
     for enum, value in statuses.items():
         assert value in schema.get_type(enum).values  # type: ignore[union-attr]

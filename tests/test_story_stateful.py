@@ -16,6 +16,10 @@ report — with the reader, object, record, version and the purpose the model
 says it was granted under. After each step the PERMITTED entries of each
 child's access log must be exactly that multiset, no entry may hold more than
 who read what and when, and nobody but the child's guardians may list it.
+
+`erase` has a guardian (or the server, for an operator) erase a family's child:
+from then on nobody reads or changes anything of it, lists leave it out, its
+access log lists only the erasure, and the other families go on as before.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory
 from authz.identity import Identity, IdentityVerifier
 from authz.network import load_network
+from chaincode.consent import SERVER
 from chaincode.gateway import Gateway
+from chaincode.testing import fresh_keyrings
 from domain.errors import ForbiddenError, NotFoundError, RefusalError
 from ledger_backends import open_ledger
 from tests.networks import make_network
@@ -64,6 +70,7 @@ class Family:
     reports: dict[str, set[str]] = field(default_factory=dict)  # report id -> permitted schools
     report_school: dict[str, str] = field(default_factory=dict)  # report id -> requesting school
     report_author: dict[str, str] = field(default_factory=dict)  # report id -> doctor
+    erased: bool = False
 
 
 def _people(directory: Path) -> dict[str, Identity]:
@@ -132,6 +139,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 {name: self.ledger.channel(name) for name in ("medical", "report")},
                 ChannelAccess(network),
                 NetworkDirectory(network),
+                keyrings=fresh_keyrings("medical", "report"),
             )
             self.families: list[Family] = []
             self.reads: Counter[Read] = Counter()
@@ -205,19 +213,27 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                     {"id": one(family.reports), "school": list(SCHOOLS.values())[pick % 2]},
                 ),
             }
-            if operation == "createReport" and actor in family.active and family.requests:
+            if (
+                operation == "createReport"
+                and actor in family.active
+                and family.requests
+                and not family.erased
+            ):
                 # The gateway reads the card as the doctor before the contract decides.
                 self.count(family, actor, "MEDICAL_CARD", family.child, family.version)
             try:
                 result = asyncio.run(calls[operation]())
             except RefusalError:
                 return None
+            assert not family.erased, f"{actor} did {operation} for an erased child"
             self.record(actor, operation, family, result)
             return result
 
         def purpose(self, family: Family, actor: str, report: str | None = None) -> str | None:
             """The purpose the model grants `actor` to read the child's data (or the report's
             content) under; None: refused."""
+            if family.erased:
+                return None
             if actor in family.guardians:
                 return "GUARDIAN"
             if report is None:
@@ -302,6 +318,31 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 )
             self.families.append(Family(child["id"], {parent, *others}))
 
+        @rule(which=st.integers(0, 2), by_server=st.booleans())
+        def erase(self, which: int, by_server: bool) -> None:
+            """A guardian erases the family's child, confirming with its name, or the server
+            does; again, a guardian is told it is erased and the server changes nothing."""
+            if not self.families:
+                return
+            family = self.families[which % len(self.families)]
+            guardian = people[sorted(family.guardians)[0]]
+            try:
+                receipt = asyncio.run(
+                    self.gateway.erase_child(SERVER, family.child, None)
+                    if by_server
+                    else self.gateway.erase_child(guardian, family.child, "Kid")
+                )
+            except NotFoundError as refused:
+                assert family.erased and not by_server
+                assert "erased on" in str(refused)
+                return
+            assert receipt["childId"] == family.child
+            assert receipt["channels"] == ["medical", "report"]
+            family.erased = True
+            # Its entries went with its keys: what was read of it is no longer in any log.
+            self.reads = Counter({r: n for r, n in self.reads.items() if r[0] != family.child})
+            self.logged = Counter({r: n for r, n in self.logged.items() if r[0] != family.child})
+
         @rule(which=st.integers(0, 2), pick=st.integers(0, 5))
         def progress(self, which: int, pick: int) -> None:
             """The next legitimate step of one family's story, done by the right person."""
@@ -384,11 +425,13 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             elif kind == "listChildren":
                 for entry in found["entries"]:
                     child = self.family_of(entry["item"]["id"])
+                    assert not child.erased, f"{actor} listed an erased child"
                     self.count(child, actor, "CHILD", child.child, None)
             else:
                 seen = [found] if kind == "readReport" else [e["item"] for e in found["entries"]]
                 for view in seen:
                     owner = self.family_of_report(view["id"])
+                    assert not owner.erased, f"{actor} saw a report of an erased child"
                     allowed = self.purpose(owner, actor, view["id"]) is not None
                     assert (view["content"] is not None) == allowed, f"{actor}: {view['id']}"
                     if allowed:
@@ -398,7 +441,9 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
         def children_are_seen_only_by_their_people(self) -> None:
             for family in self.families:
                 for uid in [*PARENTS, *DOCTORS]:
-                    allowed = uid in family.guardians or uid in family.active
+                    allowed = not family.erased and (
+                        uid in family.guardians or uid in family.active
+                    )
                     try:
                         card = asyncio.run(
                             self.gateway.evaluate(
@@ -434,9 +479,10 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                                 )
                             )
                         except NotFoundError:
-                            assert school != family.report_school[report]
-                            assert school not in permitted
+                            assert family.erased or school != family.report_school[report]
+                            assert family.erased or school not in permitted
                             continue
+                        assert not family.erased, f"{staff} read a report of an erased child"
                         # A school's view is its own, whatever other schools may read.
                         assert (seen["content"] is not None) == (school in permitted)
                         if seen["content"] is not None:
@@ -461,6 +507,10 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             for entry in entries:
                 assert set(entry) == ENTRY_FIELDS and entry["childId"] == family.child
                 assert "Kid" not in json.dumps(entry) and "Healthy" not in json.dumps(entry)
+                # An erased child's log lists its erasure only (the rest is sealed for good).
+                assert (entry["outcome"] == "ERASED") == family.erased
+                if entry["outcome"] == "ERASED":
+                    assert entry["readerUid"] in (*family.guardians, "healthledger")
                 if entry["outcome"] == "REFUSED":
                     assert entry["readerUid"] not in family.guardians
                     assert entry["version"] is None

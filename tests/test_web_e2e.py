@@ -1,6 +1,6 @@
 """The five-step story clicked through in headless Chromium (web/e2e/story.test.ts, `npm run e2e`),
 then an emergency access, then the app and GraphiQL in a browser that holds the user's
-certificate in its own store.
+certificate in its own store, then the parent's erasure of the child's records.
 
 Two parents, two pediatricians, two schools and an administrator each use their own
 browser context with their own client certificate against a real `healthledger serve`
@@ -16,6 +16,9 @@ certificate store on Linux) in a HOME of its own, with the server's CA trusted; 
 Chromium policy (AutoSelectCertificateForUrls) picks that certificate for the server, where a
 person would pick it in the browser's prompt. That browser uses the app, and runs a query and a
 subscription in GraphiQL with every request to another host blocked.
+
+Last, the first parent erases the child's records by typing its full name in the dialog: the
+child is gone from both parents' lists and from what the pediatrician and the school see.
 """
 
 from __future__ import annotations
@@ -133,11 +136,11 @@ def test_the_story_in_the_browser(tmp_path: Path) -> None:
     steps = [
         line
         for line in stdout.splitlines()
-        if line[:2] in {"1.", "2.", "3.", "4.", "5.", "6.", "7."}
+        if line[:2] in {"1.", "2.", "3.", "4.", "5.", "6.", "7.", "8."}
     ]
-    assert len(steps) == 7, output
+    assert len(steps) == 8, output
     shots = sorted(path.name for path in SCREENSHOTS.glob("*.png"))
-    for picture in ("parent-emergency-banner", "graphiql-subscription-event"):
+    for picture in ("parent-emergency-banner", "graphiql-subscription-event", "parent-erased"):
         assert picture in " ".join(shots), shots
     assert len(shots) >= 7 and not any(name.startswith("failure") for name in shots), shots
     assert elapsed < STORY_SECONDS

@@ -5,7 +5,8 @@ blocks 0-4 on the medical channel (block 2 accepts the agreement, blocks 3
 and 4 update the card after it). Then one byte of one record of block 2 is
 changed with the database's own client: a header field, a transaction, a
 value in a transaction's write-set or its salted commitment, the world-state
-row or the history row the block wrote. `healthledger verify` must exit 1 naming block 2 and the
+row or the history row the block wrote (values are sealed, so a changed value
+is a changed byte of its ciphertext). `healthledger verify` must exit 1 naming block 2 and the
 kind of damage, `verifyChannel` must say the same, and the server must then
 refuse to commit on the channel (UNAVAILABLE, nothing appended) until the
 byte is put back and a verification passes again. A server started on a chain
@@ -16,6 +17,7 @@ while re-reading the tip block no more often than before its first append.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,9 +69,23 @@ class Damage:
     """
 
     place: Callable[[str], Place]  # from the agreement's world-state key
-    old: str | None
+    old: str | Ciphertext | None
     new: str | None
     reason: str
+
+
+class Ciphertext:
+    """The start of the agreement's sealed ciphertext where it is stored: the value itself
+    (a world-state or history row) or its transaction's write-set. Values are stored
+    sealed, so a byte changed in a value is a byte changed in its ciphertext."""
+
+    def find(self, stored: str, agreement_key: str) -> str:
+        value = json.loads(stored)
+        sealed = value["write_set"][agreement_key] if "write_set" in value else value
+        return str(sealed["sealed"]["data"][:12])
+
+
+CIPHERTEXT = Ciphertext()
 
 
 DAMAGES = {
@@ -87,8 +103,8 @@ DAMAGES = {
     ),
     "write-set value": Damage(
         lambda _: TransactionText("medical", DAMAGED, 0),
-        "ACTIVE",
-        "ACTIVF",
+        CIPHERTEXT,
+        None,
         "its transactions do not match its data hash. "
         "The write-set of transaction 0 differs from the history it left.",
     ),
@@ -101,14 +117,14 @@ DAMAGES = {
     ),
     "world-state row": Damage(
         lambda key: StateValue("medical", key),
-        "ACTIVE",
-        "ACTIVF",
+        CIPHERTEXT,
+        None,
         "the world state differs from what this block wrote.",
     ),
     "history row": Damage(
         lambda key: HistoryValue("medical", key, DAMAGED, 0),
-        "ACTIVE",
-        "ACTIVF",
+        CIPHERTEXT,
+        None,
         "the key history differs from what this block wrote.",
     ),
 }
@@ -137,8 +153,12 @@ def _height(api: Api) -> int:
 def _change(raw: RawStore, damage: Damage, agreement_key: str) -> Callable[[], None]:
     """Change the byte; returns how to put it back."""
     place = damage.place(agreement_key)
-    old = damage.old or raw.read(place)
-    new = damage.new or one_digit_changed(old)
+    if isinstance(damage.old, Ciphertext):
+        old = damage.old.find(raw.read(place), agreement_key)
+        new = ("A" if old[0] != "A" else "B") + old[1:]
+    else:
+        old = damage.old or raw.read(place)
+        new = damage.new or one_digit_changed(old)
     raw.change(place, old, new)
     return lambda: raw.change(place, new, old)
 

@@ -5,7 +5,8 @@
 // emergency access to the child, which the parents see, with every read, and end. Asserts what
 // each person sees; saves a screenshot per step, and of every open page when the story fails.
 // Then a parent whose certificate is in Chromium's own certificate store, as a person's browser
-// holds it, uses the app and GraphiQL with every request to another host blocked.
+// holds it, uses the app and GraphiQL with every request to another host blocked. Last, the
+// parent erases the child's records by typing its full name: the child is gone for everyone.
 //
 // Run by tests/test_web_e2e.py (`npm run e2e`, this directory's vitest.config.ts), which sets
 // E2E_BASE_URL (https://127.0.0.1:PORT), E2E_NETWORK (the network directory, with
@@ -501,6 +502,71 @@ async function ownCertificateStore(browser: Browser): Promise<void> {
   await context.close()
 }
 
+/** Last: alice erases Mia's records, typing the name in the dialog; the child is gone from both
+ * parents' lists, what the doctor and the school see forgets it, and the access log keeps the erasure. */
+async function erasure(browser: Browser): Promise<void> {
+  step('8. the parent erases the child’s records by typing its full name; the child is gone from both parents’ lists and from everyone’s')
+  const parent = await Person.open(browser, 'alice', 'parents')
+  const otherParent = await Person.open(browser, 'bob', 'parents')
+  const p = parent.page
+  for (const guardian of [parent, otherParent]) {
+    await guardian.sees(CHILD, guardian.section('Your children').locator('.choices'))
+  }
+
+  const zone = parent.section('Erase this child’s records')
+  await zone.scrollIntoViewIfNeeded()
+  await parent.click('Erase this child’s records…')
+  const dialog = p.getByRole('dialog', { name: `Erase ${CHILD}’s records?` })
+  await parent.sees('This cannot be undone.', dialog)
+  await parent.sees(/destroyed on every channel of the ledger/, dialog)
+  const name = dialog.getByLabel(`Type the child’s full name, ${CHILD}, to confirm`)
+  assert(await name.evaluate((field) => field === document.activeElement), 'the name field has the focus')
+  const erase = dialog.getByRole('button', { name: 'Erase for ever' })
+  await name.fill(CHILD.toLowerCase())
+  assert(await erase.isDisabled(), 'a name in other capitals does not enable the erasure')
+  await p.keyboard.press('Escape')
+  await dialog.waitFor({ state: 'hidden' })
+
+  await parent.click('Erase this child’s records…')
+  assert((await name.inputValue()) === '', 'the dialog opens afresh')
+  await name.fill(`${CHILD} `)
+  assert(await erase.isDisabled(), 'a trailing space does not enable the erasure')
+  await name.fill(CHILD)
+  assert(await erase.isEnabled(), 'the exact name enables the erasure')
+  await screenshot(parent, 'parent-erase-dialog', 'window')
+  await erase.click()
+
+  const notice = p.getByRole('status').filter({ hasText: 'Erased on' })
+  await parent.sees(new RegExp(`^Erased on .*: ${CHILD}’s records can no longer be read by anyone\.`), notice)
+  await parent.sees('You have not registered a child yet.')
+  assert((await p.locator('.choices').getByText(CHILD).count()) === 0, 'the child is gone from alice’s list')
+  assert((await p.locator('.child-sections').count()) === 0, 'nothing of the child is shown')
+  await otherParent.sees('A guardian erased a child’s records: nobody, you included, can read them again.')
+  await otherParent.page.locator('.choices').getByText(CHILD).waitFor({ state: 'detached' })
+  await otherParent.sees('You have not registered a child yet.')
+
+  await notice.getByRole('button', { name: 'Show what the access log keeps' }).click()
+  const erasureEntry = notice.locator('.access-erased')
+  await parent.sees('erased the child’s records as a guardian: nobody can read them again', erasureEntry)
+  await parent.sees('alice', erasureEntry)
+  await parent.sees(/blocks \d+ and \d+ \(recorded on each of the ledger’s channels\)/, erasureEntry)
+  assert(
+    (await notice.locator('[data-test="access-entry"]').count()) === 1,
+    'the erasure is the one entry anyone can still read',
+  )
+  await screenshot(parent, 'parent-erased', p.locator('.side'))
+
+  // Pages opened afterwards: the pediatrician's patient and the school's applicant are gone.
+  const doctor = await Person.open(browser, 'dr-house', 'hospital')
+  await doctor.sees('No patients under an active agreement.')
+  await doctor.doesNotSee(CHILD)
+  const schoolA = await Person.open(browser, 'school-a-office', 'school-a')
+  await schoolA.sees('No admission requests.')
+  await schoolA.doesNotSee(CHILD)
+  await schoolA.doesNotSee(CONCLUSION)
+  for (const person of [parent, otherParent, doctor, schoolA]) await person.context.close()
+}
+
 let browser: Browser
 // Launched with E2E_NSS_HOME as HOME: Chromium on Linux keeps its certificates in $HOME/.pki/nssdb.
 let ownStoreBrowser: Browser
@@ -538,4 +604,10 @@ test('the five-step story, as each person sees it', async ({ onTestFailed }) => 
 test('a parent with their certificate in the browser’s own store, in the app and GraphiQL', async ({ onTestFailed }) => {
   onTestFailed(() => captureEveryPage(ownStoreBrowser, 'failure-own-store'))
   await ownCertificateStore(ownStoreBrowser)
+})
+
+// After the story, whose child it erases.
+test('a parent erases the child’s records, typing its name', async ({ onTestFailed }) => {
+  onTestFailed(() => captureEveryPage(browser, 'failure-erasure'))
+  await erasure(browser)
 })

@@ -27,6 +27,10 @@ export function changed(): void {
 }
 
 export function notify(text: string): void {
+  // The same sentence again (one event on each channel, as an erasure is) says nothing more:
+  // the notice moves to the top and stays its full time.
+  const same = notices.findIndex((n) => n.text === text)
+  if (same >= 0) notices.splice(same, 1)
   const id = nextNotice++
   notices.unshift({ id, text })
   notices.splice(MAX_NOTICES)

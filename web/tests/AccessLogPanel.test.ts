@@ -78,6 +78,33 @@ describe('AccessLogPanel', () => {
     }
   })
 
+  it('marks the erasure of the child’s records, one entry for the channels that each record it', async () => {
+    const erasure = { readerUid: 'alice', readerOrg: 'parents', readerRole: 'PARENT', what: 'CHILD', version: null, purpose: 'GUARDIAN', outcome: 'ERASED' } as const
+    const { wrapper } = open(() => [
+      entry(87, { ...erasure, id: 'medical-erasure' }),
+      entry(22, { ...erasure, id: 'report-erasure' }),
+      entry(21, { readerUid: 'bob', readerOrg: 'parents', readerRole: 'PARENT', purpose: 'GUARDIAN' }),
+      entry(20),
+    ])
+    await settle()
+    // An erasure by a guardian is no read of theirs: it is shown without asking.
+    const items = wrapper.findAll('[data-test="access-entry"]')
+    expect(items).toHaveLength(2)
+    expect(wrapper.find('[data-test="left-out"]').text()).toBe('1 read by guardians not shown.')
+    const [erased, read] = items
+    expect(erased!.classes()).toContain('access-erased')
+    expect(erased!.classes()).not.toContain('access-refused')
+    expect(erased!.find('.tag').text()).toBe('Erased')
+    expect(erased!.text()).toContain('alice (you) — Parent, parents')
+    expect(erased!.find('p:nth-child(2)').text()).toBe('erased the child’s records as a guardian: nobody can read them again')
+    expect(erased!.find('p:nth-child(3)').text()).toMatch(/, blocks 22 and 87 \(recorded on each of the ledger’s channels\)$/)
+    expect(read!.classes()).not.toContain('access-erased')
+    expect(read!.text()).toMatch(/, block 20$/)
+
+    await wrapper.find('input[type="checkbox"]').setValue(true)
+    expect(wrapper.findAll('[data-test="access-entry"]')).toHaveLength(3)
+  })
+
   it('pages with Show more, and reloads when a read is recorded', async () => {
     let recorded = 60
     const { api, wrapper } = open((variables) => {

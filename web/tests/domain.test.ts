@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { describeCardChange } from '../src/domain/cardDiff'
 import { draftOf, patchOf } from '../src/domain/cardForm'
+import { accessSentence, blocksText, mergeErasures } from '../src/domain/access'
 import { isOpen, reasonProblem } from '../src/domain/emergency'
 import { eventSentence } from '../src/domain/events'
-import { daysFromToday, endOfDay, linesToList, today } from '../src/domain/format'
+import { daysFromToday, endOfDay, formatDay, linesToList, today } from '../src/domain/format'
 import { reportPreview } from '../src/domain/reportPreview'
 import { schoolsOf } from '../src/domain/schools'
 import type { CardFieldsFragment } from '../src/gql/graphql'
@@ -125,6 +126,43 @@ describe('eventSentence', () => {
       'A parent accepted guardianship of a child and is now a guardian.',
     )
   })
+
+  it('tells a guardian that a child’s records were erased for everyone', () => {
+    expect(eventSentence('ChildErased', 'PARENT')).toBe(
+      'A guardian erased a child’s records: nobody, you included, can read them again.',
+    )
+    expect(eventSentence('ChildErased', 'DOCTOR')).toBe(
+      'A child’s records were erased: nobody can read them again.',
+    )
+  })
+})
+
+describe('access log', () => {
+  it('says who erased the child’s records, a guardian or the operator', () => {
+    const erased = { what: 'CHILD', version: null, outcome: 'ERASED' } as const
+    expect(accessSentence({ ...erased, purpose: 'GUARDIAN' })).toBe(
+      'erased the child’s records as a guardian: nobody can read them again',
+    )
+    expect(accessSentence({ ...erased, purpose: 'ADMINISTRATION' })).toBe(
+      'erased the child’s records for administration: nobody can read them again',
+    )
+  })
+
+  it('shows an erasure recorded on several channels once, with every block, and leaves reads alone', () => {
+    const read = (blockNumber: number) => ({ outcome: 'PERMITTED', blockNumber }) as const
+    const erased = (blockNumber: number) => ({ outcome: 'ERASED', blockNumber }) as const
+    expect(mergeErasures([erased(87), erased(22), read(21), read(20)])).toEqual([
+      { outcome: 'ERASED', blockNumber: 87, blocks: [22, 87] },
+      { outcome: 'PERMITTED', blockNumber: 21, blocks: [21] },
+      { outcome: 'PERMITTED', blockNumber: 20, blocks: [20] },
+    ])
+    expect(mergeErasures([read(3)])).toEqual([{ outcome: 'PERMITTED', blockNumber: 3, blocks: [3] }])
+    expect([blocksText([5]), blocksText([22, 87]), blocksText([1, 2, 3])]).toEqual([
+      'block 5',
+      'blocks 22 and 87',
+      'blocks 1, 2 and 3',
+    ])
+  })
 })
 
 describe('format', () => {
@@ -138,6 +176,13 @@ describe('format', () => {
     expect([end.getFullYear(), end.getMonth() + 1, end.getDate()]).toEqual([2026, 6, 30])
     expect([end.getHours(), end.getMinutes(), end.getSeconds()]).toEqual([23, 59, 59])
     expect(endOfDay('2026-06-30')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/)
+  })
+
+  it('writes the day of an instant in the local time zone, and leaves what is no instant alone', () => {
+    const instant = new Date(2026, 2, 7, 23, 30).toISOString()
+    expect(formatDay(instant)).toBe(new Date(2026, 2, 7).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' }))
+    expect(formatDay(instant)).toContain('2026')
+    expect(formatDay('not a time')).toBe('not a time')
   })
 
   it('counts days from today across month and year ends', () => {

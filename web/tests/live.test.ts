@@ -34,6 +34,22 @@ describe('live updates', () => {
     expect(notices).toEqual([])
   })
 
+  it('tells a guardian once of an erasure, which each channel announces', () => {
+    const before = revision.value
+    const api = fakeApi((operation, variables) => {
+      if (operation !== 'Events') throw new Error(`unexpected ${operation}`)
+      return {
+        data: { events: { channel: variables.channel, name: 'ChildErased', blockNumber: 9, txId: 'tx-9', subjectId: 'child-1' } },
+      }
+    })
+    const stop = listen(api.client, ['medical', 'report'], 'PARENT')
+    stop()
+    expect(revision.value).toBe(before + 2)
+    expect(notices.map((n) => n.text)).toEqual([
+      'A guardian erased a child’s records: nobody, you included, can read them again.',
+    ])
+  })
+
   it('tells a parent at once when a doctor opens emergency access', () => {
     const stop = hear('EmergencyAccessOpened', 'PARENT')
     stop()

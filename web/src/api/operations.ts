@@ -277,6 +277,12 @@ export const EndEmergencyAccessMutation = graphql(`
   }
 `)
 
+export const EraseChildMutation = graphql(`
+  mutation EraseChild($childId: ID!, $confirm: String!) {
+    eraseChild(childId: $childId, confirm: $confirm) { childId erasedAt channels }
+  }
+`)
+
 export const EventsSubscription = graphql(`
   subscription Events($channel: String!) {
     events(channel: $channel) { channel name blockNumber txId subjectId }

@@ -21,6 +21,7 @@ const SENTENCES: Record<string, string> = {
   EmergencyAccessOpened: 'A doctor opened emergency access to a child’s medical card.',
   EmergencyAccessEnded: 'An emergency access to a child’s medical card ended.',
   ReportPermissionEnded: "A school's permission to read a health report ended.",
+  ChildErased: 'A child’s records were erased: nobody can read them again.',
 }
 
 const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
@@ -36,6 +37,7 @@ const FOR_ROLE: Partial<Record<Role, Record<string, string>>> = {
     ReportReady: 'A health report is ready for your approval.',
     EmergencyAccessOpened:
       'A doctor opened emergency access to your child’s medical card: see the banner at the top.',
+    ChildErased: 'A guardian erased a child’s records: nobody, you included, can read them again.',
   },
   SCHOOL: {
     AdmissionRequested: 'A new admission request is waiting for your decision.',

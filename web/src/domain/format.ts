@@ -15,6 +15,7 @@ const ROLE_LABELS: Record<Role, string> = {
   DOCTOR: 'Pediatrician',
   SCHOOL: 'School staff',
   ADMIN: 'Administrator',
+  SERVER: 'The server (an operator)',
 }
 
 export function peGroupLabel(group: PeGroup | null | undefined): string {
@@ -45,6 +46,13 @@ export function formatDateTime(iso: string): string {
   const when = new Date(iso)
   if (Number.isNaN(when.getTime())) return iso
   return when.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+}
+
+/** The calendar day of an instant, in the user's time zone and locale: "Mar 7, 2026". */
+export function formatDay(iso: string): string {
+  const when = new Date(iso)
+  if (Number.isNaN(when.getTime())) return iso
+  return when.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })
 }
 
 /** Today as YYYY-MM-DD in the user's time zone (the latest date a form accepts). */
