@@ -233,9 +233,9 @@ def test_the_introspection_query_is_answered(api: Api) -> None:
 
 def _refusal_cpu_seconds(document: str) -> float:
     """CPU time of refusing `document`, made new each time so that no cache helps: the least
-    of seven runs, with the garbage collector paused (this test process's heap is far larger than a server's, and a collection's cost
-    is not the document's). Thread CPU time: servers other tests left in this process keep
-    their own threads busy."""
+    of seven runs, with the garbage collector paused (this test process's heap is far
+    larger than a server's, and a collection's cost is not the document's). Thread CPU
+    time: servers other tests left in this process keep their own threads busy."""
     schema = build_schema()
 
     async def refuse(number: int) -> float:
