@@ -47,6 +47,12 @@ KEYS_SETTINGS = frozenset({"url", "kek_file", "kek_env"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# A channel name is part of store keys (Redis: PREFIX:CHANNEL:state); the key store's hashes
+# are PREFIX:keys:CHANNEL, so no channel may be called "keys".
+CHANNEL_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+RESERVED_CHANNEL_NAMES = frozenset({"keys"})
+
+
 class NetworkConfigError(ValueError):
     """network.toml is missing or says something that cannot work; the message says what."""
 
@@ -278,6 +284,11 @@ def _org(root: Path, entry: dict[str, Any]) -> OrgConfig:
 
 def _channel(root: Path, entry: dict[str, Any], org_ids: set[str]) -> ChannelConfig:
     name = _get(entry, "channels.name", str, None)
+    if not CHANNEL_NAME.fullmatch(name) or name in RESERVED_CHANNEL_NAMES:
+        raise NetworkConfigError(
+            f"Channel name {name!r} must be lower-case letters, digits and hyphens, starting "
+            f"with a letter, and not {', '.join(sorted(RESERVED_CHANNEL_NAMES))}."
+        )
     members = tuple(_strings(entry, f"channels[{name}].members"))
     unknown = [member for member in members if member not in org_ids]
     if unknown or not members:

@@ -47,6 +47,8 @@ def test_absolute_and_server_urls_are_left_alone(url: str) -> None:
         (('url = "sqlite:///ledger.db"', "url = 5"), "ledger.url has the wrong type"),
         (("[ledger]", "[ledger]\nmax_batch = 0"), "max_batch must be between 1 and 10000"),
         (('name = "report"', 'name = "medical"'), "repeated: medical"),
+        (('name = "report"', 'name = "keys"'), "Channel name 'keys' must be"),
+        (('name = "report"', 'name = "Report:1"'), "lower-case letters, digits and hyphens"),
         (("[ledger]", "[server]\nport = 70000\n[ledger]"), "between 1 and 65535"),
     ],
 )
