@@ -135,13 +135,16 @@ class Keyring:
 
     def sealing_key(self, child: str) -> AESGCM:
         """The child's data key, made if it has none; ChildErasedError if it was destroyed."""
-        cached = self._lookup(child)
+        cached = self._fresh(child)
         if cached is None:
+            # One step of the store, not two: a key offered is stored only if the child has
+            # none (nor a tombstone), and what the store holds afterwards comes back, so an
+            # earlier key, another thread's or process's, or a tombstone wins.
             key = secrets.token_bytes(DATA_KEY_BYTES)
             kek = self._newest_kek()
-            stored = self.store.add(self.channel, child, kek.id, self._wrap(kek, child, key))
-            # The store's insert-if-absent decides: another thread's or process's key may win.
-            cached = self._remember(child, stored)
+            wrapped = self._wrap(kek, child, key)
+            stored = self.store.add(self.channel, child, kek.id, wrapped)
+            cached = self._remember(child, stored, (key, wrapped))
         if cached.aead is None:
             raise ChildErasedError(child, cached.erased_at, channel=self.channel)
         return cached.aead
@@ -193,22 +196,35 @@ class Keyring:
             ]
             rewrapped += self.store.rewrap(self.channel, rewraps)
 
-    def _lookup(self, child: str) -> _Cached | None:
-        """The child's key from the cache while fresh, else from the store; None if none."""
+    def _fresh(self, child: str) -> _Cached | None:
+        """The child's key from the cache, if it is there and fresh."""
         with self._lock:
             cached = self._cache.get(child)
-        if cached is not None and cached.expires > self._clock():
+        return cached if cached is not None and cached.expires > self._clock() else None
+
+    def _lookup(self, child: str) -> _Cached | None:
+        """The child's key from the cache while fresh, else from the store; None if none."""
+        cached = self._fresh(child)
+        if cached is not None:
             return cached
         stored = self.store.get(self.channel, child)
         if stored is None:
             return None
         return self._remember(child, stored)
 
-    def _remember(self, child: str, stored: StoredKey) -> _Cached:
+    def _remember(
+        self, child: str, stored: StoredKey, offered: tuple[bytes, bytes] | None = None
+    ) -> _Cached:
+        """Cache what the store holds for `child`. `offered` is the key just offered to the
+        store, in clear and wrapped: when the store kept it, it needs no unwrapping."""
         if stored.wrapped is None:
             fresh = _Cached(None, stored.erased_at, math.inf)
         else:
-            aead = AESGCM(self._unwrap(stored))
+            if offered is not None and stored.wrapped == offered[1]:
+                key = offered[0]
+            else:
+                key = self._unwrap(stored)
+            aead = AESGCM(key)
             fresh = _Cached(aead, None, self._clock() + self._cache_seconds)
         with self._lock:
             cached = self._cache.get(child)

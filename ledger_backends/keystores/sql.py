@@ -34,6 +34,7 @@ becomes BackendUnavailableError naming the store by its URL without password.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -94,6 +95,18 @@ class SqlKeyStore(KeyStore):
         self.engine = engine
         self.backend_name = backend_name
         self._insert = dialect_insert
+        # The two statements every new child costs, as the driver takes them: building them
+        # with SQLAlchemy's expression language cost more than running them.
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._select_one = (
+            f"SELECT child, kek_id, wrapped, erased_at FROM data_keys "
+            f"WHERE channel = {mark} AND child = {mark}"
+        )
+        self._insert_new = (
+            f"INSERT INTO data_keys (channel, child, kek_id, wrapped) "
+            f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT DO NOTHING"
+        )
         self._lazy_commit = lazy_commit
         self._after_destroy = after_destroy
 
@@ -157,10 +170,44 @@ class SqlKeyStore(KeyStore):
             yield
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-            raise BackendUnavailableError(
-                f"The {self.backend_name} key store at {redacted_url(self.url)} cannot be used: "
-                f"{scrubbed(reason, self.url).rstrip('.')}."
-            ) from exc
+            raise self._unavailable(reason) from exc
+
+    def _unavailable(self, reason: str) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"The {self.backend_name} key store at {redacted_url(self.url)} cannot be used: "
+            f"{scrubbed(reason, self.url).rstrip('.')}."
+        )
+
+    @contextmanager
+    def _driver(self, *, write: bool) -> Iterator[Any]:
+        """A DB-API cursor in one transaction (a write takes SQLite's write lock at BEGIN),
+        for the two statements every new child costs: SQLAlchemy's Connection layer around
+        them cost several times the statements themselves."""
+        driver_error = self.engine.dialect.loaded_dbapi.Error
+        with self._guard():
+            raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            if self._is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            elif write and self._lazy_commit:
+                # Flushed by the ledger's next synchronous commit in this database (see above).
+                cursor.execute("SET LOCAL synchronous_commit = off")
+            yield cursor
+            if self._is_sqlite:
+                cursor.execute("COMMIT")
+            else:
+                raw.commit()
+        except driver_error as exc:
+            with contextlib.suppress(driver_error):
+                if self._is_sqlite:
+                    raw.cursor().execute("ROLLBACK")
+                else:
+                    raw.rollback()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "it failed"
+            raise self._unavailable(reason) from exc
+        finally:
+            raw.close()
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -180,19 +227,20 @@ class SqlKeyStore(KeyStore):
     # -- KeyStore ----------------------------------------------------------------------
 
     def get(self, channel: str, child: str) -> StoredKey | None:
-        with self._reading() as conn:
-            return _read(conn, channel, child)
+        with self._driver(write=False) as cursor:
+            return self._read_one(cursor, channel, child)
 
     def add(self, channel: str, child: str, kek_id: str, wrapped: bytes) -> StoredKey:
-        row = {"channel": channel, "child": child, "kek_id": kek_id, "wrapped": wrapped}
-        with self._writing() as conn:
-            if self._lazy_commit:
-                # Flushed by the ledger's next synchronous commit in this database (see above).
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            conn.execute(self._insert(data_keys).values(row).on_conflict_do_nothing())
-            stored = _read(conn, channel, child)
+        with self._driver(write=True) as cursor:
+            cursor.execute(self._insert_new, (channel, child, kek_id, wrapped))
+            stored = self._read_one(cursor, channel, child)
         assert stored is not None  # inserted now or earlier, and never deleted
         return stored
+
+    def _read_one(self, cursor: Any, channel: str, child: str) -> StoredKey | None:
+        cursor.execute(self._select_one, (channel, child))
+        row = cursor.fetchone()
+        return None if row is None else _stored_row(row)
 
     def destroy(self, channel: str, child: str, erased_at: str) -> StoredKey:
         tombstone = {
@@ -210,7 +258,8 @@ class SqlKeyStore(KeyStore):
                 .where(_is(channel, child), data_keys.c.erased_at.is_(None))
                 .values(kek_id="", wrapped=None, erased_at=erased_at)
             )
-            stored = _read(conn, channel, child)
+            row = conn.exec_driver_sql(self._select_one, (channel, child)).first()
+        stored = None if row is None else _stored_row(tuple(row))
         assert stored is not None and stored.destroyed
         if self._after_destroy is not None:
             self._after_destroy(self.engine)
@@ -265,9 +314,10 @@ def _is(channel: str, child: str) -> Any:
     return and_(data_keys.c.channel == channel, data_keys.c.child == child)
 
 
-def _read(conn: Connection, channel: str, child: str) -> StoredKey | None:
-    row = conn.execute(select(data_keys).where(_is(channel, child))).first()
-    return None if row is None else _stored(row)
+def _stored_row(row: tuple[Any, ...]) -> StoredKey:
+    """A StoredKey from `_select_one`'s columns: child, kek_id, wrapped, erased_at."""
+    child, kek_id, wrapped, erased_at = row
+    return StoredKey(child, kek_id, None if wrapped is None else bytes(wrapped), erased_at)
 
 
 def _stored(row: Any) -> StoredKey:
