@@ -184,8 +184,12 @@ class SqlKeyStore(KeyStore):
         for the two statements every new child costs: SQLAlchemy's Connection layer around
         them cost several times the statements themselves."""
         driver_error = self.engine.dialect.loaded_dbapi.Error
-        with self._guard():
-            raw = self.engine.raw_connection()
+        try:
+            with self._guard():
+                # The pool may hand up the driver's own error for a connection it cannot make.
+                raw = self.engine.raw_connection()
+        except driver_error as exc:
+            raise self._unavailable(_first_line(exc)) from exc
         try:
             cursor = raw.cursor()
             if self._is_sqlite:
@@ -204,8 +208,7 @@ class SqlKeyStore(KeyStore):
                     raw.cursor().execute("ROLLBACK")
                 else:
                     raw.rollback()
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "it failed"
-            raise self._unavailable(reason) from exc
+            raise self._unavailable(_first_line(exc)) from exc
         finally:
             raw.close()
 
@@ -312,6 +315,11 @@ class SqlKeyStore(KeyStore):
 
 def _is(channel: str, child: str) -> Any:
     return and_(data_keys.c.channel == channel, data_keys.c.child == child)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "it failed"
 
 
 def _stored_row(row: tuple[Any, ...]) -> StoredKey:
