@@ -24,6 +24,7 @@ by itself when the server is back.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -86,9 +87,12 @@ class PostgresStore(SqlStore):
         return isinstance(exc.orig, psycopg.errors.LockNotAvailable)
 
 
-def postgres_engine(url: str, *, read_only: bool) -> tuple[Engine, str | None]:
-    """A new engine for `url` (its connections in the URL's schema, bounded in time), and that
-    schema; UnsupportedLedgerURLError for a schema name that is not plain."""
+def postgres_engine(
+    url: str, *, read_only: bool, settings: Sequence[str] = ()
+) -> tuple[Engine, str | None]:
+    """A new engine for `url` (its connections in the URL's schema, bounded in time, with the
+    server `settings` given as NAME=VALUE), and that schema; UnsupportedLedgerURLError for a
+    schema name that is not plain."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     schema = query.pop("schema", None)
@@ -100,6 +104,7 @@ def postgres_engine(url: str, *, read_only: bool) -> tuple[Engine, str | None]:
     if read_only:
         # The server itself refuses any write in any transaction of these connections.
         options.append("-c default_transaction_read_only=on")
+    options.extend(f"-c {setting}" for setting in settings)
     connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
     if options:
         connect_args["options"] = " ".join(options)

@@ -10,7 +10,6 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -289,38 +288,18 @@ def test_postgres_add_leaves_the_flush_to_the_ledgers_commit_only_in_its_databas
             seen.append(statement)
 
         event.listen(store.engine, "before_cursor_execute", remember)
-        # `add` runs on the driver's cursor itself (SqlKeyStore._driver): watched there too.
-        raw_connection = store.engine.raw_connection
-
-        class Cursor:
-            def __init__(self, cursor: Any) -> None:
-                self.cursor = cursor
-
-            def execute(self, statement: str, *args: Any) -> Any:
-                seen.append(statement)
-                return self.cursor.execute(statement, *args)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self.cursor, name)
-
-        class Raw:
-            def __init__(self, raw: Any) -> None:
-                self.raw = raw
-
-            def cursor(self) -> Cursor:
-                return Cursor(self.raw.cursor())
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(self.raw, name)
-
-        store.engine.raw_connection = lambda: Raw(raw_connection())  # type: ignore[method-assign,assignment,return-value]
         try:
+            with store.engine.connect() as conn:
+                setting = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
             store.add("medical", "child-1", "0123456789abcdef", b"k" * 60)
             store.destroy("medical", "child-1", "2025-03-01T10:00:00.000000Z")
         finally:
             store.close()
-        lazy = [statement for statement in seen if "synchronous_commit" in statement]
-        assert lazy == (["SET LOCAL synchronous_commit = off"] if same_database_as_ledger else [])
+        # New keys commit without waiting for the WAL only in the ledger's own database...
+        assert setting == ("off" if same_database_as_ledger else "on")
+        # ...and a destroyed key is durable before destroy returns, wherever it is kept.
+        durable = [statement for statement in seen if statement.startswith("SET LOCAL")]
+        assert durable == (["SET LOCAL synchronous_commit = on"] if same_database_as_ledger else [])
 
 
 @needs_backend("postgresql")

@@ -11,9 +11,10 @@ key's commit comes first: SQLite has one write-ahead log, and the ledger's next
 commit (synchronous=FULL) fsyncs it, the key's frames included, so the key
 store's commits need only `synchronous=NORMAL`; PostgreSQL has one WAL stream,
 and the block's synchronous commit flushes it up to and past the key's
-commit, which may therefore be `synchronous_commit = off`. In a database of
-its own, every commit is made durable before it returns (FULL / the server's
-default).
+commit, which may therefore be `synchronous_commit = off` (set on the key
+store's connections; a destroy or a rewrap still commits synchronously). In a
+database of its own, every commit is made durable before it returns (FULL /
+the server's default).
 
 Forgetting. `destroy` overwrites the row with a tombstone, then does what the
 database offers against the old bytes lingering: SQLite runs with
@@ -103,10 +104,12 @@ class SqlKeyStore(KeyStore):
             f"SELECT child, kek_id, wrapped, erased_at FROM data_keys "
             f"WHERE channel = {mark} AND child = {mark}"
         )
+        # PostgreSQL returns the row it inserted (one round trip fewer); SQLite is local.
+        self._returns_inserted = not self._is_sqlite
         self._insert_new = (
             f"INSERT INTO data_keys (channel, child, kek_id, wrapped) "
             f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT DO NOTHING"
-        )
+        ) + (" RETURNING child, kek_id, wrapped, erased_at" if self._returns_inserted else "")
         self._lazy_commit = lazy_commit
         self._after_destroy = after_destroy
 
@@ -140,7 +143,10 @@ class SqlKeyStore(KeyStore):
 
     @classmethod
     def _postgres(cls, url: str, *, same_database_as_ledger: bool) -> SqlKeyStore:
-        engine, schema = postgres_engine(url, read_only=False)
+        # In the ledger's database a new key's commit need not wait for its WAL flush: the
+        # block that first uses it commits synchronously after it, flushing both.
+        settings = ["synchronous_commit=off"] if same_database_as_ledger else []
+        engine, schema = postgres_engine(url, read_only=False, settings=settings)
         store = cls(
             url,
             engine,
@@ -194,9 +200,6 @@ class SqlKeyStore(KeyStore):
             cursor = raw.cursor()
             if self._is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            elif write and self._lazy_commit:
-                # Flushed by the ledger's next synchronous commit in this database (see above).
-                cursor.execute("SET LOCAL synchronous_commit = off")
             yield cursor
             if self._is_sqlite:
                 cursor.execute("COMMIT")
@@ -218,13 +221,17 @@ class SqlKeyStore(KeyStore):
             yield conn
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write transaction; SQLite takes its write lock at BEGIN (see sqlite.wal_engine)."""
+    def _writing(self, *, durable: bool = False) -> Iterator[Connection]:
+        """A write transaction; SQLite takes its write lock at BEGIN (see sqlite.wal_engine).
+        `durable`: committed synchronously even where new keys are not (a destroyed or
+        rewrapped key must not wait for the ledger's next commit to be on disk)."""
         with (
             self._guard(),
             self.engine.connect() as conn,
             conn.execution_options(ledger_write=True).begin(),
         ):
+            if durable and self._lazy_commit:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
             yield conn
 
     # -- KeyStore ----------------------------------------------------------------------
@@ -236,7 +243,9 @@ class SqlKeyStore(KeyStore):
     def add(self, channel: str, child: str, kek_id: str, wrapped: bytes) -> StoredKey:
         with self._driver(write=True) as cursor:
             cursor.execute(self._insert_new, (channel, child, kek_id, wrapped))
-            stored = self._read_one(cursor, channel, child)
+            # The row offered, or (nothing inserted) the one there already.
+            row = cursor.fetchone() if self._returns_inserted else None
+            stored = _stored_row(row) if row else self._read_one(cursor, channel, child)
         assert stored is not None  # inserted now or earlier, and never deleted
         return stored
 
@@ -253,7 +262,7 @@ class SqlKeyStore(KeyStore):
             "wrapped": None,
             "erased_at": erased_at,
         }
-        with self._writing() as conn:
+        with self._writing(durable=True) as conn:
             conn.execute(self._insert(data_keys).values(tombstone).on_conflict_do_nothing())
             # Only a live key is overwritten: an earlier tombstone keeps its date.
             conn.execute(
@@ -286,7 +295,7 @@ class SqlKeyStore(KeyStore):
 
     def rewrap(self, channel: str, rewraps: Sequence[Rewrap]) -> int:
         replaced = 0
-        with self._writing() as conn:
+        with self._writing(durable=True) as conn:
             for change in rewraps:
                 result = conn.execute(
                     update(data_keys)
