@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,10 @@ class NetworkFixture:
             )
             for path in self.directory.glob("users/*/*.pem")
         }
+
+    def copy(self, target: Path) -> NetworkFixture:
+        """The same network in `target`, for a test that changes its files (keys, config)."""
+        return NetworkFixture(Path(shutil.copytree(self.directory, target)))
 
     def client_context(self, uid: str | None = None) -> ssl.SSLContext:
         """What a client uses: trusts the network's TLS CA, presents the user's certificate."""

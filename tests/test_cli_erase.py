@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -44,7 +43,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
 
 @pytest.fixture
 def net(made: NetworkFixture, tmp_path: Path) -> NetworkFixture:
-    return NetworkFixture(Path(shutil.copytree(made.directory, tmp_path / "network")))
+    return made.copy(tmp_path / "network")
 
 
 @pytest.fixture

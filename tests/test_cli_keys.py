@@ -53,7 +53,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> NetworkFixture:
 @pytest.fixture
 def net(made: NetworkFixture, tmp_path: Path) -> NetworkFixture:
     """A copy of the network of its own: rotations change its KEK files."""
-    return NetworkFixture(Path(shutil.copytree(made.directory, tmp_path / "network")))
+    return made.copy(tmp_path / "network")
 
 
 @pytest.fixture

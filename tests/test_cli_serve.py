@@ -10,7 +10,6 @@ fix, no traceback, and no server left listening.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
 import subprocess
 import time
@@ -51,10 +50,6 @@ def serve_fails(*args: str, env: dict[str, str] | None = None) -> str:
     return lines[0]
 
 
-def copy_network(net: NetworkFixture, target: Path) -> Path:
-    return Path(shutil.copytree(net.directory, target))
-
-
 def test_no_network_toml(tmp_path: Path) -> None:
     line = serve_fails("--network", str(tmp_path))
     assert "network.toml is missing" in line
@@ -66,21 +61,21 @@ def test_no_network_given() -> None:
 
 
 def test_malformed_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "network.toml").write_text("[server\nport = 8443\n")
     line = serve_fails("--network", str(directory))
     assert "network.toml is not valid TOML" in line
 
 
 def test_wrong_value_in_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     toml = (directory / "network.toml").read_text()
     (directory / "network.toml").write_text(toml.replace("port = 8443", 'port = "eighty"'))
     assert "server.port has the wrong type" in serve_fails("--network", str(directory))
 
 
 def test_missing_ca_file(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "orgs" / "school-b" / "ca.pem").unlink()
     line = serve_fails("--network", str(directory))
     assert "orgs/school-b/ca.pem does not exist" in line
@@ -88,13 +83,13 @@ def test_missing_ca_file(net: NetworkFixture, tmp_path: Path) -> None:
 
 
 def test_ca_file_that_is_not_a_certificate(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "orgs" / "parents" / "ca.pem").write_text("not a certificate\n")
     assert "is not a PEM certificate" in serve_fails("--network", str(directory))
 
 
 def test_server_key_that_does_not_match(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "tls" / "server.key").write_bytes(
         (directory / "orgs/hospital/ca.key").read_bytes()
     )
@@ -116,7 +111,7 @@ def test_unreachable_ledger(net: NetworkFixture, url: str) -> None:
 
 
 def test_unreachable_ledger_named_in_network_toml(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     toml = (directory / "network.toml").read_text()
     url = "redis://127.0.0.1:1/0"
     (directory / "network.toml").write_text(
@@ -233,7 +228,7 @@ def _ledger_with_a_child(net: NetworkFixture, directory: Path, ledger: str, log:
 
 
 def test_missing_kek_file(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "keys" / "report.kek").unlink()
     line = serve_fails("--network", str(directory), "--ledger", "memory://")
     assert line.startswith("healthledger: channel report: ")
@@ -241,7 +236,7 @@ def test_missing_kek_file(net: NetworkFixture, tmp_path: Path) -> None:
 
 
 def test_kek_file_open_to_others(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "keys" / "medical.kek").chmod(0o644)
     line = serve_fails("--network", str(directory), "--ledger", "memory://")
     assert line.startswith("healthledger: channel medical: ")
@@ -249,14 +244,14 @@ def test_kek_file_open_to_others(net: NetworkFixture, tmp_path: Path) -> None:
 
 
 def test_kek_file_that_is_not_a_key(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     (directory / "keys" / "medical.kek").write_text("not a key\n")
     line = serve_fails("--network", str(directory), "--ledger", "memory://")
     assert line.startswith("healthledger: channel medical: ") and "base64" in line
 
 
 def test_kek_variable_not_set(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     toml = (directory / "network.toml").read_text()
     medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
     (directory / "network.toml").write_text(
@@ -270,7 +265,7 @@ def test_kek_variable_not_set(net: NetworkFixture, tmp_path: Path) -> None:
 
 
 def test_kek_replaced_after_data_was_written(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     _ledger_with_a_child(net, directory, ledger, tmp_path / "serve.log")
     medical = directory / "keys" / "medical.kek"
@@ -284,7 +279,7 @@ def test_kek_replaced_after_data_was_written(net: NetworkFixture, tmp_path: Path
 def test_kek_deleted_after_data_was_written_and_restored(
     net: NetworkFixture, tmp_path: Path
 ) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     child = _ledger_with_a_child(net, directory, ledger, tmp_path / "serve.log")
     medical = directory / "keys" / "medical.kek"
@@ -304,7 +299,7 @@ def test_kek_deleted_after_data_was_written_and_restored(
 
 
 def test_unreachable_key_store(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     toml = (directory / "network.toml").read_text()
     medical = 'name = "medical"\nmembers = ["hospital", "parents"]\n'
     url = "redis://127.0.0.1:1/0"
@@ -317,7 +312,7 @@ def test_unreachable_key_store(net: NetworkFixture, tmp_path: Path) -> None:
 
 
 def test_readiness_asks_a_key_store_of_its_own_too(net: NetworkFixture, tmp_path: Path) -> None:
-    directory = copy_network(net, tmp_path / "network")
+    directory = net.copy(tmp_path / "network").directory
     redis = RedisServer()
     redis.start()
     try:
