@@ -280,8 +280,9 @@ class SqlKeyStore(KeyStore):
     def wrapped_by_other(self, channel: str, kek_id: str, limit: int) -> list[StoredKey]:
         if limit <= 0:
             return []
+        c = data_keys.c
         query = (
-            select(data_keys)
+            select(c.child, c.kek_id, c.wrapped, c.erased_at)
             .where(
                 data_keys.c.channel == channel,
                 data_keys.c.wrapped.is_not(None),
@@ -291,7 +292,7 @@ class SqlKeyStore(KeyStore):
             .limit(limit)
         )
         with self._reading() as conn:
-            return [_stored(row) for row in conn.execute(query)]
+            return [_stored_row(tuple(row)) for row in conn.execute(query)]
 
     def rewrap(self, channel: str, rewraps: Sequence[Rewrap]) -> int:
         replaced = 0
@@ -332,14 +333,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def _stored_row(row: tuple[Any, ...]) -> StoredKey:
-    """A StoredKey from `_select_one`'s columns: child, kek_id, wrapped, erased_at."""
+    """A StoredKey from the columns child, kek_id, wrapped, erased_at (`_select_one`'s)."""
     child, kek_id, wrapped, erased_at = row
     return StoredKey(child, kek_id, None if wrapped is None else bytes(wrapped), erased_at)
-
-
-def _stored(row: Any) -> StoredKey:
-    wrapped = None if row.wrapped is None else bytes(row.wrapped)
-    return StoredKey(row.child, row.kek_id, wrapped, row.erased_at)
 
 
 def _checkpoint_sqlite(engine: Engine) -> None:
