@@ -11,6 +11,23 @@ import pytest
 from chaincode.testing import ContractHarness, FakeCaller
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
 
+# Every field of an access-log entry as its guardians list it: who, when, what and why, and
+# nothing of what was read.
+ENTRY_FIELDS = {
+    "id",
+    "at",
+    "childId",
+    "readerUid",
+    "readerOrg",
+    "readerRole",
+    "what",
+    "recordId",
+    "version",
+    "purpose",
+    "outcome",
+    "blockNumber",
+}
+
 CODES = {
     BadInputError: "BAD_USER_INPUT",
     NotFoundError: "NOT_FOUND",

@@ -22,7 +22,7 @@ from chaincode.records import AccessFacts, Transient
 from chaincode.report import ReportContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
 from domain.errors import BadInputError, ForbiddenError, NotFoundError
-from tests.contract_checks import every_page, items, refused_on
+from tests.contract_checks import ENTRY_FIELDS, every_page, items, refused_on
 
 PARENT = FakeCaller("parent-anna", "parents", "parent")
 CO_GUARDIAN = FakeCaller("parent-boris", "parents", "parent")
@@ -45,20 +45,6 @@ EVERYONE = (
 GUARDIANS = ["parents/parent-anna", "parents/parent-boris"]
 # Words of the card and the report that no entry may hold.
 CONTENT = ("Alisa", "peanuts", "asthma", "MMR", "Not for the school", "Fit for school")
-ENTRY_FIELDS = {
-    "id",
-    "at",
-    "childId",
-    "readerUid",
-    "readerOrg",
-    "readerRole",
-    "what",
-    "recordId",
-    "version",
-    "purpose",
-    "outcome",
-    "blockNumber",
-}
 
 
 @dataclass

@@ -46,6 +46,7 @@ from chaincode.gateway import Gateway
 from chaincode.testing import fresh_keyrings
 from domain.errors import ForbiddenError, NotFoundError, RefusalError
 from ledger_backends import open_ledger
+from tests.contract_checks import ENTRY_FIELDS
 from tests.networks import make_network
 
 PARENTS = ["alice", "bob"]
@@ -101,20 +102,6 @@ OPERATIONS = [
 READS = ["readChild", "readCard", "cardHistory", "listChildren", "readReport", "listReports"]
 # A read: (child, reader, object, record, version, purpose).
 Read = tuple[str, str, str, str, int | None, str]
-ENTRY_FIELDS = {
-    "id",
-    "at",
-    "childId",
-    "readerUid",
-    "readerOrg",
-    "readerRole",
-    "what",
-    "recordId",
-    "version",
-    "purpose",
-    "outcome",
-    "blockNumber",
-}
 
 
 def _permitted(entries: list[Any]) -> Counter[Read]:
