@@ -431,7 +431,8 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     store = open_key_store(url, same_database_as_ledger=same_database)
     try:
         # The KEKs at hand must open the stored keys before a new one is made.
-        Keyring(channel, source, store).check()
+        keyring = Keyring(channel, source, store)
+        keyring.check()
         current, new = begin_rotation(source)
         # A running server looks for a new KEK file at most every DEFAULT_CACHE_SECONDS
         # before it makes a key: once it has, no new key is wrapped by the old KEK.
@@ -441,8 +442,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
             flush=True,
         )
         time.sleep(ROTATION_SETTLE_SECONDS)
-        keyring = Keyring(channel, source, store)
-        rewrapped = keyring.rotate(new)
+        rewrapped = keyring.rotate(new)  # `new` joins the KEKs the keyring holds first
         kept = finish_rotation(source, current)
         # A key a server wrapped with the old KEK just before it saw the new one.
         rewrapped += keyring.rotate(new)
