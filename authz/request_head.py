@@ -2,10 +2,11 @@
 
 A client that has not sent a whole head within REQUEST_HEAD_SECONDS of connecting or of
 the previous response is disconnected (slowloris), and one that sends more than
-MAX_REQUEST_HEAD_BYTES without finishing it gets HTTP 400 and is disconnected. The same
-refusal holds when a head that large arrives whole in one read: its parsed request line
-and headers are counted as the parser reports them. Idle time between requests stays
-bounded by uvicorn's shorter timeout_keep_alive.
+MAX_REQUEST_HEAD_BYTES without finishing it (counted from the first read after the one that
+ended the previous request) gets HTTP 400 and is disconnected. The same refusal holds when
+a head that large arrives whole in one read, or begins in the read that ended the previous
+request: its parsed request line and headers are counted as the parser reports them. Idle
+time between requests stays bounded by uvicorn's shorter timeout_keep_alive.
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        awaiting_head = self._head_deadline is not None
         super().data_received(data)
-        if self._head_deadline is not None:  # this data did not complete the head
+        # Only data that came in while a head was awaited, and did not complete it, counts:
+        # data that ended a request also holds that request's body (after an early 413, up
+        # to a whole read of it), and a head begun within it is counted by the parser.
+        if awaiting_head and self._head_deadline is not None:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
                 self._head_arrived()
