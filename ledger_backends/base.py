@@ -8,7 +8,7 @@ backend is proved by the same conformance suite (`ledger_backends.testing`).
 Guarantees every implementation gives:
 
 - `append_if_tip` is atomic and exclusive: the block, its transactions, its
-  state writes and its history entries become visible together or not at all,
+  state writes, its history entries and its tree nodes become visible together or not at all,
   and only if the channel's tip is still the expected one. Two appenders in
   different OS processes can never both extend the same tip.
 - `append_if_tip` also appends only if every foreign read the commit carries
@@ -35,6 +35,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
+from .merkle import NodeId
 from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
 
 
@@ -94,6 +95,17 @@ class LedgerStore(ABC):
     @abstractmethod
     def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
         """Up to `limit` consecutive blocks from number `start`, in order."""
+
+    @abstractmethod
+    def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """The stored nodes of the channel's Merkle tree among `ids`, read in one round trip.
+
+        Nodes that are not stored are left out.
+        """
+
+    @abstractmethod
+    def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
+        """(block number, index in the block) of the first transaction with that id, or None."""
 
     @abstractmethod
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:

@@ -10,6 +10,7 @@ from datetime import datetime
 from .base import LedgerStore
 from .errors import BackendUnavailableError, LedgerDamagedError, ReadConflictError
 from .hashing import canonical_json
+from .merkle import CompactRange, TreeDamagedError, TreeNode, transaction_leaf
 from .records import (
     Block,
     BlockCommit,
@@ -26,6 +27,7 @@ from .records import (
 from .verify import block_damage
 
 MAX_APPEND_ATTEMPTS = 100
+LEGACY_TREE_CHUNK = 500  # blocks read at a time when a chain older than trees gets its tree
 # How old reads of a channel in another store may be when the block holding them is appended.
 FOREIGN_READ_WINDOW_S = 0.05
 
@@ -59,6 +61,14 @@ class ChainWriter:
     `foreign_read_window_s` of that check. A write to a key read that commits
     in that window, or while the append commits, goes unnoticed: the window
     is that bound plus the append's own commit.
+
+    Each block also extends the channel's Merkle tree (`merkle.py`) by its
+    transactions, in order: the header gets the tree's size and root after
+    them, and the nodes they complete go into the same `append_if_tip`. The
+    writer keeps the tree's right edge for the tip it appended last and reads
+    it from the store (O(log n) nodes) when another writer moved the tip. A
+    chain whose blocks are older than trees gets a tree over all their
+    transactions, stored with its first new block.
     """
 
     def __init__(
@@ -78,6 +88,8 @@ class ChainWriter:
         self.store_of: Callable[[str], LedgerStore] = store_of or (lambda _: store)
         self.foreign_read_window_s = foreign_read_window_s
         self._trusted_tip: Tip | None = None  # appended or re-hashed by this writer
+        self._tree: tuple[Tip, CompactRange] | None = None  # the tree after this writer's tip
+        self._built_tree: CompactRange | None = None  # the tree after the block last built
 
     def commit(self, proposals: Sequence[Proposal]) -> list[Receipt]:
         """Put the proposals into one durable block, in order; one receipt per proposal.
@@ -112,6 +124,8 @@ class ChainWriter:
             # A transparent client retry can report a moved tip that is our own block.
             if appended or self._landed(commit):
                 self._trusted_tip = Tip(commit.block.number + 1, commit.block.hash)
+                if self._built_tree is not None:
+                    self._tree = (self._trusted_tip, self._built_tree)
                 return receipts
             # Another process extended the chain, or a foreign read went stale: build again,
             # after a short back-off so both writers make progress.
@@ -201,7 +215,17 @@ class ChainWriter:
                         timestamp=proposal.timestamp,
                     )
                 )
-        block = Block.build(number, tip.hash, format_timestamp(self.clock()), tuple(texts))
+        tree, tree_nodes = self._tree_at(tip)
+        for text in texts:
+            tree_nodes.extend(tree.append(transaction_leaf(text)))
+        self._built_tree = tree
+        block = Block.build(
+            number,
+            tip.hash,
+            format_timestamp(self.clock()),
+            tuple(texts),
+            (tree.size, tree.root().hex()),
+        )
         tx_ids = tuple(proposal.tx_id for proposal in proposals)
         not_after = None
         if reads_elsewhere and read_elsewhere_at is not None:
@@ -213,8 +237,55 @@ class ChainWriter:
             tuple(history),
             foreign_reads=same_store_reads,
             not_after=not_after,
+            tree_nodes=tuple(tree_nodes),
         )
         return commit, receipts
+
+    def _tree_at(self, tip: Tip) -> tuple[CompactRange, list[TreeNode]]:
+        """The tree after the tip's block, to extend, and nodes of it not stored yet.
+
+        Raises LedgerDamagedError when the tree's stored nodes or headers do not fit.
+        """
+        if self._tree is not None and self._tree[0] == tip:
+            return self._tree[1].copy(), []
+        if tip.height == 0:
+            return CompactRange(), []
+        last = tip.height - 1
+        found = self.store.read_blocks(self.channel, last, 1)
+        if not found:
+            raise LedgerDamagedError(
+                self.channel, last, "the recorded chain tip names a block that is not stored."
+            )
+        if found[0].tree_size is not None:
+            try:
+                tree = CompactRange.load(
+                    found[0].tree_size, lambda ids: self.store.read_tree_nodes(self.channel, ids)
+                )
+            except TreeDamagedError as exc:
+                raise LedgerDamagedError(self.channel, last, str(exc)) from exc
+            if tree.root().hex() != found[0].tree_root:
+                raise LedgerDamagedError(
+                    self.channel, last, "the stored tree's root is not the one in its header."
+                )
+            self._tree = (tip, tree)
+            return tree.copy(), []
+        return self._legacy_tree(tip)
+
+    def _legacy_tree(self, tip: Tip) -> tuple[CompactRange, list[TreeNode]]:
+        """A tree over the transactions of a chain stored before trees, with all its nodes."""
+        tree = CompactRange()
+        nodes: list[TreeNode] = []
+        for start in range(0, tip.height, LEGACY_TREE_CHUNK):
+            for block in self.store.read_blocks(self.channel, start, LEGACY_TREE_CHUNK):
+                if block.tree_size is not None:
+                    raise LedgerDamagedError(
+                        self.channel,
+                        block.number,
+                        "a block with a tree comes before the chain's last block, which has none.",
+                    )
+                for text in block.tx_texts:
+                    nodes.extend(tree.append(transaction_leaf(text)))
+        return tree, nodes
 
     def _foreign_versions(
         self, proposals: Sequence[Proposal]

@@ -57,15 +57,23 @@ def data_hash(transaction_texts: list[str]) -> str:
     return sha256_hex(canonical_json([sha256_hex(text) for text in transaction_texts]))
 
 
-def block_hash(number: int, previous_hash: str, data_hash: str, timestamp: str) -> str:
+def block_hash(
+    number: int,
+    previous_hash: str,
+    data_hash: str,
+    timestamp: str,
+    tree_size: int | None = None,
+    tree_root: str | None = None,
+) -> str:
+    """The header's hash; a block stored before trees existed has no tree fields to cover."""
     # The timestamp is hashed too, so a changed block time is as visible as a changed payload.
-    return sha256_hex(
-        canonical_json(
-            {
-                "data_hash": data_hash,
-                "number": number,
-                "previous_hash": previous_hash,
-                "timestamp": timestamp,
-            }
-        )
-    )
+    header: dict[str, object] = {
+        "data_hash": data_hash,
+        "number": number,
+        "previous_hash": previous_hash,
+        "timestamp": timestamp,
+    }
+    if tree_size is not None:
+        header["tree_root"] = tree_root
+        header["tree_size"] = tree_size
+    return sha256_hex(canonical_json(header))

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .base import LedgerStore, prefix_end
+from .merkle import NodeId
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 
 
@@ -18,6 +19,8 @@ class _Channel:
     state: dict[str, tuple[str, Version]] = field(default_factory=dict)
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
     sorted_keys: list[str] | None = None  # built on the first range read, then kept in order
+    tree: dict[NodeId, bytes] = field(default_factory=dict)
+    tx_locations: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class MemoryStore(LedgerStore):
@@ -99,6 +102,15 @@ class MemoryStore(LedgerStore):
         with self._lock:
             return self._channel(channel).blocks[max(start, 0) : max(start, 0) + max(limit, 0)]
 
+    def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        with self._lock:
+            tree = self._channel(channel).tree
+            return {node: tree[node] for node in ids if node in tree}
+
+    def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._channel(channel).tx_locations.get(tx_id)
+
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
         with self._lock:
             data = self._channels.setdefault(channel, _Channel())
@@ -120,6 +132,10 @@ class MemoryStore(LedgerStore):
                     data.state[write.key] = (write.value, write.version)
             for entry in commit.history:
                 data.history.setdefault(entry.key, []).append(entry)
+            for node in commit.tree_nodes:
+                data.tree[node.id] = node.hash
+            for index, tx_id in enumerate(commit.tx_ids):
+                data.tx_locations.setdefault(tx_id, (commit.block.number, index))
             return True
 
     def _current(self, foreign_reads: ForeignReads) -> bool:

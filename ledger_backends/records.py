@@ -18,6 +18,7 @@ from .hashing import (
     is_salt,
     new_salt,
 )
+from .merkle import TreeNode
 
 Version = tuple[int, int]
 """A key's version: (block number, transaction index) of its last valid write."""
@@ -214,6 +215,10 @@ class Block:
     secret salt included, so they reveal nothing that can be tested against
     guesses of the records written: every transaction hash that enters them
     is over 32 random bytes besides the contents.
+
+    `tree_size` and `tree_root` (hex) are the channel's Merkle tree (`merkle.py`)
+    after the block's last transaction, covered by `hash`; None only in blocks
+    stored before the tree existed.
     """
 
     number: int
@@ -222,20 +227,36 @@ class Block:
     timestamp: str
     hash: str
     tx_texts: tuple[str, ...]
+    tree_size: int | None = None
+    tree_root: str | None = None
 
     @classmethod
     def build(
-        cls, number: int, previous_hash: str, timestamp: str, tx_texts: tuple[str, ...]
+        cls,
+        number: int,
+        previous_hash: str,
+        timestamp: str,
+        tx_texts: tuple[str, ...],
+        tree: tuple[int, str] | None = None,
     ) -> Block:
+        """A block and its hashes; `tree` = (size, root hex) of the tree after its transactions."""
         digest = data_hash(list(tx_texts))
+        tree_size, tree_root = tree if tree is not None else (None, None)
         return cls(
             number=number,
             previous_hash=previous_hash,
             data_hash=digest,
             timestamp=timestamp,
-            hash=block_hash(number, previous_hash, digest, timestamp),
+            hash=block_hash(number, previous_hash, digest, timestamp, tree_size, tree_root),
             tx_texts=tx_texts,
+            tree_size=tree_size,
+            tree_root=tree_root,
         )
+
+    @property
+    def first_leaf(self) -> int | None:
+        """The tree leaf index of the block's first transaction (None before trees existed)."""
+        return None if self.tree_size is None else self.tree_size - len(self.tx_texts)
 
     def transactions(self) -> list[Transaction]:
         return [
@@ -308,6 +329,8 @@ class BlockCommit:
     `not_after` (a `time.monotonic()` instant) is set when valid transactions
     read channels of another store: the backend appends nothing after it, which
     bounds how old those reads can be when the block becomes visible.
+    `tree_nodes` are the channel tree's nodes the block's transactions completed
+    (every leaf among them), stored in the same atomic step.
     """
 
     block: Block
@@ -316,6 +339,7 @@ class BlockCommit:
     history: tuple[HistoryEntry, ...]
     foreign_reads: ForeignReads = field(default_factory=dict)
     not_after: float | None = None
+    tree_nodes: tuple[TreeNode, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

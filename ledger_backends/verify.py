@@ -131,7 +131,15 @@ def block_damage(
     """
     if block.number != number:
         return f"block {number} is missing; found block {block.number}."
-    if block_hash(number, block.previous_hash, block.data_hash, block.timestamp) != block.hash:
+    header_hash = block_hash(
+        number,
+        block.previous_hash,
+        block.data_hash,
+        block.timestamp,
+        block.tree_size,
+        block.tree_root,
+    )
+    if header_hash != block.hash:
         return "its hash does not match its header: the block header was changed."
     if previous_hash is not None and block.previous_hash != previous_hash:
         return f"its previous hash does not match block {number - 1}."

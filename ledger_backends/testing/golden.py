@@ -15,9 +15,9 @@ from ..records import Creator, Event, ForeignReads, Proposal, Version
 # Block hashes of `golden_proposals()` committed as three blocks with `golden_clock()`.
 # Every backend must reproduce them byte for byte; change them only with the hash format.
 GOLDEN_BLOCK_HASHES = [
-    "d8aa858daaf1c0702534cfe474ff2ebebaa078088cef2fa005f63386aeeffac6",
-    "d159bceace5440a0e795804a9fbd29ca23260a1b4154fb11c748d9ca84dc1163",
-    "d661f57b40d8b9a84d3e023a215cc24ac21119cc82c5ae7e0bca2e598bb3446a",
+    "6e1f56206ade846a70d7fbdbe07766d44f596ceb205d77a16e63f1033d019d6b",
+    "34f0cdf43adc62b3099d4bbb758cfc4fe90287b22d2fe3a7e1be884e277c9ae1",
+    "f4b9b4c2f7d415cf469d81c9a9b992959141d864774b87167f3f399200fb7dc6",
 ]
 
 ALICE = Creator(uid="alice", msp="ParentsMSP")
