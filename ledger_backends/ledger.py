@@ -9,6 +9,7 @@ from .base import LedgerStore
 from .chain import ChainWriter
 from .committer import DEFAULT_BATCH_TIMEOUT_MS, DEFAULT_MAX_BATCH, GroupCommitter
 from .errors import LedgerDamagedError
+from .proofs import TreeProofs
 from .records import Block, HistoryEntry, Proposal, Receipt, Tip, utc_now
 from .simulation import TxSimulator
 from .verify import Verification, verify_channel
@@ -48,6 +49,7 @@ class ChannelLedger:
             self.writer, batch_timeout_ms=batch_timeout_ms, max_batch=max_batch
         )
         self._damage: tuple[int, str] | None = None  # (first bad block, reason) last found
+        self.proofs = TreeProofs(store, name)
 
     def simulator(self) -> TxSimulator:
         return TxSimulator(self.store, self.name)

@@ -1,0 +1,128 @@
+"""Tree heads and proofs of a channel's Merkle tree, read from its store.
+
+What a checkpoint signs (`TreeHead`) and what a client checks against it: that a
+transaction is in the tree (`inclusion`) and that a larger tree extends a smaller one
+(`consistency`). Each costs one read of the tip block and one batched read of O(log n)
+stored nodes. Who may ask for which proof is decided by the callers (the API), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .base import LedgerStore
+from .errors import LedgerError
+from .merkle import (
+    NodeId,
+    consistency_proof,
+    inclusion_proof,
+    root_at,
+    transaction_leaf,
+)
+
+
+class TreeNotAvailableError(LedgerError):
+    """The tree cannot answer: a size beyond it, an unknown transaction, or no tree yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """The tree's size and root (32 bytes) after some block."""
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Inclusion:
+    """That leaf `leaf_index` (a transaction) is in the tree of `tree_size` leaves."""
+
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    hashes: tuple[bytes, ...]
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Consistency:
+    """That the tree of `to_size` leaves extends the one of `from_size` leaves."""
+
+    from_size: int
+    to_size: int
+    from_root: bytes
+    to_root: bytes
+    hashes: tuple[bytes, ...]
+
+
+class TreeProofs:
+    """The proofs of one channel's tree. Blocking: every method reads the store."""
+
+    def __init__(self, store: LedgerStore, channel: str) -> None:
+        self.store = store
+        self.channel = channel
+
+    def _read(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        return self.store.read_tree_nodes(self.channel, ids)
+
+    def head(self) -> TreeHead:
+        """The tree after the tip block (size 0 for a channel with no block)."""
+        tip = self.store.tip(self.channel)
+        if tip.height == 0:
+            return TreeHead(0, root_at(0, self._read))
+        (last,) = self.store.read_blocks(self.channel, tip.height - 1, 1)
+        if last.tree_size is None or last.tree_root is None:
+            raise TreeNotAvailableError(
+                f"Channel {self.channel!r} has no tree yet: its blocks are older than trees, "
+                "and the tree is built with the next block appended."
+            )
+        return TreeHead(last.tree_size, bytes.fromhex(last.tree_root))
+
+    def head_at(self, size: int | None) -> TreeHead:
+        """The tree of `size` leaves (the current one when None), up to the current size."""
+        current = self.head()
+        if size is None or size == current.size:
+            return current
+        if not 0 <= size <= current.size:
+            raise TreeNotAvailableError(
+                f"Channel {self.channel!r} has a tree of {current.size} leaves; "
+                f"there is no tree of {size}."
+            )
+        return TreeHead(size, root_at(size, self._read))
+
+    def leaf_index(self, tx_id: str) -> tuple[int, str] | None:
+        """The leaf index and canonical text of the transaction with that id, or None."""
+        found = self.store.locate_transaction(self.channel, tx_id)
+        if found is None:
+            return None
+        number, index = found
+        blocks = self.store.read_blocks(self.channel, number, 1)
+        if not blocks or blocks[0].first_leaf is None or index >= len(blocks[0].tx_texts):
+            return None
+        return blocks[0].first_leaf + index, blocks[0].tx_texts[index]
+
+    def inclusion(self, tx_id: str, size: int | None = None) -> Inclusion:
+        """The proof that the transaction is in the tree of `size` leaves (the current one)."""
+        found = self.leaf_index(tx_id)
+        if found is None:
+            raise TreeNotAvailableError(f"Channel {self.channel!r} has no such transaction.")
+        index, text = found
+        head = self.head_at(size)
+        if index >= head.size:
+            raise TreeNotAvailableError(
+                f"The transaction is leaf {index}, after the tree of {head.size} leaves."
+            )
+        hashes = inclusion_proof(index, head.size, self._read)
+        return Inclusion(index, head.size, transaction_leaf(text), tuple(hashes), head.root)
+
+    def consistency(self, from_size: int, to_size: int) -> Consistency:
+        """The proof that the tree of `to_size` leaves extends the one of `from_size`."""
+        if from_size < 0 or from_size > to_size:
+            raise TreeNotAvailableError(
+                f"A tree of {to_size} leaves cannot extend one of {from_size}."
+            )
+        new = self.head_at(to_size)
+        old = self.head_at(from_size)
+        hashes = consistency_proof(from_size, to_size, self._read)
+        return Consistency(from_size, to_size, old.root, new.root, tuple(hashes))
