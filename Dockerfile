@@ -62,10 +62,12 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY api ./api
 COPY authz ./authz
 COPY chaincode ./chaincode
+COPY checkpoints ./checkpoints
 COPY devkit ./devkit
 COPY domain ./domain
 COPY encryption ./encryption
 COPY ledger_backends ./ledger_backends
+COPY proofcheck ./proofcheck
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf build ./*.egg-info
 COPY --from=web /build/web/dist /opt/healthledger/web

@@ -1,7 +1,9 @@
-"""The Starlette application: /graphql (POST, GraphiQL on GET, websockets), health, metrics.
+"""The Starlette application: /graphql (POST, GraphiQL on GET, websockets), health, metrics,
+and each channel's signed checkpoint (/checkpoint/CHANNEL).
 
 Requests to /graphql must carry a verified identity (client certificate over
-mutual TLS, or from a trusted proxy's header): without one, HTTP gets 401 with
+mutual TLS, or from a trusted proxy's header), as must those to /metrics and
+/checkpoint: without one, HTTP gets 401 with
 an UNAUTHENTICATED GraphQL error, and a websocket upgrade is refused (closed before
 it is accepted, which uvicorn answers with HTTP 403).
 Bodies over 1 MiB get HTTP 413 before any parsing; bodies that take over 30 s, 408.
@@ -34,6 +36,7 @@ from strawberry.types import ExecutionResult
 from authz.identity import Identity
 from domain.errors import RefusalError, UnauthenticatedError
 
+from .checkpoint_access import CHECKPOINT_PATH, checkpoint_endpoint
 from .context import Context
 from .graphql_over_http import (
     APPLICATION_JSON,
@@ -306,6 +309,11 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             *probe_routes(services),
             Route("/metrics", IdentityGate(request_response(metrics), services)),
+            Route(
+                CHECKPOINT_PATH,
+                IdentityGate(request_response(checkpoint_endpoint(services)), services),
+                methods=["GET"],
+            ),
             *web_routes(),
         ],
         lifespan=lifespan,

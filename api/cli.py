@@ -18,6 +18,7 @@ from authz import provision
 from authz.network import NetworkConfig, NetworkConfigError, load_network, resolve_ledger_url
 from authz.provision import ProvisionError
 from authz.roles import Role
+from checkpoints.log_keys import LogKeyError
 from domain.errors import NotFoundError, RefusalError
 from encryption.keks import KekError, begin_rotation, finish_rotation
 from encryption.keyring import DEFAULT_CACHE_SECONDS, Keyring
@@ -25,6 +26,10 @@ from ledger_backends import LedgerError, UnsupportedLedgerURLError, open_store
 from ledger_backends.errors import LedgerNotFoundError, NotALedgerError
 from ledger_backends.keystores import open_key_store
 from ledger_backends.urls import redacted_url
+from proofcheck import ProofError, ProofInputsError, verify_proof
+from proofcheck.witness import DEFAULT_INTERVAL_SECONDS as DEFAULT_WITNESS_INTERVAL
+from proofcheck.witness import CannotWitnessError, WitnessConfig
+from proofcheck.witness import run as run_witness
 
 from . import preflight
 from .health import HealthAddress
@@ -55,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnsupportedLedgerURLError,
         NotALedgerError,
         KekError,
+        LogKeyError,
         preflight.CannotServeError,
     ) as exc:
         print(f"healthledger: {exc}", file=sys.stderr)
@@ -89,6 +95,72 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--channel", help="verify only this channel")
     verify.set_defaults(run=_verify)
+
+    witness = commands.add_parser(
+        "witness",
+        help="keep each channel's signed checkpoint and check that the log only ever grows",
+        description="As a user of ORG, fetch each channel's signed checkpoint, check it with "
+        "the log key pinned at the first run, and check with a consistency proof that the "
+        "log's tree extends the checkpoint kept last time; then keep the new one. Exit 0 if "
+        "every channel passed, 1 with one line per channel if a log broke its promise (a "
+        "signature that does not verify, a tree that shrank or does not extend the kept "
+        "one), 2 if it could not check (nothing kept changes).",
+    )
+    witness.add_argument(
+        "--network",
+        required=True,
+        metavar="DIR",
+        help="the network directory: network.toml, tls/ca.pem, the user's certificate and "
+        "key (users/ORG/UID.pem, .key) and, at the first run, log/CHANNEL.pub",
+    )
+    witness.add_argument("--org", required=True, help="the witnessing organisation")
+    witness.add_argument("--uid", required=True, help="the enrolled user whose certificate it uses")
+    witness.add_argument("--server", required=True, metavar="URL", help="https://HOST:PORT")
+    witness.add_argument(
+        "--state",
+        required=True,
+        metavar="DIR",
+        help="where the pinned log keys and kept checkpoints are (one per network)",
+    )
+    witness.add_argument(
+        "--channel",
+        action="append",
+        metavar="NAME",
+        help="witness this channel (repeatable; default: every channel ORG is a member of)",
+    )
+    witness.add_argument(
+        "--interval",
+        type=float,
+        default=DEFAULT_WITNESS_INTERVAL,
+        metavar="S",
+        help=f"seconds between rounds (default {DEFAULT_WITNESS_INTERVAL:g})",
+    )
+    witness.add_argument("--once", action="store_true", help="run one round and exit (for cron)")
+    witness.set_defaults(run=_witness)
+
+    prove = commands.add_parser(
+        "prove",
+        help="check a transaction's inclusion proof, or a consistency proof, offline",
+        description="Check a proof file (the JSON of a GraphQL InclusionProof or "
+        "ConsistencyProof) against the log's signed checkpoint and public key, without the "
+        "server. Exit 0 printing what was verified, 1 printing why it does not verify.",
+    )
+    prove.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="FILE",
+        help="the signed checkpoint of the proof's tree (for a consistency proof: the newer)",
+    )
+    prove.add_argument("--proof", required=True, metavar="FILE", help="the proof, JSON")
+    prove.add_argument(
+        "--pubkey", required=True, metavar="FILE", help="the log's public key, log/CHANNEL.pub"
+    )
+    prove.add_argument(
+        "--old-checkpoint",
+        metavar="FILE",
+        help="for a consistency proof: the signed checkpoint of the older tree",
+    )
+    prove.set_defaults(run=_prove)
 
     network = commands.add_parser("network", help="create a network directory")
     network_commands = network.add_subparsers(dest="network_command", required=True)
@@ -201,11 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     _ledger_flag(erase)
     erase.set_defaults(run=_erase)
 
-    keys = commands.add_parser("keys", help="the channels' key-encryption keys")
+    keys = commands.add_parser("keys", help="the channels' key-encryption keys and log keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_init = keys_commands.add_parser(
         "init",
-        help="make the key-encryption key file of each channel that has none (never overwrites)",
+        help="make the key-encryption key file and the log key pair of each channel that has "
+        "none (never overwrites)",
     )
     keys_init.add_argument("directory", metavar="DIR")
     keys_init.set_defaults(run=_keys_init)
@@ -316,6 +389,10 @@ def _network_init(args: argparse.Namespace) -> int:
         "back them up apart from the ledger)"
     )
     print(
+        f"  channel log keys   {target / 'log'} (they sign the channels' checkpoints: back up "
+        "the .key files; give the .pub files to whoever checks them)"
+    )
+    print(
         f"  server TLS         {target / 'tls/server.pem'} (clients trust {target / 'tls/ca.pem'})"
     )
     print(f"Next: healthledger enroll {target} --org parents --uid alice --role parent")
@@ -413,6 +490,16 @@ def _keys_init(args: argparse.Namespace) -> int:
         print(f"{channel}: {path} is there already; left as it is")
     for channel, where in found.from_env.items():
         print(f"{channel}: its key-encryption key comes from {where}; nothing to write")
+    logs = provision.make_missing_log_keys(args.directory)
+    for channel, path in logs.made.items():
+        print(
+            f"{channel}: made the log key {path} (mode 0600) and its public key "
+            f"{path.with_suffix('.pub')}; back the key up"
+        )
+    for channel, path in logs.present.items():
+        print(f"{channel}: the log key {path} is there already; left as it is")
+    for channel, path in logs.republished.items():
+        print(f"{channel}: wrote the log public key {path} anew from the log key")
     return EXIT_OK
 
 
@@ -459,9 +546,57 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _prove(args: argparse.Namespace) -> int:
+    old = args.old_checkpoint
+    try:
+        verified = verify_proof(
+            proof=_read_file(args.proof),
+            checkpoint=_read_file(args.checkpoint),
+            key=_read_file(args.pubkey),
+            old_checkpoint=None if old is None else _read_file(old),
+        )
+    except ProofInputsError as exc:
+        raise UsageError(str(exc)) from None
+    except ProofError as exc:
+        print(f"not verified: {exc}")
+        return EXIT_FAILED
+    print(verified)
+    return EXIT_OK
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read: {exc.strerror}.") from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     ok = verify_and_report(_verify_targets(args.network, args.ledger, args.channel))
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _witness(args: argparse.Namespace) -> int:
+    if args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds.")
+    try:
+        config = WitnessConfig.from_network(
+            Path(args.network),
+            org=args.org,
+            uid=args.uid,
+            server=args.server,
+            state=Path(args.state),
+            channels=args.channel or (),
+        )
+        return run_witness(
+            config,
+            once=args.once,
+            interval=args.interval,
+            say=lambda line: print(line, flush=True),
+            warn=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except CannotWitnessError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _verify_targets(

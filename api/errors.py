@@ -17,6 +17,7 @@ from strawberry.extensions import SchemaExtension
 
 from domain.errors import RefusalError
 from ledger_backends import BackendUnavailableError, LedgerDamagedError, ReadConflictError
+from ledger_backends.proofs import TreeNotAvailableError
 
 log = logging.getLogger("healthledger.api")
 
@@ -24,6 +25,7 @@ LEDGER_CODES: dict[type[Exception], str] = {
     BackendUnavailableError: "UNAVAILABLE",
     ReadConflictError: "CONFLICT",
     LedgerDamagedError: "UNAVAILABLE",
+    TreeNotAvailableError: "UNAVAILABLE",  # a ledger older than trees, until its next block
 }
 
 

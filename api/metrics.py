@@ -77,7 +77,9 @@ FIELD_CHANNELS: Final[Mapping[str, str]] = {
     "revokeReportPermission": "report",
 }
 # These read the channel their `channel` argument names (no channel if it names none).
-CHANNEL_ARGUMENT_FIELDS: Final = frozenset({"blocks", "verifyChannel", "events"})
+CHANNEL_ARGUMENT_FIELDS: Final = frozenset(
+    {"blocks", "verifyChannel", "checkpoint", "inclusionProof", "consistencyProof", "events"}
+)
 # These concern only the caller: its identity, its organisation's channels, the schema.
 NEUTRAL_FIELDS: Final = frozenset({"me", "channels", "__typename", "__schema", "__type"})
 # The label of a root field the schema does not have, or of a document that did not parse.

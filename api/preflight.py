@@ -1,5 +1,5 @@
-"""What `serve` checks before it starts: certificates, ledgers, keys, persisted operations,
-ports.
+"""What `serve` checks before it starts: certificates, ledgers, keys, log keys, persisted
+operations, ports.
 
 Each check raises `CannotServeError` with one sentence that says what to fix, so a
 misconfigured server ends with exit code 2 and that line instead of a
@@ -18,6 +18,7 @@ from cryptography import x509
 
 from authz.network import NetworkConfig
 from authz.tls_context import server_ssl_context
+from checkpoints.log_keys import LogKeyError, load_log_keys
 from encryption.keks import KekError
 from encryption.keyring import Keyring
 from ledger_backends import LedgerError, open_store
@@ -105,6 +106,18 @@ def check_keys(network: NetworkConfig, ledger_url: str | None = None) -> None:
             store.close()
 
 
+def check_log_keys(network: NetworkConfig) -> None:
+    """Each channel's log key loads and matches its published `log/CHANNEL.pub`.
+
+    A server without its log keys could not sign a checkpoint; one with a key other than
+    the published one would sign checkpoints no witness accepts.
+    """
+    try:
+        load_log_keys(network.directory, network.network_id, [c.name for c in network.channels])
+    except LogKeyError as exc:
+        raise CannotServeError(str(exc)) from None
+
+
 def check_persisted_operations(path: Path | None, *, registered_only: bool) -> None:
     """The manifest the server will load (if any) is usable; in registered-only mode it
     exists and every operation in it fits the schema."""
@@ -153,6 +166,7 @@ def check_serve(
     check_certificates(network)
     check_ledgers(ledger_urls)
     check_keys(network, ledger_url)
+    check_log_keys(network)
     check_persisted_operations(persisted_operations, registered_only=persisted_only)
     check_port_free(host, port, "the API")
     if health is not None:

@@ -25,7 +25,9 @@ from chaincode.paging import DEFAULT_FIRST
 from domain.errors import BadInputError, ForbiddenError
 from ledger_backends.records import format_timestamp
 
+from . import proofs
 from .cached_parsing import CachedParsing
+from .checkpoint_access import channel_checkpoint
 from .context import context_of
 from .cost import CostCheckedValidation
 from .document_cache import DocumentCache
@@ -44,11 +46,14 @@ from .types import (
     Agreement,
     Block,
     Channel,
+    Checkpoint,
     Child,
     Connection,
+    ConsistencyProof,
     EmergencyAccess,
     ErasureReceipt,
     Identity,
+    InclusionProof,
     LedgerEvent,
     MedicalCard,
     MedicalCardPatch,
@@ -364,6 +369,43 @@ class Query:
             first_bad_block=result.first_bad_block,
             reason=result.reason,
         )
+
+    @field(
+        description="The channel's current signed checkpoint, for members of the channel "
+        "(anyone else is told there is no such channel)."
+    )
+    async def checkpoint(self, info: Info, channel: str) -> Checkpoint:
+        c = context_of(info)
+        return Checkpoint.of(await channel_checkpoint(c.services, c.identity, channel))
+
+    @field(
+        description=(
+            "The proof that a transaction is in the channel's tree of treeSize leaves (now, "
+            "when null), with the checkpoint signed for that size. Only for those who may "
+            "read, now, the medical card or report the transaction wrote; for anyone else, "
+            "as for an unknown txId, NOT_FOUND."
+        )
+    )
+    async def inclusion_proof(
+        self, info: Info, channel: str, tx_id: str, tree_size: int | None = None
+    ) -> InclusionProof:
+        c = context_of(info)
+        signed = await proofs.inclusion_proof(c.services, c.identity, channel, tx_id, tree_size)
+        return InclusionProof.of(signed.proof, signed.checkpoint)
+
+    @field(
+        description=(
+            "The proof that the channel's tree of toSize leaves extends its tree of fromSize "
+            "leaves, with the checkpoint signed for toSize; for members of the channel "
+            "(anyone else is told there is no such channel)."
+        )
+    )
+    async def consistency_proof(
+        self, info: Info, channel: str, from_size: int, to_size: int
+    ) -> ConsistencyProof:
+        c = context_of(info)
+        signed = await proofs.consistency_proof(c.services, c.identity, channel, from_size, to_size)
+        return ConsistencyProof.of(signed.proof, signed.checkpoint)
 
 
 @strawberry.type

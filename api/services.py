@@ -1,5 +1,6 @@
 """Everything a running server holds: network, ledgers, key stores and keyrings, gateway,
-identities, events, metrics, and the sweep that announces consents ended by time."""
+identities, events, metrics, the checkpoint signer, and the sweep that announces consents
+ended by time."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from authz.proxy_headers import ProxySettings
 from chaincode.gateway import Gateway
 from chaincode.medical import MedicalContract
 from chaincode.report import ReportContract
+from checkpoints.log_keys import load_log_keys
+from checkpoints.signer import CheckpointSigner
 from encryption.keyring import Keyring
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 from ledger_backends.keystores import KeyStore, open_key_store
@@ -97,6 +100,7 @@ class Services:
     limits: IdentityLimits
     consent_sweep: ConsentSweep
     keyrings: Keyrings
+    checkpoints: CheckpointSigner
 
     @classmethod
     def open(
@@ -114,7 +118,12 @@ class Services:
         Each channel gets a keyring, its data keys in the key store the network names
         (by default the channel's ledger); `encryption=False` stores every value in clear
         and opens no key store: for benchmarks only.
+        Each channel's log key is loaded for the checkpoint signer (LogKeyError if one is
+        missing or not the published one, before any store is opened).
         """
+        log_keys = load_log_keys(
+            network.directory, network.network_id, [c.name for c in network.channels]
+        )
         ledgers: dict[str, Ledger] = {}
         channels: dict[str, ChannelLedger] = {}
         keyrings = Keyrings()
@@ -167,6 +176,9 @@ class Services:
             ),
             consent_sweep=ConsentSweep(gateway),
             keyrings=keyrings,
+            checkpoints=CheckpointSigner(
+                network.network_id, log_keys, lambda channel: channels[channel].proofs
+            ),
         )
 
     async def ready(self) -> bool:

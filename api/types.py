@@ -9,7 +9,9 @@ from typing import Generic, TypeVar
 import strawberry
 
 from chaincode import records
+from checkpoints import signer
 from domain.errors import ForbiddenError
+from ledger_backends.proofs import Consistency, Inclusion
 from ledger_backends.records import parse_timestamp
 
 Node = TypeVar("Node")
@@ -384,6 +386,13 @@ class ReportPermission:
 @strawberry.type
 class Report:
     id: strawberry.ID
+    tx_id: str = strawberry.field(
+        description=(
+            "The transaction that wrote the version of the report shown: for guardians and "
+            "the author its last change; for a school the last change of its own permission "
+            "(or the report's making), never another school's. Ask inclusionProof for it."
+        )
+    )
     child_id: strawberry.ID
     report_request_id: strawberry.ID
     status: ReportStatus
@@ -434,6 +443,7 @@ class Report:
     def of(cls, r: records.ReportView) -> Report:
         return cls(
             id=strawberry.ID(r["id"]),
+            tx_id=r["txId"],
             child_id=strawberry.ID(r["childId"]),
             report_request_id=strawberry.ID(r["reportRequestId"]),
             status=ReportStatus(r["status"]),
@@ -485,6 +495,92 @@ class Block:
     timestamp: datetime
     transaction_count: int
     transactions: list[TxHeader]
+
+
+@strawberry.type(
+    description=(
+        "A signed tree head of a channel's log (C2SP tlog-checkpoint): keep it, and ask later "
+        "for a consistency proof from it to show that the history you saw was not rewritten."
+    )
+)
+class Checkpoint:
+    origin: str = strawberry.field(description="The log's name: healthledger/NETWORK-ID/CHANNEL.")
+    tree_size: int = strawberry.field(description="Transactions in the tree (its leaves).")
+    root_hash: str = strawberry.field(description="The tree's root hash, lower-case hex.")
+    note: str = strawberry.field(
+        description=(
+            "The whole signed note, as GET /checkpoint/CHANNEL serves it: origin, size and "
+            "base64 root lines, a blank line, then the signature line, checked with the "
+            "log's public key (log/CHANNEL.pub)."
+        )
+    )
+
+    @classmethod
+    def of(cls, signed: signer.Checkpoint) -> Checkpoint:
+        return cls(
+            origin=signed.origin,
+            tree_size=signed.tree_size,
+            root_hash=signed.root.hex(),
+            note=signed.note,
+        )
+
+
+@strawberry.type(
+    description=(
+        "That a transaction is leaf leafIndex of the channel's tree of treeSize leaves (RFC "
+        "9162): hashing leafHash with hashes, in order, gives checkpoint.rootHash. Hashes "
+        "are lower-case hex."
+    )
+)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str = strawberry.field(
+        description="SHA-256(0x00 ‖ SHA-256(the transaction's canonical text)), hex."
+    )
+    hashes: list[str] = strawberry.field(description="The audit path, leaf level first.")
+    checkpoint: Checkpoint = strawberry.field(
+        description="The checkpoint signed for the tree of treeSize leaves."
+    )
+
+    @classmethod
+    def of(cls, proof: Inclusion, signed: signer.Checkpoint) -> InclusionProof:
+        return cls(
+            leaf_index=proof.leaf_index,
+            tree_size=proof.tree_size,
+            leaf_hash=proof.leaf_hash.hex(),
+            hashes=[h.hex() for h in proof.hashes],
+            checkpoint=Checkpoint.of(signed),
+        )
+
+
+@strawberry.type(
+    description=(
+        "That the channel's tree of toSize leaves extends its tree of fromSize leaves (RFC "
+        "9162): a checkpoint kept at fromSize, and this one, are of the same history. Hashes "
+        "are lower-case hex."
+    )
+)
+class ConsistencyProof:
+    from_size: int
+    to_size: int
+    from_root: str
+    to_root: str
+    hashes: list[str] = strawberry.field(description="The consistency proof's hashes, in order.")
+    checkpoint: Checkpoint = strawberry.field(
+        description="The checkpoint signed for the tree of toSize leaves."
+    )
+
+    @classmethod
+    def of(cls, proof: Consistency, signed: signer.Checkpoint) -> ConsistencyProof:
+        return cls(
+            from_size=proof.from_size,
+            to_size=proof.to_size,
+            from_root=proof.from_root.hex(),
+            to_root=proof.to_root.hex(),
+            hashes=[h.hex() for h in proof.hashes],
+            checkpoint=Checkpoint.of(signed),
+        )
 
 
 @strawberry.type

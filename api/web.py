@@ -33,7 +33,7 @@ WEB_DIST = Path(
     or Path(__file__).resolve().parent.parent / "web" / "dist"
 )
 GRAPHIQL_FILE = "graphiql.html"
-API_PATHS = frozenset({"graphql", "graphiql", "healthz", "readyz", "metrics"})
+API_PATHS = frozenset({"graphql", "graphiql", "healthz", "readyz", "metrics", "checkpoint"})
 # Same origin only; 'self' covers the wss:// subscriptions to /graphql.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

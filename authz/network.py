@@ -10,15 +10,22 @@ them, in a `[channels.keys]` table right after its `[[channels]]` entry:
     url = "sqlite:///keys.db"     # the key store; default: the channel's ledger URL
     kek_file = "keys/medical.kek"  # default keys/CHANNEL.kek; or instead:
     kek_env = "MEDICAL_KEK"        # the KEK from this environment variable
+
+The network's id (`[network] id`) names it in its logs' checkpoints
+(`healthledger/ID/CHANNEL`); a network without one is named after its CA certificates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
 from encryption.keks import KekSource
@@ -45,6 +52,10 @@ EMERGENCY_MINUTES_RANGE = (1, 1440)
 DEFAULT_KEK_FILE = "keys/{name}.kek"
 KEYS_SETTINGS = frozenset({"url", "kek_file", "kek_env"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A network id is the middle of every checkpoint origin, `healthledger/ID/CHANNEL`.
+NETWORK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DERIVED_ID_PREFIX = "hl-"
+DERIVED_ID_HEX_DIGITS = 12
 
 
 # A channel name is part of store keys (Redis: PREFIX:CHANNEL:state); the key store's hashes
@@ -129,6 +140,30 @@ class NetworkConfig:
     orgs: tuple[OrgConfig, ...]
     channels: tuple[ChannelConfig, ...]
     consent: ConsentConfig
+    # `[network] id`; None for a network made before `network init` wrote one.
+    configured_id: str | None = None
+
+    @property
+    def network_id(self) -> str:
+        """`[network] id`, or else "hl-" and the first 12 hex digits of SHA-256 over the
+        organisations' CA certificates (DER, in order of organisation id, concatenated):
+        the same for every copy of the network, and stable while its CAs are.
+
+        NetworkConfigError if it must be derived and a CA certificate cannot be read.
+        """
+        if self.configured_id is not None:
+            return self.configured_id
+        digest = hashlib.sha256()
+        for org in sorted(self.orgs, key=lambda org: org.id):
+            try:
+                cert = x509.load_pem_x509_certificate(org.ca.read_bytes())
+            except (OSError, ValueError):
+                raise NetworkConfigError(
+                    f"The network id is derived from the organisations' CA certificates, and "
+                    f"{org.ca} cannot be read as one: restore it, or set [network] id."
+                ) from None
+            digest.update(cert.public_bytes(Encoding.DER))
+        return DERIVED_ID_PREFIX + digest.hexdigest()[:DERIVED_ID_HEX_DIGITS]
 
     def channel(self, name: str) -> ChannelConfig:
         for channel in self.channels:
@@ -194,6 +229,13 @@ def resolve_ledger_url(url: str, base: Path) -> str:
 
 
 def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
+    network_id = _table(raw, "network").get("id")
+    if network_id is not None and (
+        not isinstance(network_id, str) or not NETWORK_ID.fullmatch(network_id)
+    ):
+        raise NetworkConfigError(
+            f"network.id must be 1 to 64 letters, digits, '-', '.' and '_', not {network_id!r}."
+        )
     server = _table(raw, "server")
     ledger = _table(raw, "ledger")
     consent = _table(raw, "consent")
@@ -263,6 +305,7 @@ def _parse(root: Path, raw: dict[str, Any]) -> NetworkConfig:
                 EMERGENCY_MINUTES_RANGE,
             ),
         ),
+        configured_id=network_id,
     )
 
 

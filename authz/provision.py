@@ -2,14 +2,16 @@
 
 Layout (relative to DIR): network.toml; orgs/ORG/{ca.pem, ca.key, crl.pem};
 tls/{ca.pem, ca.key, server.pem, server.key}; users/ORG/UID.{pem, key, p12};
-keys/CHANNEL.kek (each channel's key-encryption key, in a directory of mode 0700).
-Private keys are written with mode 0600.
+keys/CHANNEL.kek (each channel's key-encryption key, in a directory of mode 0700);
+log/CHANNEL.{key, pub} (each channel's log signing key and its verifier key, checkpoints
+package; the directory mode 0700). Private keys are written with mode 0600.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from checkpoints import log_keys
 from domain.consent import EMERGENCY_MINUTES, REPORT_PERMISSION_DAYS
 from encryption.keks import Kek, KekError, write_kek_file
 
@@ -26,6 +29,7 @@ from .roles import Role, role_fits
 from .uids import UID_RULE, display_name_problem, is_uid
 
 DEFAULT_SCHOOLS = ("school-a", "school-b")
+NETWORK_ID_HEX_DIGITS = 12
 _ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
@@ -74,7 +78,7 @@ def init_network(directory: str | Path, schools: list[str] | None = None) -> Pat
         _write_network(staging, school_ids)
         if into_existing:
             # network.toml goes last: a directory without it is never taken for a network.
-            for name in ("orgs", "tls", "users", "keys", CONFIG_FILE):
+            for name in ("orgs", "tls", "users", "keys", log_keys.LOG_DIRECTORY, CONFIG_FILE):
                 os.replace(staging / name, target / name)
                 moved.append(target / name)
             staging.rmdir()
@@ -113,6 +117,7 @@ def _write_network(staging: Path, school_ids: list[str]) -> None:
     (staging / "users").mkdir()
     _write(staging / CONFIG_FILE, _network_toml(orgs).encode())
     make_missing_kek_files(staging)
+    make_missing_log_keys(staging)
     staging.chmod(0o755)
 
 
@@ -157,6 +162,19 @@ def make_missing_kek_files(directory: str | Path) -> KekFiles:
             raise ProvisionError(f"Cannot write {source.path}: {exc.strerror}.") from None
         made[channel.name] = source.path
     return KekFiles(made=made, present=present, from_env=from_env)
+
+
+def make_missing_log_keys(directory: str | Path) -> log_keys.LogKeyFiles:
+    """Make the log signing key pair of each channel that has none (never overwriting one),
+    and write anew a channel's `log/CHANNEL.pub` that is missing or does not match its key
+    and the network's id (checkpoints.log_keys)."""
+    network = load_network(directory)
+    try:
+        return log_keys.make_missing_log_keys(
+            network.directory, network.network_id, [channel.name for channel in network.channels]
+        )
+    except log_keys.LogKeyError as exc:
+        raise ProvisionError(str(exc)) from None
 
 
 def enroll(
@@ -273,6 +291,7 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> None:
 
 
 def _network_toml(orgs: list[tuple[str, str]]) -> str:
+    network_id = "hl-" + secrets.token_hex(NETWORK_ID_HEX_DIGITS // 2)
     members = ", ".join(f'"{org_id}"' for org_id, _ in orgs)
     org_tables = "".join(
         f"""
@@ -286,6 +305,9 @@ crl = "orgs/{org_id}/crl.pem"
         for org_id, kind in orgs
     )
     return f"""# healthledger network: organisations, channels and where their ledgers live.
+
+[network]
+id = "{network_id}"  # names the network in its checkpoints (healthledger/ID/CHANNEL); keep it
 
 [server]
 host = "127.0.0.1"

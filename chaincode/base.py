@@ -89,6 +89,7 @@ class ReadLog:
 class TxContext:
     """One invocation's view of the ledger, the caller and the network (Fabric's ctx.stub).
 
+    `tx_id` is the id the invocation's proposal gets (Fabric's GetTxID).
     `transient` holds what the gateway verified on another channel for this invocation
     (Fabric's transient data): callers cannot set it, and no transaction records it.
     `sealer` seals and opens values for this transaction (its tx id is the one the
@@ -99,6 +100,7 @@ class TxContext:
         self,
         simulator: TxSimulator,
         *,
+        tx_id: str,
         caller: Caller,
         timestamp: str,
         directory: Directory,
@@ -108,7 +110,10 @@ class TxContext:
         sealer: Sealer | None = None,
     ) -> None:
         self._sim = simulator
+        self.tx_id = tx_id
         self.sealer = sealer
+        # Keys this invocation wrote (True) or deleted (False): `writer_of` answers for them.
+        self._written: dict[str, bool] = {}
         # Children whose erased values this invocation met (read as absent).
         self.erased: set[str] = set()
         self.caller = caller
@@ -139,9 +144,26 @@ class TxContext:
                 self.erased.add(erased.child)
                 raise NotFoundError("No such child is visible to you.") from None
         self._sim.put_state(key, value)
+        self._written[key] = True
 
     def del_state(self, key: str) -> None:
         self._sim.del_state(key)
+        self._written[key] = False
+
+    def writer_of(self, key: str) -> str | None:
+        """The id of the transaction whose write `key` holds as this invocation sees it:
+        this one's (`tx_id`) once it wrote the key, else the committed write of the value
+        `version_of` reads (found in the key's history); None when the key holds nothing.
+        Raises LookupError if the history lacks that write (a damaged store)."""
+        if key in self._written:
+            return self.tx_id if self._written[key] else None
+        version = self._sim.get_version(key)
+        if version is None:
+            return None
+        for entry in reversed(self._sim.get_history(key)):
+            if (entry.block_number, entry.tx_index) == version:
+                return entry.tx_id
+        raise LookupError(f"The history of {key!r} lacks the write its value comes from.")
 
     def get_prefix(self, prefix: str) -> list[tuple[str, JSONValue]]:
         """Every (key, value) under `prefix`; a value is None when its child was erased."""

@@ -480,6 +480,7 @@ class Gateway:
         id_seed = secrets.token_hex(16)
         ctx = TxContext(
             simulator,
+            tx_id=tx_id,
             caller=caller,
             timestamp=timestamp,
             directory=self.directory,

@@ -59,6 +59,7 @@ from .records import (
     Page,
     Vaccination,
 )
+from .writes import written_ids
 
 BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
 PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
@@ -442,6 +443,21 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
             "entries": [{"position": str(r["version"]), "item": r} for r in revisions[:size]],
             "hasMore": len(revisions) > size,
         }
+
+    @query("writtenRecordPurpose")
+    def written_record_purpose(self, ctx: TxContext, keys: list[str]) -> str:
+        """Whether the caller may, now, read a medical card a transaction wrote, given the
+        keys it wrote: the purpose `card_purpose` grants (who may read the card's history),
+        NOT_FOUND when it wrote no card the caller may read. What an inclusion proof of the
+        transaction is shown under (api/proofs.py); no read is noted, as nothing of the
+        card is returned."""
+        if ctx.caller.role in ("parent", "doctor"):
+            for child_id in written_ids(keys, "card"):
+                child = _stored_child(ctx, child_id)
+                purpose = None if child is None else card_purpose(ctx, child)
+                if purpose is not None:
+                    return purpose
+        raise NotFoundError("No such child is visible to you.")
 
     # -- the access log ----------------------------------------------------------------
 

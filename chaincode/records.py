@@ -281,6 +281,8 @@ class ReportView(TypedDict):
     names any, READY otherwise."""
 
     id: str
+    # The transaction that wrote the version shown (a school: of its own permission).
+    txId: str
     childId: str
     reportRequestId: str
     authorUid: str

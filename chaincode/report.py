@@ -69,6 +69,7 @@ from .records import (
     ReportRequestView,
     ReportView,
 )
+from .writes import written_ids
 
 ADMISSION_STATUSES = ("PENDING", "ACCEPTED", "REJECTED")
 REQUEST_STATUSES = ("PENDING", "FULFILLED")
@@ -416,6 +417,21 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
                 _note_content_read(ctx, listed[entry["item"]["id"]])
         return found
 
+    @query("writtenRecordPurpose")
+    def written_record_purpose(self, ctx: TxContext, keys: list[str]) -> str:
+        """Whether the caller may, now, read a report a transaction wrote, given the keys it
+        wrote: the purpose `report_purpose` grants (who may read the report's content),
+        NOT_FOUND when it wrote no report the caller may read. What an inclusion proof of the
+        transaction is shown under (api/proofs.py); no read is noted, as nothing of the
+        report is returned."""
+        if ctx.caller.role in ("parent", "doctor", "school"):
+            for report_id in written_ids(keys, "report"):
+                report: Report | None = _get(ctx, "report", report_id)
+                purpose = None if report is None else report_purpose(ctx, report)
+                if purpose is not None:
+                    return purpose
+        raise NotFoundError("No such report is visible to you.")
+
     # -- ends of permissions (the server's) ------------------------------------------------
 
     @query("dueConsents")
@@ -704,6 +720,7 @@ def _report_view(ctx: TxContext, report: Report, *, with_content: bool = True) -
     permitted = [p["school"] for p in permissions if _permission_status(ctx, p) == "ACTIVE"]
     return {
         "id": report["id"],
+        "txId": _version_shown(ctx, report, insider=insider),
         "childId": report["childId"],
         "reportRequestId": report["reportRequestId"],
         "authorUid": report["authorUid"],
@@ -717,6 +734,47 @@ def _report_view(ctx: TxContext, report: Report, *, with_content: bool = True) -
         # The salt opens the card commitment: for those who may read the card only.
         "cardSalt": report["cardSalt"] if insider else None,
     }
+
+
+def _version_shown(ctx: TxContext, report: Report, *, insider: bool) -> str:
+    """The transaction that wrote the version of the report the caller is shown.
+
+    Guardians and the author are shown every change: the report's last write. A school is
+    shown the report as its own permission leaves it: the last write that changed that
+    permission (granted, renewed, withdrawn), else the report's making, so that what it
+    is shown never moves with other schools' permissions.
+    """
+    key = f"report/{report['id']}"
+    writer = ctx.writer_of(key) if insider else _school_version(ctx, key)
+    if writer is None:  # the report was just read from this key
+        raise LookupError(f"{key!r} holds no report to name the writer of.")
+    return writer
+
+
+def _school_version(ctx: TxContext, key: str) -> str | None:
+    """The last write of the report, up to the version read, that changed the calling
+    school's own permission, or the report's first write."""
+    version = ctx.version_of(key)
+    writer: str | None = None
+    shown: Any = None
+    for entry in ctx.get_history(key):
+        if version is None or (entry.block_number, entry.tx_index) > version:
+            break
+        own = _own_permission(ctx, entry.json())
+        if writer is None or own != shown:
+            writer, shown = entry.tx_id, own
+    return writer
+
+
+def _own_permission(ctx: TxContext, stored: Any) -> Any:
+    """What a version of the report holds of the calling school's permission: its dated
+    permission (None if none), or, in a report from before permissions had dates, whether
+    it names the school."""
+    if not isinstance(stored, dict):
+        return None
+    if "permissions" not in stored:
+        return ctx.caller.org in stored.get("permittedSchools", [])
+    return next((p for p in stored["permissions"] if p["school"] == ctx.caller.org), None)
 
 
 def _permission_view(ctx: TxContext, permission: ReportPermission) -> ReportPermissionView:

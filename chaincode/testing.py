@@ -108,6 +108,7 @@ class ContractHarness:
         self.reads = ReadLog()
         ctx = TxContext(
             simulator,
+            tx_id=tx_id,
             caller=caller,
             timestamp=timestamp,
             directory=self.directory,

@@ -36,13 +36,16 @@ def ensure_dev_network(directory: Path) -> bool:
 
     An existing network's CRLs are renewed when they are within CRL_RENEW_AHEAD of their
     next-update: the server refuses an organisation whose CRL has run out. A network made
-    before data was encrypted at rest gets its channels' key-encryption key files (missing
-    ones only: the server refuses to start without them).
+    before data was encrypted at rest gets its channels' key-encryption key files, and one
+    made before signed checkpoints its channels' log keys (missing ones only: the server
+    refuses to start without them).
     """
     if (directory / CONFIG_FILE).exists():
         renew_crls_running_out(directory)
         for channel, path in provision.make_missing_kek_files(directory).made.items():
             print(f"Made the key-encryption key of channel {channel}: {path}")
+        for channel, path in provision.make_missing_log_keys(directory).made.items():
+            print(f"Made the log key of channel {channel}: {path}")
         return False
     provision.init_network(directory)
     for org, uid, role, name in DEMO_USERS:

@@ -8,6 +8,7 @@ stored nodes. Who may ask for which proof is decided by the callers (the API), n
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,11 +16,14 @@ from .base import LedgerStore
 from .errors import LedgerError
 from .merkle import (
     NodeId,
+    TreeDamagedError,
     consistency_proof,
     inclusion_proof,
     root_at,
-    transaction_leaf,
 )
+from .records import Tip
+
+FIRST_LEAVES_KEPT = 100_000
 
 
 class TreeNotAvailableError(LedgerError):
@@ -57,11 +61,17 @@ class Consistency:
 
 
 class TreeProofs:
-    """The proofs of one channel's tree. Blocking: every method reads the store."""
+    """The proofs of one channel's tree. Blocking: every method reads the store.
+
+    Blocks never change once appended, so where each block's leaves begin is remembered
+    (up to FIRST_LEAVES_KEPT blocks); the head is re-read when the tip moved.
+    """
 
     def __init__(self, store: LedgerStore, channel: str) -> None:
         self.store = store
         self.channel = channel
+        self._head: tuple[Tip, TreeHead] | None = None  # the head last read, and its tip
+        self._first_leaves: OrderedDict[int, int] = OrderedDict()  # block number -> first leaf
 
     def _read(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         return self.store.read_tree_nodes(self.channel, ids)
@@ -69,6 +79,8 @@ class TreeProofs:
     def head(self) -> TreeHead:
         """The tree after the tip block (size 0 for a channel with no block)."""
         tip = self.store.tip(self.channel)
+        if self._head is not None and self._head[0] == tip:
+            return self._head[1]
         if tip.height == 0:
             return TreeHead(0, root_at(0, self._read))
         (last,) = self.store.read_blocks(self.channel, tip.height - 1, 1)
@@ -77,7 +89,9 @@ class TreeProofs:
                 f"Channel {self.channel!r} has no tree yet: its blocks are older than trees, "
                 "and the tree is built with the next block appended."
             )
-        return TreeHead(last.tree_size, bytes.fromhex(last.tree_root))
+        head = TreeHead(last.tree_size, bytes.fromhex(last.tree_root))
+        self._head = (tip, head)
+        return head
 
     def head_at(self, size: int | None) -> TreeHead:
         """The tree of `size` leaves (the current one when None), up to the current size."""
@@ -100,21 +114,51 @@ class TreeProofs:
         blocks = self.store.read_blocks(self.channel, number, 1)
         if not blocks or blocks[0].first_leaf is None or index >= len(blocks[0].tx_texts):
             return None
+        self._remember(number, blocks[0].first_leaf)
         return blocks[0].first_leaf + index, blocks[0].tx_texts[index]
 
-    def inclusion(self, tx_id: str, size: int | None = None) -> Inclusion:
-        """The proof that the transaction is in the tree of `size` leaves (the current one)."""
-        found = self.leaf_index(tx_id)
+    def _leaf(self, tx_id: str) -> int | None:
+        """The leaf index of the transaction with that id, or None; no block read once known."""
+        found = self.store.locate_transaction(self.channel, tx_id)
         if found is None:
+            return None
+        number, index = found
+        first = self._first_leaves.get(number)
+        if first is None:
+            located = self.leaf_index(tx_id)
+            return None if located is None else located[0]
+        self._first_leaves.move_to_end(number)
+        return first + index
+
+    def _remember(self, number: int, first_leaf: int) -> None:
+        self._first_leaves[number] = first_leaf
+        if len(self._first_leaves) > FIRST_LEAVES_KEPT:
+            self._first_leaves.popitem(last=False)
+
+    def inclusion(self, tx_id: str, size: int | None = None) -> Inclusion:
+        """The proof that the transaction is in the tree of `size` leaves (the current one).
+
+        The leaf hash is the stored leaf node, read in the same batch as the proof's nodes.
+        """
+        index = self._leaf(tx_id)
+        if index is None:
             raise TreeNotAvailableError(f"Channel {self.channel!r} has no such transaction.")
-        index, text = found
         head = self.head_at(size)
         if index >= head.size:
             raise TreeNotAvailableError(
                 f"The transaction is leaf {index}, after the tree of {head.size} leaves."
             )
-        hashes = inclusion_proof(index, head.size, self._read)
-        return Inclusion(index, head.size, transaction_leaf(text), tuple(hashes), head.root)
+        leaf: dict[NodeId, bytes] = {}
+
+        def read_with_leaf(ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+            found = self._read([*ids, (0, index)])
+            leaf.update((node, found[node]) for node in [(0, index)] if node in found)
+            return found
+
+        hashes = inclusion_proof(index, head.size, read_with_leaf)
+        if (0, index) not in leaf:
+            raise TreeDamagedError(f"The tree lacks its stored leaf {index}.")
+        return Inclusion(index, head.size, leaf[(0, index)], tuple(hashes), head.root)
 
     def consistency(self, from_size: int, to_size: int) -> Consistency:
         """The proof that the tree of `to_size` leaves extends the one of `from_size`."""

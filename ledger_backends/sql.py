@@ -14,6 +14,12 @@ NOWAIT: a transaction that changes one of them afterwards waits until the
 block is committed, and one that is changing it already makes the append
 return False at once (never a wait, so never a deadlock) for the writer to
 build again. A commit's `not_after` is checked last, just before COMMIT.
+
+The channel's Merkle tree nodes go into `ledger_tree_nodes` in the same
+transaction, and the block header carries the tree's size and root. A ledger
+made before the tree gains that table and those columns when it is opened to
+be written (`create_tables`); opened to be read, it reads as one whose blocks
+have no tree.
 """
 
 from __future__ import annotations
@@ -23,21 +29,46 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    inspect,
+    null,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .base import LedgerStore, prefix_end
 from .errors import BackendUnavailableError, ChainIntegrityError, NotALedgerError
+from .merkle import NodeId
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
-from .sql_models import LEDGER_TABLES, BlockRow, HistoryRow, StateRow, TransactionRow
+from .sql_models import (
+    LEDGER_TABLES,
+    TREE_COLUMNS,
+    TREE_TABLE,
+    BlockRow,
+    HistoryRow,
+    StateRow,
+    TransactionRow,
+)
 
 blocks_t = BlockRow.__table__  # type: ignore[attr-defined]
 transactions_t = TransactionRow.__table__  # type: ignore[attr-defined]
 state_t = StateRow.__table__  # type: ignore[attr-defined]
 history_t = HistoryRow.__table__  # type: ignore[attr-defined]
+tree_t = TREE_TABLE
 
 SCAN_PAGE = 5000
 IN_LIST_CHUNK = 500
+# Node ids per tree read: two bound values each, within SQLite's oldest limit of 999.
+TREE_READ_CHUNK = 256
 
 
 class _NotAppendedError(Exception):
@@ -48,11 +79,13 @@ class SqlStore(LedgerStore):
     """A LedgerStore over an SQLAlchemy engine; subclasses choose the engine and upsert."""
 
     backend_name = "SQL"
+    add_column = "ADD COLUMN"  # how this dialect's ALTER TABLE adds a column
 
     def __init__(self, url: str, engine: Engine, upsert_state: Any) -> None:
         self.url = url
         self.engine = engine
         self._upsert_state = upsert_state
+        self._stores_tree = True  # False: a ledger made before trees, opened to be read
         self._tip_query = (
             select(blocks_t.c.number, blocks_t.c.hash)
             .where(blocks_t.c.channel == bindparam("channel"))
@@ -71,10 +104,31 @@ class SqlStore(LedgerStore):
         )
         # PostgreSQL renders FOR SHARE NOWAIT; SQLite has no row locks and renders nothing.
         self._locked_versions_query = self._versions_query.with_for_update(read=True, nowait=True)
+        self._locate_query = select(
+            transactions_t.c.channel, transactions_t.c.block_number, transactions_t.c.tx_index
+        ).where(transactions_t.c.tx_id == bindparam("tx_id"))
+        self._tree_queries: dict[int, TextClause] = {}
 
     def create_tables(self, connection: Connection) -> None:
+        """Make the ledger's missing tables, and the tree's columns in a ledger made before it.
+
+        The caller holds the lock that serialises this between processes (SQLite's write
+        lock, PostgreSQL's advisory lock), so the columns are looked for and added once.
+        """
         for table in LEDGER_TABLES:
             table.create(connection, checkfirst=True)
+        present = {column["name"] for column in inspect(connection).get_columns(blocks_t.name)}
+        for name in TREE_COLUMNS:
+            if name not in present:
+                column_type = blocks_t.c[name].type.compile(dialect=connection.dialect)
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {blocks_t.name} {self.add_column} {name} {column_type}"
+                )
+
+    def read_as_made_before_trees(self) -> None:
+        """Read a ledger that lacks the tree's table and columns (opened without `create`):
+        its blocks read with no tree, and it stores no tree node."""
+        self._stores_tree = False
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -192,8 +246,13 @@ class SqlStore(LedgerStore):
         start = max(start, 0)
         if limit <= 0:
             return []
+        columns = [column for column in blocks_t.c if column.name not in TREE_COLUMNS]
+        if self._stores_tree:
+            columns.extend(blocks_t.c[name] for name in TREE_COLUMNS)
+        else:
+            columns.extend(null().label(name) for name in TREE_COLUMNS)
         headers = (
-            select(blocks_t)
+            select(*columns)
             .where(
                 blocks_t.c.channel == channel,
                 blocks_t.c.number >= start,
@@ -225,9 +284,64 @@ class SqlStore(LedgerStore):
                 timestamp=row.timestamp,
                 hash=row.hash,
                 tx_texts=tuple(texts[row.number]),
+                tree_size=row.tree_size,
+                tree_root=row.tree_root,
             )
             for row in rows
         ]
+
+    def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """One query per TREE_READ_CHUNK ids (so one for any proof), one primary-key lookup
+        per id; ids not stored read as NULL and are left out."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted or not self._stores_tree:
+            return {}
+        found: dict[NodeId, bytes] = {}
+        with self._reading() as conn:
+            for offset in range(0, len(wanted), TREE_READ_CHUNK):
+                query, values = self.tree_nodes_query(wanted[offset : offset + TREE_READ_CHUNK])
+                for row in conn.execute(query, {"channel": channel, **values}):
+                    if row.hash is not None:
+                        found[(row.level, row.idx)] = bytes(row.hash)
+        return found
+
+    def tree_nodes_query(self, ids: list[NodeId]) -> tuple[TextClause, dict[str, Any]]:
+        """The read of the nodes `ids` of channel :channel, and its values besides the channel.
+
+        Rows (level, idx, hash) come from a VALUES list with the hash looked up per row by
+        a subquery on the whole primary key: a join would let the planner of a table without
+        statistics scan the channel's tree, and SQLite scans the table for
+        `(level, idx) IN (...)`. The list is padded with the last id to a power of two, so
+        a few statement texts serve every count.
+        """
+        size = min(1 << (len(ids) - 1).bit_length(), TREE_READ_CHUNK)
+        padded = ids + ids[-1:] * (size - len(ids))
+        query = self._tree_queries.get(size)
+        if query is None:
+            pairs = ", ".join(f"(:level{n}, :idx{n})" for n in range(size))
+            query = text(
+                "SELECT wanted.column1 AS level, wanted.column2 AS idx, "
+                f"(SELECT node.hash FROM {tree_t.name} AS node WHERE node.channel = :channel "
+                "AND node.level = wanted.column1 AND node.idx = wanted.column2) AS hash "
+                f"FROM (VALUES {pairs}) AS wanted"
+            )
+            self._tree_queries[size] = query
+        values: dict[str, Any] = {}
+        for n, (level, index) in enumerate(padded):
+            values[f"level{n}"] = level
+            values[f"idx{n}"] = index
+        return query, values
+
+    def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
+        """The lowest (block, index) with that id in the channel.
+
+        Looked up by tx_id alone, the channel compared here: with the channel in the query,
+        SQLite without statistics walks the channel's primary key instead of the tx_id index.
+        """
+        with self._reading() as conn:
+            rows = conn.execute(self._locate_query, {"tx_id": tx_id}).all()
+        found = [(row.block_number, row.tx_index) for row in rows if row.channel == channel]
+        return min(found) if found else None
 
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
         block = commit.block
@@ -282,6 +396,8 @@ class SqlStore(LedgerStore):
                     "hash": block.hash,
                     "timestamp": block.timestamp,
                     "tx_count": len(block.tx_texts),
+                    "tree_size": block.tree_size,
+                    "tree_root": block.tree_root,
                 }
             ],
         )
@@ -322,6 +438,14 @@ class SqlStore(LedgerStore):
                     and_(state_t.c.channel == channel, state_t.c.key == bindparam("del_key"))
                 ),
                 [{"del_key": w.key} for w in deletes],
+            )
+        if commit.tree_nodes:
+            conn.execute(
+                insert(tree_t),
+                [
+                    {"channel": channel, "level": node.level, "idx": node.index, "hash": node.hash}
+                    for node in commit.tree_nodes
+                ],
             )
         if commit.history:
             conn.execute(
@@ -413,13 +537,18 @@ def require_ledger_tables(
     columns: Mapping[str, set[str]],
     *,
     table_kind: str,
-) -> None:
+) -> bool:
     """Raise NotALedgerError unless each ledger table is there, as a table, with its columns.
 
     `kinds` maps the names the database's catalogue lists to their kind (`table_kind` for a
     real table: a view may run anything when read); `columns` the columns of each table.
+    A ledger made before the Merkle tree has neither the tree's table nor its columns of
+    ledger_blocks, and is a ledger too: returns whether the tree is there (all of it).
     """
+    has_tree = tree_t.name in kinds or bool(set(TREE_COLUMNS) & columns.get(blocks_t.name, set()))
     for table in LEDGER_TABLES:
+        if table is tree_t and not has_tree:
+            continue
         kind = kinds.get(table.name)
         if kind is None:
             raise NotALedgerError(f"{where} is not a ledger: it has no {table.name} table.")
@@ -427,8 +556,12 @@ def require_ledger_tables(
             raise NotALedgerError(
                 f"{where} is not a ledger: its {table.name} is a {kind.lower()}, not a table."
             )
-        missing = sorted(set(table.columns.keys()) - columns.get(table.name, set()))
+        expected = set(table.columns.keys())
+        if table is blocks_t and not has_tree:
+            expected -= set(TREE_COLUMNS)
+        missing = sorted(expected - columns.get(table.name, set()))
         if missing:
             raise NotALedgerError(
                 f"{where} is not a ledger: {table.name} lacks {', '.join(missing)}."
             )
+    return has_tree

@@ -6,14 +6,18 @@ PostgreSQL is told to with the "C" collation.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, Text
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 KeyText = String().with_variant(String(collation="C"), "postgresql")
 
 
 class BlockRow(SQLModel, table=True):
-    """A block header; the primary key (channel, number) is the guard against forks."""
+    """A block header; the primary key (channel, number) is the guard against forks.
+
+    `tree_size` and `tree_root` are null in blocks stored before the Merkle tree existed;
+    a ledger made then gains the two columns when it is next opened to be written.
+    """
 
     __tablename__ = "ledger_blocks"
 
@@ -24,6 +28,8 @@ class BlockRow(SQLModel, table=True):
     hash: str = Field(sa_type=String(64))
     timestamp: str = Field(sa_type=String(32))
     tx_count: int = Field(sa_type=Integer)
+    tree_size: int | None = Field(default=None, sa_type=BigInteger, nullable=True)
+    tree_root: str | None = Field(default=None, sa_type=String(64), nullable=True)
 
 
 class TransactionRow(SQLModel, table=True):
@@ -66,9 +72,26 @@ class HistoryRow(SQLModel, table=True):
     timestamp: str = Field(sa_type=String(32))
 
 
+class TreeNodeRow(SQLModel, table=True):
+    """A stored node of a channel's Merkle tree: the hash of the complete subtree over
+    leaves [idx · 2^level, (idx + 1) · 2^level); level 0 holds the leaf hashes."""
+
+    __tablename__ = "ledger_tree_nodes"
+
+    channel: str = Field(primary_key=True, sa_type=KeyText)
+    level: int = Field(primary_key=True, sa_type=Integer)
+    idx: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: bytes = Field(sa_type=LargeBinary(32))
+
+
 LEDGER_TABLES = [
     BlockRow.__table__,  # type: ignore[attr-defined]
     TransactionRow.__table__,  # type: ignore[attr-defined]
     StateRow.__table__,  # type: ignore[attr-defined]
     HistoryRow.__table__,  # type: ignore[attr-defined]
+    TreeNodeRow.__table__,  # type: ignore[attr-defined]
 ]
+
+TREE_TABLE = TreeNodeRow.__table__  # type: ignore[attr-defined]
+TREE_COLUMNS = ("tree_size", "tree_root")
+"""The columns of ledger_blocks that ledgers made before the tree lack, like its table."""

@@ -13,7 +13,9 @@ mode, so no other local user can read a record from them either.
 Reading only (`create=False`, as `verify` opens it): an existing file is opened
 without changing it (no journal-mode switch, no table creation); a file that
 does not exist is refused with LedgerNotFoundError, one that does not hold the
-ledger's four tables with NotALedgerError.
+ledger's tables with NotALedgerError. A file made before the Merkle tree reads
+as a ledger whose blocks have no tree; opened to be written, it gains the
+tree's table and columns (`SqlStore.create_tables`, under the write lock).
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ class SQLiteStore(SqlStore):
         event.listen(engine, "begin", _begin)
         store = cls(url, engine, state_upsert(sqlite_insert))
         try:
-            _check_ledger_schema(engine, path)
+            if not _check_ledger_schema(engine, path):
+                store.read_as_made_before_trees()
         except BaseException:
             store.close()
             raise
@@ -155,8 +158,9 @@ def _configure_reader(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _check_ledger_schema(engine: Engine, path: Path) -> None:
-    """Raise NotALedgerError unless each ledger table exists as a table with its columns."""
+def _check_ledger_schema(engine: Engine, path: Path) -> bool:
+    """Raise NotALedgerError unless each ledger table exists as a table with its columns;
+    whether the ledger has its Merkle tree (see `require_ledger_tables`)."""
     try:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
@@ -170,7 +174,7 @@ def _check_ledger_schema(engine: Engine, path: Path) -> None:
                 for table in LEDGER_TABLES
                 if kinds.get(table.name) == "table"
             }
-            require_ledger_tables(str(path), kinds, columns, table_kind="table")
+            return require_ledger_tables(str(path), kinds, columns, table_kind="table")
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "it cannot be read"
         raise NotALedgerError(f"{path} is not a ledger: {reason}.") from exc

@@ -1,4 +1,5 @@
-"""Verification: recompute every hash from the first block, and replay the world state.
+"""Verification: recompute every hash and the Merkle tree from the first block, and replay
+the world state.
 
 `verify_channel_since` checks only what was appended after a tip an earlier
 check found intact; its docstring says what that leaves to `verify_channel`.
@@ -11,9 +12,15 @@ from dataclasses import dataclass
 
 from .base import LedgerStore
 from .hashing import GENESIS_PREVIOUS_HASH, block_hash, canonical_json, data_hash
+from .merkle import CompactRange, NodeId, edge_ids, transaction_leaf
 from .records import Block, HistoryEntry, StateRecord, Tip, Transaction, Validation, Version
 
 VERIFY_CHUNK = 500
+# Completed tree nodes held before they are compared with the stored ones (one read), at
+# the latest: however large the blocks, that bounds the memory a check holds.
+TREE_NODES_PER_CHECK = 20_000
+
+_Nodes = dict[NodeId, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +47,20 @@ class _DamageFoundError(Exception):
 
 
 def verify_channel(store: LedgerStore, channel: str) -> Verification:
-    """Check links, hashes, write-set commitments, validation codes, world state and history.
+    """Check links, hashes, write-set commitments, validation codes, the Merkle tree, world
+    state and history.
 
-    The chain is walked from block 0; the first block whose link, hashes or
-    transactions are wrong ends the walk. Then the stored world state and
-    history are compared with the replay of every valid write-set, and the
-    earliest block whose effect was altered is named. The reason tells the
-    kind of damage: a changed header, link or transaction (see `block_damage`),
-    a world-state row, or a key's history. Writers may keep
-    appending meanwhile: keys that blocks appended during the scan touched are
-    left out of the comparison rather than reported as damage.
+    The chain is walked from block 0; the first block whose link, hashes,
+    transactions or tree are wrong ends the walk. The tree is rebuilt from the
+    transactions: each block's tree size and root must be the rebuilt ones, and
+    the nodes its transactions completed must be stored as rebuilt. Then the
+    stored world state and history are compared with the replay of every valid
+    write-set, and the earliest block whose effect was altered is named. The
+    reason tells the kind of damage: a changed header, link or transaction (see
+    `block_damage`), tree root or tree node, a world-state row, or a key's
+    history. Writers may keep appending meanwhile: keys that blocks appended
+    during the scan touched are left out of the comparison rather than
+    reported as damage.
     """
     walk = _ChainWalk(store, channel)
     try:
@@ -77,20 +88,26 @@ def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Ver
     """Check what was appended after `verified`, a tip an earlier check found intact.
 
     Checked, as `verify_channel` checks them: that block `verified.height - 1`
-    is still there with the hash `verified.hash` and a header that hashes to it;
-    every later block's number, link, header and data hashes and transactions;
-    each later transaction's commitment and validation code, replayed against
-    the versions its keys had before (read from their history); and, for every
-    key a later block wrote, its history entries from those blocks and its
+    is still there with the hash `verified.hash` and a header that hashes to it,
+    and that the stored nodes its tree is extended from (O(log n) of them) give
+    its tree root; every later block's number, link, header and data hashes,
+    transactions, tree size and root, and the tree nodes it completed; each
+    later transaction's commitment and validation code, replayed against the
+    versions its keys had before (read from their history); and, for every key
+    a later block wrote, its history entries from those blocks and its
     world-state row. Blocks appended during the check are checked too, and keys
-    they touch are left out of the comparison, as in `verify_channel`.
+    they touch are left out of the comparison, as in `verify_channel`. When
+    `verified` ends at a block older than trees, the tree up to it is read from
+    the stored nodes at the first later block that has a tree.
 
     Left to `verify_channel` (from block 0): blocks before the anchor, which may
     have been altered after they were checked; history entries older than
-    `verified`, taken here as the keys' starting versions; and the world state
-    and history of keys no later block wrote, such as a row changed or added
-    directly in the store. A damaged result names the first bad block found
-    after the anchor (or the anchor itself); damage before it is not looked for.
+    `verified`, taken here as the keys' starting versions; the stored tree nodes
+    older than the anchor's tree, but for those it is extended from; and the
+    world state and history of keys no later block wrote, such as a row changed
+    or added directly in the store. A damaged result names the first bad block
+    found after the anchor (or the anchor itself); damage before it is not
+    looked for.
     """
     if verified.height == 0:
         return verify_channel(store, channel)
@@ -199,6 +216,7 @@ class _ChainWalk:
         self.height = 0 if start is None else start.height
         self.previous_hash = GENESIS_PREVIOUS_HASH if start is None else start.hash
         self.replay = _Replay() if replay is None else replay
+        self.tree = _TreeCheck(store, channel)
 
     @property
     def tip(self) -> Tip:
@@ -215,27 +233,44 @@ class _ChainWalk:
             reason = "its hash differs from the one an earlier verification found."
         if reason is not None:
             raise _DamageFoundError(number, reason)
+        self.tree.start_after(found[0])
 
     def advance(self) -> set[str]:
-        """Check and replay every block not yet seen; return the keys they wrote."""
+        """Check and replay every block not yet seen; return the keys they wrote.
+
+        The tree nodes a chunk of blocks completed are compared once the chunk is
+        walked, or, when a block of it is damaged, those of the blocks before it.
+        """
         touched: set[str] = set()
         while True:
             blocks = self.store.read_blocks(self.channel, self.height, VERIFY_CHUNK)
-            for block in blocks:
-                number = self.height
-                reason = block_damage(self.store, self.channel, block, number, self.previous_hash)
-                if reason is not None:
-                    raise _DamageFoundError(number, reason)
-                try:
-                    transactions = block.transactions()
-                except (ValueError, KeyError, TypeError, IndexError) as exc:
-                    raise _DamageFoundError(number, "a transaction in it cannot be read.") from exc
-                for tx in transactions:
-                    touched.update(self.replay.apply(tx))
-                self.previous_hash = block.hash
-                self.height += 1
+            try:
+                for block in blocks:
+                    touched.update(self._check(block))
+            except _DamageFoundError as damage:
+                self.tree.check_nodes(before=damage.block_number)
+                raise
+            self.tree.check_nodes()
             if len(blocks) < VERIFY_CHUNK:
                 return touched
+
+    def _check(self, block: Block) -> Iterable[str]:
+        """Check and replay the next block; return the keys it wrote."""
+        number = self.height
+        reason = block_damage(self.store, self.channel, block, number, self.previous_hash)
+        if reason is not None:
+            raise _DamageFoundError(number, reason)
+        try:
+            transactions = block.transactions()
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise _DamageFoundError(number, "a transaction in it cannot be read.") from exc
+        written: set[str] = set()
+        for tx in transactions:
+            written.update(self.replay.apply(tx))
+        self.tree.add(block)
+        self.previous_hash = block.hash
+        self.height += 1
+        return written
 
     def check_tip(self) -> None:
         tip = self.store.tip(self.channel)
@@ -248,6 +283,145 @@ class _ChainWalk:
             raise _DamageFoundError(
                 max(self.height - 1, 0), "the recorded chain tip does not match the last block."
             )
+
+
+class _TreeCheck:
+    """The channel's Merkle tree rebuilt from the transactions, compared with what is stored.
+
+    Each block's tree size and root must be those of the rebuilt tree after its
+    transactions, and each node its transactions completed must be stored with
+    the rebuilt hash. Nodes are compared a chunk of blocks at a time, or sooner
+    when TREE_NODES_PER_CHECK are waiting (`check_nodes`), so memory holds that
+    many nodes and the tree's right edge (and, after an anchor older than trees,
+    the leaves of the blocks without a tree that follow it).
+
+    Blocks stored before trees existed (legacy) have no tree fields and may only
+    come before the first block that has them; their transactions' nodes were
+    stored with that block, so a wrong one is named there.
+    """
+
+    def __init__(self, store: LedgerStore, channel: str) -> None:
+        """Rebuild from block 0."""
+        self.store = store
+        self.channel = channel
+        # None while the leaves before the walk are unknown: after an anchor older than trees.
+        self.tree: CompactRange | None = CompactRange()
+        self.first_tree_block: int | None = None  # the first block with a tree the walk saw
+        self.unplaced: list[bytes] = []  # leaves walked while `tree` is None
+        # This chunk's completed nodes, by the block that completed them (None: a legacy one).
+        self.created: list[tuple[int | None, _Nodes]] = []
+        self.waiting = 0  # how many nodes `created` holds
+        self.legacy_damage: str | None = None  # a wrong node of legacy blocks, named later
+
+    def start_after(self, anchor: Block) -> None:
+        """Rebuild from after `anchor`, the block an earlier check ended at, from the stored
+        nodes of its tree; raise if they are missing or do not give its tree root."""
+        if anchor.tree_size is None:
+            self.tree = None  # placed once a block with a tree tells how many leaves came before
+            return
+        self.first_tree_block = anchor.number
+        self.tree = self._load(anchor.number, anchor.tree_size)
+        if self.tree.root().hex() != anchor.tree_root:
+            raise _DamageFoundError(
+                anchor.number, "its tree root is not the root of the stored tree nodes."
+            )
+
+    def add(self, block: Block) -> None:
+        """Extend the tree by the block's transactions; raise if its tree fields disagree."""
+        leaves = [transaction_leaf(text) for text in block.tx_texts]
+        if block.tree_size is None:
+            self._add_legacy(block.number, leaves)
+        else:
+            self._add_with_tree(block, leaves)
+        if self.waiting >= TREE_NODES_PER_CHECK:
+            self.check_nodes()
+
+    def _add_legacy(self, number: int, leaves: list[bytes]) -> None:
+        if self.first_tree_block is not None:
+            # The block before it has a tree, or the walk would have stopped there.
+            raise _DamageFoundError(
+                number, "it has no tree root, though the block before it has one."
+            )
+        if self.tree is None:
+            self.unplaced.extend(leaves)
+        else:
+            self._created(None, self._append(self.tree, leaves))
+
+    def _add_with_tree(self, block: Block, leaves: list[bytes]) -> None:
+        number = block.number
+        tree = self.tree if self.first_tree_block is not None else self._start(block, len(leaves))
+        assert tree is not None  # placed by _start
+        self._created(number, self._append(tree, leaves))
+        if block.tree_size != tree.size:
+            raise _DamageFoundError(
+                number, "its tree size does not match the number of transactions up to it."
+            )
+        if block.tree_root != tree.root().hex():
+            raise _DamageFoundError(number, "its tree root does not match its transactions.")
+
+    def check_nodes(self, before: int | None = None) -> None:
+        """Compare the waiting nodes with the stored ones in one read, and forget them; raise
+        at the first block (earlier than `before`) whose node is wrong."""
+        created, self.created, self.waiting = self.created, [], 0
+        if self.legacy_damage is not None:  # already known wrong: reading more tells nothing
+            created = [(owner, nodes) for owner, nodes in created if owner is not None]
+        ids = [node for _, nodes in created for node in nodes]
+        stored = self.store.read_tree_nodes(self.channel, ids) if ids else {}
+        for owner, nodes in created:
+            number = self.first_tree_block if owner is None else owner
+            if number is not None and before is not None and number >= before:
+                return
+            wrong = next(
+                (node for node, digest in nodes.items() if stored.get(node) != digest), None
+            )
+            if wrong is None:
+                continue
+            state = "missing" if wrong not in stored else "changed"
+            reason = f"its stored tree node (level {wrong[0]}, index {wrong[1]}) is {state}."
+            if number is not None:
+                raise _DamageFoundError(number, reason)
+            # Stored with the first block that has a tree, which is still ahead, if any is.
+            self.legacy_damage = self.legacy_damage or reason
+
+    def _start(self, block: Block, leaf_count: int) -> CompactRange:
+        """Make `block` the first with a tree: a wrong node of the legacy blocks before it is
+        its damage, and leaves walked while the ones before them were unknown are placed."""
+        number = block.number
+        self.first_tree_block = number
+        if self.legacy_damage is not None:
+            raise _DamageFoundError(number, self.legacy_damage)
+        if self.tree is None:
+            assert block.tree_size is not None
+            before = block.tree_size - leaf_count - len(self.unplaced)
+            if before < 0:
+                raise _DamageFoundError(
+                    number, "its tree size is smaller than the number of transactions up to it."
+                )
+            self.tree = self._load(number, before)
+            self._created(None, self._append(self.tree, self.unplaced))
+            self.unplaced = []
+        return self.tree
+
+    def _created(self, owner: int | None, nodes: _Nodes) -> None:
+        self.created.append((owner, nodes))
+        self.waiting += len(nodes)
+
+    def _load(self, number: int, size: int) -> CompactRange:
+        """The stored right edge of the tree of `size` leaves, which block `number` ends or
+        extends; raise naming that block if a node of it is not stored."""
+        ids = edge_ids(size)
+        found = self.store.read_tree_nodes(self.channel, ids)
+        for level, index in ids:
+            if (level, index) not in found:
+                raise _DamageFoundError(
+                    number, f"its stored tree node (level {level}, index {index}) is missing."
+                )
+        return CompactRange(size, (found[node] for node in ids))
+
+    @staticmethod
+    def _append(tree: CompactRange, leaves: Iterable[bytes]) -> _Nodes:
+        # Kept as plain ids and hashes: a chunk's worth of node objects slows the collector.
+        return {(n.level, n.index): n.hash for leaf in leaves for n in tree.append(leaf)}
 
 
 class _Replay:

@@ -14,8 +14,11 @@ from ledger_backends.testing import (
     golden_clock,
     golden_proposals,
     needs_backend,
+    proposal,
+    query_option,
     scratch_url,
 )
+from ledger_backends.testing.conformance import append_blocks_older_than_trees
 
 pytestmark = needs_backend("redis")
 
@@ -39,5 +42,26 @@ def test_appends_work_whatever_the_offset_between_host_and_redis_clocks(
             for batch in golden_proposals():
                 writer.commit(batch)
             assert store.tip("medical").height == len(golden_proposals())
+        finally:
+            store.close()
+
+
+def test_a_chain_stored_before_trees_gets_its_transaction_locations_with_its_tree() -> None:
+    with scratch_url("redis") as url:
+        store = RedisStore.from_url(url)
+        try:
+            legacy = append_blocks_older_than_trees(store, "medical", golden_proposals())
+            # A store of that time had no CH:txs at all.
+            prefix = f"{query_option(url, 'prefix')}:medical"
+            store.client.delete(f"{prefix}:txs")
+            assert store.locate_transaction("medical", "tx-a") is None
+            ChainWriter(store, "medical").commit([proposal("with-tree", writes={"z": 1})])
+            for block in legacy:
+                for index, tx in enumerate(block.transactions()):
+                    assert store.locate_transaction("medical", tx.tx_id) == (block.number, index)
+            assert store.locate_transaction("medical", "with-tree") == (3, 0)
+            entries = store.client.xrange(f"{prefix}:blocks", "-", "+")
+            assert ["tree_size" in fields for _, fields in entries] == [False] * 3 + [True]
+            assert store.client.hlen(f"{prefix}:tree") == 2 * 7 - (7).bit_count()
         finally:
             store.close()

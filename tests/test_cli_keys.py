@@ -97,9 +97,12 @@ def test_keys_init_makes_missing_kek_files_only(
     (keys / "medical.kek").unlink()
     assert main(["keys", "init", str(net.directory)]) == 0
     out = capsys.readouterr().out.splitlines()
+    log = net.directory / "log"
     assert out == [
         f"medical: made {keys / 'medical.kek'} (mode 0600); back it up apart from the ledger",
         f"report: {keys / 'report.kek'} is there already; left as it is",
+        f"medical: the log key {log / 'medical.key'} is there already; left as it is",
+        f"report: the log key {log / 'report.key'} is there already; left as it is",
     ]
     assert _mode(keys / "medical.kek") == 0o600
     assert (keys / "report.kek").read_bytes() == report

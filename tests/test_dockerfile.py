@@ -37,7 +37,17 @@ from tests.networks import NetworkFixture
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 API_PORT = 8443
-PACKAGES = ("api", "authz", "chaincode", "devkit", "domain", "encryption", "ledger_backends")
+PACKAGES = (
+    "api",
+    "authz",
+    "chaincode",
+    "checkpoints",
+    "devkit",
+    "domain",
+    "encryption",
+    "ledger_backends",
+    "proofcheck",
+)
 
 
 @dataclass(frozen=True)
@@ -359,7 +369,8 @@ def test_the_compose_init_service_gives_the_server_no_private_ca_or_user_key(
     assert run_init_service(container).returncode == 0  # publishes alice's certificate
     served = Path(container.env["HEALTHLEDGER_NETWORK"])
     keys = sorted(str(path.relative_to(served)) for path in served.rglob("*.key"))
-    assert keys == ["tls/server.key"]
+    # The server's TLS key, and the channels' log keys: the server signs checkpoints.
+    assert keys == ["log/medical.key", "log/report.key", "tls/server.key"]
     assert (served / "users/parents/alice.pem").exists()
     assert (served / "orgs/parents/crl.pem").read_bytes() == (
         admin / "orgs/parents/crl.pem"
@@ -371,6 +382,9 @@ def test_the_compose_init_service_gives_the_server_no_private_ca_or_user_key(
     for kek in keks:
         assert (served / kek).read_bytes() == (admin / kek).read_bytes()
         assert stat.S_IMODE((served / kek).stat().st_mode) == 0o600
+    for log_key in ("log/medical.key", "log/report.key", "log/medical.pub", "log/report.pub"):
+        assert (served / log_key).read_bytes() == (admin / log_key).read_bytes()
+    assert stat.S_IMODE((served / "log/medical.key").stat().st_mode) == 0o600
 
 
 @contextlib.contextmanager

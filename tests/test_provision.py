@@ -72,6 +72,7 @@ def test_init_fills_an_existing_empty_directory(tmp_path: Path) -> None:
     target = init_network(tmp_path / "volume")
     assert sorted(p.name for p in target.iterdir()) == [
         "keys",
+        "log",
         "network.toml",
         "orgs",
         "tls",

@@ -62,6 +62,8 @@ def test_schema_keeps_every_name_of_the_contract() -> None:
         "report(id: ID!): Report!",
         "blocks(channel: String!, first: Int! = 50, after: String = null): BlockConnection!",
         "verifyChannel(channel: String!, full: Boolean = false): Verification!",
+        "inclusionProof(channel: String!, txId: String!, treeSize: Int = null): InclusionProof!",
+        "consistencyProof(channel: String!, fromSize: Int!, toSize: Int!): ConsistencyProof!",
         "registerChild(input: RegisterChildInput!): Child!",
         "updateMedicalCard(childId: ID!, expectedVersion: Int!, patch: MedicalCardPatch!)"
         ": MedicalCard!",

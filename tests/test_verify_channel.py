@@ -3,7 +3,11 @@
 On a ledger: `verify_channel_since` agrees with a check from block 0 at every point of
 a chain with writes, deletes and conflicts; it finds a byte changed in a block added
 since (its transaction, the history or world-state row it wrote) and in the block it
-starts from, and, as its docstring says, not a change further back.
+starts from, and, as its docstring says, not a change further back. A chain whose first
+blocks are older than Merkle trees verifies, from block 0 and from any tip, once later
+blocks carry a tree; a changed tree node is named at the block that stored it (the nodes
+of those first blocks at the first block with a tree), and a block without a tree after
+one with a tree is damage.
 
 Through the API, over mutual TLS on SQLite: a member's check reads only the blocks added
 since this server's last passing check, thirty aliases of it in one operation run one
@@ -13,6 +17,7 @@ check, damage in a new block is named and stops writes until repaired, and `full
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,17 +25,22 @@ from typing import Any
 import pytest
 
 import api.chain_checks
+import ledger_backends.verify
 from ledger_backends import ChannelLedger, Tip, Validation, Version, open_ledger, verify_channel
 from ledger_backends.chain import ChainWriter
+from ledger_backends.memory import MemoryStore
+from ledger_backends.records import Block
 from ledger_backends.testing import (
     BlockField,
     HistoryValue,
     Place,
     StateValue,
     TransactionText,
+    TreeNodeHash,
     one_digit_changed,
     proposal,
     raw_store,
+    tamper,
 )
 from ledger_backends.verify import verify_channel_since
 from tests.api_client import Api, api_server, register, sign_and_accept, update_card
@@ -133,6 +143,123 @@ def test_a_change_before_the_earlier_tip_is_left_to_a_check_from_block_zero(
     assert verify_channel_since(writer.store, CHANNEL, verified).ok
     full = verify_channel(writer.store, CHANNEL)
     assert (full.ok, full.first_bad_block) == (False, 2)
+
+
+# -- chains older than Merkle trees -----------------------------------------------------------
+
+
+def _append_without_tree(store: MemoryStore, name: str) -> None:
+    """A block as stored before trees existed: no tree fields in its header, no tree nodes."""
+    tip = store.tip(CHANNEL)
+    commit, _ = ChainWriter(store, CHANNEL).build(tip, [proposal(name, writes={name: 1})])
+    built = commit.block
+    block = Block.build(built.number, built.previous_hash, built.timestamp, built.tx_texts)
+    assert store.append_if_tip(
+        CHANNEL, tip, dataclasses.replace(commit, block=block, tree_nodes=())
+    )
+
+
+def _legacy_then_tree(
+    blocks_without: int = 3, blocks_with: int = 3
+) -> tuple[MemoryStore, list[Tip]]:
+    """Blocks without a tree, then blocks a chain writer appended; the tip after each."""
+    store = MemoryStore()
+    tips = []
+    for number in range(blocks_without):
+        _append_without_tree(store, f"old-{number}")
+        tips.append(store.tip(CHANNEL))
+    writer = ChainWriter(store, CHANNEL)
+    for number in range(blocks_with):
+        writer.commit(
+            [proposal(f"new-{number}-{n}", writes={f"new/{n}": number}) for n in range(2)]
+        )
+        tips.append(store.tip(CHANNEL))
+    return store, tips
+
+
+def test_a_chain_older_than_trees_verifies_once_later_blocks_carry_one() -> None:
+    store, tips = _legacy_then_tree()
+    first_with_tree = store.read_blocks(CHANNEL, 3, 1)[0]
+    assert (first_with_tree.tree_size, first_with_tree.first_leaf) == (5, 3)
+    full = verify_channel(store, CHANNEL)
+    assert full.ok and full.tip == tips[-1]
+    for tip in tips:
+        assert verify_channel_since(store, CHANNEL, tip) == full
+
+
+def test_a_changed_tree_node_of_blocks_older_than_trees_is_named_at_the_first_with_a_tree() -> None:
+    # Leaf 1 is in block 0, leaf 2 in block 2, after the tip a check from height 2 starts at.
+    store, tips = _legacy_then_tree()
+    tamper(store, TreeNodeHash(CHANNEL, 0, 1), one_digit_changed)
+    full = verify_channel(store, CHANNEL)
+    assert (full.ok, full.first_bad_block, full.reason) == (
+        False,
+        3,
+        "its stored tree node (level 0, index 1) is changed.",
+    )
+    tamper(store, TreeNodeHash(CHANNEL, 0, 2), one_digit_changed)
+    since = verify_channel_since(store, CHANNEL, tips[1])
+    assert (since.ok, since.first_bad_block, since.reason) == (
+        False,
+        3,
+        "its stored tree node (level 0, index 2) is changed.",
+    )
+
+
+@pytest.mark.parametrize(("blocks_per_read", "nodes_per_check"), [(500, 20_000), (2, 3)])
+def test_a_changed_tree_node_is_named_at_the_block_that_stored_it_however_checks_are_cut(
+    monkeypatch: pytest.MonkeyPatch, blocks_per_read: int, nodes_per_check: int
+) -> None:
+    monkeypatch.setattr(ledger_backends.verify, "VERIFY_CHUNK", blocks_per_read)
+    monkeypatch.setattr(ledger_backends.verify, "TREE_NODES_PER_CHECK", nodes_per_check)
+    store, _ = _legacy_then_tree()
+    # The block holding each leaf; the first block with a tree (3) stored the older ones.
+    leaf_blocks = [
+        max(block.number, 3) for block in store.read_blocks(CHANNEL, 0, 10) for _ in block.tx_texts
+    ]
+    nodes = list(
+        store.read_tree_nodes(CHANNEL, [(level, i) for level in range(4) for i in range(9)])
+    )
+    assert len(nodes) == 9 + 4 + 2 + 1  # every complete subtree of the 9 leaves
+    for level, index in nodes:
+        place = TreeNodeHash(CHANNEL, level, index)
+        with raw_store(store) as raw:
+            stored = raw.read(place)
+            raw.write(place, one_digit_changed(stored))
+            found = verify_channel(store, CHANNEL)
+            raw.write(place, stored)
+        last_leaf = ((index + 1) << level) - 1  # whose block completed the node
+        assert (found.first_bad_block, found.reason) == (
+            leaf_blocks[last_leaf],
+            f"its stored tree node (level {level}, index {index}) is changed.",
+        )
+    assert verify_channel(store, CHANNEL).ok
+
+
+def test_a_first_block_with_a_tree_stored_without_the_older_blocks_nodes_is_damage() -> None:
+    store, _ = _legacy_then_tree(blocks_with=0)
+    tip = store.tip(CHANNEL)
+    commit, _ = ChainWriter(store, CHANNEL).build(tip, [proposal("new", writes={"new": 1})])
+    assert commit.tree_nodes[0].id == (0, 0)
+    assert store.append_if_tip(
+        CHANNEL, tip, dataclasses.replace(commit, tree_nodes=commit.tree_nodes[1:])
+    )
+    found = verify_channel(store, CHANNEL)
+    assert (found.ok, found.first_bad_block, found.reason) == (
+        False,
+        3,
+        "its stored tree node (level 0, index 0) is missing.",
+    )
+
+
+def test_a_block_without_a_tree_after_one_with_a_tree_is_damage() -> None:
+    store, tips = _legacy_then_tree(blocks_without=0, blocks_with=2)
+    _append_without_tree(store, "late")
+    reason = "it has no tree root, though the block before it has one."
+    found = verify_channel(store, CHANNEL)
+    assert (found.ok, found.first_bad_block, found.reason) == (False, 2, reason)
+    since = verify_channel_since(store, CHANNEL, tips[1])
+    assert (since.ok, since.first_bad_block, since.reason) == (False, 2, reason)
 
 
 # -- through the API --------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from multiprocessing import get_context
@@ -24,12 +24,13 @@ import pytest
 from ..base import LedgerStore
 from ..chain import ChainWriter
 from ..errors import BackendUnavailableError, ChainIntegrityError, ReadConflictError
-from ..hashing import canonical_json, commitment, sha256_hex
+from ..hashing import block_hash, canonical_json, commitment, sha256_hex
 from ..ledger import Ledger
 from ..memory import MemoryStore
-from ..records import Block, ForeignReads, Tip, Validation
+from ..merkle import CompactRange, NodeId, transaction_leaf
+from ..records import Block, ForeignReads, Proposal, Tip, Validation
 from ..registry import open_ledger, open_store
-from ..verify import Verification
+from ..verify import Verification, verify_channel_since
 from .golden import (
     ALICE,
     DOCTOR,
@@ -46,6 +47,7 @@ from .tampering import (
     HistoryValue,
     StateValue,
     TransactionText,
+    TreeNodeHash,
     WriteSetCommitment,
     commitment_changed,
     one_digit_changed,
@@ -76,6 +78,37 @@ def append_from_process(url: str, channel: str, writer: str, count: int) -> int:
         return asyncio.run(run())
     finally:
         ledger.close()
+
+
+def recomputed_tree(blocks: Sequence[Block]) -> tuple[dict[NodeId, bytes], list[tuple[int, str]]]:
+    """Every node of the tree over the blocks' transactions, computed in memory, and the
+    tree's (size, root hex) after each block: what a store must hold and its headers say."""
+    tree = CompactRange()
+    nodes: dict[NodeId, bytes] = {}
+    heads: list[tuple[int, str]] = []
+    for block in blocks:
+        for text in block.tx_texts:
+            nodes.update((node.id, node.hash) for node in tree.append(transaction_leaf(text)))
+        heads.append((tree.size, tree.root().hex()))
+    return nodes, heads
+
+
+def append_blocks_older_than_trees(
+    store: LedgerStore, channel: str, batches: Sequence[Sequence[Proposal]]
+) -> list[Block]:
+    """Append one block per batch as a ledger did before the tree existed: headers without
+    tree size and root, no tree node. Returns the blocks appended."""
+    writer = ChainWriter(store, channel, clock=golden_clock())
+    appended = []
+    for batch in batches:
+        tip = store.tip(channel)
+        commit, _ = writer.build(tip, batch)
+        block = Block.build(tip.height, tip.hash, commit.block.timestamp, commit.block.tx_texts)
+        assert store.append_if_tip(
+            channel, tip, dataclasses.replace(commit, block=block, tree_nodes=())
+        )
+        appended.append(block)
+    return appended
 
 
 class LedgerStoreConformance:
@@ -451,6 +484,49 @@ class LedgerStoreConformance:
         reason = self.assert_damage_at(3)
         assert reason == "the write-set commitment of transaction 0 does not match its write-set."
 
+    # The golden chain's tree: block 0 holds leaves 0-2, block 1 leaves 3-4 (leaf 3 completes
+    # node (2, 0), over leaves 0-3), block 2 leaf 5 (completing node (1, 2)).
+
+    def test_verify_names_block_whose_stored_tree_node_was_changed(self) -> None:
+        self.commit_golden()
+        tamper(self.store, TreeNodeHash("medical", 2, 0), one_digit_changed)
+        reason = self.assert_damage_at(1)
+        assert reason == "its stored tree node (level 2, index 0) is changed."
+
+    def test_verify_names_block_whose_tree_root_was_changed_and_rehashed(self) -> None:
+        # A forger who rehashes the header after changing its root breaks only the next link.
+        self.commit_golden()
+        tamper(self.store, BlockField("medical", 1, "tree_root"), one_digit_changed)
+        (block,) = self.store.read_blocks("medical", 1, 1)
+        header = (block.previous_hash, block.data_hash, block.timestamp)
+        rehashed = block_hash(1, *header, block.tree_size, block.tree_root)
+        tamper(self.store, BlockField("medical", 1, "hash"), lambda _: rehashed)
+        reason = self.assert_damage_at(1)
+        assert reason == "its tree root does not match its transactions."
+
+    def test_verify_since_names_a_later_block_whose_tree_node_was_changed(self) -> None:
+        self.commit_golden()
+        (first,) = self.store.read_blocks("medical", 0, 1)
+        tamper(self.store, TreeNodeHash("medical", 1, 2), one_digit_changed)
+        found = verify_channel_since(self.store, "medical", Tip(1, first.hash))
+        assert (found.ok, found.first_bad_block, found.reason) == (
+            False,
+            2,
+            "its stored tree node (level 1, index 2) is changed.",
+        )
+
+    def test_verify_since_names_the_anchor_whose_stored_tree_lost_its_root(self) -> None:
+        # Block 1's tree of 5 leaves is extended from nodes (2, 0) and (0, 4).
+        self.commit_golden()
+        (anchor,) = self.store.read_blocks("medical", 1, 1)
+        tamper(self.store, TreeNodeHash("medical", 0, 4), one_digit_changed)
+        found = verify_channel_since(self.store, "medical", Tip(2, anchor.hash))
+        assert (found.ok, found.first_bad_block, found.reason) == (
+            False,
+            1,
+            "its tree root is not the root of the stored tree nodes.",
+        )
+
     def assert_damage_at(self, number: int) -> str:
         verification = self.ledger.channel("medical").verify()
         assert not verification.ok
@@ -565,6 +641,115 @@ class LedgerStoreConformance:
         in_time = dataclasses.replace(commit, not_after=time.monotonic() + 10)
         assert self.store.append_if_tip("medical", Tip.empty(), in_time) is True
 
+    # -- the Merkle tree --------------------------------------------------------------
+
+    def commit_tree_chain(self) -> list[Block]:
+        """The golden blocks, then blocks of 1 to 7 transactions: 34 leaves, so complete
+        subtrees up to level 5 and a ragged right edge. Returns every block."""
+        self.commit_golden()
+        writer = ChainWriter(self.store, "medical", clock=golden_clock())
+        for size in range(1, 8):
+            writer.commit(
+                [proposal(f"t{size}-{n}", writes={f"t/{size}/{n}": n}) for n in range(size)]
+            )
+        return self.store.read_blocks("medical", 0, 100)
+
+    def assert_tree_matches(self, channel: str = "medical") -> list[Block]:
+        """The stored nodes and every header's tree equal a recomputation from the texts."""
+        blocks = self.store.read_blocks(channel, 0, 10_000)
+        nodes, heads = recomputed_tree(blocks)
+        assert [(block.tree_size, block.tree_root) for block in blocks] == heads
+        assert self.store.read_tree_nodes(channel, nodes) == nodes
+        return blocks
+
+    def test_tree_holds_every_complete_subtree_and_headers_carry_its_head(self) -> None:
+        blocks = self.commit_tree_chain()
+        nodes, heads = recomputed_tree(blocks)
+        assert heads[-1][0] == 34 and len(nodes) == 2 * 34 - (34).bit_count()
+        assert [(b.tree_size, b.tree_root) for b in blocks] == heads
+        assert [b.first_leaf for b in blocks[:4]] == [0, 3, 5, 6]
+        assert self.store.read_tree_nodes("medical", nodes) == nodes
+        # Nodes not stored are left out: beyond the tree, incomplete subtrees, other channels.
+        absent = [(0, 34), (1, 17), (2, 8), (6, 0), (40, 0)]
+        assert self.store.read_tree_nodes("medical", [*absent, *nodes, *absent]) == nodes
+        assert self.store.read_tree_nodes("medical", absent) == {}
+        assert self.store.read_tree_nodes("medical", []) == {}
+        assert self.store.read_tree_nodes("report", nodes) == {}
+        # More ids than one statement takes on SQL: the leaves among 600 candidates.
+        leaves = {node: value for node, value in nodes.items() if node[0] == 0}
+        assert self.store.read_tree_nodes("medical", [(0, n) for n in range(600)]) == leaves
+
+    def test_transactions_are_located_by_id_first_one_if_repeated(self) -> None:
+        blocks = self.commit_tree_chain()
+        for block in blocks:
+            for index, tx in enumerate(block.transactions()):
+                assert self.store.locate_transaction("medical", tx.tx_id) == (block.number, index)
+        ChainWriter(self.store, "medical").commit([proposal("tx-e", writes={"again": 1})])
+        assert self.store.locate_transaction("medical", "tx-e") == (1, 1)
+        assert self.store.locate_transaction("medical", "no-such-tx") is None
+        assert self.store.locate_transaction("report", "tx-a") is None
+        self.assert_tree_matches()
+
+    def test_a_new_writer_extends_the_stored_tree(self) -> None:
+        self.commit_tree_chain()
+        for n in range(3):  # each writer reads the tree's right edge from the store
+            writer = ChainWriter(self.store, "medical")
+            writer.commit([proposal(f"next-{n}-{k}", writes={f"n/{k}": n}) for k in range(n + 2)])
+        blocks = self.assert_tree_matches()
+        assert blocks[-1].tree_size == 34 + 2 + 3 + 4
+
+    def test_reopened_store_keeps_the_tree_and_extends_it(self) -> None:
+        if not self.persistent:
+            pytest.skip("this backend keeps nothing after close")
+        blocks = self.commit_tree_chain()
+        nodes, _ = recomputed_tree(blocks)
+        self.ledger.close()
+        self.ledger = open_ledger(self.url)
+        self.store = self.ledger.store
+        assert self.store.read_blocks("medical", 0, 100) == blocks
+        assert self.store.read_tree_nodes("medical", nodes) == nodes
+        assert self.store.locate_transaction("medical", "t7-6") == (9, 6)
+        submit_all(self.ledger, "medical", [proposal("after", writes={"z": 1})])
+        assert self.assert_tree_matches()[-1].tree_size == 35
+
+    def test_a_refused_append_stores_no_tree_node(self) -> None:
+        self.commit_golden()
+        tip = self.store.tip("medical")
+        late = ChainWriter(self.store, "medical", clock=golden_clock())
+        stale, _ = late.build(tip, [proposal("late", writes={"q": 1})])
+        expired, _ = late.build(tip, [proposal("expired", writes={"q": 2})])
+        expired = dataclasses.replace(expired, not_after=time.monotonic() - 0.001)
+        assert self.store.append_if_tip("medical", tip, expired) is False
+        assert self.store.read_tree_nodes("medical", [n.id for n in expired.tree_nodes]) == {}
+        ChainWriter(self.store, "medical").commit(
+            [proposal("won", writes={"q": 3}), proposal("won-2", writes={"r": 3})]
+        )
+        assert self.store.append_if_tip("medical", tip, stale) is False
+        # The winner's nodes sit where the stale block's would have: they must be the winner's.
+        blocks = self.assert_tree_matches()
+        assert blocks[-1].tree_size == 8
+        assert self.store.locate_transaction("medical", "late") is None
+
+    def test_a_chain_older_than_trees_gets_its_tree_with_the_next_block(self) -> None:
+        legacy = append_blocks_older_than_trees(self.store, "medical", golden_proposals())
+        assert self.store.read_blocks("medical", 0, 10) == legacy
+        assert [(b.tree_size, b.tree_root) for b in legacy] == [(None, None)] * 3
+        nodes, _ = recomputed_tree(legacy)
+        assert self.store.read_tree_nodes("medical", nodes) == {}
+        assert self.store.locate_transaction("medical", "tx-f") == (2, 0)
+        writer = ChainWriter(self.store, "medical")
+        writer.commit([proposal("first-with-tree", writes={"z": 1})])
+        writer.commit([proposal("second-with-tree", writes={"z": 2})])
+        ChainWriter(self.store, "medical").commit([proposal("third", writes={"z": 3})])
+        blocks = self.store.read_blocks("medical", 0, 10)
+        assert blocks[:3] == legacy
+        nodes, heads = recomputed_tree(blocks)
+        assert [(b.tree_size, b.tree_root) for b in blocks[3:]] == heads[3:]
+        assert [b.tree_size for b in blocks[3:]] == [7, 8, 9]
+        assert self.store.read_tree_nodes("medical", nodes) == nodes
+        for tx_id, location in (("tx-a", (0, 0)), ("tx-e", (1, 1)), ("third", (5, 0))):
+            assert self.store.locate_transaction("medical", tx_id) == location
+
     # -- durability and sharing ------------------------------------------------------
 
     def test_reopen_after_close_keeps_everything(self) -> None:
@@ -597,6 +782,7 @@ class LedgerStoreConformance:
         verification = self.ledger.channel("medical").verify()
         assert verification.ok, verification.reason
         assert len(self.store.read_range("medical", "p", "q")) == 2000
+        assert self.assert_tree_matches()[-1].tree_size == 2000
 
     def test_unreachable_store_fails_fast_and_clearly(self) -> None:
         if not self.can_be_unreachable:
@@ -632,4 +818,5 @@ class LedgerStoreConformance:
         assert self.store.read_state("medical", "b") is None
         assert self.store.read_blocks("medical", 1, 5) == []
         assert self.store.read_history("medical", "b") == []
+        assert self.store.read_tree_nodes("medical", [n.id for n in commit.tree_nodes]) == {}
         assert self.store.append_if_tip("medical", tip, commit)

@@ -2,7 +2,8 @@
 
 A place names one stored text of one record kind, the same on every backend:
 a block header field, a transaction's canonical text, the write-set commitment
-inside it, a world-state value, a history value. `tamper(target, place,
+inside it, a world-state value, a history value, a tree node's hash (as hex,
+whichever way it is stored). `tamper(target, place,
 mutate)` rewrites it; `raw_store(target)` reads, writes and changes it by one
 byte. A target is a ledger URL (SQLite, PostgreSQL, Redis: reached with the
 database's own client, never through the backend's code, so a server in
@@ -39,7 +40,8 @@ Mutation = Callable[[str], str]
 
 @dataclass(frozen=True)
 class BlockField:
-    """One header field of a block: hash, data_hash, previous_hash or timestamp."""
+    """One header field of a block: hash, data_hash, previous_hash, timestamp, tree_size or
+    tree_root (the last two only in blocks that have a tree)."""
 
     channel: str
     number: int
@@ -86,16 +88,27 @@ class HistoryValue:
     index: int
 
 
-StoredText = BlockField | TransactionText | StateValue | HistoryValue
+@dataclass(frozen=True)
+class TreeNodeHash:
+    """The stored hash of node (`level`, `index`) of a channel's Merkle tree, as 64 hex
+    digits (SQL stores the 32 bytes, read and written here as hex)."""
+
+    channel: str
+    level: int
+    index: int
+
+
+StoredText = BlockField | TransactionText | StateValue | HistoryValue | TreeNodeHash
 Place = StoredText | WriteSetCommitment
 
-_HEADER_FIELDS = {"hash", "data_hash", "previous_hash", "timestamp"}
+_HEADER_FIELDS = {"hash", "data_hash", "previous_hash", "timestamp", "tree_size", "tree_root"}
 # The columns that pick out one row of each SQL ledger table.
 _SQL_KEYS = {
     "ledger_blocks": ("channel", "number"),
     "ledger_transactions": ("channel", "block_number", "tx_index"),
     "ledger_state": ("channel", "key"),
     "ledger_history": ("channel", "key", "block_number", "tx_index"),
+    "ledger_tree_nodes": ("channel", "level", "idx"),
 }
 _COMMITMENT = re.compile(r'"write_set_commitment":"([0-9a-f]{64})"')
 
@@ -189,7 +202,7 @@ class RawStore(ABC):
 
 
 class SqlRawStore(RawStore):
-    """The four ledger tables of SQLite and PostgreSQL, by plain SQL on a DB-API connection."""
+    """The ledger tables of SQLite and PostgreSQL, by plain SQL on a DB-API connection."""
 
     def __init__(self, connection: Any, mark: str) -> None:
         self.connection = connection
@@ -201,13 +214,15 @@ class SqlRawStore(RawStore):
             f"SELECT {column} FROM {table} WHERE {self._condition(table)}", params
         ).fetchall()
         assert len(rows) == 1 and rows[0][0] is not None, f"{place} is not stored exactly once"
+        if isinstance(place, TreeNodeHash):
+            return bytes(rows[0][0]).hex()
         return str(rows[0][0])
 
     def write_text(self, place: StoredText, text: str) -> None:
         table, column, params = _row(place)
         self.connection.execute(
             f"UPDATE {table} SET {column} = {self.mark} WHERE {self._condition(table)}",
-            (text, *params),
+            (_sql_value(place, text), *params),
         )
 
     def _condition(self, table: str) -> str:
@@ -223,7 +238,19 @@ def _row(place: StoredText) -> tuple[str, str, tuple[object, ...]]:
         return "ledger_transactions", "record", (place.channel, place.number, place.index)
     if isinstance(place, StateValue):
         return "ledger_state", "value", (place.channel, place.key)
+    if isinstance(place, TreeNodeHash):
+        return "ledger_tree_nodes", "hash", (place.channel, place.level, place.index)
     return "ledger_history", "value", (place.channel, place.key, place.number, place.index)
+
+
+def _sql_value(place: StoredText, text: str) -> object:
+    """The column value that stores `text` at `place`: bytes for a node hash, an integer
+    for a tree size, else the text."""
+    if isinstance(place, TreeNodeHash):
+        return bytes.fromhex(text)
+    if isinstance(place, BlockField) and place.field == "tree_size":
+        return int(text)
+    return text
 
 
 class RedisRawStore(RawStore):
@@ -231,6 +258,7 @@ class RedisRawStore(RawStore):
 
     A block's transaction texts share one stream field (a JSON list) and a history
     entry is a JSON list holding the value; only the text at the place is rewritten.
+    A channel's tree nodes are one hash, field "LEVEL:INDEX", value the hash in hex.
     """
 
     def __init__(self, client: Any, prefix: str) -> None:
@@ -247,6 +275,10 @@ class RedisRawStore(RawStore):
             found = self.client.hget(self._name(place.channel, "state"), place.key)
             assert found is not None, f"{place} is not stored"
             return str(found)
+        if isinstance(place, TreeNodeHash):
+            found = self.client.hget(self._name(place.channel, "tree"), _node_field(place))
+            assert found is not None, f"{place} is not stored"
+            return str(found)
         value = self._history_entry(place)[1][3]
         assert value is not None, f"{place} is a delete: it stores no value"
         return str(value)
@@ -260,6 +292,8 @@ class RedisRawStore(RawStore):
             self._rewrite_block(place.channel, place.number, "txs", _stream_json(texts))
         elif isinstance(place, StateValue):
             self.client.hset(self._name(place.channel, "state"), place.key, text)
+        elif isinstance(place, TreeNodeHash):
+            self.client.hset(self._name(place.channel, "tree"), _node_field(place), text)
         else:
             position, entry = self._history_entry(place)
             entry[3] = text
@@ -307,6 +341,10 @@ def _stream_json(texts: list[str]) -> str:
     return json.dumps(texts, ensure_ascii=False)
 
 
+def _node_field(place: TreeNodeHash) -> str:
+    return f"{place.level}:{place.index}"
+
+
 class MemoryRawStore(RawStore):
     """The dictionaries of an open MemoryStore."""
 
@@ -317,11 +355,15 @@ class MemoryRawStore(RawStore):
         data = self.store._channels[place.channel]
         if isinstance(place, BlockField):
             assert place.field in _HEADER_FIELDS, place
-            return str(getattr(data.blocks[place.number], place.field))
+            field = getattr(data.blocks[place.number], place.field)
+            assert field is not None, f"{place} is not stored: the block has no tree"
+            return str(field)
         if isinstance(place, TransactionText):
             return data.blocks[place.number].tx_texts[place.index]
         if isinstance(place, StateValue):
             return data.state[place.key][0]
+        if isinstance(place, TreeNodeHash):
+            return data.tree[(place.level, place.index)].hex()
         value = self._history_entry(place)[1].value
         assert value is not None, f"{place} is a delete: it stores no value"
         return value
@@ -329,7 +371,9 @@ class MemoryRawStore(RawStore):
     def write_text(self, place: StoredText, text: str) -> None:
         data = self.store._channels[place.channel]
         if isinstance(place, BlockField):
-            header: dict[str, Any] = {place.field: text}
+            header: dict[str, Any] = {
+                place.field: int(text) if place.field == "tree_size" else text
+            }
             data.blocks[place.number] = dataclasses.replace(data.blocks[place.number], **header)
         elif isinstance(place, TransactionText):
             block = data.blocks[place.number]
@@ -338,6 +382,8 @@ class MemoryRawStore(RawStore):
             data.blocks[place.number] = dataclasses.replace(block, tx_texts=tuple(texts))
         elif isinstance(place, StateValue):
             data.state[place.key] = (text, data.state[place.key][1])
+        elif isinstance(place, TreeNodeHash):
+            data.tree[(place.level, place.index)] = bytes.fromhex(text)
         else:
             position, entry = self._history_entry(place)
             data.history[place.key][position] = dataclasses.replace(entry, value=text)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from ledger_backends import Block, LedgerDamagedError, open_ledger
+from ledger_backends import Block, LedgerDamagedError, chain, open_ledger
 from ledger_backends.chain import ChainWriter
 from ledger_backends.memory import MemoryStore
 from ledger_backends.testing import (
@@ -244,7 +244,7 @@ def test_a_writer_refuses_a_tip_whose_stored_hash_changed_under_it(
 
 
 class CountingStore(MemoryStore):
-    """Counts block reads, to see when the chain writer re-reads the tip block."""
+    """Counts block reads, to see when the chain writer reads the tip block."""
 
     block_reads = 0
 
@@ -253,14 +253,29 @@ class CountingStore(MemoryStore):
         return super().read_blocks(channel, start, limit)
 
 
-def test_a_writer_re_reads_the_tip_block_only_before_its_first_append() -> None:
+def test_a_writer_re_hashes_the_tip_block_only_before_its_first_append(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    re_hashed: list[int] = []
+    original = chain.block_damage
+
+    def counted(store: Any, channel: str, block: Block, *args: Any) -> str | None:
+        re_hashed.append(block.number)
+        return original(store, channel, block, *args)
+
+    monkeypatch.setattr(chain, "block_damage", counted)
     store = CountingStore()
     first, second = ChainWriter(store, "medical"), ChainWriter(store, "medical")
     first.commit([proposal("a", writes={"a": 1})])
     assert store.block_reads == 0  # an empty chain has no tip block
     second.commit([proposal("b", writes={"b": 1})])
-    assert store.block_reads == 1
+    assert (re_hashed, store.block_reads) == ([0], 1)  # one read serves the check and the tree
     for n in range(5):  # each builds on the block the other appended
         first.commit([proposal(f"c{n}", writes={"c": n})])
         second.commit([proposal(f"d{n}", writes={"d": n})])
-    assert store.block_reads == 1
+    assert re_hashed == [0]
+    # A tip another writer appended is trusted, but its header tells the tree's size: one read.
+    assert store.block_reads == 1 + 10
+    for n in range(5):  # its own tip: neither re-hashed nor read
+        first.commit([proposal(f"e{n}", writes={"e": n})])
+    assert store.block_reads == 1 + 10 + 1
