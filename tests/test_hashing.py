@@ -29,9 +29,15 @@ def test_golden_vector_follows_the_documented_format() -> None:
     for batch in golden_proposals():
         writer.commit(batch)
     previous = "0" * 64
+    leaves: list[bytes] = []
     for block, expected in zip(
         store.read_blocks("medical", 0, 10), GOLDEN_BLOCK_HASHES, strict=True
     ):
+        # The tree's leaves are every transaction so far: SHA-256(0x00 ‖ SHA-256(text)).
+        leaves += [
+            hashlib.sha256(b"\x00" + hashlib.sha256(text.encode()).digest()).digest()
+            for text in block.tx_texts
+        ]
         for text in block.tx_texts:
             # Each stored transaction is canonical JSON: sorted keys, no spaces, raw UTF-8.
             raw = json.loads(text)
@@ -47,12 +53,25 @@ def test_golden_vector_follows_the_documented_format() -> None:
                 "number": block.number,
                 "previous_hash": previous,
                 "timestamp": block.timestamp,
+                "tree_root": _tree_root(leaves).hex(),
+                "tree_size": len(leaves),
             },
             sort_keys=True,
             separators=(",", ":"),
         )
         assert _sha(header) == expected == block.hash
         previous = block.hash
+
+
+def _tree_root(leaves: list[bytes]) -> bytes:
+    """RFC 9162's MTH over leaf hashes: split at the largest power of two below the size."""
+    if len(leaves) == 1:
+        return leaves[0]
+    split = 1
+    while split * 2 < len(leaves):
+        split *= 2
+    left, right = _tree_root(leaves[:split]), _tree_root(leaves[split:])
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def test_canonical_json_is_compact_sorted_and_keeps_unicode() -> None:
