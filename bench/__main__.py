@@ -32,6 +32,8 @@ SHORT = {
     "read_log": "--repeats 3 --duration 1 --warmup 0.5 --connections 32",
     "encryption": "--repeats 3 --duration 1 --warmup 0.5 --backends memory,sqlite,postgresql "
     "--configs sqlite:1 --connections 32",
+    "merkle_tree": "--repeats 3 --duration 1 --warmup 0.5 --backends memory,sqlite "
+    "--transactions 100000",
 }
 
 
