@@ -107,6 +107,12 @@ class LedgerStore(ABC):
     def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
         """(block number, index in the block) of the first transaction with that id, or None."""
 
+    def read_first_leaf(self, channel: str, number: int) -> int | None:
+        """The tree leaf of block `number`'s first transaction; None for a block older than
+        trees or no such block. Backends that can read a header alone do so."""
+        found = self.read_blocks(channel, number, 1)
+        return found[0].first_leaf if found else None
+
     @abstractmethod
     def append_if_tip(self, channel: str, expected: Tip, commit: BlockCommit) -> bool:
         """Append the block and apply its changes atomically if the tip is still `expected`.

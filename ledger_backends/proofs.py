@@ -24,6 +24,8 @@ from .merkle import (
 from .records import Tip
 
 FIRST_LEAVES_KEPT = 100_000
+KEPT_LEVEL = 8  # nodes over 256 leaves and more are kept in memory once read...
+UPPER_NODES_KEPT = 1 << 18  # ...up to this many (a tree of 64 million leaves has that many)
 
 
 class TreeNotAvailableError(LedgerError):
@@ -72,9 +74,29 @@ class TreeProofs:
         self.channel = channel
         self._head: tuple[Tip, TreeHead] | None = None  # the head last read, and its tip
         self._first_leaves: OrderedDict[int, int] = OrderedDict()  # block number -> first leaf
+        self._upper: dict[NodeId, bytes] = {}  # stored nodes of level >= KEPT_LEVEL, once read
 
     def _read(self, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
-        return self.store.read_tree_nodes(self.channel, ids)
+        """Stored nodes, the upper ones (level >= KEPT_LEVEL) from memory once read.
+
+        A stored node never changes (only whole subtrees are stored), and every proof
+        of a tree of n leaves passes the same n / 2^KEPT_LEVEL upper nodes, while its lower
+        ones are its own.
+        """
+        found: dict[NodeId, bytes] = {}
+        missing: list[NodeId] = []
+        for node in ids:
+            kept = self._upper.get(node)
+            if kept is None:
+                missing.append(node)
+            else:
+                found[node] = kept
+        if missing:
+            read = self.store.read_tree_nodes(self.channel, missing)
+            found.update(read)
+            if len(self._upper) < UPPER_NODES_KEPT:
+                self._upper.update((node, h) for node, h in read.items() if node[0] >= KEPT_LEVEL)
+        return found
 
     def head(self) -> TreeHead:
         """The tree after the tip block (size 0 for a channel with no block)."""
@@ -125,9 +147,12 @@ class TreeProofs:
         number, index = found
         first = self._first_leaves.get(number)
         if first is None:
-            located = self.leaf_index(tx_id)
-            return None if located is None else located[0]
-        self._first_leaves.move_to_end(number)
+            first = self.store.read_first_leaf(self.channel, number)
+            if first is None:
+                return None
+            self._remember(number, first)
+        else:
+            self._first_leaves.move_to_end(number)
         return first + index
 
     def _remember(self, number: int, first_leaf: int) -> None:

@@ -111,13 +111,30 @@ for k = 10 + foreign, #KEYS do
   redis.call('SADD', KEYS[6], ARGV[i])
   i = i + 2
 end
-for _ = 1, tonumber(ARGV[17]) do
-  redis.call('HSETNX', KEYS[8], ARGV[i], ARGV[i + 1])
-  i = i + 2
+local locations = cjson.decode(ARGV[17])
+local located = {}
+for j = 1, #locations, 2000 do
+  local last = math.min(j + 1999, #locations)
+  local ids = {}
+  for k = j, last, 2 do
+    ids[#ids + 1] = locations[k]
+  end
+  local known = redis.call('HMGET', KEYS[8], unpack(ids))
+  local fresh = {}
+  for n, id in ipairs(ids) do
+    if not known[n] and not located[id] then
+      located[id] = true
+      fresh[#fresh + 1] = id
+      fresh[#fresh + 1] = locations[j + 2 * n - 1]
+    end
+  end
+  if #fresh > 0 then
+    redis.call('HSET', KEYS[8], unpack(fresh))
+  end
 end
-for _ = 1, tonumber(ARGV[16]) do
-  redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1])
-  i = i + 2
+local nodes = cjson.decode(ARGV[16])
+for j = 1, #nodes, 2000 do
+  redis.call('HSET', KEYS[7], unpack(nodes, j, math.min(j + 1999, #nodes)))
 end
 redis.call('HSET', KEYS[1], 'height', tonumber(ARGV[4]) + 1, 'hash', ARGV[7])
 redis.call('SADD', KEYS[9], ARGV[10])
@@ -306,6 +323,7 @@ class RedisStore(LedgerStore):
         if block.first_leaf and any(node.id == (0, 0) for node in commit.tree_nodes):
             # The commit brings the tree of earlier blocks, stored before trees (and CH:txs).
             locations = self._locations_before(channel, block.number) + locations
+        nodes = [f for n in commit.tree_nodes for f in (f"{n.level}:{n.index}", n.hash.hex())]
         args: list[Any] = [
             expected.height,
             expected.hash,
@@ -323,8 +341,9 @@ class RedisStore(LedgerStore):
             not_after_ms,
             "" if block.tree_size is None else block.tree_size,
             block.tree_root or "",
-            len(commit.tree_nodes),
-            len(locations),
+            # Two arguments, not two per node or location: redis-py encodes each argument.
+            json.dumps(nodes),
+            json.dumps([field for location in locations for field in location]),
             len(commit.foreign_reads),
         ]
         for foreign_channel, reads in commit.foreign_reads.items():
@@ -337,10 +356,6 @@ class RedisStore(LedgerStore):
         for entry in commit.history:
             keys.append(self._key(channel, f"history:{entry.key}"))
             args.extend((entry.key, _history_text(entry)))
-        for location in locations:
-            args.extend(location)
-        for node in commit.tree_nodes:
-            args.extend((f"{node.level}:{node.index}", node.hash.hex()))
         with self._guard():
             appended = self._append(keys=keys, args=args)
         if appended == -1:

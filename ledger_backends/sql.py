@@ -25,7 +25,7 @@ have no tree.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,7 +47,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .base import LedgerStore, prefix_end
 from .errors import BackendUnavailableError, ChainIntegrityError, NotALedgerError
-from .merkle import NodeId
+from .merkle import NodeId, TreeNode
 from .records import Block, BlockCommit, ForeignReads, HistoryEntry, StateRecord, Tip, Version
 from .sql_models import (
     LEDGER_TABLES,
@@ -108,6 +108,9 @@ class SqlStore(LedgerStore):
             transactions_t.c.channel, transactions_t.c.block_number, transactions_t.c.tx_index
         ).where(transactions_t.c.tx_id == bindparam("tx_id"))
         self._tree_queries: dict[int, TextClause] = {}
+        self._first_leaf_query = select(blocks_t.c.tree_size, blocks_t.c.tx_count).where(
+            blocks_t.c.channel == bindparam("channel"), blocks_t.c.number == bindparam("number")
+        )
 
     def create_tables(self, connection: Connection) -> None:
         """Make the ledger's missing tables, and the tree's columns in a ledger made before it.
@@ -290,6 +293,16 @@ class SqlStore(LedgerStore):
             for row in rows
         ]
 
+    def insert_tree_nodes(self, conn: Connection, channel: str, nodes: Sequence[TreeNode]) -> None:
+        """Store a block's new tree nodes (the caller's transaction is the append's)."""
+        conn.execute(
+            insert(tree_t),
+            [
+                {"channel": channel, "level": node.level, "idx": node.index, "hash": node.hash}
+                for node in nodes
+            ],
+        )
+
     def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
         """One query per TREE_READ_CHUNK ids (so one for any proof), one primary-key lookup
         per id; ids not stored read as NULL and are left out."""
@@ -331,6 +344,16 @@ class SqlStore(LedgerStore):
             values[f"level{n}"] = level
             values[f"idx{n}"] = index
         return query, values
+
+    def read_first_leaf(self, channel: str, number: int) -> int | None:
+        """From the header alone: its tree size less its transaction count."""
+        if not self._stores_tree:
+            return None
+        with self._reading() as conn:
+            row = conn.execute(
+                self._first_leaf_query, {"channel": channel, "number": number}
+            ).first()
+        return None if row is None or row.tree_size is None else row.tree_size - row.tx_count
 
     def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
         """The lowest (block, index) with that id in the channel.
@@ -440,13 +463,7 @@ class SqlStore(LedgerStore):
                 [{"del_key": w.key} for w in deletes],
             )
         if commit.tree_nodes:
-            conn.execute(
-                insert(tree_t),
-                [
-                    {"channel": channel, "level": node.level, "idx": node.index, "hash": node.hash}
-                    for node in commit.tree_nodes
-                ],
-            )
+            self.insert_tree_nodes(conn, channel, commit.tree_nodes)
         if commit.history:
             conn.execute(
                 insert(history_t),

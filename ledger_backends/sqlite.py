@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -37,7 +38,9 @@ from .errors import (
     NotALedgerError,
     UnsupportedLedgerURLError,
 )
-from .sql import SqlStore, require_ledger_tables, state_upsert
+from .merkle import NodeId, TreeNode
+from .records import Tip
+from .sql import TREE_READ_CHUNK, SqlStore, require_ledger_tables, state_upsert
 from .sql_models import LEDGER_TABLES
 
 BUSY_TIMEOUT_MS = 10_000
@@ -47,6 +50,67 @@ LEDGER_DIRECTORY_MODE = 0o700
 
 class SQLiteStore(SqlStore):
     backend_name = "SQLite"
+
+    # The reads every proof makes go through a pooled connection's own cursor: for point
+    # reads of a local file, SQLAlchemy's statement handling costs several times the query.
+
+    def tip(self, channel: str) -> Tip:
+        with self._cursor() as cursor:
+            row = cursor.execute(_TIP, (channel,)).fetchone()
+        return Tip.empty() if row is None else Tip(row[0] + 1, row[1])
+
+    def locate_transaction(self, channel: str, tx_id: str) -> tuple[int, int] | None:
+        """As SqlStore's: by tx_id alone (its index), the channel compared here."""
+        with self._cursor() as cursor:
+            rows = cursor.execute(_LOCATE, (tx_id,)).fetchall()
+        found = [(number, index) for row_channel, number, index in rows if row_channel == channel]
+        return min(found) if found else None
+
+    def read_first_leaf(self, channel: str, number: int) -> int | None:
+        if not self._stores_tree:
+            return None
+        with self._cursor() as cursor:
+            row = cursor.execute(_FIRST_LEAF, (channel, number)).fetchone()
+        return None if row is None or row[0] is None else int(row[0] - row[1])
+
+    def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+        """As SqlStore's (the same statements), through the connection's own cursor."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted or not self._stores_tree:
+            return {}
+        found: dict[NodeId, bytes] = {}
+        with self._cursor() as cursor:
+            for offset in range(0, len(wanted), TREE_READ_CHUNK):
+                query, values = self.tree_nodes_query(wanted[offset : offset + TREE_READ_CHUNK])
+                for level, index, node_hash in cursor.execute(
+                    query.text, {"channel": channel, **values}
+                ):
+                    if node_hash is not None:
+                        found[(level, index)] = bytes(node_hash)
+        return found
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self._unavailable_guard():
+            raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            except sqlite3.OperationalError as exc:
+                raise BackendUnavailableError(f"The SQLite ledger cannot be read: {exc}.") from exc
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+
+    def insert_tree_nodes(self, conn: Connection, channel: str, nodes: Sequence[TreeNode]) -> None:
+        """Straight to the driver's executemany: building SQLAlchemy's parameters for each row
+        cost more than everything else the tree adds to a commit."""
+        conn.exec_driver_sql(
+            "INSERT INTO ledger_tree_nodes (channel, level, idx, hash) VALUES (?, ?, ?, ?)",
+            [(channel, node.level, node.index, node.hash) for node in nodes],
+        )
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:
@@ -183,3 +247,8 @@ def _check_ledger_schema(engine: Engine, path: Path) -> bool:
 def _begin(connection: Any) -> None:
     write = connection.get_execution_options().get("ledger_write", False)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_TIP = "SELECT number, hash FROM ledger_blocks WHERE channel = ? ORDER BY number DESC LIMIT 1"
+_LOCATE = "SELECT channel, block_number, tx_index FROM ledger_transactions WHERE tx_id = ?"
+_FIRST_LEAF = "SELECT tree_size, tx_count FROM ledger_blocks WHERE channel = ? AND number = ?"

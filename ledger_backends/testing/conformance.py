@@ -682,8 +682,11 @@ class LedgerStoreConformance:
     def test_transactions_are_located_by_id_first_one_if_repeated(self) -> None:
         blocks = self.commit_tree_chain()
         for block in blocks:
+            assert self.store.read_first_leaf("medical", block.number) == block.first_leaf
             for index, tx in enumerate(block.transactions()):
                 assert self.store.locate_transaction("medical", tx.tx_id) == (block.number, index)
+        assert self.store.read_first_leaf("medical", len(blocks)) is None
+        assert self.store.read_first_leaf("report", 0) is None
         ChainWriter(self.store, "medical").commit([proposal("tx-e", writes={"again": 1})])
         assert self.store.locate_transaction("medical", "tx-e") == (1, 1)
         assert self.store.locate_transaction("medical", "no-such-tx") is None
