@@ -9,8 +9,8 @@ from datetime import datetime
 
 from .base import LedgerStore
 from .errors import BackendUnavailableError, LedgerDamagedError, ReadConflictError
-from .hashing import canonical_json
-from .merkle import CompactRange, TreeDamagedError, TreeNode, transaction_leaf
+from .hashing import canonical_json, transaction_digests
+from .merkle import CompactRange, TreeDamagedError, TreeNode, leaf_hash, transaction_leaf
 from .records import (
     Block,
     BlockCommit,
@@ -222,14 +222,15 @@ class ChainWriter:
         tree_nodes: list[TreeNode] = []
         tree_head = None
         self._built_tree = None
+        digests = transaction_digests(texts)
         if self.keep_tree:
             tree, tree_nodes = self._tree_at(tip)
-            for text in texts:
-                tree_nodes.extend(tree.append(transaction_leaf(text)))
+            for digest in digests:
+                tree_nodes.extend(tree.append(leaf_hash(digest)))
             self._built_tree = tree
             tree_head = (tree.size, tree.root().hex())
         timestamp = format_timestamp(self.clock())
-        block = Block.build(number, tip.hash, timestamp, tuple(texts), tree_head)
+        block = Block.build(number, tip.hash, timestamp, tuple(texts), tree_head, digests)
         tx_ids = tuple(proposal.tx_id for proposal in proposals)
         not_after = None
         if reads_elsewhere and read_elsewhere_at is not None:

@@ -54,7 +54,17 @@ def commitment(salt: str, text: str) -> str:
 
 def data_hash(transaction_texts: list[str]) -> str:
     """Hash over every transaction's canonical text, validation code included."""
-    return sha256_hex(canonical_json([sha256_hex(text) for text in transaction_texts]))
+    return data_hash_of(transaction_digests(transaction_texts))
+
+
+def transaction_digests(transaction_texts: list[str]) -> list[bytes]:
+    """Each transaction's SHA-256: what the data hash lists and each tree leaf hashes."""
+    return [hashlib.sha256(text.encode("utf-8")).digest() for text in transaction_texts]
+
+
+def data_hash_of(digests: list[bytes]) -> str:
+    """The data hash from the transactions' digests (`transaction_digests`)."""
+    return sha256_hex(canonical_json([digest.hex() for digest in digests]))
 
 
 def block_hash(

@@ -15,6 +15,7 @@ from .hashing import (
     canonical_json,
     commitment,
     data_hash,
+    data_hash_of,
     is_salt,
     new_salt,
 )
@@ -238,9 +239,11 @@ class Block:
         timestamp: str,
         tx_texts: tuple[str, ...],
         tree: tuple[int, str] | None = None,
+        digests: list[bytes] | None = None,
     ) -> Block:
-        """A block and its hashes; `tree` = (size, root hex) of the tree after its transactions."""
-        digest = data_hash(list(tx_texts))
+        """A block and its hashes; `tree` = (size, root hex) of the tree after its transactions,
+        `digests` their SHA-256s when the caller has them (`transaction_digests`)."""
+        digest = data_hash(list(tx_texts)) if digests is None else data_hash_of(digests)
         tree_size, tree_root = tree if tree is not None else (None, None)
         return cls(
             number=number,
