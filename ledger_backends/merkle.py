@@ -154,24 +154,40 @@ def _range_hash(start: int, end: int, nodes: Mapping[NodeId, bytes]) -> bytes:
     return node_hash(_range_hash(start, start + k, nodes), _range_hash(start + k, end, nodes))
 
 
-def _inclusion_ranges(index: int, start: int, end: int) -> list[tuple[int, int]]:
-    """RFC 9162 PATH(m, D[start:end]) as the subtree ranges whose hashes it lists."""
-    if end - start == 1:
-        return []
-    k = _split(end - start)
-    if index < start + k:
-        return [*_inclusion_ranges(index, start, start + k), (start + k, end)]
-    return [*_inclusion_ranges(index, start + k, end), (start, start + k)]
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """RFC 9162 PATH(index, D[0:size]) as the subtree ranges whose hashes it lists."""
+    ranges: list[tuple[int, int]] = []
+    start, end = 0, size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            start += k
+    ranges.reverse()
+    return ranges
 
 
-def _consistency_ranges(old: int, start: int, end: int, whole: bool) -> list[tuple[int, int]]:
-    """RFC 9162 SUBPROOF(m, D[start:end], b) as subtree ranges (old counts from start)."""
-    if old == end - start:
-        return [] if whole else [(start, end)]
-    k = _split(end - start)
-    if old <= k:
-        return [*_consistency_ranges(old, start, start + k, whole), (start + k, end)]
-    return [*_consistency_ranges(old - k, start + k, end, False), (start, start + k)]
+def _consistency_ranges(old: int, size: int) -> list[tuple[int, int]]:
+    """RFC 9162 SUBPROOF(old, D[0:size], true) as subtree ranges (0 < old < size)."""
+    ranges: list[tuple[int, int]] = []
+    start, end, whole = 0, size, True
+    while old != end - start:
+        k = _split(end - start)
+        if old <= k:
+            ranges.append((start + k, end))
+            end = start + k
+        else:
+            ranges.append((start, start + k))
+            old -= k
+            start += k
+            whole = False
+    if not whole:
+        ranges.append((start, end))
+    ranges.reverse()
+    return ranges
 
 
 def _hashes(ranges: list[tuple[int, int]], read: NodeReader) -> list[bytes]:
@@ -194,7 +210,7 @@ def inclusion_proof(index: int, size: int, read: NodeReader) -> list[bytes]:
     """The audit path of leaf `index` in the tree of `size` leaves, leaf side first."""
     if not 0 <= index < size:
         raise ValueError(f"Leaf {index} is not in a tree of {size} leaves.")
-    return _hashes(_inclusion_ranges(index, 0, size), read)
+    return _hashes(_inclusion_ranges(index, size), read)
 
 
 def consistency_proof(old_size: int, new_size: int, read: NodeReader) -> list[bytes]:
@@ -203,4 +219,4 @@ def consistency_proof(old_size: int, new_size: int, read: NodeReader) -> list[by
         raise ValueError(f"A tree of {new_size} leaves cannot extend one of {old_size}.")
     if old_size in (0, new_size):
         return []
-    return _hashes(_consistency_ranges(old_size, 0, new_size, True), read)
+    return _hashes(_consistency_ranges(old_size, new_size), read)
