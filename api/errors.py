@@ -101,8 +101,12 @@ def with_code(error: GraphQLError) -> GraphQLError:
             f"An unexpected error occurred; the server log has details (request id {request_id})."
         )
         extensions = {"code": code, "requestId": request_id}
-    # A damaged chain is no passing outage: its own message says where, and that retrying fails.
-    elif code == "UNAVAILABLE" and not isinstance(error.original_error, LedgerDamagedError):
+    # A damaged chain is no passing outage: its own message says where, and that retrying
+    # fails; a tree that cannot answer (a ledger older than trees, a version older than
+    # commitments) says why, naming nothing the caller may not know.
+    elif code == "UNAVAILABLE" and not isinstance(
+        error.original_error, LedgerDamagedError | TreeNotAvailableError
+    ):
         message = _unavailable_message(error.original_error)
     return GraphQLError(
         message,

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from authz.identity import Identity
 from chaincode.people import person
 from ledger_backends import ChannelLedger, LedgerError
+from ledger_backends.records import Transaction
 
 POLL_SECONDS = 0.1
 RETRY_SECONDS = 0.5
@@ -122,3 +124,13 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tails.clear()
+
+
+def may_see_transaction(tx: Transaction, viewer: Identity) -> bool:
+    """The creator, and those named in the audience of the transaction's events."""
+    if tx.creator.msp == viewer.msp and tx.creator.uid == viewer.uid:
+        return True
+    return any(
+        audience_includes(event.payload, uid=viewer.uid, org=viewer.org, role=viewer.role.value)
+        for event in tx.events
+    )

@@ -22,7 +22,7 @@ from ledger_backends.records import Block as LedgerBlock
 from ledger_backends.records import Transaction, parse_timestamp
 
 from .cursors import CURSOR_REFUSED
-from .events import audience_includes
+from .events import may_see_transaction
 from .types import Block, TxHeader
 
 
@@ -57,16 +57,6 @@ def block_view(block: LedgerBlock, viewer: Identity) -> Block:
         timestamp=parse_timestamp(block.timestamp),
         transaction_count=len(transactions),
         transactions=[_header(tx, viewer) for tx in transactions],
-    )
-
-
-def may_see_transaction(tx: Transaction, viewer: Identity) -> bool:
-    """The creator, and those named in the audience of the transaction's events."""
-    if tx.creator.msp == viewer.msp and tx.creator.uid == viewer.uid:
-        return True
-    return any(
-        audience_includes(event.payload, uid=viewer.uid, org=viewer.org, role=viewer.role.value)
-        for event in tx.events
     )
 
 

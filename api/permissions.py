@@ -39,3 +39,16 @@ class MedicalChannelMembers(BasePermission):
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return bool(info.context.services.access.is_member(info.context.identity, "medical"))
+
+
+class ReportRecordReaders(BasePermission):
+    """Guardians and the author: a report's proof opens the stored record, whose text names
+    every school's permission, so a school (shown its own view only) never gets one."""
+
+    message = (
+        "A school is not shown the report's stored record, which names other schools' permissions."
+    )
+    error_extensions: ClassVar[dict[str, Any]] = {"code": "NOT_FOUND"}  # type: ignore[misc]
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return str(info.context.identity.role) != "school"

@@ -120,7 +120,8 @@ def _ledger_time(moment: datetime | None) -> str | None:
 
 def _selects(info: Info, name: str) -> bool:
     """Whether the query asks for a field `name` anywhere below this one (in fragments too):
-    a report's content is read, and its read recorded, only when it is asked for."""
+    a report's content is read, and its read recorded, only when it is asked for; the
+    openings a `proof` needs are handed out only when one is asked for."""
     pending: list[Selection] = [s for f in info.selected_fields for s in f.selections]
     while pending:
         selection = pending.pop()
@@ -196,6 +197,7 @@ class Query:
             childId=child_id,
             first=first,
             after=page.position_after(after),
+            withProof=_selects(info, "proof"),
         )
         return page.connection(found, MedicalCardRevision.of)
 
@@ -274,13 +276,19 @@ class Query:
             first=first,
             after=page.position_after(after),
             withContent=_selects(info, "content"),
+            withProof=_selects(info, "proof"),
         )
         return page.connection(found, Report.of)
 
     @field()
     async def report(self, info: Info, id: strawberry.ID) -> Report:
         found = await _evaluate(
-            info, "report", "readReport", id=id, withContent=_selects(info, "content")
+            info,
+            "report",
+            "readReport",
+            id=id,
+            withContent=_selects(info, "content"),
+            withProof=_selects(info, "proof"),
         )
         return Report.of(found)
 

@@ -7,12 +7,17 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 import strawberry
+from strawberry.types import Info
 
 from chaincode import records
 from checkpoints import signer
 from domain.errors import ForbiddenError
 from ledger_backends.proofs import Consistency, Inclusion
 from ledger_backends.records import parse_timestamp
+
+from .context import context_of
+from .permissions import ReportRecordReaders
+from .verified_reads import VerifiedRead, verified_read
 
 Node = TypeVar("Node")
 
@@ -222,6 +227,27 @@ class MedicalCardRevision:
     author: str
     timestamp: datetime
     card: MedicalCard
+    _opening: strawberry.Private[records.RecordOpening | None]
+    _read_with_proof: strawberry.Private[bool]
+
+    async def _verified(self, info: Info) -> VerifiedRecord:
+        context = context_of(info)
+        found = await verified_read(
+            context.services,
+            "medical",
+            self._opening,
+            context.identity,
+            asked=self._read_with_proof,
+        )
+        return VerifiedRecord.of(found)
+
+    proof: VerifiedRecord = strawberry.field(
+        resolver=_verified,
+        description=(
+            "This version of the card (key card/CHILD-ID) with what checks it against the "
+            "log; UNAVAILABLE for a version written before records carried commitments."
+        ),
+    )
 
     @classmethod
     def of(cls, r: records.CardRevision) -> MedicalCardRevision:
@@ -232,6 +258,8 @@ class MedicalCardRevision:
             author=r["author"],
             timestamp=parse_timestamp(r["timestamp"]),
             card=MedicalCard.of(r["card"]),
+            _opening=r.get("opening"),
+            _read_with_proof="opening" in r,
         )
 
 
@@ -438,6 +466,29 @@ class Report:
         resolver=_readable_content,
         description="Null, with a FORBIDDEN error, for a school not permitted or before APPROVED.",
     )
+    _opening: strawberry.Private[records.RecordOpening | None]
+    _read_with_proof: strawberry.Private[bool]
+
+    async def _verified(self, info: Info) -> VerifiedRecord:
+        context = context_of(info)
+        found = await verified_read(
+            context.services,
+            "report",
+            self._opening,
+            context.identity,
+            asked=self._read_with_proof,
+        )
+        return VerifiedRecord.of(found)
+
+    proof: VerifiedRecord = strawberry.field(
+        resolver=_verified,
+        permission_classes=[ReportRecordReaders],
+        description=(
+            "The version shown (txId, key report/REPORT-ID) with what checks it against the "
+            "log: for guardians and the author, from report and reports (not from a "
+            "mutation's answer); NOT_FOUND for a school, which is shown its own view only."
+        ),
+    )
 
     @classmethod
     def of(cls, r: records.ReportView) -> Report:
@@ -455,6 +506,8 @@ class Report:
             card_hash=r["cardHash"],
             card_salt=r["cardSalt"],
             _content=r["content"],
+            _opening=r.get("opening"),
+            _read_with_proof="opening" in r,
         )
 
 
@@ -551,6 +604,52 @@ class InclusionProof:
             leaf_hash=proof.leaf_hash.hex(),
             hashes=[h.hex() for h in proof.hashes],
             checkpoint=Checkpoint.of(signed),
+        )
+
+
+@strawberry.type(
+    description=(
+        "What a client needs to check a record against the log without trusting the server: "
+        "canonicalText is RFC 8785 of the value; SHA-256(salt bytes ‖ UTF-8(canonicalText)) "
+        "is commitment; JSON.parse(txHashInputs).write_set[key].sealed.commitment is "
+        "commitment; SHA-256(0x00 ‖ SHA-256(UTF-8(txHashInputs))) is inclusion.leafHash; "
+        "the inclusion proof leads to the root of inclusion.checkpoint, signed with the log's "
+        "key (log/CHANNEL.pub). See docs/transparency.md."
+    )
+)
+class VerifiedRecord:
+    key: str = strawberry.field(
+        description="The ledger key, e.g. card/CHILD-ID or report/REPORT-ID."
+    )
+    canonical_text: str = strawberry.field(
+        description="The RFC 8785 text of the record's value as that transaction wrote it."
+    )
+    salt: str = strawberry.field(description="The commitment's salt: 64 hex digits (32 bytes).")
+    commitment: str = strawberry.field(
+        description="64 hex digits: SHA-256(the salt's bytes ‖ UTF-8(canonicalText))."
+    )
+    tx_hash_inputs: str = strawberry.field(
+        description=(
+            "The canonical text of the transaction that wrote the version, exactly as stored "
+            "and hashed into its leaf."
+        )
+    )
+    inclusion: InclusionProof = strawberry.field(
+        description=(
+            "That transaction's inclusion in the channel's current tree, with the checkpoint "
+            "signed for it."
+        )
+    )
+
+    @classmethod
+    def of(cls, read: VerifiedRead) -> VerifiedRecord:
+        return cls(
+            key=read.opening["key"],
+            canonical_text=read.opening["canonicalText"],
+            salt=read.opening["salt"],
+            commitment=read.opening["commitment"],
+            tx_hash_inputs=read.tx_text,
+            inclusion=InclusionProof.of(read.inclusion.proof, read.inclusion.checkpoint),
         )
 
 

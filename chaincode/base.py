@@ -16,6 +16,9 @@ value belongs to, and the context seals it with that child's data key for this
 transaction (`sealer`); reads open what they find. A value whose child's keys were
 destroyed (erasure.py) reads as absent, and the child is noted in `ctx.erased`, so
 that `Contract.invoke` can tell that child's guardians why their records are gone.
+Each sealed value carries a salted commitment; the context keeps the openings of the
+versions it read (`opening_of`), for a query to hand a reader of a version what proves
+it is the one in the log (a verified read).
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from domain.errors import BadInputError, NotFoundError
-from encryption.envelope import Erased, Sealer, is_sealed
+from encryption.envelope import Erased, Opening, Sealer, is_sealed
 from encryption.keyring import ChildErasedError
 from ledger_backends import HistoryEntry, TxSimulator, Version
 from ledger_backends.hashing import canonical_json
 from ledger_backends.records import JSONValue, parse_timestamp
 
-from .records import AccessFacts, Transient
+from .records import AccessFacts, RecordOpening, Transient
 
 
 class Caller(Protocol):
@@ -116,6 +119,8 @@ class TxContext:
         self._written: dict[str, bool] = {}
         # Children whose erased values this invocation met (read as absent).
         self.erased: set[str] = set()
+        # The openings of the committed versions it read, by (key, writing transaction).
+        self._openings: dict[tuple[str, str], Opening] = {}
         self.caller = caller
         self.timestamp = timestamp
         self.directory = directory
@@ -200,6 +205,23 @@ class TxContext:
                 opened.append(dataclasses.replace(entry, value=canonical_json(value)))
         return opened
 
+    def opening_of(self, key: str, tx_id: str) -> RecordOpening | None:
+        """The opening of the commitment of the version of `key` that transaction `tx_id`
+        wrote, as this invocation read it (get_state, get_history, a prefix read): its
+        value's RFC 8785 text, the salt and the commitment. None when this invocation did
+        not read that version, or it carries no commitment (sealed before commitments
+        existed, or stored in clear); an erased version is never read. Reads nothing."""
+        opening = self._openings.get((key, tx_id))
+        if opening is None:
+            return None
+        return {
+            "key": key,
+            "txId": tx_id,
+            "canonicalText": opening.canonical_text,
+            "salt": opening.salt,
+            "commitment": opening.commitment,
+        }
+
     def _open(self, key: str, stored: JSONValue | None, *, tx_id: str | None = None) -> JSONValue:
         if stored is None:
             return None
@@ -209,10 +231,14 @@ class TxContext:
                     f"{key!r} is sealed, and this context was given no keys to open it."
                 )
             return stored
-        value = self.sealer.open(key, stored, tx_id=tx_id)
-        if isinstance(value, Erased):
-            self.erased.add(value.child)
+        opened = self.sealer.open_with_opening(key, stored, tx_id=tx_id)
+        if isinstance(opened, Erased):
+            self.erased.add(opened.child)
             return None
+        value, opening = opened
+        if opening is not None:
+            # The seal authenticated its transaction, the one that wrote this version.
+            self._openings[(key, stored["sealed"]["tx"])] = opening
         return value
 
     def set_event(self, name: str, payload: JSONValue) -> None:

@@ -412,9 +412,12 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
         childId: str,
         first: int = DEFAULT_FIRST,
         after: str | None = None,
+        withProof: bool = False,
     ) -> Page[CardRevision]:
         """Every version of the card with the transaction, block, author and time that made
-        it, newest first; a position is a version number.
+        it, newest first; a position is a version number. `withProof`: each with the
+        opening of its commitment (`opening`), for a verified read of the version by the
+        same readers; the read noted is the same.
 
         The card's history is read whole and the page sliced from it: the backends keep a
         key's history as one list, read at once. The read is of the history up to the card's
@@ -423,7 +426,8 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
         size = paging.page_size(first)
         below = _version_position(after)
         child, purpose = _readable_child(ctx, childId, "CARD_HISTORY")
-        history = ctx.get_history(f"card/{child['id']}")
+        key = f"card/{child['id']}"
+        history = ctx.get_history(key)
         # The card is never deleted: its last write is its current version.
         current = history[-1].json()["version"] if history else None
         ctx.read_granted(_read_of(child, "CARD_HISTORY", version=current, purpose=purpose))
@@ -439,6 +443,9 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
             for entry in reversed(history)
             if (card := entry.json()) is not None and (below is None or card["version"] < below)
         ]
+        if withProof:
+            for revision in revisions[:size]:
+                revision["opening"] = ctx.opening_of(key, revision["txId"])
         return {
             "entries": [{"position": str(r["version"]), "item": r} for r in revisions[:size]],
             "hasMore": len(revisions) > size,

@@ -175,6 +175,9 @@ class CardRevision(TypedDict):
     author: str
     timestamp: str
     card: MedicalCard
+    # Only when asked for (cardHistory's withProof): the opening of this version's
+    # commitment, None for a version written before records carried commitments.
+    opening: NotRequired[RecordOpening | None]
 
 
 # -- report -------------------------------------------------------------------------------
@@ -294,9 +297,26 @@ class ReportView(TypedDict):
     status: str
     permittedSchools: list[str]
     permissions: list[ReportPermissionView]
+    # Only when asked for (withProof), and for guardians and the author only: the opening of
+    # the commitment of the version shown, None for one written before commitments existed.
+    opening: NotRequired[RecordOpening | None]
 
 
 # -- both ---------------------------------------------------------------------------------
+
+
+class RecordOpening(TypedDict):
+    """What opens the commitment sealed into one version of a record (encryption/envelope.py):
+    the ledger key, the transaction that wrote that version, the value's RFC 8785 text, and
+    the salt (64 hex digits) with which SHA-256(salt ‖ text) is the commitment (64 hex)
+    that transaction's write-set holds. Given only to those who may read the whole value."""
+
+    key: str
+    txId: str
+    canonicalText: str
+    salt: str
+    commitment: str
+
 
 Item = TypeVar("Item")
 

@@ -365,15 +365,19 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
         return _report_view(ctx, report)
 
     @query("readReport")
-    def read_report(self, ctx: TxContext, id: str, withContent: bool = True) -> ReportView:
+    def read_report(
+        self, ctx: TxContext, id: str, withContent: bool = True, withProof: bool = False
+    ) -> ReportView:
         """The report as the caller sees it; its content only `withContent` (a read of it,
-        or a refused one), for those `report_purpose` lets read it."""
+        or a refused one), for those `report_purpose` lets read it. `withProof`: for
+        guardians and the author, with the opening of the commitment of the version shown
+        (`opening`); it notes no read of its own."""
         report = _get(ctx, "report", id)
         if report is None or not _may_see_report(ctx, report):
             refused = None if report is None else _content_read(ctx, report, None)
             ctx.read_refused(refused)
             raise NotFoundError("No such report is visible to you.")
-        view = _report_view(ctx, report, with_content=withContent)
+        view = _report_view(ctx, report, with_content=withContent, with_proof=withProof)
         if withContent:
             _note_content_read(ctx, report)
         return view
@@ -386,10 +390,11 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
         first: int = DEFAULT_FIRST,
         after: str | None = None,
         withContent: bool = True,
+        withProof: bool = False,
     ) -> Page[ReportView]:
         """Reports the caller may see: guardians', the author's, a school's (asked or
         permitted); newest first. `status` is the status the caller is shown. Content as in
-        readReport: only `withContent`, each a read of it."""
+        readReport: only `withContent`, each a read of it; openings as in readReport."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
             prefixes = [f"guardian-report/{person_of(ctx.caller)}/"]
@@ -406,7 +411,7 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
             report: Report | None = ctx.get_state(f"report/{report_id}")
             if report is None or not _may_see_report(ctx, report):
                 return None
-            view = _report_view(ctx, report, with_content=withContent)
+            view = _report_view(ctx, report, with_content=withContent, with_proof=withProof)
             listed[report_id] = report
             return view if status in (None, view["status"]) else None
 
@@ -705,22 +710,27 @@ def _request_view(request: ReportRequest) -> ReportRequestView:
     }
 
 
-def _report_view(ctx: TxContext, report: Report, *, with_content: bool = True) -> ReportView:
+def _report_view(
+    ctx: TxContext, report: Report, *, with_content: bool = True, with_proof: bool = False
+) -> ReportView:
     """Metadata for everyone who may see the report; content, `with_content`, only for those
-    `report_purpose` lets read it.
+    `report_purpose` lets read it; with `with_proof`, the opening of the version shown, for
+    insiders only.
 
     Insiders see every permission; a school sees its own only, and its own view of the
     status and the permitted schools: APPROVED and itself while its permission is ACTIVE,
-    READY and none otherwise; it never depends on other schools' permissions.
+    READY and none otherwise; it never depends on other schools' permissions. So a school
+    is never given the stored record's opening: its text names every school's permission.
     """
     insider = _is_insider(ctx, report)
     permissions = _permissions(ctx, report)
     if not insider:
         permissions = [p for p in permissions if _is_school_staff(ctx, p["school"])]
     permitted = [p["school"] for p in permissions if _permission_status(ctx, p) == "ACTIVE"]
-    return {
+    tx_id = _version_shown(ctx, report, insider=insider)
+    view: ReportView = {
         "id": report["id"],
-        "txId": _version_shown(ctx, report, insider=insider),
+        "txId": tx_id,
         "childId": report["childId"],
         "reportRequestId": report["reportRequestId"],
         "authorUid": report["authorUid"],
@@ -734,6 +744,9 @@ def _report_view(ctx: TxContext, report: Report, *, with_content: bool = True) -
         # The salt opens the card commitment: for those who may read the card only.
         "cardSalt": report["cardSalt"] if insider else None,
     }
+    if with_proof and insider:
+        view["opening"] = ctx.opening_of(f"report/{report['id']}", tx_id)
+    return view
 
 
 def _version_shown(ctx: TxContext, report: Report, *, insider: bool) -> str:

@@ -7,7 +7,8 @@ The layout, from the outside in:
 - keyring.py: a data key per child per channel, made on first use and kept in a
   key store beside the chain (ledger_backends.keystores), wrapped by the KEK.
 - envelope.py: values sealed with the child's data key (AES-256-GCM) where the
-  transaction context writes them, bound to channel, key, child and transaction.
+  transaction context writes them, bound to channel, key, child and transaction, each
+  with a salted commitment (RFC 8785) that its readers can open (verified reads).
 
 Erasing a child destroys its data keys: the chain keeps every block and hash,
 but the child's sealed values can never be opened again.
@@ -16,9 +17,12 @@ but the child's sealed values can never be opened again.
 from .envelope import (
     BrokenSealError,
     Erased,
+    Opening,
     Sealer,
+    canonical_text,
     is_sealed,
     open_value,
+    open_with_opening,
     seal,
     sealed_child,
 )
@@ -40,11 +44,14 @@ __all__ = [
     "KekError",
     "KekSource",
     "Keyring",
+    "Opening",
     "Sealer",
     "begin_rotation",
+    "canonical_text",
     "finish_rotation",
     "is_sealed",
     "open_value",
+    "open_with_opening",
     "seal",
     "sealed_child",
     "write_kek_file",

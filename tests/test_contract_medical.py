@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import rfc8785
 
 from chaincode.medical import MedicalContract
 from chaincode.testing import ContractHarness, FakeCaller, directory_for
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
+from ledger_backends.hashing import commitment
 from tests.contract_checks import assert_no_leak as assert_no_leak_of
 from tests.contract_checks import assert_pages_hold, every_page, items, refused_on
 
@@ -981,6 +983,28 @@ def test_anyone_else_is_told_the_card_history_does_not_exist(
 
 def test_card_history_of_an_unknown_child_is_not_found(world: World) -> None:
     refused(world.h, PARENT, "cardHistory", NotFoundError, childId="child-0000000000000000")
+
+
+@pytest.mark.parametrize("caller", READERS)
+def test_card_history_with_proof_opens_each_version_s_commitment(
+    world: World, caller: FakeCaller
+) -> None:
+    _update(world, 1, {"notes": "seen"})
+    plain = items(world.call(caller, "cardHistory", childId=world.child_id))
+    noted = world.h.reads
+    proved = items(world.call(caller, "cardHistory", childId=world.child_id, withProof=True))
+    assert world.h.reads == noted, "asking for the openings notes the same read"
+    key = f"card/{world.child_id}"
+    for revision in proved:
+        opening = revision.pop("opening")
+        assert (opening["key"], opening["txId"]) == (key, revision["txId"])
+        assert opening["canonicalText"] == rfc8785.dumps(revision["card"]).decode()
+        assert opening["commitment"] == commitment(opening["salt"], opening["canonicalText"])
+        (block,) = world.h.store.read_blocks("medical", revision["blockNumber"], 1)
+        txs = [json.loads(text) for text in block.tx_texts]
+        (tx,) = [t for t in txs if t["tx_id"] == revision["txId"]]
+        assert tx["write_set"][key]["sealed"]["commitment"] == opening["commitment"]
+    assert proved == plain
 
 
 # -- the contract itself -------------------------------------------------------------------

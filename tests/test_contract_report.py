@@ -8,6 +8,7 @@ its error class, its API code, and that the report ledger did not change.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -801,6 +802,28 @@ def test_a_report_without_a_proper_conclusion_is_bad_user_input(
         conclusion=conclusion,
     )
     assert world.read_request(SCHOOL_A, request["id"])["status"] == "PENDING"
+
+
+def test_a_report_with_proof_opens_the_version_shown_to_guardians_and_the_author_only(
+    world: World,
+) -> None:
+    report = world.approved_report("school-a")
+    key = f"report/{report['id']}"
+    for caller in (PARENT, CO_GUARDIAN, DOCTOR):
+        view = world.call(caller, "readReport", id=report["id"], withProof=True)
+        opening = view.pop("opening")
+        assert (opening["key"], opening["txId"]) == (key, view["txId"])
+        stored = json.loads(opening["canonicalText"])
+        assert (stored["id"], stored["content"]) == (report["id"], view["content"])
+        assert opening["commitment"] == commitment(opening["salt"], opening["canonicalText"])
+        assert view == world.call(caller, "readReport", id=report["id"])
+        listed = items(world.call(caller, "listReports", withProof=True))
+        assert [r["opening"] for r in listed if r["id"] == report["id"]] == [opening]
+    # A school sees its own view; the stored record names every school's permission.
+    view = world.call(SCHOOL_A, "readReport", id=report["id"], withProof=True)
+    assert "opening" not in view and view["content"] is not None
+    listed = items(world.call(SCHOOL_A, "listReports", withProof=True))
+    assert listed and all("opening" not in r for r in listed)
 
 
 # -- approveReport -----------------------------------------------------------------------

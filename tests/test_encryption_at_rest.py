@@ -18,6 +18,10 @@ finds the marker when a gateway stores values in clear (the last test): the
 search is not blind. The marker is in what is stored, sealed: decrypting every
 sealed value finds it.
 
+Each sealed value also commits to its content under a salt of its own, kept inside the
+ciphertext: no value's salt is found in the raw store either, while the commitments,
+which are in clear, are (so the search finds 64 hex digits where they are).
+
 Alice then erases her child. Still no marker anywhere; every value sealed for
 the child, in state, history and the blocks' write-sets on both channels,
 opens to Erased, and no key the keyring can give decrypts it; its wrapped keys
@@ -30,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import json
 import secrets
 import shutil
@@ -42,6 +47,7 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+import rfc8785
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -368,12 +374,25 @@ def raw_decrypt(aead: AESGCM, stored: StoredValue) -> bytes:
     """AES-256-GCM decryption of a sealed value, done here as the envelope describes it
     (not through encryption.envelope): InvalidTag unless `aead` is the key that sealed it."""
     inner = stored.value["sealed"]
-    aad = canonical_json(
-        ["healthledger value", stored.channel, stored.key, inner["child"], inner["tx"]]
-    )
+    bound = ["healthledger value", stored.channel, stored.key, inner["child"], inner["tx"]]
+    if "commitment" in inner:  # an envelope sealed before commitments binds none
+        bound.append(inner["commitment"])
     return aead.decrypt(
-        base64.b64decode(inner["nonce"]), base64.b64decode(inner["data"]), aad.encode("utf-8")
+        base64.b64decode(inner["nonce"]),
+        base64.b64decode(inner["data"]),
+        canonical_json(bound).encode("utf-8"),
     )
+
+
+def raw_opening(aead: AESGCM, stored: StoredValue) -> tuple[JSONValue, str]:
+    """The value and the salt a sealed value holds, decrypted here; its commitment is
+    checked with hashlib and rfc8785 to be SHA-256(salt ‖ RFC 8785 text of the value)."""
+    content = json.loads(raw_decrypt(aead, stored))
+    assert set(content) == {"salt", "value"}, stored
+    salt, value = content["salt"], content["value"]
+    committed = hashlib.sha256(bytes.fromhex(salt) + rfc8785.dumps(value)).hexdigest()
+    assert committed == stored.value["sealed"]["commitment"], stored
+    return value, salt
 
 
 def by_child(values: list[StoredValue]) -> dict[str, list[StoredValue]]:
@@ -396,10 +415,22 @@ def opened_with_marker(s: Session, channel: str, child: Child) -> int:
     for stored in values:
         opened = sealer.open(stored.key, stored.value, tx_id=stored.tx_id)
         assert not isinstance(opened, Erased), stored
-        plaintext = raw_decrypt(aead, stored)
-        assert json.loads(plaintext) == opened
-        with_marker += child.marker.encode("ascii") in plaintext
+        assert raw_opening(aead, stored)[0] == opened
+        with_marker += child.marker.encode("ascii") in raw_decrypt(aead, stored)
     return with_marker
+
+
+def committed_values(s: Session, child: Child) -> tuple[set[str], set[str]]:
+    """The salts and the commitments of every value sealed for the child, on both channels."""
+    salts: set[str] = set()
+    commitments: set[str] = set()
+    for channel in CHANNELS:
+        aead = s.fresh_keyring(channel).opening_key(child.id)
+        assert aead is not None, f"{child.id} has no key on {channel}"
+        for stored in by_child(sealed_values(s.store, channel)).get(child.id, []):
+            salts.add(raw_opening(aead, stored)[1])
+            commitments.add(stored.value["sealed"]["commitment"])
+    return salts, commitments
 
 
 # -- the test ---------------------------------------------------------------------------
@@ -452,8 +483,18 @@ def before_erasure(
         verification = verify_channel(s.store, channel)
         assert verification.ok, verification.reason
     wrapped = wrapped_keys(s.keys, marked)
+    salts, commitments = committed_values(s, marked)
     raw = raw_store(backend, url, s)
     check_never_in_clear(raw, marked, control, observed, "before erasure, open")
+    salt_hits = sum(raw.hits(salt.encode("ascii")) for salt in salts)
+    missing = [c for c in commitments if raw.hits(c.encode("ascii")) == 0]
+    observed.lines.append(
+        f"before erasure, open: salts of the marked child's {len(salts)} sealed values "
+        f"{salt_hits}, their commitments not found {len(missing)}"
+    )
+    assert salts and salt_hits == 0, "a value's salt is in clear at rest"
+    # Not blind to 64 hex digits: each commitment, in clear, is found.
+    assert not missing, missing[:3]
     found = raw.key_hits(wrapped)
     observed.lines.append(f"before erasure, open: marked child's wrapped keys {found}")
     assert found >= len(wrapped), "the wrapped keys are not in the raw store: is it blind?"

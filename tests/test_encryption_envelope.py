@@ -1,13 +1,17 @@
-"""Sealed values: what they show, what they bind, and how opening fails or finds an erasure."""
+"""Sealed values: what they show, what they bind and commit to, how their commitments open,
+and how opening fails or finds an erasure."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
+import secrets
 from typing import Any
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from encryption import (
@@ -16,9 +20,12 @@ from encryption import (
     Erased,
     Kek,
     Keyring,
+    Opening,
     Sealer,
+    canonical_text,
     is_sealed,
     open_value,
+    open_with_opening,
     seal,
     sealed_child,
 )
@@ -50,6 +57,36 @@ def _with(sealed: dict[str, Any], **changes: object) -> dict[str, Any]:
     return changed
 
 
+def _crafted(
+    aead: AESGCM, plaintext: str, bound: list[str], *, tx: str = "tx-1", commitment: str | None
+) -> dict[str, Any]:
+    """An envelope made here, not by `seal`: `plaintext` encrypted with `aead`, bound to
+    ["healthledger value", *bound], with a commitment field when one is given."""
+    nonce = secrets.token_bytes(12)
+    aad = canonical_json(["healthledger value", *bound]).encode()
+    inner = {
+        "alg": "A256GCM",
+        "child": "c1",
+        "tx": tx,
+        "nonce": base64.b64encode(nonce).decode(),
+        "data": base64.b64encode(aead.encrypt(nonce, plaintext.encode(), aad)).decode(),
+    }
+    if commitment is not None:
+        inner["commitment"] = commitment
+    return {"sealed": inner}
+
+
+def _sealed_before_commitments(aead: AESGCM, value: object) -> dict[str, Any]:
+    """`cards/c1` on medical as envelopes were sealed before commitments existed."""
+    bound = ["medical", "cards/c1", "c1", "tx-1"]
+    return _crafted(aead, canonical_json(value), bound, commitment=None)
+
+
+def _jcs_commitment(salt: str, value: object) -> str:
+    """SHA-256(salt bytes ‖ RFC 8785 text), computed with rfc8785 and hashlib directly."""
+    return hashlib.sha256(bytes.fromhex(salt) + rfc8785.dumps(value)).hexdigest()
+
+
 # --- round trip and what shows ------------------------------------------------------------
 
 
@@ -66,21 +103,147 @@ def test_seal_then_open_gives_the_value_back(keyrings: dict[str, Keyring], value
     assert Sealer(keyrings["medical"], "tx-2").open("cards/c1", stored, tx_id="tx-1") == value
 
 
-def test_the_envelope_shows_child_and_transaction_but_not_the_value(
+def test_the_envelope_shows_child_transaction_and_commitment_but_not_value_or_salt(
     keyrings: dict[str, Keyring],
 ) -> None:
-    sealed = Sealer(keyrings["medical"], "tx-7").seal("cards/c1", SECRET, "c1")
+    sealer = Sealer(keyrings["medical"], "tx-7")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
     assert set(sealed) == {"sealed"}
     inner = sealed["sealed"]
-    assert set(inner) == {"alg", "child", "tx", "nonce", "data"}
+    assert set(inner) == {"alg", "child", "tx", "nonce", "data", "commitment"}
     assert (inner["alg"], inner["child"], inner["tx"]) == ("A256GCM", "c1", "tx-7")
     assert len(base64.b64decode(inner["nonce"])) == 12
-    padded = -(-len(canonical_json(SECRET).encode()) // PAD_BYTES) * PAD_BYTES
+    # The plaintext is {"salt": 64 hex digits, "value": ...}, padded.
+    salted = canonical_json({"salt": "0" * 64, "value": SECRET}).encode()
+    padded = -(-len(salted) // PAD_BYTES) * PAD_BYTES
     assert len(base64.b64decode(inner["data"])) == padded + 16
+    opening = sealer.opening("cards/c1", sealed)
+    assert opening is not None
     text = canonical_json(sealed)
-    for word in ("AB-", "arachides", "bloodType", "visits"):
+    for word in ("AB-", "arachides", "bloodType", "visits", opening.salt):
         assert word not in text
+    assert inner["commitment"] == opening.commitment
     assert sealed_child(sealed) == "c1"
+
+
+# --- the commitment and its opening -------------------------------------------------------
+
+
+def test_the_opening_recomputes_to_the_stored_commitment(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    opening = sealer.opening("cards/c1", sealed, tx_id="tx-1")
+    assert isinstance(opening, Opening)
+    assert opening.value == SECRET
+    assert opening.canonical_text == rfc8785.dumps(SECRET).decode()
+    assert opening.canonical_text == (
+        '{"bloodType":"AB-","notes":"Allergie aux arachides — sévère","visits":[1,2.5]}'
+    )
+    assert len(opening.salt) == 64 and bytes.fromhex(opening.salt)
+    assert opening.commitment == _jcs_commitment(opening.salt, SECRET)
+    assert opening.commitment == sealed["sealed"]["commitment"]
+    assert sealer.open_with_opening("cards/c1", sealed) == (SECRET, opening)
+    aead = keyrings["medical"].sealing_key("c1")
+    assert open_with_opening(aead, channel="medical", key="cards/c1", sealed=sealed) == (
+        SECRET,
+        opening,
+    )
+
+
+def test_the_committed_text_is_rfc_8785_not_python_json() -> None:
+    # Where the two differ: a float with nothing after the point, and exponents.
+    value = {"heightCm": 120.0, "big": 1e21, "small": 1e-7, "b": [True, None]}
+    assert canonical_json(value) != canonical_text(value)
+    assert canonical_text(value) == '{"b":[true,null],"big":1e+21,"heightCm":120,"small":1e-7}'
+    with pytest.raises(ValueError):
+        canonical_text(2**60)  # beyond what a JSON number holds exactly
+
+
+def test_every_seal_draws_a_new_salt(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    openings = [sealer.opening("cards/c1", sealer.seal("cards/c1", "O+", "c1")) for _ in range(20)]
+    assert all(o is not None for o in openings)
+    assert len({o.salt for o in openings if o is not None}) == 20
+    # So the same small value commits differently each time: no guess can be checked.
+    assert len({o.commitment for o in openings if o is not None}) == 20
+
+
+def test_a_changed_commitment_does_not_open(keyrings: dict[str, Keyring]) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    other = sealer.seal("cards/c1", {"bloodType": "O+"}, "c1")["sealed"]["commitment"]
+    commitment = sealed["sealed"]["commitment"]
+    flipped = ("1" if commitment[0] == "0" else "0") + commitment[1:]
+    for changed in (flipped, other, _jcs_commitment("00" * 32, SECRET)):
+        with pytest.raises(BrokenSealError):
+            sealer.open("cards/c1", _with(sealed, commitment=changed))
+        with pytest.raises(BrokenSealError):
+            sealer.opening("cards/c1", _with(sealed, commitment=changed))
+    # Nor does a new envelope with its commitment taken away, posing as an old one.
+    stripped = copy.deepcopy(sealed)
+    del stripped["sealed"]["commitment"]
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", stripped)
+
+
+def test_a_salt_and_value_that_do_not_make_the_commitment_do_not_open() -> None:
+    # Whoever holds the data key could seal a plaintext whose salt and value do not fit
+    # the commitment it binds: opening recomputes the commitment, and refuses.
+    aead = AESGCM(AESGCM.generate_key(bit_length=256))
+    salt = secrets.token_hex(32)
+    right = _jcs_commitment(salt, SECRET)
+    bound = ["medical", "cards/c1", "c1", "tx-1"]
+
+    def sealed_with(content: object, commitment: str) -> dict[str, Any]:
+        return _crafted(aead, canonical_json(content), [*bound, commitment], commitment=commitment)
+
+    fitting = sealed_with({"salt": salt, "value": SECRET}, right)
+    assert open_value(aead, channel="medical", key="cards/c1", sealed=fitting) == SECRET
+    for content in (
+        {"salt": salt, "value": {**SECRET, "bloodType": "O+"}},
+        {"salt": secrets.token_hex(32), "value": SECRET},
+        {"salt": salt.upper(), "value": SECRET},
+        {"salt": salt, "value": SECRET, "more": 1},
+        SECRET,
+    ):
+        with pytest.raises(BrokenSealError):
+            open_value(aead, channel="medical", key="cards/c1", sealed=sealed_with(content, right))
+
+
+@pytest.mark.parametrize("commitment", ["ab" * 31, "AB" * 32, "g" * 64, None, 7])
+def test_a_malformed_commitment_is_a_broken_seal(
+    keyrings: dict[str, Keyring], commitment: object
+) -> None:
+    sealer = Sealer(keyrings["medical"], "tx-1")
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", _with(sealed, commitment=commitment))
+
+
+def test_a_value_sealed_before_commitments_opens_without_an_opening(
+    keyrings: dict[str, Keyring],
+) -> None:
+    medical = keyrings["medical"]
+    sealer = Sealer(medical, "tx-2")
+    old = _sealed_before_commitments(medical.sealing_key("c1"), SECRET)
+    assert sealer.open("cards/c1", old, tx_id="tx-1") == SECRET
+    assert sealer.opening("cards/c1", old, tx_id="tx-1") is None
+    assert sealer.open_with_opening("cards/c1", old) == (SECRET, None)
+    # A commitment added to it does not make it a new one: the seal bound none.
+    forged = _with(old, commitment=_jcs_commitment("00" * 32, SECRET))
+    with pytest.raises(BrokenSealError):
+        sealer.open("cards/c1", forged)
+
+
+def test_values_in_clear_and_erased_values_have_no_opening(keyrings: dict[str, Keyring]) -> None:
+    medical = keyrings["medical"]
+    sealer = Sealer(medical, "tx-1")
+    assert sealer.opening("erased/c1", {"childId": "c1"}) is None
+    assert sealer.open_with_opening("erased/c1", "text") == ("text", None)
+    sealed = sealer.seal("cards/c1", SECRET, "c1")
+    medical.destroy("c1", ERASED_AT)
+    assert sealer.opening("cards/c1", sealed) is None
+    assert sealer.open_with_opening("cards/c1", sealed) == Erased("c1")
 
 
 def test_every_seal_has_a_new_nonce(keyrings: dict[str, Keyring]) -> None:

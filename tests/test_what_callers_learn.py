@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from api.events import audience_includes
-from api.explorer import may_see_transaction
+from api.events import audience_includes, may_see_transaction
 from authz import ca
 from authz.access import ChannelAccess
 from authz.directory import NetworkDirectory

@@ -5,12 +5,15 @@ association keeps the `medical` checkpoint, and alice saves the inclusion proof 
 card revision that recorded an allergy. Then the operator, who holds the database and
 the key-encryption keys, rebuilds the channel into a fresh store from an edited history:
 that revision no longer lists the allergy, re-sealed with the child's own data key for
-the same key and transaction, its write-set commitment recomputed, every block appended
+the same key and transaction under a fresh salt and commitment (as the server seals), its
+write-set commitment recomputed, every block appended
 again with its original time by a fresh chain writer. The forgery is consistent with
 itself, so `healthledger verify` passes and the server serves it as the truth. What the
 witness kept, and what alice saved, do not fit it: the witness exits 1 with one line
 naming the channel and both tree sizes, and alice's proof does not verify against the
-forged log's checkpoint for the same tree size.
+forged log's checkpoint for the same tree size; the forged log's verified read of that
+revision checks out against the forged log alone, under another commitment than the one
+alice was shown.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from authz import provision
 from authz.network import NetworkConfig, load_network
 from devkit.serve_process import CLI_SECONDS, ServeProcess, cli_command, cli_env, verify_ledger
-from encryption import Keyring, open_value, seal
+from encryption import Keyring, open_with_opening, seal
 from ledger_backends import open_store
 from ledger_backends.base import LedgerStore
 from ledger_backends.chain import ChainWriter
@@ -47,7 +50,7 @@ KEYS_PER_CHANNEL = 10_000
 HISTORY = """
 query($child: ID!) {
   medicalCardHistory(childId: $child) {
-    edges { node { version txId card { allergies } } }
+    edges { node { version txId card { allergies } proof { commitment } } }
   }
 }"""
 INCLUSION = """
@@ -131,17 +134,14 @@ def _replayed(tx: Transaction, edit: CardEdit, data_key: AESGCM) -> Proposal:
     """The proposal `tx` was made from; for the edited transaction, with the card changed."""
     write_set = dict(tx.write_set)
     if tx.tx_id == edit.tx_id:
-        card = open_value(
-            data_key, channel=tx.channel, key=edit.key, sealed=write_set[edit.key], tx_id=tx.tx_id
-        )
-        write_set[edit.key] = seal(
-            data_key,
-            channel=tx.channel,
-            key=edit.key,
-            child=edit.child,
-            tx_id=tx.tx_id,
-            value=edit.change(card),
-        )
+        where = {"channel": tx.channel, "key": edit.key, "tx_id": tx.tx_id}
+        card, kept = open_with_opening(data_key, sealed=write_set[edit.key], **where)
+        write_set[edit.key] = seal(data_key, child=edit.child, value=edit.change(card), **where)
+        # Consistent in itself: the new envelope opens, and its salt and text make its
+        # commitment, which is another than the original's.
+        _, made = open_with_opening(data_key, sealed=write_set[edit.key], **where)
+        assert kept is not None and made is not None
+        assert made.value == edit.change(card) and made.commitment != kept.commitment
     proposal = Proposal(
         tx_id=tx.tx_id,
         channel=tx.channel,
@@ -297,7 +297,9 @@ def test_a_rewritten_history_passes_verify_and_fails_the_witness(
         api = Api(server.base_url, net)
         revisions = api("alice").data(HISTORY, {"child": child})["medicalCardHistory"]["edges"]
         [edited] = [r["node"] for r in revisions if r["node"]["version"] == 2]
-        assert edited == {**allergy, "card": {"allergies": []}}
+        assert edited == {**allergy, "card": {"allergies": []}, "proof": edited["proof"]}
+        # The forged revision has a verified read of its own, under another commitment.
+        assert edited["proof"]["commitment"] != allergy["proof"]["commitment"]
 
         # The forged log signs a checkpoint for the tree size alice's proof is for.
         forged_proof = api("alice").data(
