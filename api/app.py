@@ -36,7 +36,12 @@ from strawberry.types import ExecutionResult
 from authz.identity import Identity
 from domain.errors import RefusalError, UnauthenticatedError
 
-from .checkpoint_access import CHECKPOINT_PATH, checkpoint_endpoint
+from .checkpoint_access import (
+    CHECKPOINT_PATH,
+    LOG_KEY_PATH,
+    checkpoint_endpoint,
+    log_key_endpoint,
+)
 from .context import Context
 from .graphql_over_http import (
     APPLICATION_JSON,
@@ -312,6 +317,11 @@ def create_app(
             Route(
                 CHECKPOINT_PATH,
                 IdentityGate(request_response(checkpoint_endpoint(services)), services),
+                methods=["GET"],
+            ),
+            Route(
+                LOG_KEY_PATH,
+                IdentityGate(request_response(log_key_endpoint(services)), services),
                 methods=["GET"],
             ),
             *web_routes(),

@@ -1,9 +1,12 @@
-"""Who may fetch a channel's signed checkpoint, and `GET /checkpoint/CHANNEL`.
+"""Who may fetch a channel's signed checkpoint, and `GET /checkpoint/CHANNEL`; the log's
+verifier key that checks it, `GET /log/CHANNEL.pub`.
 
 Members of the channel's organisations only, as for its blocks. Anyone else gets the
 answer an unknown channel gets (GraphQL NOT_FOUND, HTTP 404), so a caller learns nothing
 of channels outside its reach, not even that they exist. A channel whose blocks all
-predate trees has no tree head to sign until its next block: HTTP 503 says so.
+predate trees has no tree head to sign until its next block: HTTP 503 says so. The key is
+the line of the network's `log/CHANNEL.pub` (the server starts only when it is the signing
+key's), which the web app pins on first use to verify records in the browser.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .services import Services
 from .web import NO_STORE
 
 CHECKPOINT_PATH = "/checkpoint/{channel}"
+LOG_KEY_PATH = "/log/{channel}.pub"
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
@@ -55,3 +59,20 @@ def checkpoint_endpoint(services: Services) -> Callable[[Request], Awaitable[Res
         return Response(signed.note, media_type=NOTE_MEDIA_TYPE, headers=NO_STORE)
 
     return checkpoint
+
+
+def log_key_endpoint(services: Services) -> Callable[[Request], Awaitable[Response]]:
+    """GET /log/CHANNEL.pub (behind the identity gate): the log's verifier key line, for a
+    member of the channel; 404 as for an unknown channel to anyone else."""
+
+    async def log_key(request: Request) -> Response:
+        identity: Identity = request.scope["state"]["identity"]
+        channel = request.path_params["channel"]
+        if not services.access.is_member(identity, channel):
+            return PlainTextResponse(
+                f"{unseen_channel(channel)}\n", status_code=404, headers=NO_STORE
+            )
+        line = services.checkpoints.verifier_key(channel)
+        return Response(f"{line}\n", media_type=NOTE_MEDIA_TYPE, headers=NO_STORE)
+
+    return log_key

@@ -248,3 +248,23 @@ def test_a_channel_whose_blocks_all_predate_trees_says_it_has_no_tree_yet(
         )
         assert api.get("/checkpoint/report", uid="school-a-office").status_code == 503
         assert api.get("/checkpoint/medical").status_code == 200
+
+
+def test_a_member_gets_the_logs_verifier_key_as_published(api: Api, net: NetworkFixture) -> None:
+    for uid, channel in (
+        ("alice", "medical"),
+        ("dr-house", "medical"),
+        ("school-a-office", "report"),
+    ):
+        response = api.get(f"/log/{channel}.pub", uid=uid)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == NOTE_MEDIA_TYPE
+        assert response.headers["cache-control"] == "no-store"
+        assert response.text == (net.directory / "log" / f"{channel}.pub").read_text()
+    for channel in ("medical", "nosuch"):
+        refused = api.get(f"/log/{channel}.pub", uid="school-a-office")
+        assert refused.status_code == 404
+        assert refused.text == f"No channel {channel!r} is open to your organisation.\n"
+    private = api.get("/log/medical.key", uid="alice")
+    assert private.status_code == 404 and "PRIVATE KEY" not in private.text
+    assert api("alice").http.post("/log/medical.pub").status_code == 405

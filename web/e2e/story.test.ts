@@ -2,8 +2,10 @@
 // The five-step story clicked through in headless Chromium by two parents, a pediatrician,
 // two schools and an administrator, each in their own browser context presenting their own
 // client certificate to a running `healthledger serve`; then a second pediatrician opens
-// emergency access to the child, which the parents see, with every read, and end. Asserts what
-// each person sees; saves a screenshot per step, and of every open page when the story fails.
+// emergency access to the child, which the parents see, with every read, and end. On the way the
+// parent verifies a card version and the report in the log, in the browser, against the log key
+// it pins. Asserts what each person sees; saves a screenshot per step, and of every open page
+// when the story fails.
 // Then a parent whose certificate is in Chromium's own certificate store, as a person's browser
 // holds it, uses the app and GraphiQL with every request to another host blocked. Last, the
 // parent erases the child's records by typing its full name: the child is gone for everyone.
@@ -15,7 +17,7 @@
 // and E2E_NSS_HOME and E2E_NSS_UID: a HOME whose NSS database holds that user's .p12 and trusts
 // the server's CA, with a Chromium policy that presents the certificate to E2E_BASE_URL; and
 // E2E_EMERGENCY_DOCTOR, a hospital doctor enrolled for the emergency, with no agreement.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
 import type { Browser, BrowserContext, Locator, Page, ViewportSize } from 'playwright-core'
@@ -38,6 +40,11 @@ const EMERGENCY_REASON = 'Brought in unconscious after a fall at school; allergi
  * years the test runs, far enough ahead). */
 const AGREEMENT_ENDS = `${new Date().getFullYear() + 1}-06-30`
 const AGREEMENT_EXTENDED = `${new Date().getFullYear() + 2}-06-30`
+
+/** The verifier key line of the channel's log, as the network publishes it (log/CHANNEL.pub). */
+function logKey(channel: string): string {
+  return readFileSync(join(NETWORK, 'log', `${channel}.pub`), 'utf8').trim()
+}
 
 function required(name: string): string {
   const value = process.env[name]
@@ -252,6 +259,13 @@ async function story(browser: Browser): Promise<void> {
   const card = parent.section('Medical card')
   await parent.sees('Asthma confirmed; follow-up in spring.', card)
   assert((await card.getByRole('textbox').count()) === 0, 'the parent sees the card read-only')
+  // The browser recomputes version 3 up to a checkpoint signed by the log's key, which it pins.
+  await history.getByRole('button', { name: 'Verify version 3' }).click()
+  await parent.sees(/✓ Verified in the log at checkpoint \d+/, history)
+  assert(
+    (await p.evaluate(() => localStorage.getItem('healthledger.logKey.medical'))) === logKey('medical'),
+    'the browser pinned the medical log’s key as the network publishes it',
+  )
   await screenshot(parent, 'parent-card-and-history', p.locator('.child-sections'))
 
   step('2. the parent applies to school-a, which accepts')
@@ -308,6 +322,8 @@ async function story(browser: Browser): Promise<void> {
   const permission = reports.locator('[data-test="permission"]')
   await parent.sees('school-a — may read it', permission)
   await parent.sees(/Approved .*; until /, permission)
+  await reports.getByRole('button', { name: 'Verify this report' }).click()
+  await parent.sees(/✓ Verified in the log at checkpoint \d+/, reports)
   await screenshot(parent, 'parent-approved-for-school-a', reports)
 
   await schoolA.sees(CONCLUSION)

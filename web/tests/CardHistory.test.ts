@@ -1,10 +1,11 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import CardHistory from '../src/components/CardHistory.vue'
 import type { CardFieldsFragment } from '../src/gql/graphql'
 import { changed } from '../src/live'
 import { fakeApi, page, settle } from './fakeApi'
+import { madeProof, SHOWN_CARD, TX_ID } from './logFixtures'
 
 const card = (version: number): CardFieldsFragment => ({
   childId: 'child-1',
@@ -111,5 +112,58 @@ describe('CardHistory', () => {
     await settle()
     expect(wrapper.find('[role="alert"]').text()).toContain('This record does not exist, or you are not allowed to see it.')
     expect(heads(wrapper)).toEqual([])
+  })
+})
+
+describe('CardHistory: verifying a version', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals()
+    localStorage.clear()
+  })
+
+  const NO_COMMITMENT = 'This version was written before records carried commitments, so it has no verified read.'
+
+  /** Versions 3, 2 and 1 with cursors c3, c2, c1; version 3 is the card of the made proof. */
+  function verifiable() {
+    const made = madeProof()
+    vi.stubGlobal('fetch', async () => new Response(`${made.signer.verifierKey()}\n`))
+    const revision = (version: number) => ({
+      version, txId: version === 3 ? TX_ID : `tx-${version}`, blockNumber: version, author: 'dr-house',
+      timestamp: '2026-03-01T10:00:00+00:00', card: version === 3 ? SHOWN_CARD : card(version),
+    })
+    return fakeApi((name, variables) => {
+      if (name === 'CardHistory') {
+        const edges = [3, 2, 1].map((version) => ({ cursor: `c${version}`, node: revision(version) }))
+        return { data: { medicalCardHistory: { edges, pageInfo: { hasNextPage: false, endCursor: 'c1' } } } }
+      }
+      if (name !== 'CardRevisionProof') throw new Error(`unexpected ${name}`)
+      if (variables.after !== null) return { code: 'UNAVAILABLE', message: NO_COMMITMENT }
+      const node = { version: 3, txId: TX_ID, proof: made.record }
+      return { data: { medicalCardHistory: { edges: [{ node }] } } }
+    })
+  }
+
+  it('asks for the proof of the version clicked only, and verifies it in the browser', async () => {
+    const api = verifiable()
+    const wrapper = open(api)
+    await settle()
+    expect(api.sent.map((s) => s.name)).toEqual(['CardHistory'])
+    await wrapper.get('button[aria-label="Verify version 3"]').trigger('click')
+    await settle()
+    expect(api.sent.at(-1)).toEqual({ name: 'CardRevisionProof', variables: { childId: 'child-1', after: null } })
+    const newest = wrapper.findAll('.timeline > li')[0]!
+    expect(newest.get('[role="status"]').text()).toMatch(/^✓ Verified in the log at checkpoint 7/)
+  })
+
+  it('says plainly why a version has no verified read', async () => {
+    const api = verifiable()
+    const wrapper = open(api)
+    await settle()
+    await wrapper.get('button[aria-label="Verify version 2"]').trigger('click')
+    await settle()
+    expect(api.sent.at(-1)).toEqual({ name: 'CardRevisionProof', variables: { childId: 'child-1', after: 'c3' } })
+    const second = wrapper.findAll('.timeline > li')[1]!
+    expect(second.get('[role="status"]').text()).toBe(`Not verified: ${NO_COMMITMENT}`)
+    expect(wrapper.find('[data-test="verified"]').exists()).toBe(false)
   })
 })

@@ -12,6 +12,7 @@ type Permission = Report['permissions'][number]
 
 const report = (changes: Partial<Report>): Report => ({
   id: 'report-1',
+  txId: 'tx-report',
   childId: 'child-1',
   reportRequestId: 'request-1',
   status: 'READY',

@@ -10,6 +10,7 @@ type Report = NodeOf<ReportsQuery['reports']>
 
 const report = (id: string, changes: Partial<Report>): Report => ({
   id,
+  txId: 'tx-report',
   childId: 'child-1',
   reportRequestId: 'request-1',
   status: 'READY',
@@ -72,6 +73,8 @@ describe('SchoolHome', () => {
     expect(ready!.find('p').text()).not.toContain('until')
     expect(approved!.find('[data-test="conclusion"]').text()).toBe('Fit.')
     expect(wrapper.text()).not.toMatch(/other schools?/i)
+    // A school is shown its own view, not the report's stored record: nothing to verify.
+    expect(wrapper.find('button[aria-label="Verify this report"]').exists()).toBe(false)
   })
 
   it('shows older admission requests with the report requests of their time', async () => {

@@ -42,12 +42,32 @@ export const CardHistoryQuery = graphql(`
   query CardHistory($childId: ID!, $first: Int!, $after: String) {
     medicalCardHistory(childId: $childId, first: $first, after: $after) {
       edges {
+        cursor
         node {
           version txId blockNumber author timestamp
           card { ...CardFields }
         }
       }
       pageInfo { hasNextPage endCursor }
+    }
+  }
+`)
+
+export const VerifiedRecordFieldsFragment = graphql(`
+  fragment VerifiedRecordFields on VerifiedRecord {
+    key canonicalText salt commitment txHashInputs
+    inclusion {
+      leafIndex treeSize leafHash hashes
+      checkpoint { origin treeSize rootHash note }
+    }
+  }
+`)
+
+/** One version's proof: the page after `after` (a cursor of the history), of one version. */
+export const CardRevisionProofQuery = graphql(`
+  query CardRevisionProof($childId: ID!, $after: String) {
+    medicalCardHistory(childId: $childId, first: 1, after: $after) {
+      edges { node { version txId proof { ...VerifiedRecordFields } } }
     }
   }
 `)
@@ -88,7 +108,7 @@ export const ReportsQuery = graphql(`
     reports(first: $first, after: $after) {
       edges {
         node {
-          id childId reportRequestId status authorUid createdAt permittedSchools cardVersion
+          id txId childId reportRequestId status authorUid createdAt permittedSchools cardVersion
           cardHash
           permissions { ...PermissionFields }
         }
@@ -107,6 +127,12 @@ export const ReportContentQuery = graphql(`
         vaccinations { vaccine date dose }
       }
     }
+  }
+`)
+
+export const ReportProofQuery = graphql(`
+  query ReportProof($id: ID!) {
+    report(id: $id) { id proof { ...VerifiedRecordFields } }
   }
 `)
 
