@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import CardHistory from '../src/components/CardHistory.vue'
 import type { CardFieldsFragment } from '../src/gql/graphql'
 import { changed } from '../src/live'
-import { fakeApi, page, settle } from './fakeApi'
+import { fakeApi, page, settle, verdict } from './fakeApi'
 import { madeProof, SHOWN_CARD, TX_ID } from './logFixtures'
 
 const card = (version: number): CardFieldsFragment => ({
@@ -152,7 +152,7 @@ describe('CardHistory: verifying a version', () => {
     await settle()
     expect(api.sent.at(-1)).toEqual({ name: 'CardRevisionProof', variables: { childId: 'child-1', after: null } })
     const newest = wrapper.findAll('.timeline > li')[0]!
-    expect(newest.get('[role="status"]').text()).toMatch(/^✓ Verified in the log at checkpoint 7/)
+    expect(await verdict(newest)).toMatch(/^✓ Verified in the log at checkpoint 7/)
   })
 
   it('says plainly why a version has no verified read', async () => {
@@ -163,7 +163,7 @@ describe('CardHistory: verifying a version', () => {
     await settle()
     expect(api.sent.at(-1)).toEqual({ name: 'CardRevisionProof', variables: { childId: 'child-1', after: 'c3' } })
     const second = wrapper.findAll('.timeline > li')[1]!
-    expect(second.get('[role="status"]').text()).toBe(`Not verified: ${NO_COMMITMENT}`)
+    expect(await verdict(second)).toBe(`Not verified: ${NO_COMMITMENT}`)
     expect(wrapper.find('[data-test="verified"]').exists()).toBe(false)
   })
 })

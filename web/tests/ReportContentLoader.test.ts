@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { NodeOf } from '../src/api/paging'
 import ReportContentLoader from '../src/components/ReportContentLoader.vue'
 import type { ReportsQuery } from '../src/gql/graphql'
-import { fakeApi, settle } from './fakeApi'
+import { fakeApi, settle, verdict } from './fakeApi'
 import { LogSigner } from './logFixtures'
 
 const CONTENT = {
@@ -58,7 +58,7 @@ describe('ReportContentLoader: verifying a report', () => {
     await wrapper.get('button[aria-label="Verify this report"]').trigger('click')
     await settle()
     expect(api.sent.at(-1)).toEqual({ name: 'ReportProof', variables: { id: 'report-1' } })
-    expect(wrapper.get('[role="status"]').text()).toBe(
+    expect(await verdict(wrapper)).toBe(
       'Not verified: the record in the log does not hold what the page shows (content.conclusion).',
     )
   })
@@ -68,7 +68,7 @@ describe('ReportContentLoader: verifying a report', () => {
     await settle()
     await wrapper.get('button[aria-label="Verify this report"]').trigger('click')
     await settle()
-    expect(wrapper.get('[role="status"]').text()).toBe(
+    expect(await verdict(wrapper)).toBe(
       'Not verified: the record and its salt do not make the commitment given.',
     )
   })

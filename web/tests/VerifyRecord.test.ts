@@ -5,7 +5,7 @@ import type { ProofAnswer } from '../src/api/proofs'
 import { PIN_PREFIX } from '../src/domain/logKeys'
 import { LogSigner, madeProof } from './logFixtures'
 import type { MadeProof } from './logFixtures'
-import { settle } from './fakeApi'
+import { settle, verdict } from './fakeApi'
 
 /** The server: the proof (or a refusal) for the GraphQL query, and `keyLine` at /log/medical.pub. */
 function serve(answer: ProofAnswer, keyLine: string | null) {
@@ -24,8 +24,7 @@ function open(made: MadeProof, fetchProof: () => Promise<ProofAnswer>) {
 
 async function click(wrapper: ReturnType<typeof open>): Promise<string> {
   await wrapper.get('button[aria-label="Verify version 3"]').trigger('click')
-  await settle()
-  return wrapper.get('[role="status"]').text()
+  return verdict(wrapper)
 }
 
 describe('VerifyRecord', () => {

@@ -2,6 +2,7 @@
 import { Client, CombinedError, makeResult } from '@urql/core'
 import type { Operation, OperationResult } from '@urql/core'
 import { GraphQLError } from 'graphql'
+import { vi } from 'vitest'
 import { filter, map, pipe } from 'wonka'
 
 export type Answer = { data: unknown } | { code: string; message: string }
@@ -43,6 +44,24 @@ export function fakeApi(answer: (name: string, variables: Record<string, unknown
 }
 
 /** Lets pending promises and Vue's render queue settle. */
+/**
+ * The verdict a verification shows in `within` once it is done. Its hashing and signature
+ * checks (WebCrypto) leave the event loop, so they can outlast `settle` on a busy machine:
+ * this waits for the verdict itself, up to five seconds.
+ */
+export async function verdict(within: {
+  find(selector: string): { exists(): boolean; text(): string }
+}): Promise<string> {
+  return vi.waitFor(
+    () => {
+      const status = within.find('[role="status"]')
+      if (!status.exists()) throw new Error('no verdict yet')
+      return status.text()
+    },
+    { timeout: 5000, interval: 10 },
+  )
+}
+
 export async function settle(): Promise<void> {
   for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setTimeout(resolve, 0))
 }
