@@ -231,15 +231,8 @@ class MedicalCardRevision:
     _read_with_proof: strawberry.Private[bool]
 
     async def _verified(self, info: Info) -> VerifiedRecord:
-        context = context_of(info)
-        found = await verified_read(
-            context.services,
-            "medical",
-            self._opening,
-            context.identity,
-            asked=self._read_with_proof,
-        )
-        return VerifiedRecord.of(found)
+        asked = self._read_with_proof
+        return await VerifiedRecord.read(info, "medical", self._opening, asked=asked)
 
     proof: VerifiedRecord = strawberry.field(
         resolver=_verified,
@@ -470,15 +463,8 @@ class Report:
     _read_with_proof: strawberry.Private[bool]
 
     async def _verified(self, info: Info) -> VerifiedRecord:
-        context = context_of(info)
-        found = await verified_read(
-            context.services,
-            "report",
-            self._opening,
-            context.identity,
-            asked=self._read_with_proof,
-        )
-        return VerifiedRecord.of(found)
+        asked = self._read_with_proof
+        return await VerifiedRecord.read(info, "report", self._opening, asked=asked)
 
     proof: VerifiedRecord = strawberry.field(
         resolver=_verified,
@@ -651,6 +637,17 @@ class VerifiedRecord:
             tx_hash_inputs=read.tx_text,
             inclusion=InclusionProof.of(read.inclusion.proof, read.inclusion.checkpoint),
         )
+
+    @classmethod
+    async def read(
+        cls, info: Info, channel: str, opening: records.RecordOpening | None, *, asked: bool
+    ) -> VerifiedRecord:
+        """The `proof` of a version read on `channel` (see api/verified_reads.py)."""
+        context = context_of(info)
+        found = await verified_read(
+            context.services, channel, opening, context.identity, asked=asked
+        )
+        return cls.of(found)
 
 
 @strawberry.type(
