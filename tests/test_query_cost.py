@@ -271,9 +271,18 @@ def _refusal_cpu_seconds(document: str) -> float:
 )
 def test_a_refusal_costs_less_than_five_milliseconds_of_cpu(document: str) -> None:
     # The machine is shared and its speed varies from day to day: on one slower than the
-    # one the limit was set on, the limit scales with the parser's own cost.
-    limit = max(REFUSAL_CPU_LIMIT_S, REFUSAL_CPU_LIMIT_IN_PARSES * _parse_cpu_seconds(document))
-    assert _refusal_cpu_seconds(document) < limit
+    # one the limit was set on, the limit scales with the parser's own cost. A neighbour's
+    # burst can still slow one measurement of the two, so a refusal gets three tries; one
+    # that really costs too much fails all three.
+    measured = []
+    for _ in range(3):
+        parsing = _parse_cpu_seconds(document)
+        limit = max(REFUSAL_CPU_LIMIT_S, REFUSAL_CPU_LIMIT_IN_PARSES * parsing)
+        refusal = _refusal_cpu_seconds(document)
+        if refusal < limit:
+            return
+        measured.append(f"{refusal * 1000:.2f} ms (limit {limit * 1000:.2f} ms)")
+    pytest.fail(f"The refusal cost {', '.join(measured)} of CPU.")
 
 
 def _parse_cpu_seconds(document: str) -> float:
