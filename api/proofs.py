@@ -68,9 +68,7 @@ async def inclusion_proof(
         await services.gateway.evaluate(caller, channel, "writtenRecordPurpose", {"keys": keys})
     except NotFoundError:
         raise NotFoundError(NO_SUCH_TRANSACTION) from None
-    return await asyncio.to_thread(
-        _signed_inclusion, services, ledger, tx_id, leaf_index, tree_size
-    )
+    return await asyncio.to_thread(_signed_inclusion, services, ledger, leaf_index, tree_size)
 
 
 async def consistency_proof(
@@ -100,10 +98,10 @@ def _written_keys(tx_text: str) -> list[str]:
 
 
 def _signed_inclusion(
-    services: Services, ledger: ChannelLedger, tx_id: str, leaf_index: int, tree_size: int | None
+    services: Services, ledger: ChannelLedger, leaf_index: int, tree_size: int | None
 ) -> SignedInclusion:
-    current = ledger.proofs.head().size
     if tree_size is not None:
+        current = ledger.proofs.head().size
         if tree_size > current:
             raise BadInputError(
                 f"treeSize {tree_size} is beyond the channel's tree of {current} transactions."
@@ -113,7 +111,7 @@ def _signed_inclusion(
                 f"treeSize {tree_size} ends before the transaction, which is leaf "
                 f"{leaf_index}: ask for a tree of at least {leaf_index + 1} transactions."
             )
-    proof = ledger.proofs.inclusion(tx_id, current if tree_size is None else tree_size)
+    proof = ledger.proofs.inclusion_at(leaf_index, tree_size)
     return SignedInclusion(proof, services.checkpoints.checkpoint(ledger.name, proof.tree_size))
 
 

@@ -80,13 +80,13 @@ def _verified_read(
     found = ledger.proofs.leaf_index(opening["txId"])
     if found is None:
         raise TreeNotAvailableError(WRITTEN_BEFORE_COMMITMENTS)
-    _, tx_text = found
+    leaf, tx_text = found
     # The whole text is hashed into the leaf, so it is handed out whole: its keys, reads and
     # event audiences too. Only to those the ledger explorer shows the transaction's header:
     # its creator and those its events were addressed to (a doctor reading version 1 of a
     # card would otherwise learn whom the parent offered guardianship).
     if not may_see_transaction(Transaction.from_text(tx_text, 0, 0), viewer):
         raise ForbiddenError(TRANSACTION_NOT_YOURS)
-    proof = ledger.proofs.inclusion(opening["txId"])
+    proof = ledger.proofs.inclusion_at(leaf)
     signed = services.checkpoints.checkpoint(ledger.name, proof.tree_size)
     return VerifiedRead(opening, tx_text, SignedInclusion(proof, signed))

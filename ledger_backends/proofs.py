@@ -168,6 +168,10 @@ class TreeProofs:
         index = self._leaf(tx_id)
         if index is None:
             raise TreeNotAvailableError(f"Channel {self.channel!r} has no such transaction.")
+        return self.inclusion_at(index, size)
+
+    def inclusion_at(self, index: int, size: int | None = None) -> Inclusion:
+        """As `inclusion`, for the transaction at leaf `index` (as `leaf_index` found it)."""
         head = self.head_at(size)
         if index >= head.size:
             raise TreeNotAvailableError(
