@@ -66,6 +66,7 @@ COPY checkpoints ./checkpoints
 COPY devkit ./devkit
 COPY domain ./domain
 COPY encryption ./encryption
+COPY fhir_export ./fhir_export
 COPY ledger_backends ./ledger_backends
 COPY proofcheck ./proofcheck
 RUN pip install --no-cache-dir --no-deps . \

@@ -45,6 +45,7 @@ PACKAGES = (
     "devkit",
     "domain",
     "encryption",
+    "fhir_export",
     "ledger_backends",
     "proofcheck",
 )
