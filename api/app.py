@@ -1,11 +1,11 @@
 """The Starlette application: /graphql (POST, GraphiQL on GET, websockets), health, metrics,
-and each channel's signed checkpoint (/checkpoint/CHANNEL).
+each channel's signed checkpoint (/checkpoint/CHANNEL), and the FHIR export (/fhir).
 
 Requests to /graphql must carry a verified identity (client certificate over
-mutual TLS, or from a trusted proxy's header), as must those to /metrics and
-/checkpoint: without one, HTTP gets 401 with
-an UNAUTHENTICATED GraphQL error, and a websocket upgrade is refused (closed before
-it is accepted, which uvicorn answers with HTTP 403).
+mutual TLS, or from a trusted proxy's header), as must those to /metrics,
+/checkpoint and /fhir: without one, HTTP gets 401 with
+an UNAUTHENTICATED GraphQL error (under /fhir, an OperationOutcome), and a websocket
+upgrade is refused (closed before it is accepted, which uvicorn answers with HTTP 403).
 Bodies over 1 MiB get HTTP 413 before any parsing; bodies that take over 30 s, 408.
 Every HTTP answer of /graphql, refusals included, takes the media type and status that
 api.graphql_over_http gives it.
@@ -43,6 +43,7 @@ from .checkpoint_access import (
     log_key_endpoint,
 )
 from .context import Context
+from .fhir_endpoints import FhirEndpoints, unauthenticated
 from .graphql_over_http import (
     APPLICATION_JSON,
     RequestRefusedError,
@@ -184,14 +185,23 @@ def _refusal(scope: Scope, status: int, message: str, code: str) -> Response:
     return refusal_answer(refused, Headers(scope=scope).get("accept")).response()
 
 
+def _unauthenticated(scope: Scope, refusal: UnauthenticatedError) -> Response:
+    return _refusal(scope, 401, str(refusal), "UNAUTHENTICATED")
+
+
 class IdentityGate:
-    """Puts the verified Identity into the scope, or refuses the request."""
+    """Puts the verified Identity into the scope, or refuses the request: an HTTP request
+    with what `refuse` answers (by default a GraphQL error, 401 UNAUTHENTICATED)."""
 
     def __init__(
-        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], services: Services
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        services: Services,
+        refuse: Callable[[Scope, UnauthenticatedError], Response] = _unauthenticated,
     ) -> None:
         self.app = app
         self.services = services
+        self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -200,7 +210,7 @@ class IdentityGate:
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 4401, "reason": str(exc)[:120]})
             else:
-                await _refusal(scope, 401, str(exc), "UNAUTHENTICATED")(scope, receive, send)
+                await self.refuse(scope, exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, receive, send)
@@ -287,6 +297,7 @@ def create_app(
     """
     view = HealthLedgerGraphQL(services, persisted_operations or PersistedOperations())
     graphql = BodyLimit(IdentityGate(view, services), MAX_BODY_BYTES)
+    fhir = IdentityGate(FhirEndpoints(services), services, refuse=unauthenticated)
     listener = HealthListener(services, health) if health else None
 
     async def metrics(request: Request) -> Response:
@@ -324,6 +335,9 @@ def create_app(
                 IdentityGate(request_response(log_key_endpoint(services)), services),
                 methods=["GET"],
             ),
+            # Every path and method under /fhir reaches the endpoints, which answer FHIR.
+            Route("/fhir", fhir),
+            Route("/fhir/{path:path}", fhir),
             *web_routes(),
         ],
         lifespan=lifespan,

@@ -1,6 +1,6 @@
 """Everything a running server holds: network, ledgers, key stores and keyrings, gateway,
-identities, events, metrics, the checkpoint signer, and the sweep that announces consents
-ended by time."""
+identities, events, metrics, the checkpoint signer, the sweep that announces consents
+ended by time, and the FHIR export over the gateway."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from chaincode.report import ReportContract
 from checkpoints.log_keys import load_log_keys
 from checkpoints.signer import CheckpointSigner
 from encryption.keyring import Keyring
+from fhir_export.export import FhirExport
 from ledger_backends import ChannelLedger, Ledger, LedgerError, open_ledger
 from ledger_backends.keystores import KeyStore, open_key_store
 
@@ -101,6 +102,11 @@ class Services:
     consent_sweep: ConsentSweep
     keyrings: Keyrings
     checkpoints: CheckpointSigner
+
+    @property
+    def fhir(self) -> FhirExport:
+        """FHIR Bundles of what each caller may read, read through the gateway as them."""
+        return FhirExport(self.gateway)
 
     @classmethod
     def open(

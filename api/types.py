@@ -7,6 +7,7 @@ from enum import Enum
 from typing import Generic, TypeVar
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from chaincode import records
@@ -16,6 +17,7 @@ from ledger_backends.proofs import Consistency, Inclusion
 from ledger_backends.records import parse_timestamp
 
 from .context import context_of
+from .fhir_endpoints import naming_at
 from .permissions import ReportRecordReaders
 from .verified_reads import VerifiedRead, verified_read
 
@@ -138,6 +140,25 @@ class Child:
     )
     doctor_uid: str | None
     sex: str | None
+
+    async def _fhir(self, info: Info) -> JSON | None:
+        c = context_of(info)
+        if c.identity.role != "parent":
+            raise ForbiddenError("Only the child's guardians can export its record.")
+        # A parent offered guardianship sees the child too: NOT_FOUND unless a guardian.
+        child_id = str(self.id)
+        gateway = c.services.gateway
+        await gateway.evaluate(c.identity, "medical", "readGuardians", {"childId": child_id})
+        naming = naming_at(c.services, c.request)
+        return JSON(await c.services.fhir.everything(c.identity, child_id, naming))
+
+    fhir: JSON | None = strawberry.field(
+        resolver=_fhir,
+        description=(
+            "The child's whole record as a FHIR R4 Bundle (searchset), as GET "
+            "/fhir/Patient/ID/$everything gives it: for the child's guardians only."
+        ),
+    )
 
     @classmethod
     def of(cls, r: records.ChildView) -> Child:

@@ -391,10 +391,12 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
         after: str | None = None,
         withContent: bool = True,
         withProof: bool = False,
+        childId: str | None = None,
     ) -> Page[ReportView]:
         """Reports the caller may see: guardians', the author's, a school's (asked or
-        permitted); newest first. `status` is the status the caller is shown. Content as in
-        readReport: only `withContent`, each a read of it; openings as in readReport."""
+        permitted); newest first. `status` is the status the caller is shown; `childId`, when
+        given, keeps that child's reports only, and no other report's content is read. Content
+        as in readReport: only `withContent`, each a read of it; openings as in readReport."""
         _check_status(status, REPORT_STATUSES)
         if ctx.caller.role == "parent":
             prefixes = [f"guardian-report/{person_of(ctx.caller)}/"]
@@ -409,7 +411,9 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
 
         def load(report_id: str) -> ReportView | None:
             report: Report | None = ctx.get_state(f"report/{report_id}")
-            if report is None or not _may_see_report(ctx, report):
+            if report is None or childId not in (None, report["childId"]):
+                return None
+            if not _may_see_report(ctx, report):
                 return None
             view = _report_view(ctx, report, with_content=withContent, with_proof=withProof)
             listed[report_id] = report

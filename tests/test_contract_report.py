@@ -1166,6 +1166,39 @@ def test_listing_reports_with_an_unknown_status_is_bad_user_input(world: World) 
     refused(world, PARENT, "listReports", BadInputError, status="PENDING")
 
 
+def test_a_child_s_reports_are_listed_and_read_without_another_child_s(world: World) -> None:
+    first = world.approved_report("school-a")
+    sibling = world.medical.call(
+        PARENT, "registerChild", fullName="Boris Smirnov", birthDate="2020-01-02"
+    )
+    agreement = world.medical.call(
+        PARENT, "signAgreement", childId=sibling["id"], doctorUid=DOCTOR.uid
+    )
+    world.medical.call(DOCTOR, "acceptAgreement", id=agreement["id"])
+    admission = world.call(
+        PARENT, "createAdmissionRequest", world.child(PARENT, sibling["id"]), school="school-a"
+    )
+    world.call(SCHOOL_A, "acceptAdmissionRequest", id=admission["id"])
+    request = world.call(SCHOOL_A, "createReportRequest", admissionRequestId=admission["id"])
+    second = world.write_report(DOCTOR, request["id"])
+    world.call(PARENT, "approveReport", id=second["id"], schools=["school-a"])
+    for caller in (PARENT, SCHOOL_A):
+        assert {r["id"] for r in items(world.call(caller, "listReports"))} == {
+            first["id"],
+            second["id"],
+        }
+        listed = items(world.call(caller, "listReports", childId=world.child_id))
+        assert [(r["id"], r["content"]) for r in listed] == [(first["id"], first["content"])]
+        # Only the listed report's content was read, so only it enters an access log.
+        assert [read["recordId"] for read in world.report.reads.granted] == [first["id"]]
+        assert world.report.reads.refused == []
+        listed = items(world.call(caller, "listReports", childId=sibling["id"], withContent=False))
+        assert [(r["id"], r["content"]) for r in listed] == [(second["id"], None)]
+        assert world.report.reads.granted == []
+    assert items(world.call(PARENT, "listReports", childId=world.other_child_id)) == []
+    assert items(world.call(SCHOOL_B, "listReports", childId=world.child_id)) == []
+
+
 # -- pages of lists --------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Protective headers over real mutual TLS: GraphiQL is never framed or prefilled, and no
-response carrying records (every /graphql answer, its websocket handshake, /metrics) is stored."""
+response carrying records (every /graphql answer, its websocket handshake, /metrics, every
+/fhir answer) is stored."""
 
 from __future__ import annotations
 
@@ -98,3 +99,18 @@ def test_metrics_are_never_stored(api: Api) -> None:
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["pragma"] == "no-cache"
+
+
+def test_fhir_answers_are_never_stored(api: Api) -> None:
+    child = register(api)
+    for path in (
+        f"/fhir/Patient/{child}/$everything",
+        f"/fhir/Consent?patient={child}",
+        "/fhir/metadata",
+        "/fhir/Consent",
+        "/fhir/Observation",
+    ):
+        response = api.get(path)
+        assert response.headers["content-type"] == "application/fhir+json; charset=utf-8", path
+        assert response.headers["cache-control"] == "no-store", path
+        assert response.headers["pragma"] == "no-cache", path

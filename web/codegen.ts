@@ -31,7 +31,7 @@ const config: CodegenConfig = {
     'src/gql/': {
       preset: 'client',
       config: {
-        scalars: { Date: 'string', DateTime: 'string' },
+        scalars: { Date: 'string', DateTime: 'string', JSON: 'unknown' },
         enumsAsTypes: true,
         useTypeImports: true,
         strictScalars: true,

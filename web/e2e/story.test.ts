@@ -4,8 +4,8 @@
 // client certificate to a running `healthledger serve`; then a second pediatrician opens
 // emergency access to the child, which the parents see, with every read, and end. On the way the
 // parent verifies a card version and the report in the log, in the browser, against the log key
-// it pins. Asserts what each person sees; saves a screenshot per step, and of every open page
-// when the story fails.
+// it pins, and downloads the child's record as a FHIR R4 file. Asserts what each person sees;
+// saves a screenshot per step, and of every open page when the story fails.
 // Then a parent whose certificate is in Chromium's own certificate store, as a person's browser
 // holds it, uses the app and GraphiQL with every request to another host blocked. Last, the
 // parent erases the child's records by typing its full name: the child is gone for everyone.
@@ -116,6 +116,12 @@ class Person {
   section(name: string): Locator {
     return this.page.getByRole('region', { name, exact: true })
   }
+}
+
+/** What the story reads of the FHIR record a parent downloads. */
+interface FhirBundle {
+  resourceType: string
+  entry: { resource: { resourceType: string; id: string; vaccineCode?: { text?: string } } }[]
 }
 
 let shots = 0
@@ -341,8 +347,32 @@ async function story(browser: Browser): Promise<void> {
   await parent.sees('school-a — may no longer read it: you withdrew the permission', permission)
   await screenshot(parent, 'parent-withdrew-permission', reports)
 
-  step('6. a second pediatrician opens emergency access with a reason; the parents see the banner and the reads, and end it; the next read is refused')
+  console.log('   the parent downloads the child’s record as an HL7 FHIR R4 file')
   const childId = (await p.locator('[data-test="child-id"]').innerText()).trim()
+  const record = parent.section('Download the record')
+  const downloading = p.waitForEvent('download')
+  await record.getByRole('button', { name: 'Download FHIR record' }).click()
+  const download = await downloading
+  assert.match(download.suggestedFilename(), /^mia-martin-\d{4}-\d\d-\d\d\.fhir\.json$/)
+  await parent.sees(`Saved as ${download.suggestedFilename()}.`, record)
+  const bundle = JSON.parse(readFileSync(await download.path(), 'utf8')) as FhirBundle
+  assert.equal(bundle.resourceType, 'Bundle')
+  const resources = bundle.entry.map((entry) => entry.resource)
+  assert.deepEqual(
+    resources.filter((resource) => resource.resourceType === 'Patient').map((patient) => patient.id),
+    [childId],
+    'the record holds the child as its one Patient',
+  )
+  assert(
+    resources.some((resource) => resource.resourceType === 'Immunization' && resource.vaccineCode?.text === 'MMR'),
+    'the record holds the card’s MMR vaccination',
+  )
+  assert(
+    resources.some((resource) => resource.resourceType === 'DocumentReference'),
+    'the record holds the health report',
+  )
+
+  step('6. a second pediatrician opens emergency access with a reason; the parents see the banner and the reads, and end it; the next read is refused')
   const emergencyDoctor = await Person.open(browser, EMERGENCY_DOCTOR, 'hospital')
   people.push(emergencyDoctor)
   const e = emergencyDoctor.page

@@ -1,7 +1,8 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { NodeOf } from '../src/api/paging'
+import { today } from '../src/domain/format'
 import type { ChildrenQuery } from '../src/gql/graphql'
 import ParentHome from '../src/views/parent/ParentHome.vue'
 import { fakeApi, page, settle } from './fakeApi'
@@ -66,6 +67,10 @@ function ledger() {
     }
   })
 }
+
+afterEach(() => {
+  vi.restoreAllMocks()
+})
 
 describe('ParentHome', () => {
   it('shows a guardianship offer, accepts it, and then lists and opens the child', async () => {
@@ -151,6 +156,57 @@ describe('ParentHome', () => {
     expect(wrapper.element.firstElementChild!.contains(banners[0]!.element)).toBe(true)
     expect(wrapper.find('#access-heading').text()).toBe('Who saw this record')
     expect(api.sent.find((s) => s.name === 'AccessLog')?.variables).toEqual({ childId: 'child-1', first: 50, after: null })
+  })
+
+  it('offers the chosen child’s record as a FHIR file, in the panel before the erasure', async () => {
+    const noah: Child = { ...mia, id: 'child-2', fullName: 'Noah Martin', pendingGuardians: [] }
+    const api = fakeApi((name, variables) => {
+      switch (name) {
+        case 'Children':
+          return { data: { children: page([{ ...mia, pendingGuardians: [] }, noah]) } }
+        case 'ChildFhirRecord':
+          return { data: { child: { id: variables.id, fhir: { resourceType: 'Bundle', type: 'searchset', entry: [] } } } }
+        case 'PendingGuardianships':
+          return { data: { pendingGuardianships: [] } }
+        case 'EmergencyAccesses':
+          return { data: { emergencyAccesses: [] } }
+        case 'MedicalCard':
+          return { code: 'NOT_FOUND', message: 'No card.' }
+        case 'CardHistory':
+          return { data: { medicalCardHistory: page([]) } }
+        case 'AccessLog':
+        case 'Agreements':
+        case 'AdmissionRequests':
+        case 'ReportRequests':
+        case 'Reports': {
+          const field = name.charAt(0).toLowerCase() + name.slice(1)
+          return { data: { [field]: page([]) } }
+        }
+        default:
+          throw new Error(`unexpected ${name}`)
+      }
+    })
+    const clicked: string[] = []
+    vi.spyOn(URL, 'createObjectURL').mockReturnValue('blob:https://healthledger.test/1')
+    vi.spyOn(URL, 'revokeObjectURL').mockImplementation(() => {})
+    vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push(this.download)
+    })
+    const wrapper = mount(ParentHome, {
+      props: { uid: 'alice', schools: [] },
+      global: { plugins: [[urql, api.client]] },
+      attachTo: document.body,
+    })
+    await settle()
+    const panels = wrapper.findAll('.child-sections > section')
+    expect(panels.at(-2)!.find('h3').text()).toBe('Download the record')
+    await wrapper.findAll('.choices button').at(1)!.trigger('click')
+    await settle()
+    await panels.at(-2)!.find('button').trigger('click')
+    await settle()
+    expect(api.sent.filter((s) => s.name === 'ChildFhirRecord').map((s) => s.variables)).toEqual([{ id: 'child-2' }])
+    expect(clicked).toEqual([`noah-martin-${today()}.fhir.json`])
+    wrapper.unmount()
   })
 
   it('says in the register form that other parents must accept guardianship', async () => {

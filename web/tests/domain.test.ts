@@ -4,6 +4,7 @@ import { draftOf, patchOf } from '../src/domain/cardForm'
 import { accessSentence, blocksText, mergeErasures } from '../src/domain/access'
 import { isOpen, reasonProblem } from '../src/domain/emergency'
 import { eventSentence } from '../src/domain/events'
+import { fhirFileName, fhirJsonText, isFhirBundle, nameSlug } from '../src/domain/fhirDownload'
 import { daysFromToday, endOfDay, formatDay, linesToList, today } from '../src/domain/format'
 import { reportPreview } from '../src/domain/reportPreview'
 import { schoolsOf } from '../src/domain/schools'
@@ -208,5 +209,49 @@ describe('emergency access', () => {
     expect(isOpen({ endedAt: null, validUntil: '2026-03-01T10:00:01Z' }, now)).toBe(true)
     expect(isOpen({ endedAt: null, validUntil: '2026-03-01T10:00:00Z' }, now)).toBe(false)
     expect(isOpen({ endedAt: '2026-03-01T09:30:00Z', validUntil: '2026-03-01T11:00:00Z' }, now)).toBe(false)
+  })
+})
+
+describe('the FHIR record’s file', () => {
+  it('is named after the child and today, in the user’s time zone', () => {
+    expect(fhirFileName('Mia Martin', new Date(2026, 2, 7, 23, 30))).toBe('mia-martin-2026-03-07.fhir.json')
+    expect(fhirFileName('Mia Martin', new Date(2026, 11, 31, 0, 5))).toBe('mia-martin-2026-12-31.fhir.json')
+  })
+
+  it('makes any name a file name part: accents dropped, other scripts kept, separators one hyphen', () => {
+    expect(nameSlug('  Mia \t Martin  ')).toBe('mia-martin')
+    expect(nameSlug('Zoë Saint-Éloi')).toBe('zoe-saint-eloi')
+    expect(nameSlug("O'Brien, Seán Jr.")).toBe('o-brien-sean-jr')
+    expect(nameSlug('Анна Петрова')).toBe('анна-петрова')
+    expect(nameSlug('李小龙 2')).toBe('李小龙-2')
+    expect(nameSlug('a/b\\c:d*e?f"g<h>i|j')).toBe('a-b-c-d-e-f-g-h-i-j')
+    expect(nameSlug('../../etc')).toBe('etc')
+    expect(nameSlug('!!!')).toBe('child')
+    expect(nameSlug('')).toBe('child')
+  })
+
+  it('keeps a long name to 60 characters, never ending in a hyphen or splitting a character', () => {
+    expect(nameSlug('a'.repeat(59) + ' bc')).toBe('a'.repeat(59))
+    expect(nameSlug('x'.repeat(80))).toHaveLength(60)
+    expect(Array.from(nameSlug('𝒜'.repeat(70)))).toHaveLength(60)
+  })
+
+  it('holds the Bundle as indented JSON that reads back to the same value', () => {
+    const bundle = {
+      resourceType: 'Bundle' as const,
+      type: 'searchset',
+      entry: [{ fullUrl: 'https://h.test/fhir/Patient/child-1', resource: { resourceType: 'Patient', id: 'child-1', name: [{ text: 'Zoë' }] } }],
+    }
+    const text = fhirJsonText(bundle)
+    expect(JSON.parse(text)).toEqual(bundle)
+    expect(text.split('\n').slice(0, 3)).toEqual(['{', '  "resourceType": "Bundle",', '  "type": "searchset",'])
+    expect(text.endsWith('}\n')).toBe(true)
+  })
+
+  it('is written only from a Bundle', () => {
+    expect(isFhirBundle({ resourceType: 'Bundle', entry: [] })).toBe(true)
+    for (const other of [null, undefined, 'Bundle', [], { resourceType: 'OperationOutcome' }, {}]) {
+      expect(isFhirBundle(other), JSON.stringify(other)).toBe(false)
+    }
   })
 })

@@ -3,7 +3,7 @@ import { Client, CombinedError, makeResult } from '@urql/core'
 import type { Operation, OperationResult } from '@urql/core'
 import { GraphQLError } from 'graphql'
 import { vi } from 'vitest'
-import { filter, map, pipe } from 'wonka'
+import { filter, fromPromise, fromValue, mergeMap, pipe } from 'wonka'
 
 export type Answer = { data: unknown } | { code: string; message: string }
 
@@ -18,29 +18,38 @@ function operationName(operation: Operation): string {
   return definition && 'name' in definition && definition.name ? definition.name.value : ''
 }
 
-export function fakeApi(answer: (name: string, variables: Record<string, unknown>) => Answer): FakeApi {
+/** `answer` may return a promise, to hold an answer back while a test looks at the page waiting. */
+export function fakeApi(
+  answer: (name: string, variables: Record<string, unknown>) => Answer | Promise<Answer>,
+): FakeApi {
   const sent: FakeApi['sent'] = []
-  const respond = (operation: Operation): OperationResult => {
+  const respond = (operation: Operation) => {
     const name = operationName(operation)
     const variables = (operation.variables ?? {}) as Record<string, unknown>
     sent.push({ name, variables })
     const reply = answer(name, variables)
-    if ('data' in reply) return makeResult(operation, { data: reply.data as Record<string, unknown> })
-    return {
-      operation,
-      data: undefined,
-      error: new CombinedError({
-        graphQLErrors: [new GraphQLError(reply.message, { extensions: { code: reply.code } })],
-      }),
-      stale: false,
-      hasNext: false,
-    }
+    return reply instanceof Promise
+      ? fromPromise(reply.then((held) => resultOf(operation, held)))
+      : fromValue(resultOf(operation, reply))
   }
   const client = new Client({
     url: 'https://healthledger.test/graphql',
-    exchanges: [() => (operations$) => pipe(operations$, filter((op) => op.kind !== 'teardown'), map(respond))],
+    exchanges: [() => (operations$) => pipe(operations$, filter((op) => op.kind !== 'teardown'), mergeMap(respond))],
   })
   return { client, sent }
+}
+
+function resultOf(operation: Operation, reply: Answer): OperationResult {
+  if ('data' in reply) return makeResult(operation, { data: reply.data as Record<string, unknown> })
+  return {
+    operation,
+    data: undefined,
+    error: new CombinedError({
+      graphQLErrors: [new GraphQLError(reply.message, { extensions: { code: reply.code } })],
+    }),
+    stale: false,
+    hasNext: false,
+  }
 }
 
 /** Lets pending promises and Vue's render queue settle. */

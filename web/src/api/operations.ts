@@ -142,6 +142,13 @@ export const ChildQuery = graphql(`
   }
 `)
 
+/** The child's whole record as a FHIR R4 Bundle (guardians only): a read the access log records. */
+export const ChildFhirRecordQuery = graphql(`
+  query ChildFhirRecord($id: ID!) {
+    child(id: $id) { id fhir }
+  }
+`)
+
 export const AccessLogQuery = graphql(`
   query AccessLog($childId: ID!, $first: Int!, $after: String) {
     accessLog(childId: $childId, first: $first, after: $after) {
