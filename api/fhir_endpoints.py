@@ -13,9 +13,10 @@ from fhir_export, read through the gateway as the caller, so the contracts' rule
 access log apply as for the same GraphQL reads, and a refusal carries the sentence the
 GraphQL refusal of the same read carries, in an OperationOutcome: NOT_FOUND 404
 `not-found`, FORBIDDEN 403 `forbidden`, BAD_USER_INPUT 400 `invalid`, UNAUTHENTICATED 401
-`login` (the identity gate's, `unauthenticated`), CONFLICT 409 `conflict`; any other
-failure 500 `exception`, logged. An unknown path under /fhir is 404 `not-found`, a method
-other than GET 405 `not-supported`.
+`login` (the identity gate's, `unauthenticated`), CONFLICT 409 `conflict`; a ledger that
+does not answer or is damaged 503 `transient`, logged in one line as GraphQL's UNAVAILABLE
+is; any other failure 500 `exception`, logged with its traceback. An unknown path under
+/fhir is 404 `not-found`, a method other than GET 405 `not-supported`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from domain.errors import (
 from fhir_export.bundles import operation_outcome
 from fhir_export.export import naming_of
 from fhir_export.naming import Naming
+from ledger_backends import BackendUnavailableError, LedgerDamagedError, ReadConflictError
 
 from .cursors import cursor_key
 from .services import Services
@@ -63,6 +65,7 @@ EVERYTHING = re.compile(r"Patient/(?P<id>[^/]+)/\$everything")
 # When the CapabilityStatement below last changed.
 CAPABILITIES_CHANGED = date(2026, 12, 7)
 FAULT = "The server could not answer; the error was logged."
+UNAVAILABLE = "The ledger is unavailable right now. Try again shortly."
 
 # A refusal's HTTP status and FHIR issue type, by its class.
 REFUSALS: dict[type[RefusalError], tuple[int, str]] = {
@@ -100,6 +103,14 @@ def refusal_answer(refusal: RefusalError) -> Response:
         if isinstance(refusal, kind):
             return fhir_answer(operation_outcome(issue, str(refusal)), status)
     return fault_answer(refusal)
+
+
+def outage_answer(outage: BackendUnavailableError | LedgerDamagedError) -> Response:
+    """A ledger that does not answer (or whose chain is damaged, which its own message says
+    and where): 503, an OperationOutcome `transient`, one log line without a traceback."""
+    log.warning("UNAVAILABLE: %s", outage)
+    message = str(outage) if isinstance(outage, LedgerDamagedError) else UNAVAILABLE
+    return fhir_answer(operation_outcome("transient", message), 503)
 
 
 def fault_answer(fault: Exception) -> Response:
@@ -161,6 +172,10 @@ class FhirEndpoints:
                 bundle = capability_statement(naming.base_url)
         except RefusalError as refusal:
             return refusal_answer(refusal)
+        except ReadConflictError:
+            return refusal_answer(ConflictError("Others changed the same records; ask again."))
+        except (BackendUnavailableError, LedgerDamagedError) as outage:
+            return outage_answer(outage)
         except Exception as fault:
             return fault_answer(fault)
         return fhir_answer(bundle)

@@ -64,6 +64,8 @@ from .writes import written_ids
 BLOOD_TYPES = ("O+", "O-", "A+", "A-", "B+", "B-", "AB+", "AB-")
 PE_GROUPS = ("MAIN", "PREPARATORY", "SPECIAL", "EXEMPT")
 MAX_GUARDIANS = 4
+# What reading a card answers when the child has none: no refusal of the reader.
+NO_CARD = "The child has no medical card."
 # An emergency access says why in a sentence, not a word.
 EMERGENCY_REASON_MIN = 20
 EMERGENCY_REASON_MAX = 1_000
@@ -368,7 +370,7 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
         child, purpose = _readable_child(ctx, childId, "MEDICAL_CARD")
         card: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
         if card is None:
-            raise NotFoundError("The child has no medical card.")
+            raise NotFoundError(NO_CARD)
         ctx.read_granted(_read_of(child, "MEDICAL_CARD", version=card["version"], purpose=purpose))
         return {**card, "childName": child["fullName"]}
 
@@ -386,7 +388,7 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
         check.integer(expectedVersion, "expectedVersion", low=1, high=2**31 - 1)
         recorded: MedicalCard | None = ctx.get_state(f"card/{child['id']}")
         if recorded is None:
-            raise NotFoundError("The child has no medical card.")
+            raise NotFoundError(NO_CARD)
         card = _patched(ctx, recorded, check.mapping(patch, "patch"))
         if recorded["version"] != expectedVersion:
             raise ConflictError(

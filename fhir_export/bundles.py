@@ -21,8 +21,8 @@ ISSUE_CODES = frozenset(
         "login",
         "conflict",
         "exception",
-        "too-costly",
         "not-supported",
+        "transient",
     }
 )
 

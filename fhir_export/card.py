@@ -128,7 +128,7 @@ def _observations(card: CardView, naming: Naming) -> list[tuple[dict[str, Any], 
                 {
                     "category": [codes.concept(codes.LABORATORY)],
                     "code": codes.concept(codes.BLOOD_GROUP),
-                    "valueString": card["bloodType"],
+                    "valueCodeableConcept": codes.blood_type(card["bloodType"]),
                 },
             )
         )

@@ -14,6 +14,7 @@ from typing import Any
 # -- code systems -------------------------------------------------------------------------
 
 LOINC = "http://loinc.org"
+SNOMED_CT = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 CVX_SYSTEM = "http://hl7.org/fhir/sid/cvx"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -47,12 +48,30 @@ def concept(*codings: dict[str, Any]) -> dict[str, Any]:
     return {"coding": [dict(c) for c in codings]}
 
 
+def blood_type(written: str) -> dict[str, Any]:
+    """A blood type as written on the card, with its SNOMED CT code when it is one of the
+    eight the card takes (a value stored before that check has its text only)."""
+    known = BLOOD_TYPES.get(written)
+    return {"coding": [dict(known)], "text": written} if known else {"text": written}
+
+
 # -- standard codes -----------------------------------------------------------------------
 
 BODY_HEIGHT = coding(LOINC, "8302-2", "Body height")
 BODY_WEIGHT = coding(LOINC, "29463-7", "Body weight")
 PHYSICAL_FINDINGS = coding(LOINC, "29545-1", "Physical findings Narrative")
 BLOOD_GROUP = coding(LOINC, "882-1", "ABO and Rh group [Type] in Blood")
+# The card's blood types (chaincode.medical.BLOOD_TYPES) as SNOMED CT findings.
+BLOOD_TYPES = {
+    "A+": coding(SNOMED_CT, "278149003", "Blood group A Rh(D) positive"),
+    "A-": coding(SNOMED_CT, "278152006", "Blood group A Rh(D) negative"),
+    "B+": coding(SNOMED_CT, "278150003", "Blood group B Rh(D) positive"),
+    "B-": coding(SNOMED_CT, "278153001", "Blood group B Rh(D) negative"),
+    "AB+": coding(SNOMED_CT, "278151004", "Blood group AB Rh(D) positive"),
+    "AB-": coding(SNOMED_CT, "278154007", "Blood group AB Rh(D) negative"),
+    "O+": coding(SNOMED_CT, "278147001", "Blood group O Rh(D) positive"),
+    "O-": coding(SNOMED_CT, "278148006", "Blood group O Rh(D) negative"),
+}
 ANNOTATION_COMMENT = coding(LOINC, "48767-8", "Annotation comment [Interpretation] Narrative")
 # LOINC's long common name; "Patient Consent" is the short name older FHIR examples show.
 CONSENT_DOCUMENT = coding(LOINC, "59284-0", "Consent Document")

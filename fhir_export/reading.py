@@ -16,6 +16,7 @@ from typing import Any
 
 from chaincode.base import Caller
 from chaincode.gateway import Gateway
+from chaincode.medical import NO_CARD
 from chaincode.paging import FIRST_MAX
 from chaincode.records import AccessEntryView, AgreementView, CardView, ChildView, Page, ReportView
 from domain.errors import NotFoundError
@@ -23,8 +24,6 @@ from ledger_backends.records import JSONValue
 
 # readChild's refusal, which a school gets too when no report of the child is readable to it.
 NOT_VISIBLE = "No such child is visible to you."
-# readCard's answer for a child whose card is missing, which is no refusal of the caller.
-NO_CARD = "The child has no medical card."
 
 
 @dataclass(frozen=True)

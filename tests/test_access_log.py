@@ -31,6 +31,32 @@ def test_a_query_string_is_withheld_from_an_access_log_record() -> None:
     assert record.getMessage() == '127.0.0.1:5000 - "GET /graphql?… HTTP/1.1" 200'
 
 
+def access_record(path: str) -> logging.LogRecord:
+    return logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", path, "1.1", 200),
+        None,
+    )
+
+
+def test_the_child_a_fhir_export_names_is_withheld_from_an_access_log_record() -> None:
+    child = "child-0123456789abcdef0123456789abcdef"
+    for path, logged in [
+        (f"/fhir/Patient/{child}/$everything", "/fhir/Patient/…/$everything"),
+        (f"/fhir/Patient/{child}/$everything?_format=json", "/fhir/Patient/…/$everything?…"),
+        (f"/fhir/Patient/{child}", "/fhir/Patient/…"),
+        (f"/fhir/Consent?patient={child}", "/fhir/Consent?…"),
+        ("/fhir/metadata", "/fhir/metadata"),
+    ]:
+        record = access_record(path)
+        assert QueryStringsWithheld().filter(record)
+        assert record.getMessage() == f'127.0.0.1:5000 - "GET {logged} HTTP/1.1" 200'
+
+
 def test_serve_with_a_health_port_logs_requests_without_their_query_strings(
     tmp_path: Path,
 ) -> None:

@@ -23,6 +23,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from api.cursors import CURSOR_REFUSED
 from authz import provision
+from ledger_backends import BackendUnavailableError
 from tests.api_client import (
     ACCEPT_GUARDIANSHIP,
     APPROVE,
@@ -409,6 +410,23 @@ def test_a_failure_is_a_logged_500_that_tells_nothing_of_it(
     assert sentence == "The server could not answer; the error was logged."
     assert "Ada Martin" not in response.text
     assert "RuntimeError: SELECT * FROM cards" in caplog.text
+
+
+def test_a_ledger_that_does_not_answer_is_a_503_to_ask_again(
+    api: Api, story: Story, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def down(*_: object) -> None:
+        raise BackendUnavailableError("connection to 10.0.0.7:5432 refused")
+
+    assert api.services is not None
+    monkeypatch.setattr(api.services.gateway, "evaluate", down)
+    with caplog.at_level(logging.WARNING, logger="healthledger.api"):
+        response = fhir(api, "alice", "/fhir/Consent", patient=story.child)
+    sentence = refusal(response, 503, "transient")
+    assert sentence == "The ledger is unavailable right now. Try again shortly."
+    assert "10.0.0.7" not in response.text
+    assert "UNAVAILABLE: connection to 10.0.0.7:5432 refused" in caplog.text
+    assert "Traceback" not in caplog.text
 
 
 @pytest.fixture(scope="module")

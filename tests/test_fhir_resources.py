@@ -472,7 +472,7 @@ def test_an_examination_records_only_what_was_measured() -> None:
 def test_the_cards_single_values_round_trip_as_observations() -> None:
     resources = card.card_resources(a_card(), NAMING)
     (blood,) = observation_coded(resources, "882-1")
-    assert blood["valueString"] == "A Rh+"
+    assert blood["valueCodeableConcept"] == {"text": "A Rh+"}  # no blood type the card takes
     assert blood["category"][0]["coding"][0]["code"] == "laboratory"
     (group,) = observation_coded(resources, "health-group")
     assert parsed_back(group).valueInteger == 2
@@ -493,6 +493,29 @@ def test_the_cards_single_values_round_trip_as_observations() -> None:
         parsed_back(observation)
         assert observation["status"] == "final"
         assert "performer" not in observation
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("A+", "278149003"),
+        ("A-", "278152006"),
+        ("B+", "278150003"),
+        ("B-", "278153001"),
+        ("AB+", "278151004"),
+        ("AB-", "278154007"),
+        ("O+", "278147001"),
+        ("O-", "278148006"),
+    ],
+)
+def test_each_blood_type_the_card_takes_has_its_snomed_ct_code(written: str, code: str) -> None:
+    resources = card.card_resources(a_card(bloodType=written), NAMING)
+    (blood,) = observation_coded(resources, "882-1")
+    value = parsed_back(blood).valueCodeableConcept
+    assert value.text == written
+    (coded,) = value.coding
+    assert (coded.system, coded.code) == ("http://snomed.info/sct", code)
+    assert coded.display.startswith("Blood group ")
 
 
 def test_an_empty_card_has_no_resources() -> None:
