@@ -414,14 +414,19 @@ class ReportPermission:
     granted_at: datetime
     valid_until: datetime
     status: ReportPermissionStatus
+    revoked_at: datetime | None = strawberry.field(
+        description="When a guardian withdrew it (REVOKED); null otherwise."
+    )
 
     @classmethod
     def of(cls, r: records.ReportPermissionView) -> ReportPermission:
+        revoked_at = r["revokedAt"]
         return cls(
             school=r["school"],
             granted_at=parse_timestamp(r["grantedAt"]),
             valid_until=parse_timestamp(r["validUntil"]),
             status=ReportPermissionStatus(r["status"]),
+            revoked_at=None if revoked_at is None else parse_timestamp(revoked_at),
         )
 
 

@@ -253,6 +253,8 @@ class ReportPermissionView(TypedDict):
     grantedAt: str
     validUntil: str
     status: str
+    # When it was withdrawn (REVOKED); None otherwise.
+    revokedAt: str | None
 
 
 class Report(TypedDict):

@@ -800,6 +800,7 @@ def _permission_view(ctx: TxContext, permission: ReportPermission) -> ReportPerm
         "grantedAt": permission["grantedAt"],
         "validUntil": permission["validUntil"],
         "status": _permission_status(ctx, permission),
+        "revokedAt": permission["revokedAt"],
     }
 
 

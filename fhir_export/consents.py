@@ -88,6 +88,16 @@ def permission_id(report_id: str, school: str) -> str:
     return "permission-" + hashlib.sha256(f"{report_id}/{school}".encode()).hexdigest()[:32]
 
 
+def _permission_end(permission: ReportPermissionView) -> str:
+    """When the permission ends: its validUntil, or the moment it was withdrawn if earlier."""
+    revoked = permission["revokedAt"]
+    return (
+        revoked
+        if revoked is not None and revoked < permission["validUntil"]
+        else permission["validUntil"]
+    )
+
+
 def permission_consent(
     report: ReportView,
     permission: ReportPermissionView,
@@ -95,8 +105,9 @@ def permission_consent(
     naming: Naming,
 ) -> JsonResource:
     """A school's permission to read a report (the DocumentReference of the same id), from
-    grantedAt until validUntil, for school admission. `grantors` are the child's guardians
-    (bare UIDs), named as performers when given; a school is not told them (None).
+    grantedAt until validUntil (a withdrawn one: until revokedAt), for school admission.
+    `grantors` are the child's guardians (bare UIDs), named as performers when given; a school
+    is not told them (None).
     ValueError for a status a permission cannot have."""
     status = _status(PERMISSION_STATUSES, permission["status"], "a permission")
     consent = _privacy_consent(
@@ -112,7 +123,7 @@ def permission_consent(
         consent["performer"] = [naming.person(uid, "parent") for uid in grantors]
     consent["provision"] = {
         "type": "permit",
-        "period": {"start": permission["grantedAt"], "end": permission["validUntil"]},
+        "period": {"start": permission["grantedAt"], "end": _permission_end(permission)},
         "actor": [
             {
                 "role": codes.concept(codes.INFORMATION_RECIPIENT),

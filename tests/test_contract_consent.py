@@ -623,6 +623,7 @@ def test_a_legacy_permission_runs_the_default_days_from_its_approval() -> None:
         "grantedAt": LEGACY_APPROVED,
         "validUntil": end,
         "status": "ACTIVE",
+        "revokedAt": None,
     }
     world.at(end, SECOND)
     refused(world, SCHOOL, "readReport", NotFoundError, id=report_id)

@@ -353,10 +353,13 @@ def test_every_field_comes_back_as_the_ledger_holds_it(world: World) -> None:
         "school-b": "inactive",
     }
     shown = {p["school"]: p for p in story.report["permissions"]}
+    assert shown["school-b"]["revokedAt"] is not None
     for school, consent in permissions.items():
         period = consent["provision"]["period"]
         assert moment(period["start"]) == moment(shown[school]["grantedAt"])
-        assert moment(period["end"]) == moment(shown[school]["validUntil"])
+        # school-b's ended when alice withdrew it, before its validUntil.
+        ended = shown[school]["revokedAt"] or shown[school]["validUntil"]
+        assert moment(period["end"]) == moment(ended)
         assert consent["provision"]["data"] == [
             {
                 "meaning": "instance",

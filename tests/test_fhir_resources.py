@@ -180,6 +180,7 @@ def a_permission(**changes: Any) -> ReportPermissionView:
         "grantedAt": "2026-06-01T08:00:00.500000Z",
         "validUntil": "2026-08-30T08:00:00.500000Z",
         "status": "ACTIVE",
+        "revokedAt": None,
     }
     permission.update(changes)  # type: ignore[typeddict-item]
     return permission
@@ -643,6 +644,16 @@ def test_a_permissions_status_round_trips(status: str, fhir_status: str) -> None
     resource = consents.permission_consent(a_report(), a_permission(status=status), None, NAMING)
     parsed_back(resource)
     assert resource["status"] == fhir_status
+
+
+def test_a_withdrawn_permission_ends_when_it_was_withdrawn() -> None:
+    revoked = a_permission(status="REVOKED", revokedAt="2026-07-01T09:00:00.000001Z")
+    resource = consents.permission_consent(a_report(), revoked, None, NAMING)
+    assert parsed_back(resource).status == "inactive"
+    assert resource["provision"]["period"] == {
+        "start": "2026-06-01T08:00:00.500000Z",
+        "end": "2026-07-01T09:00:00.000001Z",
+    }
 
 
 def test_a_permission_round_trips_as_a_consent_for_the_school() -> None:

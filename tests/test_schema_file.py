@@ -137,6 +137,7 @@ def test_consent_types_have_the_fields_of_the_contract() -> None:
         "grantedAt": "DateTime!",
         "validUntil": "DateTime!",
         "status": "ReportPermissionStatus!",
+        "revokedAt": "DateTime",
     }
     assert fields("Agreement")["validUntil"] == "DateTime"
     assert fields("ErasureReceipt") == {
