@@ -639,3 +639,41 @@ def test_the_access_log_pages_as_audit_events_for_guardians_only(world: World) -
                     next_url_of=str,
                 )
             )
+
+
+def test_an_erased_child_exports_nothing_but_its_erasure(world: World) -> None:
+    story = run(_story(world))
+    receipt = run(world.gateway.erase_child(world["alice"], story.child, "Ada Martin"))
+    erased = f"This child's records were erased on {receipt['erasedAt'][:10]}."
+    for uid in ("alice", "bob"):
+        with pytest.raises(NotFoundError) as refused:
+            run(world.export.everything(world[uid], story.child, world.naming))
+        assert str(refused.value) == erased
+    for uid in ("dr-house", "carol"):
+        with pytest.raises(NotFoundError, match=NOT_VISIBLE):
+            run(world.export.everything(world[uid], story.child, world.naming))
+    for uid in ("school-a-office", "school-b-office"):
+        with pytest.raises(NotFoundError, match=NOT_VISIBLE):
+            run(world.export.everything(world[uid], story.child, world.naming))
+        assert run(world.export.consents(world[uid], story.child, world.naming))["total"] == 0
+
+    bundle = run(
+        world.export.audit_events(
+            world["alice"],
+            story.child,
+            50,
+            None,
+            world.naming,
+            self_url=BASE_URL,
+            next_url_of=str,
+        )
+    )
+    events = resources_of(world, bundle)
+    # What is left in clear: the erasure, once on each channel.
+    assert len(events) == 2
+    for event in events:
+        assert event["action"] == "D" and event["outcome"] == "0"
+        assert codes_of({"coding": event["subtype"]}) == {
+            ("http://hl7.org/fhir/restful-interaction", "delete")
+        }
+        assert event["agent"][0]["who"] == named(world, "alice", "parents")
