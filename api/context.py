@@ -17,6 +17,8 @@ class Context:
     identity: Identity
     services: Services
     request: Any = None
+    # Child.fhir answered so far: one whole record a request (api.types).
+    fhir_exports: int = 0
 
 
 def context_of(info: Info) -> Context:

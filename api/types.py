@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from chaincode import records
 from checkpoints import signer
-from domain.errors import ForbiddenError
+from domain.errors import BadInputError, ForbiddenError
 from ledger_backends.proofs import Consistency, Inclusion
 from ledger_backends.records import parse_timestamp
 
@@ -145,6 +145,10 @@ class Child:
         c = context_of(info)
         if c.identity.role != "parent":
             raise ForbiddenError("Only the child's guardians can export its record.")
+        # An export reads a child's whole record: a list of children asks one at a time.
+        c.fhir_exports += 1
+        if c.fhir_exports > 1:
+            raise BadInputError("Ask for one child's FHIR record a request.")
         # A parent offered guardianship sees the child too: NOT_FOUND unless a guardian.
         child_id = str(self.id)
         gateway = c.services.gateway
@@ -156,7 +160,8 @@ class Child:
         resolver=_fhir,
         description=(
             "The child's whole record as a FHIR R4 Bundle (searchset), as GET "
-            "/fhir/Patient/ID/$everything gives it: for the child's guardians only."
+            "/fhir/Patient/ID/$everything gives it: for the child's guardians only, one child a "
+            "request."
         ),
     )
 

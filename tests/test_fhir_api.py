@@ -476,3 +476,22 @@ def test_a_parent_offered_guardianship_is_told_the_child_does_not_exist(
     (error,) = answer["errors"]
     assert (error["extensions"]["code"], error["message"]) == ("NOT_FOUND", NOT_VISIBLE)
     assert {"id": story.child, "fhir": None} in answer["data"]["pendingGuardianships"]
+
+
+def test_a_request_exports_one_child_s_record_at_most(api: Api, story: Story) -> None:
+    second = api("alice").data(
+        REGISTER_CHILD, {"input": {"fullName": "Leo Martin", "birthDate": "2021-09-09"}}
+    )["registerChild"]["id"]
+    answer = api("alice").execute(
+        "query($a: ID!, $b: ID!) { a: child(id: $a) { fhir } b: child(id: $b) { fhir } }",
+        {"a": story.child, "b": second},
+    )
+    (error,) = answer["errors"]
+    assert (error["extensions"]["code"], error["message"]) == (
+        "BAD_USER_INPUT",
+        "Ask for one child's FHIR record a request.",
+    )
+    exported = [answer["data"][alias]["fhir"] for alias in ("a", "b")]
+    assert exported.count(None) == 1
+    (bundle,) = [found for found in exported if found is not None]
+    Bundle.model_validate(bundle)
