@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import rfc8785
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
@@ -160,6 +160,13 @@ def _observations(card: CardView, naming: Naming) -> list[tuple[dict[str, Any], 
     return found
 
 
+# An examination's measures: its field, the LOINC code, the UCUM unit.
+MEASURES: tuple[tuple[Literal["heightCm", "weightKg"], dict[str, Any], dict[str, Any]], ...] = (
+    ("heightCm", codes.BODY_HEIGHT, codes.CENTIMETRE),
+    ("weightKg", codes.BODY_WEIGHT, codes.KILOGRAM),
+)
+
+
 def _examined(
     examination: Examination, naming: Naming
 ) -> list[tuple[dict[str, Any], JsonResource]]:
@@ -172,24 +179,17 @@ def _examined(
         observed["performer"] = [naming.person(examination["doctorUid"], "doctor")]
         found.append((item, observed))
 
-    if examination["heightCm"] is not None:
-        add(
-            "heightCm",
-            {
-                "category": [codes.concept(codes.VITAL_SIGNS)],
-                "code": codes.concept(codes.BODY_HEIGHT),
-                "valueQuantity": {"value": examination["heightCm"], **codes.CENTIMETRE},
-            },
-        )
-    if examination["weightKg"] is not None:
-        add(
-            "weightKg",
-            {
-                "category": [codes.concept(codes.VITAL_SIGNS)],
-                "code": codes.concept(codes.BODY_WEIGHT),
-                "valueQuantity": {"value": examination["weightKg"], **codes.KILOGRAM},
-            },
-        )
+    for element, code, unit in MEASURES:
+        measured = examination[element]
+        if measured is not None:
+            add(
+                element,
+                {
+                    "category": [codes.concept(codes.VITAL_SIGNS)],
+                    "code": codes.concept(code),
+                    "valueQuantity": {"value": measured, **unit},
+                },
+            )
     if examination["findings"] is not None:
         add(
             "findings",
