@@ -20,8 +20,9 @@ DESCRIPTION = "Health report for school admission"
 def report_document(report: ReportView, naming: Naming) -> JsonResource:
     """The report as a DocumentReference of the same id, written by its doctor at createdAt.
 
-    Its content comes twice: the report's content as its RFC 8785 JSON text (what the
-    report's commitment is computed over), and the doctor's conclusion as plain text.
+    Its content comes twice: the report's content (the child's name, health and PE groups,
+    allergies, chronic conditions, vaccinations, conclusion) as RFC 8785 JSON text, and the
+    doctor's conclusion as plain text.
     ValueError for a report given without its content (as a caller who may not read it
     gets it).
     """
