@@ -1,15 +1,19 @@
 """Group commit: many concurrent submissions, one durable block per batch.
 
-Like Fabric's orderer, a channel's committer cuts a block when `max_batch`
-transactions are waiting or `batch_timeout` has passed since the first one
-arrived, whichever comes first. While one block is being written, the next
-batch gathers. One durable write per block, not per transaction.
+A transaction that finds the committer idle is written at once, alone unless
+others arrive in the same event-loop pass: a lone caller never waits for a
+timer (as PostgreSQL's group commit with `commit_delay = 0`). Under load,
+batches form by themselves: while one block is being written the next one
+gathers, and it is cut as soon as that block is durable and an event-loop pass
+brings no new transaction, when `max_batch` transactions are waiting, or when
+`batch_timeout` has passed since the first of them arrived (Fabric's
+BatchTimeout), whichever comes first. One durable write per block, not per
+transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from .chain import ChainWriter
@@ -49,8 +53,10 @@ class GroupCommitter:
         self.batch_timeout = batch_timeout_ms / 1000
         self.max_batch = max_batch
         self._pending: list[tuple[Proposal, asyncio.Future[Receipt]]] = []
+        # When the first transaction now waiting arrived (the loop's clock); for what is left
+        # over after a full block, earlier than it arrived, so it is cut without more waiting.
+        self._first_arrival = 0.0
         self._arrived = asyncio.Event()
-        self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -63,7 +69,6 @@ class GroupCommitter:
         self._loop = loop
         self._pending = []
         self._arrived = asyncio.Event()
-        self._full = asyncio.Event()
         self._task = None
 
     async def submit(self, proposal: Proposal) -> Receipt:
@@ -78,10 +83,10 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         self._bind(loop)
         future: asyncio.Future[Receipt] = loop.create_future()
+        if not self._pending:
+            self._first_arrival = loop.time()
         self._pending.append((proposal, future))
         self._arrived.set()
-        if len(self._pending) >= self.max_batch:
-            self._full.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name=f"committer:{self.writer.channel}")
         receipt = await future
@@ -98,7 +103,6 @@ class GroupCommitter:
         self._closing = True
         if self._task is not None:
             self._arrived.set()
-            self._full.set()
             await self._task
             self._task = None
 
@@ -111,14 +115,13 @@ class GroupCommitter:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            deadline = loop.time() + self.batch_timeout
+            deadline = self._first_arrival + self.batch_timeout
             while len(self._pending) < self.max_batch and not self._closing:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                waiting = len(self._pending)
+                # One event-loop pass: callers that are ready to submit do so now.
+                await asyncio.sleep(0)
+                if len(self._pending) == waiting or loop.time() >= deadline:
                     break
-                self._full.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), remaining)
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             await self._commit(batch)

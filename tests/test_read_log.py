@@ -12,7 +12,6 @@ the guardians hear of reads by anyone else.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import statistics
 import time
 from collections.abc import Iterator
@@ -332,10 +331,18 @@ SLOW_COMMIT_MS = 300
 
 @pytest.fixture(scope="module")
 def slow_commits(net: NetworkFixture) -> Iterator[Api]:
-    """A server whose every commit waits SLOW_COMMIT_MS for its block to fill."""
-    network = load_network(net.directory)
-    slow = dataclasses.replace(network.ledger, batch_timeout_ms=SLOW_COMMIT_MS)
-    with api_server(net, "memory://", dataclasses.replace(network, ledger=slow)) as running:
+    """A server whose every block takes SLOW_COMMIT_MS longer to write (as a slow disk would)."""
+    with api_server(net, "memory://") as running:
+        assert running.services is not None
+        for channel in running.services.channels.values():
+            writer = channel.committer.writer
+            write = writer.commit
+
+            def slow_write(proposals: Any, write: Any = write) -> Any:
+                time.sleep(SLOW_COMMIT_MS / 1000)  # in the committer's thread
+                return write(proposals)
+
+            writer.commit = slow_write  # type: ignore[method-assign]
         yield running
 
 
