@@ -49,9 +49,27 @@ REPLY_TIMEOUT_S = 1.5
 _SCHEMA_LOCK_ID = 0x4845_4C47
 
 
+# The versions of a list of keys, one primary-key probe per key. `key IN (...)` is planned
+# as a bitmap scan of the channel's whole state while the table has no statistics (before
+# autovacuum's first ANALYZE), and its commits then slow as the ledger grows.
+_VERSIONS = """
+SELECT k.key, s.block_number, s.tx_index
+FROM unnest(CAST(:keys AS text[])) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT block_number, tx_index FROM ledger_state
+    WHERE channel = :channel AND key = k.key {lock}
+) AS s
+"""
+
+
 class PostgresStore(SqlStore):
     backend_name = "PostgreSQL"
     add_column = "ADD COLUMN IF NOT EXISTS"
+
+    def __init__(self, url: str, engine: Engine, upsert_state: Any) -> None:
+        super().__init__(url, engine, upsert_state)
+        self._versions_query = text(_VERSIONS.format(lock=""))
+        self._locked_versions_query = text(_VERSIONS.format(lock="FOR SHARE NOWAIT"))
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> PostgresStore:

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
     TextClause,
     and_,
     bindparam,
@@ -96,14 +97,14 @@ class SqlStore(LedgerStore):
         self._state_query = select(
             state_t.c.value, state_t.c.block_number, state_t.c.tx_index
         ).where(state_t.c.channel == bindparam("channel"), state_t.c.key == bindparam("key"))
-        self._versions_query = select(
-            state_t.c.key, state_t.c.block_number, state_t.c.tx_index
-        ).where(
+        # Each takes `channel` and a list of `keys` (PostgreSQL's store has its own).
+        versions = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
             state_t.c.channel == bindparam("channel"),
             state_t.c.key.in_(bindparam("keys", expanding=True)),
         )
+        self._versions_query: Executable = versions
         # PostgreSQL renders FOR SHARE NOWAIT; SQLite has no row locks and renders nothing.
-        self._locked_versions_query = self._versions_query.with_for_update(read=True, nowait=True)
+        self._locked_versions_query: Executable = versions.with_for_update(read=True, nowait=True)
         self._locate_query = select(
             transactions_t.c.channel, transactions_t.c.block_number, transactions_t.c.tx_index
         ).where(transactions_t.c.tx_id == bindparam("tx_id"))
@@ -197,7 +198,7 @@ class SqlStore(LedgerStore):
             return self._versions(conn, self._versions_query, channel, list(keys))
 
     def _versions(
-        self, conn: Connection, query: Any, channel: str, keys: list[str]
+        self, conn: Connection, query: Executable, channel: str, keys: list[str]
     ) -> dict[str, Version]:
         versions: dict[str, Version] = {}
         for offset in range(0, len(keys), IN_LIST_CHUNK):
