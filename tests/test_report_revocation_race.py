@@ -9,17 +9,20 @@ rests on the medical state as it was just before the revocation (its recorded
 foreign reads say so), and its block was not even built after the revocation
 was acknowledged. With the channels in two stores, a report may still follow
 a revocation that commits within the documented window, never later.
-100 trials per backend, run ten at a time.
+100 trials per backend, run ten at a time; in one store, each report block is written up to
+4 ms late, so that the revocation can still race it where an idle ledger writes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +39,7 @@ from tests.networks import NetworkFixture, make_network
 
 TRIALS = 100
 AT_ONCE = 10
+REPORT_BLOCK_DELAY_S = 0.004
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,25 @@ def _story(net: NetworkFixture, ledgers: dict[str, Ledger]) -> Story:
 @pytest.fixture
 def one_store(net: NetworkFixture, ledger_url: str) -> Iterator[Story]:
     ledger = open_ledger(ledger_url, batch_timeout_ms=1)
-    yield _story(net, {"medical": ledger, "report": ledger})
+    story = _story(net, {"medical": ledger, "report": ledger})
+    _slow_report_blocks(story.channels["report"])
+    yield story
     ledger.close()
+
+
+def _slow_report_blocks(report: ChannelLedger) -> None:
+    """Have each report block wait up to REPORT_BLOCK_DELAY_S before it is written, as a
+    busier store would: an idle ledger writes a block at once, and on a fast backend the
+    report would otherwise always be stored before the revocation could race it."""
+    writer = report.committer.writer
+    write = writer.commit
+    rng = random.Random(7)
+
+    def slower(proposals: Any) -> Any:
+        time.sleep(rng.uniform(0, REPORT_BLOCK_DELAY_S))  # in the committer's thread
+        return write(proposals)
+
+    writer.commit = slower  # type: ignore[method-assign]
 
 
 @pytest.fixture
