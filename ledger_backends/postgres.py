@@ -83,9 +83,13 @@ class PostgresStore(SqlStore):
     @classmethod
     def _create(cls, url: str) -> PostgresStore:
         store, schema = cls._connect(url, read_only=False)
-        with store._writing() as conn:
-            prepare_schema(conn, schema)
-            store.create_tables(conn)
+        try:
+            with store._writing() as conn:
+                prepare_schema(conn, schema)
+                store.create_tables(conn)
+        except BaseException:
+            store.close()  # its pooled connections with it
+            raise
         return store
 
     @classmethod

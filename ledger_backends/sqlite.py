@@ -127,8 +127,12 @@ class SQLiteStore(SqlStore):
     def _create(cls, url: str, path: Path) -> SQLiteStore:
         create_private_file(path, "ledger")
         store = cls(url, wal_engine(path, synchronous="FULL"), state_upsert(sqlite_insert))
-        with store._writing() as conn:
-            store.create_tables(conn)
+        try:
+            with store._writing() as conn:
+                store.create_tables(conn)
+        except BaseException:
+            store.close()  # its pooled connections with it
+            raise
         return store
 
     @classmethod

@@ -63,6 +63,8 @@ def database(url: str) -> Iterator[tuple[Any, str]]:
     """A plain client connection to the ledger's database (autocommit) and its placeholder."""
     if url.startswith("sqlite"):
         sqlite_db = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        # As the ledger's own engine made every ledger file: in WAL mode.
+        sqlite_db.execute("PRAGMA journal_mode=WAL")
         try:
             yield sqlite_db, "?"
         finally:
