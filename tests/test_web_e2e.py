@@ -8,7 +8,8 @@ over mutual TLS. The script asserts what each of them sees (the second parent se
 child only after accepting guardianship, school-b never sees the report, school-a reads
 it only while approved, a pediatrician without an agreement reads the card only under an
 emergency access the parents see and end, the administrator's explorer hides the others'
-transactions, a parent's browser verifies a card version and the report in the log) and
+transactions, a parent's browser verifies a card version and the report in the log, and
+the parent downloads the child's record as a FHIR R4 Bundle that holds the child) and
 saves a screenshot per step in web/test-results/story/, where docs/web.md's pictures are
 copied from. The second pediatrician is enrolled here.
 

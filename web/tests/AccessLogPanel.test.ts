@@ -1,6 +1,6 @@
 import urql from '@urql/vue'
 import { mount } from '@vue/test-utils'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { NodeOf } from '../src/api/paging'
 import type { AccessLogQuery } from '../src/gql/graphql'
 import { accessRevision } from '../src/live'
@@ -128,6 +128,27 @@ describe('AccessLogPanel', () => {
     expect(wrapper.findAll('[data-test="access-entry"]')).toHaveLength(60)
     expect(wrapper.find('[data-test="access-entry"]').text()).toContain('block 61')
     expect(wrapper.find('[data-test="show-more"]').exists()).toBe(true)
+  })
+
+  it('looks at the log again every 10 seconds while it is shown, in case an event was missed', async () => {
+    vi.useFakeTimers()
+    try {
+      let newest = 1
+      const { api, wrapper } = open(() => Array.from({ length: newest }, (_, n) => entry(newest - n)))
+      await vi.advanceTimersByTimeAsync(0)
+      expect(wrapper.findAll('[data-test="access-entry"]')).toHaveLength(1)
+      newest = 2
+      await vi.advanceTimersByTimeAsync(9_000)
+      expect(api.sent).toHaveLength(1)
+      await vi.advanceTimersByTimeAsync(1_000)
+      expect(api.sent).toHaveLength(2)
+      expect(wrapper.findAll('[data-test="access-entry"]')).toHaveLength(2)
+      wrapper.unmount()
+      await vi.advanceTimersByTimeAsync(30_000)
+      expect(api.sent).toHaveLength(2)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('says so when nobody has read anything, or nobody but the guardians', async () => {
