@@ -103,7 +103,7 @@ class SqlStore(LedgerStore):
             state_t.c.key.in_(bindparam("keys", expanding=True)),
         )
         self._versions_query: Executable = versions
-        # PostgreSQL renders FOR SHARE NOWAIT; SQLite has no row locks and renders nothing.
+        # SQLite has no row locks and renders nothing (PostgreSQL's store locks in its own).
         self._locked_versions_query: Executable = versions.with_for_update(read=True, nowait=True)
         self._locate_query = select(
             transactions_t.c.channel, transactions_t.c.block_number, transactions_t.c.tx_index
