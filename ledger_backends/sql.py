@@ -25,7 +25,7 @@ have no tree.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -70,6 +70,8 @@ SCAN_PAGE = 5000
 IN_LIST_CHUNK = 500
 # Node ids per tree read: two bound values each, within SQLite's oldest limit of 999.
 TREE_READ_CHUNK = 256
+# Runs one query with its values and gives its rows, as tuples.
+RunQuery = Callable[[TextClause, dict[str, Any]], Iterable[Sequence[Any]]]
 
 
 class _NotAppendedError(Exception):
@@ -311,13 +313,20 @@ class SqlStore(LedgerStore):
         if not wanted or not self._stores_tree:
             return {}
         found: dict[NodeId, bytes] = {}
-        with self._reading() as conn:
+        with self._tree_rows() as run:
             for offset in range(0, len(wanted), TREE_READ_CHUNK):
                 query, values = self.tree_nodes_query(wanted[offset : offset + TREE_READ_CHUNK])
-                for row in conn.execute(query, {"channel": channel, **values}):
-                    if row.hash is not None:
-                        found[(row.level, row.idx)] = bytes(row.hash)
+                for level, index, node_hash in run(query, {"channel": channel, **values}):
+                    if node_hash is not None:
+                        found[(level, index)] = bytes(node_hash)
         return found
+
+    @contextmanager
+    def _tree_rows(self) -> Iterator[RunQuery]:
+        """What runs a query of `tree_nodes_query` for read_tree_nodes: rows (level, idx,
+        hash) through a pooled connection."""
+        with self._reading() as conn:
+            yield lambda query, values: conn.execute(query, values)
 
     def tree_nodes_query(self, ids: list[NodeId]) -> tuple[TextClause, dict[str, Any]]:
         """The read of the nodes `ids` of channel :channel, and its values besides the channel.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,9 @@ from .errors import (
     NotALedgerError,
     UnsupportedLedgerURLError,
 )
-from .merkle import NodeId, TreeNode
+from .merkle import TreeNode
 from .records import Tip
-from .sql import TREE_READ_CHUNK, SqlStore, require_ledger_tables, state_upsert
+from .sql import RunQuery, SqlStore, require_ledger_tables, state_upsert
 from .sql_models import LEDGER_TABLES
 
 BUSY_TIMEOUT_MS = 10_000
@@ -73,21 +73,11 @@ class SQLiteStore(SqlStore):
             row = cursor.execute(_FIRST_LEAF, (channel, number)).fetchone()
         return None if row is None or row[0] is None else int(row[0] - row[1])
 
-    def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    @contextmanager
+    def _tree_rows(self) -> Iterator[RunQuery]:
         """As SqlStore's (the same statements), through the connection's own cursor."""
-        wanted = list(dict.fromkeys(ids))
-        if not wanted or not self._stores_tree:
-            return {}
-        found: dict[NodeId, bytes] = {}
         with self._cursor() as cursor:
-            for offset in range(0, len(wanted), TREE_READ_CHUNK):
-                query, values = self.tree_nodes_query(wanted[offset : offset + TREE_READ_CHUNK])
-                for level, index, node_hash in cursor.execute(
-                    query.text, {"channel": channel, **values}
-                ):
-                    if node_hash is not None:
-                        found[(level, index)] = bytes(node_hash)
-        return found
+            yield lambda query, values: cursor.execute(query.text, values)
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
