@@ -37,7 +37,9 @@ def searchset(
 ) -> JsonResource:
     """A searchset Bundle of `resources` in their order, each a match under its full URL,
     with a fresh id, the time it was made, its self link, the next page's link if given,
-    and the total if given."""
+    and the total if given. `resources` are the builders' own, each parsed by its model
+    already: the Bundle's model parses the Bundle and its entries around them, not them
+    again."""
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
@@ -50,16 +52,22 @@ def searchset(
     if total is not None:
         bundle["total"] = total
     bundle["link"] = links
-    if resources:
+    entries = [
+        {
+            "fullUrl": naming.full_url(resource["resourceType"], resource["id"]),
+            "search": {"mode": "match"},
+        }
+        for resource in resources
+    ]
+    if entries:
+        bundle["entry"] = entries
+    validated(Bundle, bundle)
+    if entries:
         bundle["entry"] = [
-            {
-                "fullUrl": naming.full_url(resource["resourceType"], resource["id"]),
-                "resource": resource,
-                "search": {"mode": "match"},
-            }
-            for resource in resources
+            {"fullUrl": entry["fullUrl"], "resource": resource, "search": entry["search"]}
+            for entry, resource in zip(entries, resources, strict=True)
         ]
-    return validated(Bundle, bundle)
+    return bundle
 
 
 def operation_outcome(issue_code: str, message: str) -> JsonResource:
