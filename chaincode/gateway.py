@@ -489,7 +489,8 @@ class Gateway:
             reads=reads,
             sealer=None if keyring is None else Sealer(keyring, tx_id),
         )
-        result = contract.invoke(ctx, function, args)
+        with simulator.reading():
+            result = contract.invoke(ctx, function, args)
         proposal = simulator.proposal(
             tx_id=tx_id,
             contract=contract.name,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 
 from .merkle import NodeId
 from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
@@ -67,6 +68,16 @@ class LedgerStore(ABC):
     @abstractmethod
     def read_state(self, channel: str, key: str) -> StateRecord | None:
         """The key's current value and version, read together; None if absent."""
+
+    def pinned_reads(self) -> AbstractContextManager[None]:
+        """Until the block ends, the reads this thread makes may share one connection.
+
+        A simulation's reads run inside it: a store that checks a connection out of a pool
+        per read checks one out per simulation instead. Every read still returns committed
+        state, though on some stores the reads inside one block share a snapshot (SQLite's
+        read transaction). This default pins nothing.
+        """
+        return nullcontext()
 
     @abstractmethod
     def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:

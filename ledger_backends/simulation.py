@@ -16,6 +16,7 @@ committed transaction ever depends on a page.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .base import LedgerStore, prefix_end
@@ -44,6 +45,11 @@ class TxSimulator:
         self._writes: dict[str, JSONValue | None] = {}
         self._events: list[Event] = []
         self._paged = False
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Run the simulation inside this block: its reads then share one connection of the
+        store (`LedgerStore.pinned_reads`). Reads outside it work too, each on its own."""
+        return self._store.pinned_reads()
 
     def get_state(self, key: str) -> JSONValue | None:
         """The committed value of `key`, or None if it does not exist."""

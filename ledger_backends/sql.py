@@ -24,9 +24,11 @@ have no tree.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -74,6 +76,94 @@ TREE_READ_CHUNK = 256
 RunQuery = Callable[[TextClause, dict[str, Any]], Iterable[Sequence[Any]]]
 
 
+# The columns of a block's rows, in the order `BlockRows` gives their values.
+BLOCK_COLUMNS = (
+    "channel",
+    "number",
+    "previous_hash",
+    "data_hash",
+    "hash",
+    "timestamp",
+    "tx_count",
+    "tree_size",
+    "tree_root",
+)
+TRANSACTION_COLUMNS = ("channel", "block_number", "tx_index", "tx_id", "record")
+STATE_COLUMNS = ("channel", "key", "value", "block_number", "tx_index")
+HISTORY_COLUMNS = (
+    "channel",
+    "key",
+    "block_number",
+    "tx_index",
+    "tx_id",
+    "value",
+    "creator_uid",
+    "creator_msp",
+    "timestamp",
+)
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRows:
+    """The rows one block adds to each ledger table, as tuples in the column order above;
+    `deletes` are the (channel, key) of state rows it removes."""
+
+    blocks: list[Row]
+    transactions: list[Row]
+    upserts: list[Row]
+    deletes: list[Row]
+    history: list[Row]
+
+    @classmethod
+    def of(cls, channel: str, commit: BlockCommit) -> BlockRows:
+        block = commit.block
+        header = (
+            channel,
+            block.number,
+            block.previous_hash,
+            block.data_hash,
+            block.hash,
+            block.timestamp,
+            len(block.tx_texts),
+            block.tree_size,
+            block.tree_root,
+        )
+        texts = zip(commit.tx_ids, block.tx_texts, strict=True)
+        writes = commit.state_writes
+        return cls(
+            blocks=[header],
+            transactions=[
+                (channel, block.number, index, tx_id, text)
+                for index, (tx_id, text) in enumerate(texts)
+            ],
+            upserts=[
+                (channel, w.key, w.value, w.version[0], w.version[1])
+                for w in writes
+                if w.value is not None
+            ],
+            deletes=[(channel, w.key) for w in writes if w.value is None],
+            history=[
+                (
+                    channel,
+                    e.key,
+                    e.block_number,
+                    e.tx_index,
+                    e.tx_id,
+                    e.value,
+                    e.creator_uid,
+                    e.creator_msp,
+                    e.timestamp,
+                )
+                for e in commit.history
+            ],
+        )
+
+
+def _named(columns: Sequence[str], rows: list[Row]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
 class _NotAppendedError(Exception):
     """Leave the append's transaction, rolling it back: the block is to be built again."""
 
@@ -95,10 +185,15 @@ class SqlStore(LedgerStore):
             .order_by(blocks_t.c.number.desc())
             .limit(1)
         )
-        # Built once: the hot reads then skip SQLAlchemy's statement construction per call.
-        self._state_query = select(
-            state_t.c.value, state_t.c.block_number, state_t.c.tx_index
-        ).where(state_t.c.channel == bindparam("channel"), state_t.c.key == bindparam("key"))
+        # The hottest read, a simulation's point read, as the driver takes it: SQLAlchemy's
+        # statement execution around it cost several times the query itself.
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._state_sql = (
+            f"SELECT value, block_number, tx_index FROM {state_t.name} "
+            f"WHERE channel = {mark} AND key = {mark}"
+        )
+        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._pinned = threading.local()  # .connection: this thread's pinned connection
         # Each takes `channel` and a list of `keys` (PostgreSQL's store has its own).
         versions = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
             state_t.c.channel == bindparam("channel"),
@@ -137,9 +232,52 @@ class SqlStore(LedgerStore):
         self._stores_tree = False
 
     @contextmanager
+    def pinned_reads(self) -> Iterator[None]:
+        """This thread's reads share one pooled connection until the block ends: one
+        checkout (and, on PostgreSQL, one liveness ping) per simulation, not one per read."""
+        if getattr(self._pinned, "connection", None) is not None:
+            yield  # pinned further out
+            return
+        with self._unavailable_guard(), self.engine.connect() as connection:
+            self._pinned.connection = connection
+            try:
+                yield
+            finally:
+                self._pinned.connection = None
+
+    @contextmanager
     def _reading(self) -> Iterator[Connection]:
+        pinned: Connection | None = getattr(self._pinned, "connection", None)
+        if pinned is not None:
+            with self._unavailable_guard():
+                yield pinned
+            return
         with self._unavailable_guard(), self.engine.connect() as connection:
             yield connection
+
+    @contextmanager
+    def _driver_cursor(self, conn: Connection) -> Iterator[Any]:
+        """A cursor of `conn`'s driver connection, for statements around which SQLAlchemy's
+        execution would cost several times the statement; the driver's errors come out as
+        SQLAlchemy's (a lost connection invalidated first), as if `conn` had run them."""
+        raw = conn.connection
+        cursor = raw.cursor()
+        try:
+            yield cursor
+        except self._driver_error as exc:
+            lost = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(
+                None,
+                None,
+                exc,
+                self._driver_error,
+                connection_invalidated=lost,
+                dialect=self.engine.dialect,
+            ) from exc
+        finally:
+            cursor.close()
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -191,9 +329,10 @@ class SqlStore(LedgerStore):
         return Tip.empty() if row is None else Tip(row.number + 1, row.hash)
 
     def read_state(self, channel: str, key: str) -> StateRecord | None:
-        with self._reading() as conn:
-            row = conn.execute(self._state_query, {"channel": channel, "key": key}).first()
-        return None if row is None else _state_record(row, key)
+        with self._reading() as conn, self._driver_cursor(conn) as cursor:
+            cursor.execute(self._state_sql, (channel, key))
+            row = cursor.fetchone()
+        return None if row is None else StateRecord(key, row[0], (row[1], row[2]))
 
     def read_versions(self, channel: str, keys: Iterable[str]) -> dict[str, Version]:
         with self._reading() as conn:
@@ -417,81 +556,23 @@ class SqlStore(LedgerStore):
         return True
 
     def _insert_block(self, conn: Connection, channel: str, commit: BlockCommit) -> None:
-        block = commit.block
-        conn.execute(
-            insert(blocks_t),
-            [
-                {
-                    "channel": channel,
-                    "number": block.number,
-                    "previous_hash": block.previous_hash,
-                    "data_hash": block.data_hash,
-                    "hash": block.hash,
-                    "timestamp": block.timestamp,
-                    "tx_count": len(block.tx_texts),
-                    "tree_size": block.tree_size,
-                    "tree_root": block.tree_root,
-                }
-            ],
-        )
-        conn.execute(
-            insert(transactions_t),
-            [
-                {
-                    "channel": channel,
-                    "block_number": block.number,
-                    "tx_index": index,
-                    "tx_id": tx_id,
-                    "record": text,
-                }
-                for index, (tx_id, text) in enumerate(
-                    zip(commit.tx_ids, block.tx_texts, strict=True)
-                )
-            ],
-        )
-        upserts = [w for w in commit.state_writes if w.value is not None]
-        deletes = [w for w in commit.state_writes if w.value is None]
-        if upserts:
-            conn.execute(
-                self._upsert_state,
-                [
-                    {
-                        "channel": channel,
-                        "key": w.key,
-                        "value": w.value,
-                        "block_number": w.version[0],
-                        "tx_index": w.version[1],
-                    }
-                    for w in upserts
-                ],
-            )
-        if deletes:
+        """Insert the block's rows through SQLAlchemy (a dialect may take them more directly)."""
+        rows = BlockRows.of(channel, commit)
+        conn.execute(insert(blocks_t), _named(BLOCK_COLUMNS, rows.blocks))
+        conn.execute(insert(transactions_t), _named(TRANSACTION_COLUMNS, rows.transactions))
+        if rows.upserts:
+            conn.execute(self._upsert_state, _named(STATE_COLUMNS, rows.upserts))
+        if rows.deletes:
             conn.execute(
                 delete(state_t).where(
                     and_(state_t.c.channel == channel, state_t.c.key == bindparam("del_key"))
                 ),
-                [{"del_key": w.key} for w in deletes],
+                [{"del_key": key} for _, key in rows.deletes],
             )
         if commit.tree_nodes:
             self.insert_tree_nodes(conn, channel, commit.tree_nodes)
-        if commit.history:
-            conn.execute(
-                insert(history_t),
-                [
-                    {
-                        "channel": channel,
-                        "key": e.key,
-                        "block_number": e.block_number,
-                        "tx_index": e.tx_index,
-                        "tx_id": e.tx_id,
-                        "value": e.value,
-                        "creator_uid": e.creator_uid,
-                        "creator_msp": e.creator_msp,
-                        "timestamp": e.timestamp,
-                    }
-                    for e in commit.history
-                ],
-            )
+        if rows.history:
+            conn.execute(insert(history_t), _named(HISTORY_COLUMNS, rows.history))
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
         after: str | None = None
@@ -528,8 +609,8 @@ class SqlStore(LedgerStore):
         self.engine.dispose()
 
 
-def _state_record(row: Any, key: str | None = None) -> StateRecord:
-    return StateRecord(key or row.key, row.value, (row.block_number, row.tx_index))
+def _state_record(row: Any) -> StateRecord:
+    return StateRecord(row.key, row.value, (row.block_number, row.tx_index))
 
 
 def _history_entry(row: Any) -> HistoryEntry:

@@ -38,14 +38,38 @@ from .errors import (
     NotALedgerError,
     UnsupportedLedgerURLError,
 )
-from .merkle import TreeNode
-from .records import Tip
-from .sql import RunQuery, SqlStore, require_ledger_tables, state_upsert
+from .records import BlockCommit, Tip
+from .sql import (
+    BLOCK_COLUMNS,
+    HISTORY_COLUMNS,
+    STATE_COLUMNS,
+    TRANSACTION_COLUMNS,
+    BlockRows,
+    RunQuery,
+    SqlStore,
+    require_ledger_tables,
+    state_upsert,
+)
 from .sql_models import LEDGER_TABLES
 
 BUSY_TIMEOUT_MS = 10_000
 LEDGER_FILE_MODE = 0o600
 LEDGER_DIRECTORY_MODE = 0o700
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_INSERT_BLOCK = _insert("ledger_blocks", BLOCK_COLUMNS)
+_INSERT_TRANSACTION = _insert("ledger_transactions", TRANSACTION_COLUMNS)
+_UPSERT_STATE = _insert("ledger_state", STATE_COLUMNS) + (
+    " ON CONFLICT (channel, key) DO UPDATE SET value = excluded.value, "
+    "block_number = excluded.block_number, tx_index = excluded.tx_index"
+)
+_DELETE_STATE = "DELETE FROM ledger_state WHERE channel = ? AND key = ?"
+_INSERT_TREE_NODE = _insert("ledger_tree_nodes", ("channel", "level", "idx", "hash"))
+_INSERT_HISTORY = _insert("ledger_history", HISTORY_COLUMNS)
 
 
 class SQLiteStore(SqlStore):
@@ -81,26 +105,22 @@ class SQLiteStore(SqlStore):
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
-        with self._unavailable_guard():
-            raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                yield cursor
-            except sqlite3.OperationalError as exc:
-                raise BackendUnavailableError(f"The SQLite ledger cannot be read: {exc}.") from exc
-            finally:
-                cursor.close()
-        finally:
-            raw.close()
+        """A driver cursor of the reading connection (this thread's pinned one, if any)."""
+        with self._reading() as conn, self._driver_cursor(conn) as cursor:
+            yield cursor
 
-    def insert_tree_nodes(self, conn: Connection, channel: str, nodes: Sequence[TreeNode]) -> None:
-        """Straight to the driver's executemany: building SQLAlchemy's parameters for each row
-        cost more than everything else the tree adds to a commit."""
-        conn.exec_driver_sql(
-            "INSERT INTO ledger_tree_nodes (channel, level, idx, hash) VALUES (?, ?, ?, ?)",
-            [(channel, node.level, node.index, node.hash) for node in nodes],
-        )
+    def _insert_block(self, conn: Connection, channel: str, commit: BlockCommit) -> None:
+        """SqlStore's rows straight to the driver's executemany: building SQLAlchemy's
+        parameters for each row cost more than the inserts themselves."""
+        rows = BlockRows.of(channel, commit)
+        nodes = [(channel, node.level, node.index, node.hash) for node in commit.tree_nodes]
+        with self._driver_cursor(conn) as cursor:
+            cursor.executemany(_INSERT_BLOCK, rows.blocks)
+            cursor.executemany(_INSERT_TRANSACTION, rows.transactions)
+            cursor.executemany(_UPSERT_STATE, rows.upserts)
+            cursor.executemany(_DELETE_STATE, rows.deletes)
+            cursor.executemany(_INSERT_TREE_NODE, nodes)
+            cursor.executemany(_INSERT_HISTORY, rows.history)
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:

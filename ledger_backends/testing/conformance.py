@@ -15,7 +15,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 from multiprocessing import get_context
 
@@ -254,6 +254,52 @@ class LedgerStoreConformance:
         assert receipt.validation == Validation.VALID  # type: ignore[attr-defined]
         card = self.store.read_state("medical", "card/1")
         assert card is not None and card.version == (3, 0)
+
+    def test_pinned_reads_read_what_reads_on_their_own_read(self) -> None:
+        self.commit_golden()
+
+        def everything() -> tuple[object, ...]:
+            return (
+                self.store.read_state("medical", "card/1"),
+                self.store.read_state("medical", "absent"),
+                self.store.read_versions("medical", ["card/1", "absent"]),
+                self.store.read_range("medical", "", ""),
+                self.store.read_history("medical", "card/1"),
+                self.store.tip("medical"),
+            )
+
+        alone = everything()
+        with self.store.pinned_reads():
+            assert everything() == alone
+            with self.store.pinned_reads():  # pinned further out: the same connection
+                assert everything() == alone
+            # The pin is this thread's: another thread reads on a connection of its own.
+            with ThreadPoolExecutor(max_workers=1) as other:
+                assert other.submit(everything).result() == alone
+            assert everything() == alone
+        with pytest.raises(RuntimeError), self.store.pinned_reads():
+            self.store.read_state("medical", "card/1")
+            raise RuntimeError("the simulation failed")
+        assert everything() == alone  # the pinned connection went back whole
+
+    def test_a_simulation_run_inside_reading_reads_and_commits_the_same(self) -> None:
+        self.commit_golden()
+        sim = self.ledger.channel("medical").simulator()
+        with sim.reading():
+            assert sim.get_state("card/1") == {"allergies": ["pollen"], "version": 2}
+            assert sim.get_state("absent") is None
+            sim.put_state("card/1", {"allergies": [], "version": 3})
+        prepared = sim.proposal(
+            tx_id="sim-pinned",
+            contract="medical",
+            function="updateMedicalCard",
+            args={"childId": "1"},
+            creator=DOCTOR,
+            timestamp="2026-01-02T00:00:00.000000Z",
+        )
+        assert prepared.read_set == {"card/1": (1, 0), "absent": None}
+        (receipt,) = submit_all(self.ledger, "medical", [prepared])
+        assert receipt.validation == Validation.VALID  # type: ignore[attr-defined]
 
     # -- range reads and history ---------------------------------------------------
 
