@@ -192,7 +192,7 @@ class SqlStore(LedgerStore):
             f"SELECT value, block_number, tx_index FROM {state_t.name} "
             f"WHERE channel = {mark} AND key = {mark}"
         )
-        self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._driver_error: Any = engine.dialect.loaded_dbapi.Error  # the DB-API Error class
         self._pinned = threading.local()  # .connection: this thread's pinned connection
         # Each takes `channel` and a list of `keys` (PostgreSQL's store has its own).
         versions = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
