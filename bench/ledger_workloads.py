@@ -7,6 +7,9 @@ has one writer, so no MVCC conflict is expected (the committers count any). A sm
 on one channel is the ledger's own figure; a card-sized value over the story's channels,
 in the story's proportion, is the "bare" figure the story is compared with.
 
+`arrivals`: the open loop, one-key commits arriving at a fixed rate whether or not earlier
+ones have returned, each timed from the instant it was due.
+
 `story`: N concurrent families loop through the story via `chaincode.gateway.Gateway`
 with FakeCaller identities, each operation awaited until its block is durable (STORY_OPS;
 the queries of the cross-channel steps are part of their operation). The channel policy
@@ -24,6 +27,7 @@ import asyncio
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -42,6 +46,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 CHANNEL = "bench"
+ARRIVAL_TICK_S = 0.0005  # how often the open loop starts the arrivals that are due
 CREATOR = Creator(uid="bench-doctor-0001", msp="HospitalMSP")
 SMALL_VALUE = {"heightCm": 104, "note": "routine check"}
 SCHOOL = "school-a"
@@ -235,6 +240,57 @@ async def _commit_loop(
             seen[channel.name] = None if record is None else record.version
             continue
         seen[channel.name] = (receipt.block_number, receipt.tx_index)
+
+
+# -- open loop ----------------------------------------------------------------------------------
+
+
+async def arrivals(
+    ledger: Ledger,
+    rate: float,
+    *,
+    warmup_s: float,
+    duration_s: float,
+    value: dict[str, Any] = SMALL_VALUE,
+    prefix: str = "open",
+) -> Sample:
+    """Submissions arriving at `rate` per second, however long earlier ones take (an open loop).
+
+    Arrival i is due at start + i / rate; the generator wakes every ARRIVAL_TICK_S and starts
+    every arrival that is due. Each arrival updates a key no pending transaction holds (taken
+    from a pool of keys, a new key when none is free), reading it at the version it last
+    committed. Its latency runs from the instant it was due, not from when the generator got
+    to it, so a generator or event loop that falls behind shows in the figures instead of
+    hiding the wait (coordinated omission). Counted like `commits`: returned inside the window.
+    """
+    window = Window.after(warmup_s, duration_s)
+    channel = ledger.channel(CHANNEL)
+    free: deque[tuple[str, Version | None]] = deque()
+    started = time.perf_counter()
+
+    async def arrival(seq: int, due: float) -> None:
+        key, seen = free.popleft() if free else (f"{prefix}/record-{seq:07d}", None)
+        proposal = update_proposal(channel.name, key, seen, seq, value, prefix)
+        try:
+            receipt = await channel.submit(proposal)
+        except ReadConflictError:
+            window.failures += 1
+            return
+        finished = time.perf_counter()
+        window.done += 1
+        if window.start <= finished <= window.end:
+            window.latencies_ms.setdefault("commit", []).append((finished - due) * 1000)
+        free.append((key, (receipt.block_number, receipt.tx_index)))
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(window.meter_cpu())
+        seq = 0
+        while (now := time.perf_counter()) < window.end:
+            while started + seq / rate <= now:
+                group.create_task(arrival(seq, started + seq / rate))
+                seq += 1
+            await asyncio.sleep(ARRIVAL_TICK_S)
+    return window.sample(0, ledger, (CHANNEL,))
 
 
 # -- the story ----------------------------------------------------------------------------------
