@@ -7,15 +7,27 @@ check found intact; its docstring says what that leaves to `verify_channel`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from .base import LedgerStore
-from .hashing import GENESIS_PREVIOUS_HASH, block_hash, canonical_json, data_hash
-from .merkle import CompactRange, NodeId, edge_ids, transaction_leaf
-from .records import Block, HistoryEntry, StateRecord, Tip, Transaction, Validation, Version
+from .hashing import (
+    GENESIS_PREVIOUS_HASH,
+    block_hash,
+    canonical_json,
+    data_hash_of,
+    transaction_digests,
+)
+from .merkle import CompactRange, NodeId, edge_ids, leaf_hash
+from .records import Block, Tip, Transaction
+from .verify_disk import DiskReplay
+from .verify_replay import DamageFoundError as _DamageFoundError
+from .verify_replay import HistoryBefore, MemoryReplay, earliest
 
-VERIFY_CHUNK = 500
+VERIFY_CHUNK = 500  # blocks per read, at most
+# Transactions per read, about: the blocks of a read are held, parsed, while it is checked.
+VERIFY_CHUNK_TRANSACTIONS = 2_000
 # Completed tree nodes held before they are compared with the stored ones (one read), at
 # the latest: however large the blocks, that bounds the memory a check holds.
 TREE_NODES_PER_CHECK = 20_000
@@ -39,11 +51,14 @@ class Verification:
     tip: Tip | None = None
 
 
-class _DamageFoundError(Exception):
-    def __init__(self, block_number: int, reason: str) -> None:
-        super().__init__(reason)
-        self.block_number = block_number
-        self.reason = reason
+class _Replay(Protocol):
+    """What the chain walk replays into: `MemoryReplay` or `DiskReplay`."""
+
+    def begin_chunk(self, transactions: list[Transaction]) -> None: ...
+
+    def apply(self, tx: Transaction) -> Iterable[str]: ...
+
+    def end_chunk(self) -> None: ...
 
 
 def verify_channel(store: LedgerStore, channel: str) -> Verification:
@@ -62,26 +77,25 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
     during the scan touched are left out of the comparison rather than
     reported as damage.
     """
-    walk = _ChainWalk(store, channel)
-    try:
-        walk.advance()
-        state = list(store.scan_state(channel))
-        history = list(store.scan_history(channel))
-        damages = walk.replay.state_damage(state) + walk.replay.history_damage(history)
-        _finish(walk, damages)
-    except _DamageFoundError as damage:
-        return Verification(channel, False, walk.height, damage.block_number, damage.reason)
-    return Verification(channel, True, walk.height, tip=walk.tip)
+    with DiskReplay() as replay:
+        walk = _ChainWalk(store, channel, replay)
+        try:
+            walk.advance(keys=False)
+            replay.load_stored(store.scan_state(channel), store.scan_history(channel))
+            damage = replay.earliest_damage(_appended_meanwhile(walk))
+            if damage is not None:
+                raise damage
+        except _DamageFoundError as damage:
+            return Verification(channel, False, walk.height, damage.block_number, damage.reason)
+        return Verification(channel, True, walk.height, tip=walk.tip)
 
 
-def _finish(walk: _ChainWalk, damages: list[tuple[str, _DamageFoundError]]) -> None:
-    """Walk the blocks appended meanwhile, then raise the earliest damage to a key they left
-    alone (keys they touched may differ from the scan for good reason)."""
+def _appended_meanwhile(walk: _ChainWalk) -> set[str]:
+    """Walk the blocks appended since the walk ended, and check the tip; return the keys they
+    wrote, which may differ from what was scanned for good reason."""
     touched = walk.advance()
-    walk.check_tip()
-    relevant = [damage for key, damage in damages if key not in touched]
-    if relevant:
-        raise min(relevant, key=lambda d: d.block_number)
+    touched |= walk.check_tip()
+    return touched
 
 
 def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Verification:
@@ -111,12 +125,8 @@ def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Ver
     """
     if verified.height == 0:
         return verify_channel(store, channel)
-    walk = _ChainWalk(
-        store,
-        channel,
-        start=verified,
-        replay=_Replay(_HistoryBefore(store, channel, verified.height)),
-    )
+    replay = MemoryReplay(HistoryBefore(store, channel, verified.height))
+    walk = _ChainWalk(store, channel, replay, start=verified)
     try:
         walk.check_anchor()
         written = walk.advance()
@@ -128,15 +138,22 @@ def verify_channel_since(store: LedgerStore, channel: str, verified: Tip) -> Ver
             if verified.height <= entry.block_number < end
         ]
         state = {key: store.read_state(channel, key) for key in written}
-        damages = walk.replay.history_damage(history) + walk.replay.written_state_damage(state)
-        _finish(walk, damages)
+        damages = replay.history_damage(history) + replay.written_state_damage(state)
+        touched = walk.advance()
+        walk.check_tip()
+        earliest(damages, touched)
     except _DamageFoundError as damage:
         return Verification(channel, False, walk.height, damage.block_number, damage.reason)
     return Verification(channel, True, walk.height, tip=walk.tip)
 
 
 def block_damage(
-    store: LedgerStore, channel: str, block: Block, number: int, previous_hash: str | None
+    store: LedgerStore,
+    channel: str,
+    block: Block,
+    number: int,
+    previous_hash: str | None,
+    digests: list[bytes] | None = None,
 ) -> str | None:
     """Why `block`, read as block `number`, is not what was appended; None if it is intact.
 
@@ -144,7 +161,8 @@ def block_damage(
     position, its header against its hash (any header field changed), its link
     to `previous_hash` (skipped when None), then its transactions against its
     data hash. For changed transactions the stored key history, written in the
-    same append, is consulted to name the transaction when it can.
+    same append, is consulted to name the transaction when it can. `digests` are the
+    transactions' SHA-256s (`transaction_digests`) when the caller has them.
     """
     if block.number != number:
         return f"block {number} is missing; found block {block.number}."
@@ -160,7 +178,9 @@ def block_damage(
         return "its hash does not match its header: the block header was changed."
     if previous_hash is not None and block.previous_hash != previous_hash:
         return f"its previous hash does not match block {number - 1}."
-    if data_hash(list(block.tx_texts)) != block.data_hash:
+    if digests is None:
+        digests = transaction_digests(list(block.tx_texts))
+    if data_hash_of(digests) != block.data_hash:
         culprit = _changed_transaction(store, channel, block)
         return "its transactions do not match its data hash." + (f" {culprit}" if culprit else "")
     return None
@@ -204,18 +224,14 @@ class _ChainWalk:
     """Walks a channel's blocks in order, checking each and replaying its valid writes."""
 
     def __init__(
-        self,
-        store: LedgerStore,
-        channel: str,
-        start: Tip | None = None,
-        replay: _Replay | None = None,
+        self, store: LedgerStore, channel: str, replay: _Replay, start: Tip | None = None
     ) -> None:
         """Start after `start` (a tip checked before), or at block 0."""
         self.store = store
         self.channel = channel
         self.height = 0 if start is None else start.height
         self.previous_hash = GENESIS_PREVIOUS_HASH if start is None else start.hash
-        self.replay = _Replay() if replay is None else replay
+        self.replay = replay
         self.tree = _TreeCheck(store, channel)
 
     @property
@@ -235,47 +251,78 @@ class _ChainWalk:
             raise _DamageFoundError(number, reason)
         self.tree.start_after(found[0])
 
-    def advance(self) -> set[str]:
-        """Check and replay every block not yet seen; return the keys they wrote.
+    def advance(self, *, keys: bool = True) -> set[str]:
+        """Check and replay every block not yet seen; return the keys they wrote (none
+        unless `keys`: from block 0 they are every key, as many as the ledger holds).
 
-        The tree nodes a chunk of blocks completed are compared once the chunk is
+        Blocks are read a chunk at a time: up to VERIFY_CHUNK blocks, and about
+        VERIFY_CHUNK_TRANSACTIONS transactions, going by the largest block of the
+        chunk before. The tree nodes a chunk completed are compared once it is
         walked, or, when a block of it is damaged, those of the blocks before it.
         """
         touched: set[str] = set()
+        limit = 1
         while True:
-            blocks = self.store.read_blocks(self.channel, self.height, VERIFY_CHUNK)
+            blocks = self.store.read_blocks(self.channel, self.height, limit)
             try:
-                for block in blocks:
-                    touched.update(self._check(block))
+                written = self._check_chunk(blocks)
             except _DamageFoundError as damage:
                 self.tree.check_nodes(before=damage.block_number)
                 raise
             self.tree.check_nodes()
-            if len(blocks) < VERIFY_CHUNK:
+            if keys:
+                touched |= written
+            if len(blocks) < limit:
                 return touched
+            largest = max(len(block.tx_texts) for block in blocks)
+            limit = max(1, min(VERIFY_CHUNK, VERIFY_CHUNK_TRANSACTIONS // max(largest, 1)))
 
-    def _check(self, block: Block) -> Iterable[str]:
-        """Check and replay the next block; return the keys it wrote."""
-        number = self.height
-        reason = block_damage(self.store, self.channel, block, number, self.previous_hash)
-        if reason is not None:
-            raise _DamageFoundError(number, reason)
-        try:
-            transactions = block.transactions()
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise _DamageFoundError(number, "a transaction in it cannot be read.") from exc
+    def _check_chunk(self, blocks: list[Block]) -> set[str]:
+        """Check and replay the next blocks; return the keys they wrote.
+
+        Each block is checked as `block_damage` checks it and its transactions are
+        read, until one fails; the replay then looks up the versions the readable
+        blocks' transactions read in one go, and checks and replays them block by
+        block, each block's tree after its transactions. The failed block's damage
+        is raised once the blocks before it passed, so the first damage is named.
+        """
+        readable: list[tuple[Block, list[bytes], list[Transaction]]] = []
+        damage: _DamageFoundError | None = None
+        previous_hash = self.previous_hash
+        for offset, block in enumerate(blocks):
+            number = self.height + offset
+            digests = transaction_digests(list(block.tx_texts))
+            reason = block_damage(self.store, self.channel, block, number, previous_hash, digests)
+            if reason is not None:
+                damage = _DamageFoundError(number, reason)
+                break
+            try:
+                transactions = block.transactions()
+            except (ValueError, KeyError, TypeError, IndexError):
+                damage = _DamageFoundError(number, "a transaction in it cannot be read.")
+                break
+            readable.append((block, digests, transactions))
+            previous_hash = block.hash
+        self.replay.begin_chunk([tx for _, _, transactions in readable for tx in transactions])
         written: set[str] = set()
-        for tx in transactions:
-            written.update(self.replay.apply(tx))
-        self.tree.add(block)
-        self.previous_hash = block.hash
-        self.height += 1
+        for block, digests, transactions in readable:
+            for tx in transactions:
+                written.update(self.replay.apply(tx))
+            self.tree.add(block, digests)
+            self.previous_hash = block.hash
+            self.height += 1
+        self.replay.end_chunk()
+        if damage is not None:
+            raise damage
         return written
 
-    def check_tip(self) -> None:
+    def check_tip(self) -> set[str]:
+        """Check that the recorded tip is the last block walked, walking blocks appended
+        since; return the keys those wrote."""
+        touched: set[str] = set()
         tip = self.store.tip(self.channel)
         if tip.height > self.height:
-            self.advance()
+            touched = self.advance()
             tip = self.store.tip(self.channel)
         if tip.height < self.height or (
             tip.height == self.height and tip.hash != self.previous_hash
@@ -283,6 +330,7 @@ class _ChainWalk:
             raise _DamageFoundError(
                 max(self.height - 1, 0), "the recorded chain tip does not match the last block."
             )
+        return touched
 
 
 class _TreeCheck:
@@ -326,9 +374,10 @@ class _TreeCheck:
                 anchor.number, "its tree root is not the root of the stored tree nodes."
             )
 
-    def add(self, block: Block) -> None:
-        """Extend the tree by the block's transactions; raise if its tree fields disagree."""
-        leaves = [transaction_leaf(text) for text in block.tx_texts]
+    def add(self, block: Block, digests: list[bytes]) -> None:
+        """Extend the tree by the block's transactions, whose SHA-256s are `digests`; raise
+        if its tree fields disagree."""
+        leaves = [leaf_hash(digest) for digest in digests]
         if block.tree_size is None:
             self._add_legacy(block.number, leaves)
         else:
@@ -422,147 +471,3 @@ class _TreeCheck:
     def _append(tree: CompactRange, leaves: Iterable[bytes]) -> _Nodes:
         # Kept as plain ids and hashes: a chunk's worth of node objects slows the collector.
         return {(n.level, n.index): n.hash for leaf in leaves for n in tree.append(leaf)}
-
-
-class _Replay:
-    """The world state and history rebuilt from the valid write-sets alone."""
-
-    def __init__(self, prior: Callable[[str], tuple[str, Version] | None] | None = None) -> None:
-        """Replay from block 0, or from later on with `prior` giving a key's value before then."""
-        self.state: dict[str, tuple[str, Version]] = {}
-        self.history: dict[str, list[HistoryEntry]] = {}
-        self._prior = prior
-        self._looked_up: set[str] = set()
-
-    def apply(self, tx: Transaction) -> Iterable[str]:
-        """Check one transaction's commitment and validation code, then replay its writes.
-
-        Returns the keys it wrote. A conflict is recomputed from the channel's own
-        reads. Foreign reads are another channel's, whose order relative to this
-        one the chain does not record, so a transaction that has some may also be
-        a conflict because of them.
-        """
-        if not tx.commitment_holds:
-            raise _DamageFoundError(
-                tx.block_number,
-                f"the write-set commitment of transaction {tx.tx_index} "
-                "does not match its write-set.",
-            )
-        self._look_up(tx.read_set)
-        conflict = any(
-            (self.state[key][1] if key in self.state else None) != version
-            for key, version in tx.read_set.items()
-        )
-        marked = tx.validation == Validation.MVCC_READ_CONFLICT
-        if tx.validation not in (Validation.VALID, Validation.MVCC_READ_CONFLICT) or (
-            conflict != marked and not (marked and tx.foreign_reads)
-        ):
-            raise _DamageFoundError(
-                tx.block_number,
-                f"transaction {tx.tx_index} is marked {tx.validation} but replay disagrees.",
-            )
-        if marked:
-            return ()
-        version = (tx.block_number, tx.tx_index)
-        for key, value in tx.write_set.items():
-            text = None if value is None else canonical_json(value)
-            if text is None:
-                self.state.pop(key, None)
-            else:
-                self.state[key] = (text, version)
-            self.history.setdefault(key, []).append(
-                HistoryEntry(
-                    key=key,
-                    block_number=tx.block_number,
-                    tx_index=tx.tx_index,
-                    tx_id=tx.tx_id,
-                    value=text,
-                    creator_uid=tx.creator.uid,
-                    creator_msp=tx.creator.msp,
-                    timestamp=tx.timestamp,
-                )
-            )
-        return tx.write_set.keys()
-
-    def _look_up(self, keys: Iterable[str]) -> None:
-        """Learn the value before the replay's first block of keys it has not seen yet."""
-        if self._prior is None:
-            return
-        for key in keys:
-            if key not in self.state and key not in self.history and key not in self._looked_up:
-                self._looked_up.add(key)
-                found = self._prior(key)
-                if found is not None:
-                    self.state[key] = found
-
-    def written_state_damage(
-        self, stored: Mapping[str, StateRecord | None]
-    ) -> list[tuple[str, _DamageFoundError]]:
-        """Compare the stored rows of keys the replay wrote with what it wrote last."""
-        damages: list[tuple[str, _DamageFoundError]] = []
-        for key, record in stored.items():
-            expected = self.state.get(key)
-            if record is None and expected is not None:
-                reason = "a key this block wrote is missing from the world state."
-                damages.append((key, _DamageFoundError(expected[1][0], reason)))
-            elif record is not None and expected is None:
-                reason = "the world state holds a key no valid transaction wrote."
-                damages.append((key, _DamageFoundError(record.version[0], reason)))
-            elif record is not None and expected != (record.value, record.version):
-                reason = "the world state differs from what this block wrote."
-                damages.append((key, _DamageFoundError(self.history[key][-1].block_number, reason)))
-        return damages
-
-    def state_damage(self, stored: Iterable[StateRecord]) -> list[tuple[str, _DamageFoundError]]:
-        damages: list[tuple[str, _DamageFoundError]] = []
-        seen: set[str] = set()
-        for record in stored:
-            seen.add(record.key)
-            expected = self.state.get(record.key)
-            if expected is None:
-                reason = "the world state holds a key no valid transaction wrote."
-                damages.append((record.key, _DamageFoundError(record.version[0], reason)))
-            elif expected != (record.value, record.version):
-                reason = "the world state differs from what this block wrote."
-                damages.append((record.key, _DamageFoundError(expected[1][0], reason)))
-        for key, (_, version) in self.state.items():
-            if key not in seen:
-                reason = "a key this block wrote is missing from the world state."
-                damages.append((key, _DamageFoundError(version[0], reason)))
-        return damages
-
-    def history_damage(self, stored: Iterable[HistoryEntry]) -> list[tuple[str, _DamageFoundError]]:
-        stored_by_key: dict[str, list[HistoryEntry]] = {}
-        for entry in stored:
-            stored_by_key.setdefault(entry.key, []).append(entry)
-        damages: list[tuple[str, _DamageFoundError]] = []
-        for key in self.history.keys() | stored_by_key.keys():
-            expected = self.history.get(key, [])
-            actual = sorted(stored_by_key.get(key, []), key=lambda e: (e.block_number, e.tx_index))
-            for position in range(max(len(expected), len(actual))):
-                want = expected[position] if position < len(expected) else None
-                got = actual[position] if position < len(actual) else None
-                if want != got:
-                    block = min(e.block_number for e in (want, got) if e is not None)
-                    reason = "the key history differs from what this block wrote."
-                    damages.append((key, _DamageFoundError(block, reason)))
-                    break
-        return damages
-
-
-class _HistoryBefore:
-    """A key's value and version before block `start`, from its stored history."""
-
-    def __init__(self, store: LedgerStore, channel: str, start: int) -> None:
-        self.store = store
-        self.channel = channel
-        self.start = start
-
-    def __call__(self, key: str) -> tuple[str, Version] | None:
-        earlier = [
-            e for e in self.store.read_history(self.channel, key) if e.block_number < self.start
-        ]
-        last = earlier[-1] if earlier else None
-        if last is None or last.value is None:
-            return None  # never written before `start`, or deleted
-        return last.value, (last.block_number, last.tx_index)

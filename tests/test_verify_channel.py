@@ -18,7 +18,9 @@ check, damage in a new block is named and stops writes until repaired, and `full
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import random
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +262,145 @@ def test_a_block_without_a_tree_after_one_with_a_tree_is_damage() -> None:
     assert (found.ok, found.first_bad_block, found.reason) == (False, 2, reason)
     since = verify_channel_since(store, CHANNEL, tips[1])
     assert (since.ok, since.first_bad_block, since.reason) == (False, 2, reason)
+
+
+# -- a check from block 0 in bounded memory ----------------------------------------------------
+
+# _grow(writer, 12) leaves k1 at (10, 0) and k2 at (11, 0); k0 was deleted by block 11.
+STORED_DAMAGE: dict[str, tuple[Callable[[MemoryStore], None], int, str]] = {
+    "a changed world-state row": (
+        lambda store: tamper(store, StateValue(CHANNEL, "k1"), lambda _: "9"),
+        10,
+        "the world state differs from what this block wrote.",
+    ),
+    "a world-state row no transaction wrote": (
+        lambda store: _stored(store).state.update(ghost=("1", (4, 0))),
+        4,
+        "the world state holds a key no valid transaction wrote.",
+    ),
+    "a missing world-state row": (
+        lambda store: _stored(store).state.pop("k2"),
+        11,
+        "a key this block wrote is missing from the world state.",
+    ),
+    "a changed history entry": (
+        lambda store: tamper(store, HistoryValue(CHANNEL, "k0", 3, 0), lambda _: "4"),
+        3,
+        "the key history differs from what this block wrote.",
+    ),
+    "a missing history entry": (
+        lambda store: _stored(store).history["k1"].pop(2),  # block 4's (3 deleted it)
+        4,
+        "the key history differs from what this block wrote.",
+    ),
+    "a history entry stored twice": (
+        lambda store: _stored(store).history["k2"].insert(1, _stored(store).history["k2"][1]),
+        5,
+        "the key history differs from what this block wrote.",
+    ),
+    "a history no transaction wrote": (
+        lambda store: _stored(store).history.update(
+            ghost=[dataclasses.replace(_stored(store).history["k0"][2], key="ghost")]
+        ),
+        6,
+        "the key history differs from what this block wrote.",
+    ),
+    "the earliest of two": (
+        lambda store: (
+            tamper(store, StateValue(CHANNEL, "k1"), lambda _: "9"),
+            _stored(store).history["k1"].pop(2),
+        ),
+        4,
+        "the key history differs from what this block wrote.",
+    ),
+    "a world-state row before a history entry of the same block": (
+        lambda store: (
+            _stored(store).state.update(ghost=("1", (5, 0))),
+            _stored(store).history["k2"].insert(1, _stored(store).history["k2"][1]),
+        ),
+        5,
+        "the world state holds a key no valid transaction wrote.",
+    ),
+}
+
+SCAN_ORDERS: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "as stored": lambda rows: rows,
+    "reversed": lambda rows: rows[::-1],
+    "shuffled": lambda rows: random.Random(21).sample(rows, len(rows)),
+}
+
+
+def _stored(store: MemoryStore) -> Any:
+    return store._channel(CHANNEL)
+
+
+def _scanned_in_order(
+    monkeypatch: pytest.MonkeyPatch, store: MemoryStore, order: Callable[[list[Any]], list[Any]]
+) -> None:
+    """Make the store's state and history scans come in `order`, as Redis scans may."""
+    state, history = store.scan_state, store.scan_history
+    monkeypatch.setattr(store, "scan_state", lambda channel: iter(order(list(state(channel)))))
+    monkeypatch.setattr(store, "scan_history", lambda channel: iter(order(list(history(channel)))))
+
+
+@pytest.mark.parametrize("order", list(SCAN_ORDERS))
+@pytest.mark.parametrize("kind", list(STORED_DAMAGE))
+def test_stored_state_and_history_damage_is_named_whatever_order_the_scans_come_in(
+    monkeypatch: pytest.MonkeyPatch, kind: str, order: str
+) -> None:
+    writer = ChainWriter(MemoryStore(), CHANNEL)
+    _grow(writer, 12)
+    store = writer.store
+    assert isinstance(store, MemoryStore)
+    damage, block, reason = STORED_DAMAGE[kind]
+    damage(store)
+    _scanned_in_order(monkeypatch, store, SCAN_ORDERS[order])
+    found = verify_channel(store, CHANNEL)
+    assert (found.ok, found.first_bad_block, found.reason) == (False, block, reason)
+
+
+@pytest.mark.parametrize("transactions_per_read", [1, 7, 2_000])
+def test_a_ledger_of_many_chunks_verifies_and_its_damage_is_named_as_in_one(
+    monkeypatch: pytest.MonkeyPatch, ledger: tuple[str, ChainWriter], transactions_per_read: int
+) -> None:
+    # Blocks hold 2 or 3 transactions: 1 reads a block at a time, 7 two or three blocks.
+    monkeypatch.setattr(ledger_backends.verify, "VERIFY_CHUNK_TRANSACTIONS", transactions_per_read)
+    url, writer = ledger
+    tips = _grow(writer, 12)
+    intact = verify_channel(writer.store, CHANNEL)
+    assert (intact.ok, intact.tip) == (True, tips[-1])
+    with raw_store(url) as raw:
+        raw.change(HistoryValue(CHANNEL, "k1", 7, 0), "7", "8")
+        raw.change(StateValue(CHANNEL, "k2"), "11", "12")
+    found = verify_channel(writer.store, CHANNEL)
+    assert (found.ok, found.first_bad_block, found.reason) == (
+        False,
+        7,
+        "the key history differs from what this block wrote.",
+    )
+    with raw_store(url) as raw:
+        raw.change(TransactionText(CHANNEL, 9, 1), "stale-9", "stalE-9")
+    found = verify_channel(writer.store, CHANNEL)
+    # The walk stops at the first bad block, before the stored rows are compared.
+    assert (found.ok, found.first_bad_block, found.reason) == (
+        False,
+        9,
+        "its transactions do not match its data hash.",
+    )
+
+
+def test_a_check_leaves_no_temporary_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ledger: tuple[str, ChainWriter]
+) -> None:
+    _, writer = ledger
+    _grow(writer, 3)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    (tmp_path / "temp").mkdir()
+    assert verify_channel(writer.store, CHANNEL).ok
+    with raw_store(writer.store) as raw:
+        raw.change(StateValue(CHANNEL, "k2"), "2", "3")
+    assert not verify_channel(writer.store, CHANNEL).ok
+    assert list((tmp_path / "temp").iterdir()) == []
 
 
 # -- through the API --------------------------------------------------------------------------

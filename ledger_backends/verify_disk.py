@@ -1,0 +1,242 @@
+"""The replay of a check from block 0 kept in a temporary SQLite database, and the stored world
+state and history compared with it there: memory holds a chunk of blocks, however large the
+ledger.
+
+`DiskReplay` replays the valid write-sets a chunk at a time (the versions the chunk reads
+looked up in one query, its writes written in one), then takes the stored state and history
+in whatever order the store scans them and finds the earliest damage with SQL. The database
+is a file in a temporary directory, written without a journal or syncs (it is thrown away
+with the check) and with a bounded page cache; `close` deletes it.
+
+Which damage is named is as `MemoryReplay` (and the check before this one) names it: the
+earliest block; on a tie a stored world-state row that no valid transaction wrote or that
+differs (the first such key in code-point order), then a missing row, then a key's history.
+A key's history is damaged at the first entry, oldest first, where stored and replayed part:
+the earliest (block, transaction) whose entries differ in any field, or that only one side
+has, or that the stored history holds more than once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from .hashing import canonical_json
+from .records import HistoryEntry, StateRecord, Transaction, Version
+from .verify_replay import (
+    HISTORY_DIFFERS,
+    STATE_DIFFERS,
+    STATE_EXTRA,
+    STATE_MISSING,
+    DamageFoundError,
+    check_transaction,
+)
+
+# Pages of the temporary database kept in memory (KiB), whatever the ledger's size.
+CACHE_KIB = 16 * 1024
+# Keys per statement when the versions a chunk reads are looked up.
+LOOKUP_BATCH = 500
+
+_SCHEMA = (
+    # Columns without a type keep each value as Python gave it, so comparing is exact.
+    "CREATE TABLE replay_state (key PRIMARY KEY, value, block, tx) WITHOUT ROWID",
+    "CREATE TABLE replay_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
+    " timestamp, PRIMARY KEY (key, block, tx)) WITHOUT ROWID",
+    "CREATE TABLE stored_state (key PRIMARY KEY, value, block, tx) WITHOUT ROWID",
+    # `copies` counts entries stored more than once for one (key, block, transaction).
+    "CREATE TABLE stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
+    " timestamp, copies DEFAULT 1, PRIMARY KEY (key, block, tx)) WITHOUT ROWID",
+    "CREATE TABLE left_out (key PRIMARY KEY) WITHOUT ROWID",
+)
+_STORED_HISTORY = (
+    "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
+    " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+)
+_SAME_HISTORY = (
+    "s.tx_id IS r.tx_id AND s.value IS r.value AND s.creator_uid IS r.creator_uid"
+    " AND s.creator_msp IS r.creator_msp AND s.timestamp IS r.timestamp"
+)
+
+
+class DiskReplay:
+    """The replay of a whole channel in a temporary database, and its comparison with the store.
+
+    Used by the chain walk as `MemoryReplay` is: `begin_chunk` before a chunk's transactions
+    are applied in order, `end_chunk` after. Then `compare` with the stored state and history,
+    and `close` (or a `with` block).
+    """
+
+    def __init__(self) -> None:
+        self._directory = tempfile.mkdtemp(prefix="healthledger-verify-")
+        self._db = sqlite3.connect(Path(self._directory) / "replay.db", isolation_level=None)
+        for pragma in (
+            "journal_mode = OFF",
+            "synchronous = OFF",
+            "locking_mode = EXCLUSIVE",
+            f"cache_size = -{CACHE_KIB}",
+            "temp_store = FILE",
+        ):
+            self._db.execute(f"PRAGMA {pragma}")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        # The chunk being replayed: versions before it of the keys it reads, and its writes.
+        self._before: dict[str, Version] = {}
+        self._written: dict[str, tuple[str, Version] | None] = {}
+        self._history: list[tuple[object, ...]] = []
+        self._filtered = False  # whether some keys are left out of the comparison
+
+    def __enter__(self) -> DiskReplay:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close and delete the temporary database."""
+        self._db.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    # -- the replay -----------------------------------------------------------------------------
+
+    def begin_chunk(self, transactions: list[Transaction]) -> None:
+        """Look up, in one query per LOOKUP_BATCH keys, the versions the chunk's reads need."""
+        keys = list({key for tx in transactions for key in tx.read_set})
+        self._before = {}
+        for start in range(0, len(keys), LOOKUP_BATCH):
+            batch = keys[start : start + LOOKUP_BATCH]
+            marks = ", ".join("?" * len(batch))
+            query = f"SELECT key, block, tx FROM replay_state WHERE key IN ({marks})"
+            for key, block, index in self._db.execute(query, batch):
+                self._before[key] = (block, index)
+
+    def apply(self, tx: Transaction) -> Iterable[str]:
+        """Check the transaction (`check_transaction`), replay its writes if it is valid;
+        return the keys it wrote."""
+        if check_transaction(tx, self._version_of):
+            return ()
+        number, index = tx.block_number, tx.tx_index
+        version = (number, index)
+        uid, msp = tx.creator.uid, tx.creator.msp
+        for key, value in tx.write_set.items():
+            text = None if value is None else canonical_json(value)
+            self._written[key] = None if text is None else (text, version)
+            self._history.append((key, number, index, tx.tx_id, text, uid, msp, tx.timestamp))
+        return tx.write_set.keys()
+
+    def _version_of(self, key: str) -> Version | None:
+        if key in self._written:
+            found = self._written[key]
+            return None if found is None else found[1]
+        return self._before.get(key)
+
+    def end_chunk(self) -> None:
+        """Write what the chunk replayed: its last write of each key, and its history."""
+        written, self._written = self._written, {}
+        history, self._history = self._history, []
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO replay_state VALUES (?, ?, ?, ?)",
+            ((key, w[0], w[1][0], w[1][1]) for key, w in written.items() if w is not None),
+        )
+        self._db.executemany(
+            "DELETE FROM replay_state WHERE key = ?",
+            ((key,) for key, w in written.items() if w is None),
+        )
+        self._db.executemany("INSERT INTO replay_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
+        self._db.execute("COMMIT")
+
+    # -- the comparison -------------------------------------------------------------------------
+
+    def load_stored(self, state: Iterable[StateRecord], history: Iterable[HistoryEntry]) -> None:
+        """Take the stored world state and history, in any order, a row at a time."""
+        self._db.execute("BEGIN")
+        # A scan that meets a row twice (a Redis scan may) holds it once.
+        self._db.executemany(
+            "INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)",
+            ((r.key, r.value, r.version[0], r.version[1]) for r in state),
+        )
+        self._db.executemany(
+            _STORED_HISTORY,
+            (
+                (
+                    e.key,
+                    e.block_number,
+                    e.tx_index,
+                    e.tx_id,
+                    e.value,
+                    e.creator_uid,
+                    e.creator_msp,
+                    e.timestamp,
+                )
+                for e in history
+            ),
+        )
+        self._db.execute("COMMIT")
+
+    def earliest_damage(self, left_out: set[str]) -> DamageFoundError | None:
+        """The earliest damage to the world state or history of a key not in `left_out`."""
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR IGNORE INTO left_out VALUES (?)", ((k,) for k in left_out))
+        self._db.execute("COMMIT")
+        self._filtered = bool(left_out)
+        found = [self._state_damage(), self._history_damage()]
+        damages = [damage for damage in found if damage is not None]
+        return min(damages, key=lambda d: d.block_number) if damages else None
+
+    def _kept(self, column: str) -> str:
+        """The condition that the key in `column` is compared (not left out)."""
+        return f"{column} NOT IN (SELECT key FROM left_out)" if self._filtered else "1"
+
+    def _count(self, table: str) -> int:
+        row = self._db.execute(f"SELECT count(*) FROM {table} WHERE {self._kept('key')}")
+        return int(row.fetchone()[0])
+
+    def _state_damage(self) -> DamageFoundError | None:
+        row = self._db.execute(
+            "SELECT CASE WHEN r.key IS NULL THEN s.block ELSE r.block END AS damaged,"
+            " r.key IS NULL FROM stored_state AS s LEFT JOIN replay_state AS r ON r.key = s.key"
+            " WHERE (r.key IS NULL OR r.value IS NOT s.value OR r.block IS NOT s.block"
+            f" OR r.tx IS NOT s.tx) AND {self._kept('s.key')} ORDER BY damaged, s.key LIMIT 1"
+        ).fetchone()
+        found = None
+        if row is not None:
+            found = DamageFoundError(row[0], STATE_EXTRA if row[1] else STATE_DIFFERS)
+        # Each stored row matches a replayed one of its own: a row is missing only if fewer.
+        if found is None and self._count("stored_state") == self._count("replay_state"):
+            return None
+        missing = self._db.execute(
+            "SELECT min(r.block) FROM replay_state AS r WHERE NOT EXISTS"
+            " (SELECT 1 FROM stored_state AS s WHERE s.key = r.key)"
+            f" AND {self._kept('r.key')}"
+        ).fetchone()[0]
+        if missing is not None and (found is None or missing < found.block_number):
+            return DamageFoundError(missing, STATE_MISSING)
+        return found
+
+    def _history_damage(self) -> DamageFoundError | None:
+        differs = self._db.execute(
+            "SELECT min(s.block) FROM stored_history AS s LEFT JOIN replay_history AS r"
+            " ON r.key = s.key AND r.block = s.block AND r.tx = s.tx"
+            f" WHERE (r.key IS NULL OR s.copies > 1 OR NOT ({_SAME_HISTORY}))"
+            f" AND {self._kept('s.key')}"
+        ).fetchone()[0]
+        # As for the state: with no stored entry amiss, an entry is missing only if fewer.
+        if differs is None and self._count("stored_history") == self._count("replay_history"):
+            return None
+        missing = self._db.execute(
+            "SELECT min(r.block) FROM replay_history AS r WHERE NOT EXISTS"
+            " (SELECT 1 FROM stored_history AS s WHERE s.key = r.key AND s.block = r.block"
+            f" AND s.tx = r.tx AND {_SAME_HISTORY}) AND {self._kept('r.key')}"
+        ).fetchone()[0]
+        blocks = [block for block in (differs, missing) if block is not None]
+        return DamageFoundError(min(blocks), HISTORY_DIFFERS) if blocks else None
