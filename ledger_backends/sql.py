@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +193,8 @@ class SqlStore(LedgerStore):
             f"WHERE channel = {mark} AND key = {mark}"
         )
         self._driver_error: Any = engine.dialect.loaded_dbapi.Error  # the DB-API Error class
-        self._pinned = threading.local()  # .connection: this thread's pinned connection
+        # This thread's pinned reads: .held closes .connection (None until the first read).
+        self._pinned = threading.local()
         # Each takes `channel` and a list of `keys` (PostgreSQL's store has its own).
         versions = select(state_t.c.key, state_t.c.block_number, state_t.c.tx_index).where(
             state_t.c.channel == bindparam("channel"),
@@ -233,27 +234,30 @@ class SqlStore(LedgerStore):
 
     @contextmanager
     def pinned_reads(self) -> Iterator[None]:
-        """This thread's reads share one pooled connection until the block ends: one
-        checkout (and, on PostgreSQL, one liveness ping) per simulation, not one per read."""
-        if getattr(self._pinned, "connection", None) is not None:
+        """This thread's reads share one pooled connection until the block ends, checked out
+        at the first read: one checkout (on PostgreSQL, one liveness ping) per simulation
+        that reads, not one per read, and none for a simulation that reads nothing."""
+        if getattr(self._pinned, "held", None) is not None:
             yield  # pinned further out
             return
-        with self._unavailable_guard(), self.engine.connect() as connection:
-            self._pinned.connection = connection
+        with ExitStack() as held:
+            self._pinned.held, self._pinned.connection = held, None
             try:
                 yield
             finally:
-                self._pinned.connection = None
+                self._pinned.held = self._pinned.connection = None
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
-        pinned: Connection | None = getattr(self._pinned, "connection", None)
-        if pinned is not None:
-            with self._unavailable_guard():
-                yield pinned
-            return
-        with self._unavailable_guard(), self.engine.connect() as connection:
-            yield connection
+        held: ExitStack | None = getattr(self._pinned, "held", None)
+        with self._unavailable_guard():
+            if held is None:
+                with self.engine.connect() as connection:
+                    yield connection
+                return
+            if self._pinned.connection is None:
+                self._pinned.connection = held.enter_context(self.engine.connect())
+            yield self._pinned.connection
 
     @contextmanager
     def _driver_cursor(self, conn: Connection) -> Iterator[Any]:

@@ -87,3 +87,21 @@ def test_a_read_only_store_reads_but_cannot_write(tmp_path: pathlib.Path) -> Non
             ChainWriter(reader, "medical", clock=golden_clock()).commit(golden_proposals()[1])
     finally:
         reader.close()
+
+
+def test_pinned_reads_check_out_one_connection_at_the_first_read_and_give_it_back(
+    tmp_path: pathlib.Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert isinstance(store, SQLiteStore)
+    pool = store.engine.pool
+    try:
+        with store.pinned_reads():
+            assert pool.checkedout() == 0  # a simulation that reads nothing checks out nothing
+            store.read_state("medical", "child/1")
+            store.read_range("medical", "", "")
+            store.tip("medical")
+            assert pool.checkedout() == 1  # every read on the one connection
+        assert pool.checkedout() == 0
+    finally:
+        store.close()
