@@ -9,7 +9,7 @@ from datetime import datetime
 
 from .base import LedgerStore
 from .errors import BackendUnavailableError, LedgerDamagedError, ReadConflictError
-from .hashing import canonical_json, transaction_digests
+from .hashing import transaction_digests
 from .merkle import CompactRange, TreeDamagedError, TreeNode, leaf_hash, transaction_leaf
 from .records import (
     Block,
@@ -193,7 +193,8 @@ class ChainWriter:
                 for key, version in reads.items()
             )
             validation = Validation.VALID if valid else Validation.MVCC_READ_CONFLICT
-            texts.append(proposal.canonical_text(validation))
+            text, value_texts = proposal.canonical_parts(validation)
+            texts.append(text)
             receipts.append(Receipt(proposal.tx_id, number, index, validation))
             if not valid:
                 continue
@@ -202,10 +203,9 @@ class ChainWriter:
                     same_store_reads.setdefault(channel, {}).update(reads)
                 else:
                     reads_elsewhere = True
-            for key, value in proposal.write_set.items():
-                value_text = None if value is None else canonical_json(value)
-                version = (number, index)
-                written_in_block[key] = None if value is None else version
+            version = (number, index)
+            for key, value_text in value_texts.items():
+                written_in_block[key] = None if value_text is None else version
                 writes[key] = StateWrite(key, value_text, version)
                 history.append(
                     HistoryEntry(
