@@ -12,7 +12,7 @@ alternating order; figures are medians. Servers run on --server-core, this load 
 (https_load) on --client-core. Server CPU per read is what an undisturbed core would turn
 into a rate.
 
-Targets: 1,000 logged reads/s on SQLite with one worker; logged reads at least 50% of the
+Targets: 1,500 logged reads/s on SQLite with one worker; logged reads at least 50% of the
 unlogged rate.
 """
 
@@ -37,7 +37,7 @@ from .harness import Result, log, median
 from .https_load import Post, Sample, graphql_body, measure
 from .servers import BenchServer
 
-RATE_TARGETS = {("sqlite", 1): 1_000}
+RATE_TARGETS = {("sqlite", 1): 1_500}  # issue 21 (issue 17 asked for 1,000)
 RATIO_TARGET = 0.50
 LOGGED, UNLOGGED = "on", "off"  # the server's --access-log
 READ_CARD = (
