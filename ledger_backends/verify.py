@@ -19,7 +19,7 @@ from .hashing import (
     data_hash_of,
     transaction_digests,
 )
-from .merkle import CompactRange, NodeId, edge_ids, leaf_hash
+from .merkle import CompactRange, NodeId, edge_ids, leaf_hash, node_hash
 from .records import Block, Tip, Transaction
 from .verify_disk import DiskReplay
 from .verify_replay import DamageFoundError as _DamageFoundError
@@ -469,5 +469,18 @@ class _TreeCheck:
 
     @staticmethod
     def _append(tree: CompactRange, leaves: Iterable[bytes]) -> _Nodes:
-        # Kept as plain ids and hashes: a chunk's worth of node objects slows the collector.
-        return {(n.level, n.index): n.hash for leaf in leaves for n in tree.append(leaf)}
+        """Append the leaves as `CompactRange.append` does; return the nodes they completed
+        as plain ids and hashes (node objects cost more than the hashing)."""
+        nodes: _Nodes = {}
+        pieces = tree.pieces
+        for leaf in leaves:
+            index = tree.size
+            nodes[(0, index)] = current = leaf
+            level = 0
+            while (index >> level) & 1:  # the subtree at this level is now complete
+                current = node_hash(pieces.pop(), current)
+                level += 1
+                nodes[(level, index >> level)] = current
+            pieces.append(current)
+            tree.size += 1
+        return nodes

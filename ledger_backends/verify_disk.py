@@ -22,10 +22,10 @@ import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterable
+from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 
-from .hashing import canonical_json
 from .records import HistoryEntry, StateRecord, Transaction, Version
 from .verify_replay import (
     HISTORY_DIFFERS,
@@ -44,8 +44,9 @@ LOOKUP_BATCH = 500
 _SCHEMA = (
     # Columns without a type keep each value as Python gave it, so comparing is exact.
     "CREATE TABLE replay_state (key PRIMARY KEY, value, block, tx) WITHOUT ROWID",
+    # Appended in block order; indexed only if a comparison needs to look its rows up.
     "CREATE TABLE replay_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
-    " timestamp, PRIMARY KEY (key, block, tx)) WITHOUT ROWID",
+    " timestamp)",
     "CREATE TABLE stored_state (key PRIMARY KEY, value, block, tx) WITHOUT ROWID",
     # `copies` counts entries stored more than once for one (key, block, transaction).
     "CREATE TABLE stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
@@ -56,6 +57,9 @@ _STORED_HISTORY = (
     "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
     " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+)
+_HISTORY_ROW = attrgetter(
+    "key", "block_number", "tx_index", "tx_id", "value", "creator_uid", "creator_msp", "timestamp"
 )
 _SAME_HISTORY = (
     "s.tx_id IS r.tx_id AND s.value IS r.value AND s.creator_uid IS r.creator_uid"
@@ -122,16 +126,16 @@ class DiskReplay:
     def apply(self, tx: Transaction) -> Iterable[str]:
         """Check the transaction (`check_transaction`), replay its writes if it is valid;
         return the keys it wrote."""
-        if check_transaction(tx, self._version_of):
+        written = check_transaction(tx, self._version_of)
+        if written is None:
             return ()
         number, index = tx.block_number, tx.tx_index
         version = (number, index)
         uid, msp = tx.creator.uid, tx.creator.msp
-        for key, value in tx.write_set.items():
-            text = None if value is None else canonical_json(value)
+        for key, text in written.items():
             self._written[key] = None if text is None else (text, version)
             self._history.append((key, number, index, tx.tx_id, text, uid, msp, tx.timestamp))
-        return tx.write_set.keys()
+        return written.keys()
 
     def _version_of(self, key: str) -> Version | None:
         if key in self._written:
@@ -165,22 +169,7 @@ class DiskReplay:
             "INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)",
             ((r.key, r.value, r.version[0], r.version[1]) for r in state),
         )
-        self._db.executemany(
-            _STORED_HISTORY,
-            (
-                (
-                    e.key,
-                    e.block_number,
-                    e.tx_index,
-                    e.tx_id,
-                    e.value,
-                    e.creator_uid,
-                    e.creator_msp,
-                    e.timestamp,
-                )
-                for e in history
-            ),
-        )
+        self._db.executemany(_STORED_HISTORY, map(_HISTORY_ROW, history))
         self._db.execute("COMMIT")
 
     def earliest_damage(self, left_out: set[str]) -> DamageFoundError | None:
@@ -224,19 +213,23 @@ class DiskReplay:
         return found
 
     def _history_damage(self) -> DamageFoundError | None:
+        missing = self._db.execute(
+            "SELECT min(r.block) FROM replay_history AS r WHERE NOT EXISTS"
+            " (SELECT 1 FROM stored_history AS s WHERE s.key = r.key AND s.block = r.block"
+            f" AND s.tx = r.tx AND {_SAME_HISTORY}) AND {self._kept('r.key')}"
+        ).fetchone()[0]
+        stored, copies = self._db.execute(
+            f"SELECT count(*), max(copies) FROM stored_history WHERE {self._kept('key')}"
+        ).fetchone()
+        # Each replayed entry stored once, and nothing more: the histories are the same.
+        if missing is None and (copies or 1) == 1 and stored == self._count("replay_history"):
+            return None
+        self._db.execute("CREATE INDEX replay_history_entry ON replay_history (key, block, tx)")
         differs = self._db.execute(
             "SELECT min(s.block) FROM stored_history AS s LEFT JOIN replay_history AS r"
             " ON r.key = s.key AND r.block = s.block AND r.tx = s.tx"
             f" WHERE (r.key IS NULL OR s.copies > 1 OR NOT ({_SAME_HISTORY}))"
             f" AND {self._kept('s.key')}"
-        ).fetchone()[0]
-        # As for the state: with no stored entry amiss, an entry is missing only if fewer.
-        if differs is None and self._count("stored_history") == self._count("replay_history"):
-            return None
-        missing = self._db.execute(
-            "SELECT min(r.block) FROM replay_history AS r WHERE NOT EXISTS"
-            " (SELECT 1 FROM stored_history AS s WHERE s.key = r.key AND s.block = r.block"
-            f" AND s.tx = r.tx AND {_SAME_HISTORY}) AND {self._kept('r.key')}"
         ).fetchone()[0]
         blocks = [block for block in (differs, missing) if block is not None]
         return DamageFoundError(min(blocks), HISTORY_DIFFERS) if blocks else None

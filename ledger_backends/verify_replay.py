@@ -33,27 +33,52 @@ class DamageFoundError(Exception):
         self.reason = reason
 
 
-def commitment_holds(tx: Transaction) -> bool:
-    """`Transaction.commitment_holds`, with the salt's form checked by `_SALT`."""
+Written = dict[str, str | None]
+"""The canonical text of each value a write-set writes (None: the key is deleted)."""
+
+
+def written_texts(write_set: Mapping[str, object]) -> Written:
+    return {
+        key: None if value is None else canonical_json(value) for key, value in write_set.items()
+    }
+
+
+def write_set_text(write_set: object, written: Written) -> str:
+    """`canonical_json(write_set)`, put together from its values' texts, `written`, when it is
+    a mapping (as every readable transaction's is): sorted keys, each value's text (never
+    empty: the text of "" is two quotes), null for a delete."""
+    if not isinstance(write_set, dict):
+        return canonical_json(write_set)
+    pairs = sorted(written.items())
+    return "{" + ",".join(f"{canonical_json(k)}:{v or 'null'}" for k, v in pairs) + "}"
+
+
+def commitment_holds(tx: Transaction, written: Written) -> bool:
+    """`Transaction.commitment_holds`, with the salt's form checked by `_SALT` and the
+    write-set's text made from `written`, its values' texts."""
     if tx.is_legacy:
         return True
     salt = tx.salt
     return (
         isinstance(salt, str)
         and _SALT.fullmatch(salt) is not None
-        and tx.write_set_commitment == commitment(salt, canonical_json(tx.write_set))
+        and tx.write_set_commitment == commitment(salt, write_set_text(tx.write_set, written))
     )
 
 
-def check_transaction(tx: Transaction, version_of: Callable[[str], Version | None]) -> bool:
-    """Check one transaction's commitment and validation code; True if it is a marked conflict.
+def check_transaction(
+    tx: Transaction, version_of: Callable[[str], Version | None]
+) -> Written | None:
+    """Check one transaction's commitment and validation code; return the texts of the
+    values it writes, or None if it is a marked conflict (which writes nothing).
 
     `version_of` gives a key's version just before the transaction (None: absent). A
     conflict is recomputed from the channel's own reads. Foreign reads are another
     channel's, whose order relative to this one the chain does not record, so a
     transaction that has some may also be a conflict because of them.
     """
-    if not commitment_holds(tx):
+    written = written_texts(tx.write_set)
+    if not commitment_holds(tx, written):
         raise DamageFoundError(
             tx.block_number,
             f"the write-set commitment of transaction {tx.tx_index} does not match its write-set.",
@@ -67,7 +92,7 @@ def check_transaction(tx: Transaction, version_of: Callable[[str], Version | Non
             tx.block_number,
             f"transaction {tx.tx_index} is marked {tx.validation} but replay disagrees.",
         )
-    return marked
+    return None if marked else written
 
 
 def earliest(damages: Iterable[tuple[str, DamageFoundError]], left_out: set[str]) -> None:
@@ -98,11 +123,11 @@ class MemoryReplay:
         """Check the transaction (`check_transaction`), replay its writes if it is valid;
         return the keys it wrote."""
         self._look_up(tx.read_set)
-        if check_transaction(tx, self._version_of):
+        written = check_transaction(tx, self._version_of)
+        if written is None:
             return ()
         version = (tx.block_number, tx.tx_index)
-        for key, value in tx.write_set.items():
-            text = None if value is None else canonical_json(value)
+        for key, text in written.items():
             if text is None:
                 self.state.pop(key, None)
             else:
@@ -119,7 +144,7 @@ class MemoryReplay:
                     timestamp=tx.timestamp,
                 )
             )
-        return tx.write_set.keys()
+        return written.keys()
 
     def _version_of(self, key: str) -> Version | None:
         found = self.state.get(key)

@@ -389,6 +389,23 @@ def test_a_ledger_of_many_chunks_verifies_and_its_damage_is_named_as_in_one(
     )
 
 
+def test_write_sets_of_every_shape_verify_and_a_changed_one_is_found() -> None:
+    writer = ChainWriter(MemoryStore(), CHANNEL)
+    odd = {
+        "日本/ключ": {"b": [1, 2.5, None, True], "a": '\u00e9"\\'},
+        'a"b': "",
+        "z": [],
+        "Z": {},
+        "emoji/🙂": -0.0,
+    }
+    writer.commit([proposal("odd", writes=odd)])
+    writer.commit([proposal("delete", reads={"z": (0, 0)}, writes={"z": None, "Z": 1})])
+    assert verify_channel(writer.store, CHANNEL).ok
+    tamper(writer.store, StateValue(CHANNEL, "Z"), lambda _: "2")
+    found = verify_channel(writer.store, CHANNEL)
+    assert (found.ok, found.first_bad_block) == (False, 1)
+
+
 def test_a_check_leaves_no_temporary_files(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ledger: tuple[str, ChainWriter]
 ) -> None:
