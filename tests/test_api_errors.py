@@ -47,6 +47,7 @@ from tests.api_client import (
     update_card,
 )
 from tests.networks import NetworkFixture, make_network
+from tests.web_app import built_web_app
 
 ME = "{ me { uid } }"
 CHILD = "query($id: ID!) { child(id: $id) { id } }"
@@ -358,6 +359,7 @@ def test_a_two_mebibyte_body_gets_413_and_the_server_keeps_answering(
 
 
 def test_a_browser_asking_for_graphql_gets_graphiql(api: Api) -> None:
+    built_web_app()  # GraphiQL's page is in web/dist, which another test may have built
     response = api.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
