@@ -34,6 +34,7 @@ SHORT = {
     "--configs sqlite:1 --connections 32",
     "merkle_tree": "--repeats 3 --duration 1 --warmup 0.5 --backends memory,sqlite "
     "--transactions 100000",
+    "verify": "--repeats 3 --transactions 20000 --sizes 5000",
 }
 
 

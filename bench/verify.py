@@ -46,14 +46,85 @@ def arguments() -> Any:
     )
     found.add_argument("--block", type=int, default=500, help="transactions per block: 500")
     found.add_argument("--ledger-dir", type=Path, help="keep the ledgers here and reuse them")
-    # The child that measures one check: ledger URL and channel.
+    found.add_argument("--no-steps", action="store_true", help="skip the check timed step by step")
+    # The child that measures one check: ledger URL and channel (and --steps: step by step).
     found.add_argument("--check", nargs=2, help=argparse.SUPPRESS, metavar=("URL", "CHANNEL"))
+    found.add_argument("--steps", action="store_true", help=argparse.SUPPRESS)
     return found
 
 
-def check(url: str, channel: str) -> None:
-    """The child: one check of `channel` at `url`; print seconds, outcome and peak RSS."""
+# What each step of a check is, by the function that does it: (object, attribute, step).
+def _timed_functions(store: Any) -> list[tuple[Any, str, str]]:
+    from ledger_backends import verify, verify_disk
+    from ledger_backends.records import Block
+
+    replay, tree = verify_disk.DiskReplay, verify._TreeCheck
+    return [
+        (store, "read_blocks", "read_blocks: headers and transaction texts"),
+        (verify, "transaction_digests", "SHA-256 of each transaction text"),
+        (verify, "block_damage", "data hash and header hash, link"),
+        (Block, "transactions", "JSON parse into `Transaction`s"),
+        (replay, "apply", "commitment, validation code, replay (Python)"),
+        (replay, "begin_chunk", "replay: versions read, from the temporary database"),
+        (replay, "end_chunk", "replay: writes to the temporary database"),
+        (tree, "add", "tree: leaf hashes, appending, size and root"),
+        (tree, "check_nodes", "tree nodes compared with the stored ones"),
+        (store, "read_tree_nodes", "read_tree_nodes: the stored tree nodes"),
+        (replay, "load_stored", "stored state and history: scans, into the temporary database"),
+        (replay, "earliest_damage", "the comparison, in SQL"),
+    ]
+
+
+def timed_steps(store: Any, channel: str) -> dict[str, float]:
+    """One check with the CPU time of each step (`_timed_functions`, each without the steps
+    it calls), then the store's scans alone; seconds by step."""
+    spent: dict[str, float] = {}
+    calls: list[list[float]] = []  # the time each open call's inner steps took
+
+    def timed(function: Any, step: str) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            calls.append([0.0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                took = time.process_time() - started
+                inner = calls.pop()[0]
+                spent[step] = spent.get(step, 0.0) + took - inner
+                if calls:
+                    calls[-1][0] += took
+
+        return run
+
+    for owner, name, step in _timed_functions(store):
+        setattr(owner, name, timed(getattr(owner, name), step))
+    started = time.process_time()
+    if not verify_channel(store, channel).ok:
+        raise RuntimeError("the ledger did not verify")
+    spent["the rest: the walk's loop, chunking, sets of keys"] = (
+        time.process_time() - started - sum(spent.values())
+    )
+    started = time.process_time()
+    for _ in store.scan_state(channel):
+        pass
+    for _ in store.scan_history(channel):
+        pass
+    spent["of the stored state and history: the store's scans alone"] = (
+        time.process_time() - started
+    )
+    return spent
+
+
+def check(url: str, channel: str, steps: bool) -> None:
+    """The child: one check of `channel` at `url`; print seconds, outcome and peak RSS (or,
+    with `steps`, the seconds of each step)."""
     store = open_store(url, create=False)
+    if steps:
+        try:
+            print(json.dumps(timed_steps(store, channel)), flush=True)
+        finally:
+            store.close()
+        return
     try:
         started, cpu = time.perf_counter(), time.process_time()
         result = verify_channel(store, channel)
@@ -87,11 +158,16 @@ def ledger(directory: Path, transactions: int, block: int) -> str:
     return url
 
 
-def run_check(url: str, blocks: int) -> dict[str, Any]:
+def run_check(url: str, blocks: int, steps: bool = False) -> dict[str, Any]:
     """One check in a child process; raise unless it found the `blocks` blocks intact."""
     from .ledger_workloads import CHANNEL
 
     command = [sys.executable, "-m", "bench.verify", "--check", url, CHANNEL]
+    if steps:
+        command.append("--steps")
+        done = subprocess.run(command, capture_output=True, text=True, cwd=harness.ROOT)
+        spent: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return spent
     done = subprocess.run(command, capture_output=True, text=True, cwd=harness.ROOT, check=True)
     outcome: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     if not outcome["ok"] or outcome["height"] != blocks:
@@ -141,13 +217,33 @@ def report(args: Any, directory: Path) -> tuple[list[str], list[Result]]:
     met = peaks[largest] <= RSS_TARGET_MB and largest >= RSS_TARGET_SIZE
     target = f"≤ {RSS_TARGET_MB} MB at {RSS_TARGET_SIZE:,} tx"
     results.append(Result("verify peak RSS, SQLite", target, measured, met))
+    if not args.no_steps:
+        body += ["", *steps_table(urls[args.transactions], args)]
     return body, results
+
+
+def steps_table(url: str, args: Any) -> list[str]:
+    """Where the CPU time of one check goes, in µs per transaction."""
+    size = args.transactions
+    log(f"{size:,} tx: one more check, timed step by step")
+    spent = run_check(url, -(-size // args.block), steps=True)
+    scans = "of the stored state and history: the store's scans alone"
+    total = sum(seconds for step, seconds in spent.items() if step != scans)
+    rows = [
+        f"{step} | {seconds / size * 1e6:.1f} | {seconds / total:.0%}"
+        for step, seconds in sorted(spent.items(), key=lambda item: -item[1])
+        if step != scans
+    ]
+    rows.append(f"{scans} | {spent[scans] / size * 1e6:.1f} | {spent[scans] / total:.0%}")
+    rows.append(f"total (under the timers) | {total / size * 1e6:.1f} | 100%")
+    title = f"## Where the CPU time of a check goes ({size:,} transactions, one check)"
+    return [title, "", *harness.table("step | CPU µs/tx | share", rows)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = harness.parse(arguments(), argv)
     if args.check:
-        check(*args.check)
+        check(*args.check, args.steps)
         return 0
     harness.exit_on_sigterm()
     notes = f"; {args.block} transactions per block"

@@ -76,6 +76,12 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
     history. Writers may keep appending meanwhile: keys that blocks appended
     during the scan touched are left out of the comparison rather than
     reported as damage.
+
+    Memory holds about VERIFY_CHUNK_TRANSACTIONS transactions, however long the
+    chain: the replay, and the stored state and history it is compared with, are
+    kept in a temporary database (`verify_disk.DiskReplay`), deleted when the check
+    ends. Raises `verify_disk.ScratchSpaceError` (a LedgerError) when that database
+    cannot be made or written: the chain was then not checked.
     """
     with DiskReplay() as replay:
         walk = _ChainWalk(store, channel, replay)

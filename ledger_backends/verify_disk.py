@@ -18,14 +18,18 @@ has, or that the stored history holds more than once.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
+from typing import ParamSpec, TypeVar
 
+from .errors import LedgerError
 from .records import HistoryEntry, StateRecord, Transaction, Version
 from .verify_replay import (
     HISTORY_DIFFERS,
@@ -36,6 +40,8 @@ from .verify_replay import (
     check_transaction,
 )
 
+P = ParamSpec("P")
+R = TypeVar("R")
 # Pages of the temporary database kept in memory (KiB), whatever the ledger's size.
 CACHE_KIB = 16 * 1024
 # Keys per statement when the versions a chunk reads are looked up.
@@ -67,6 +73,36 @@ _SAME_HISTORY = (
 )
 
 
+class ScratchSpaceError(LedgerError):
+    """The check's temporary database cannot be made or written (no room, no temporary
+    directory): the chain was not checked, which says nothing about its state."""
+
+
+@contextmanager
+def _scratch(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise ScratchSpaceError(
+            f"The check's temporary database could not {doing}: {exc}. Set TMPDIR to a"
+            " directory with room for about twice the ledger's state and history."
+        ) from exc
+
+
+def _scratch_errors(doing: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Raise ScratchSpaceError for a failure of the temporary database in the method."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with _scratch(doing):
+                return method(*args, **kwargs)
+
+        return run
+
+    return decorate
+
+
 class DiskReplay:
     """The replay of a whole channel in a temporary database, and its comparison with the store.
 
@@ -76,8 +112,23 @@ class DiskReplay:
     """
 
     def __init__(self) -> None:
-        self._directory = tempfile.mkdtemp(prefix="healthledger-verify-")
-        self._db = sqlite3.connect(Path(self._directory) / "replay.db", isolation_level=None)
+        """Make the temporary database; raise ScratchSpaceError if it cannot be made."""
+        with _scratch("be made"):
+            self._directory = tempfile.mkdtemp(prefix="healthledger-verify-")
+            try:
+                self._db = self._create(Path(self._directory) / "replay.db")
+            except BaseException:
+                shutil.rmtree(self._directory, ignore_errors=True)
+                raise
+        # The chunk being replayed: versions before it of the keys it reads, and its writes.
+        self._before: dict[str, Version] = {}
+        self._written: dict[str, tuple[str, Version] | None] = {}
+        self._history: list[tuple[object, ...]] = []
+        self._filtered = False  # whether some keys are left out of the comparison
+
+    @staticmethod
+    def _create(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None)
         for pragma in (
             "journal_mode = OFF",
             "synchronous = OFF",
@@ -85,14 +136,10 @@ class DiskReplay:
             f"cache_size = -{CACHE_KIB}",
             "temp_store = FILE",
         ):
-            self._db.execute(f"PRAGMA {pragma}")
+            db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:
-            self._db.execute(statement)
-        # The chunk being replayed: versions before it of the keys it reads, and its writes.
-        self._before: dict[str, Version] = {}
-        self._written: dict[str, tuple[str, Version] | None] = {}
-        self._history: list[tuple[object, ...]] = []
-        self._filtered = False  # whether some keys are left out of the comparison
+            db.execute(statement)
+        return db
 
     def __enter__(self) -> DiskReplay:
         return self
@@ -112,6 +159,7 @@ class DiskReplay:
 
     # -- the replay -----------------------------------------------------------------------------
 
+    @_scratch_errors("be read")
     def begin_chunk(self, transactions: list[Transaction]) -> None:
         """Look up, in one query per LOOKUP_BATCH keys, the versions the chunk's reads need."""
         keys = list({key for tx in transactions for key in tx.read_set})
@@ -143,6 +191,7 @@ class DiskReplay:
             return None if found is None else found[1]
         return self._before.get(key)
 
+    @_scratch_errors("be written")
     def end_chunk(self) -> None:
         """Write what the chunk replayed: its last write of each key, and its history."""
         written, self._written = self._written, {}
@@ -161,6 +210,7 @@ class DiskReplay:
 
     # -- the comparison -------------------------------------------------------------------------
 
+    @_scratch_errors("be written")
     def load_stored(self, state: Iterable[StateRecord], history: Iterable[HistoryEntry]) -> None:
         """Take the stored world state and history, in any order, a row at a time."""
         self._db.execute("BEGIN")
@@ -172,6 +222,7 @@ class DiskReplay:
         self._db.executemany(_STORED_HISTORY, map(_HISTORY_ROW, history))
         self._db.execute("COMMIT")
 
+    @_scratch_errors("be read")
     def earliest_damage(self, left_out: set[str]) -> DamageFoundError | None:
         """The earliest damage to the world state or history of a key not in `left_out`."""
         self._db.execute("BEGIN")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +46,7 @@ from ledger_backends.testing import (
     tamper,
 )
 from ledger_backends.verify import verify_channel_since
+from ledger_backends.verify_disk import DiskReplay, ScratchSpaceError
 from tests.api_client import Api, api_server, register, sign_and_accept, update_card
 from tests.networks import NetworkFixture, make_network
 
@@ -387,6 +389,29 @@ def test_a_ledger_of_many_chunks_verifies_and_its_damage_is_named_as_in_one(
         9,
         "its transactions do not match its data hash.",
     )
+
+
+def test_a_check_without_room_for_its_temporary_database_says_so_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    writer = ChainWriter(MemoryStore(), CHANNEL)
+    writer.commit([proposal(f"big-{n}", writes={f"big/{n}": "x" * 3000}) for n in range(8)])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "nowhere"))
+    with pytest.raises(ScratchSpaceError, match=r"could not be made: .* Set TMPDIR"):
+        verify_channel(writer.store, CHANNEL)
+    (tmp_path / "nowhere").mkdir()
+    create = DiskReplay._create
+
+    def full(path: Path) -> sqlite3.Connection:
+        db = create(path)
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")  # no room beyond the empty tables
+        return db
+
+    monkeypatch.setattr(DiskReplay, "_create", staticmethod(full))
+    with pytest.raises(ScratchSpaceError, match="could not be written: database or disk is full"):
+        verify_channel(writer.store, CHANNEL)
+    assert list((tmp_path / "nowhere").iterdir()) == []
 
 
 def test_write_sets_of_every_shape_verify_and_a_changed_one_is_found() -> None:
