@@ -6,6 +6,13 @@ a block acknowledged by `append_if_tip` survives a crash or power loss (WAL's
 transactions start with BEGIN IMMEDIATE, so two processes appending to one
 file queue on SQLite's lock instead of failing halfway through.
 
+Writers in one process queue on that process's lock on the file (`write_lock`) before
+BEGIN IMMEDIATE: the ledger's block writes and the key store's new keys share one file,
+and a writer that met SQLite's lock held would poll it with the sleeps of SQLite's busy
+handler (1, 2, 5, 10 ms and longer), while a writer queued on the process's lock starts
+the moment the one before it is done. Writers in other processes still meet at SQLite's
+lock and its busy timeout.
+
 Privacy: a new ledger file is created 0600 (its directory 0700 when this
 creates it); SQLite gives the `-wal` and `-shm` files the database file's
 mode, so no other local user can read a record from them either.
@@ -20,8 +27,10 @@ tree's table and columns (`SqlStore.create_tables`, under the write lock).
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,6 +84,10 @@ _INSERT_HISTORY = _insert("ledger_history", HISTORY_COLUMNS)
 class SQLiteStore(SqlStore):
     backend_name = "SQLite"
 
+    @functools.cached_property
+    def _write_lock(self) -> threading.RLock:
+        return write_lock(sqlite_path(self.url))
+
     # The reads every proof makes go through a pooled connection's own cursor: for point
     # reads of a local file, SQLAlchemy's statement handling costs several times the query.
 
@@ -108,6 +121,13 @@ class SQLiteStore(SqlStore):
         """A driver cursor of the reading connection (this thread's pinned one, if any)."""
         with self._reading() as conn, self._driver_cursor(conn) as cursor:
             yield cursor
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """SqlStore's write transaction, begun once this process's writers of the file before
+        it are done (`write_lock`)."""
+        with holding(self._write_lock), super()._writing() as connection:
+            yield connection
 
     def _insert_block(self, conn: Connection, channel: str, commit: BlockCommit) -> None:
         """SqlStore's rows straight to the driver's executemany: building SQLAlchemy's
@@ -200,6 +220,34 @@ def create_private_file(path: Path, what: str) -> None:
         raise BackendUnavailableError(
             f"The SQLite {what} cannot be created at {str(path)!r}: {exc.strerror}."
         ) from exc
+
+
+_WRITE_LOCKS: dict[Path, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(path: Path) -> threading.RLock:
+    """This process's lock on writing the SQLite file at `path` (one per file, reentrant).
+
+    Every engine of this process that writes the file (the ledger's, the key store's) holds
+    it around its write transactions (`holding`), so they queue here and each starts as
+    soon as the one before it ends.
+    """
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.RLock())
+
+
+@contextmanager
+def holding(lock: threading.RLock) -> Iterator[None]:
+    """Hold a `write_lock` until the block ends. A writer that waited BUSY_TIMEOUT_MS for it
+    goes on without it, to SQLite's own lock, which then decides as it would without this
+    one (by its busy timeout)."""
+    held = lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
 
 
 def wal_engine(path: Path, *, synchronous: str, pragmas: Sequence[str] = ()) -> Engine:

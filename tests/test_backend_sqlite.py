@@ -6,19 +6,24 @@ import os
 import pathlib
 import stat
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from ledger_backends.chain import ChainWriter
 from ledger_backends.errors import BackendUnavailableError, UnsupportedLedgerURLError
+from ledger_backends.keystores import open_key_store
 from ledger_backends.registry import open_store
-from ledger_backends.sqlite import SQLiteStore
+from ledger_backends.sqlite import SQLiteStore, write_lock
 from ledger_backends.testing import (
     LedgerStoreConformance,
     golden_clock,
     golden_proposals,
     needs_backend,
 )
+from ledger_backends.testing.golden import proposal
 
 pytestmark = needs_backend("sqlite")
 
@@ -95,6 +100,7 @@ def test_pinned_reads_check_out_one_connection_at_the_first_read_and_give_it_bac
     store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
     assert isinstance(store, SQLiteStore)
     pool = store.engine.pool
+    assert isinstance(pool, QueuePool)
     try:
         with store.pinned_reads():
             assert pool.checkedout() == 0  # a simulation that reads nothing checks out nothing
@@ -105,3 +111,28 @@ def test_pinned_reads_check_out_one_connection_at_the_first_read_and_give_it_bac
         assert pool.checkedout() == 0
     finally:
         store.close()
+
+
+def test_the_ledger_and_its_key_store_queue_on_one_lock_per_file(tmp_path: pathlib.Path) -> None:
+    """While this process writes the file (holds its write lock), the key store's new key
+    and the ledger's next block wait for it, and are written as soon as it is let go."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = open_store(url)
+    keys = open_key_store(url, same_database_as_ledger=True)
+    assert isinstance(store, SQLiteStore)
+    lock = write_lock(tmp_path / "ledger.db")
+    assert write_lock(tmp_path / "." / "ledger.db") is lock  # one lock for the file
+    writer = ChainWriter(store, "medical")
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            with lock:
+                key = pool.submit(keys.add, "medical", "child-1", "kek-1", b"wrapped")
+                block = pool.submit(writer.commit, [proposal("queued", writes={"k": 1})])
+                queued: list[Future[Any]] = [key, block]
+                done, _ = wait(queued, timeout=0.3)
+                assert not done  # both queued behind this writer, neither failed
+            assert key.result(timeout=5).child == "child-1"
+            assert block.result(timeout=5)[0].block_number == 0
+    finally:
+        store.close()
+        keys.close()

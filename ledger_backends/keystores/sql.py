@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,7 +62,14 @@ from sqlalchemy.exc import DBAPIError
 from ..errors import BackendUnavailableError, UnsupportedLedgerURLError
 from ..postgres import postgres_engine, prepare_schema
 from ..sql_models import KeyText
-from ..sqlite import BUSY_TIMEOUT_MS, create_private_file, sqlite_path, wal_engine
+from ..sqlite import (
+    BUSY_TIMEOUT_MS,
+    create_private_file,
+    holding,
+    sqlite_path,
+    wal_engine,
+    write_lock,
+)
 from ..urls import redacted_url, scrubbed
 from .base import KeyStore, Rewrap, StoredKey
 
@@ -91,8 +99,11 @@ class SqlKeyStore(KeyStore):
         backend_name: str,
         lazy_commit: bool = False,
         after_destroy: Callable[[Engine], None] | None = None,
+        write_lock: threading.RLock | None = None,
     ) -> None:
         self.url = url
+        # SQLite: this process's lock on writing the file, shared with a ledger in it.
+        self._write_lock = write_lock
         self.engine = engine
         self.backend_name = backend_name
         self._insert = dialect_insert
@@ -136,7 +147,12 @@ class SqlKeyStore(KeyStore):
             pragmas=["secure_delete=ON"],
         )
         store = cls(
-            url, engine, sqlite_insert, backend_name="SQLite", after_destroy=_checkpoint_sqlite
+            url,
+            engine,
+            sqlite_insert,
+            backend_name="SQLite",
+            after_destroy=_checkpoint_sqlite,
+            write_lock=write_lock(path),
         )
         store._create_table(schema=None)
         return store
@@ -189,6 +205,13 @@ class SqlKeyStore(KeyStore):
         """A DB-API cursor in one transaction (a write takes SQLite's write lock at BEGIN),
         for the two statements every new child costs: SQLAlchemy's Connection layer around
         them cost several times the statements themselves."""
+        queue = self._writer_queue() if write else contextlib.nullcontext()
+        with queue, self._driver_transaction(write=write) as cursor:
+            yield cursor
+
+    @contextmanager
+    def _driver_transaction(self, *, write: bool) -> Iterator[Any]:
+        """`_driver`'s cursor in its own transaction, driver errors raised as unavailable."""
         driver_error = self.engine.dialect.loaded_dbapi.Error
         try:
             with self._guard():
@@ -215,6 +238,11 @@ class SqlKeyStore(KeyStore):
         finally:
             raw.close()
 
+    def _writer_queue(self) -> AbstractContextManager[None]:
+        """On SQLite, wait for this process's writers of the file before this one (see
+        `sqlite.write_lock`); elsewhere nothing."""
+        return contextlib.nullcontext() if self._write_lock is None else holding(self._write_lock)
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         with self._guard(), self.engine.connect() as conn:
@@ -226,6 +254,7 @@ class SqlKeyStore(KeyStore):
         `durable`: committed synchronously even where new keys are not (a destroyed or
         rewrapped key must not wait for the ledger's next commit to be on disk)."""
         with (
+            self._writer_queue(),
             self._guard(),
             self.engine.connect() as conn,
             conn.execution_options(ledger_write=True).begin(),
