@@ -11,7 +11,7 @@ from typing import cast
 import pytest
 
 from ledger_backends.chain import ChainWriter
-from ledger_backends.hashing import canonical_json
+from ledger_backends.hashing import canonical_json, is_salt
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import (
     Creator,
@@ -189,3 +189,19 @@ def test_a_record_with_a_key_that_is_not_a_string_is_refused_not_hashed() -> Non
     )
     with pytest.raises(TypeError):
         proposal.canonical_text(Validation.VALID)
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("0123456789abcdef" * 4, True),
+        ("a" * 63 + "g", False),
+        ("a" * 31 + "F" + "a" * 32, False),
+        ("a" * 31 + " " + "a" * 32, False),
+        ("a" * 62, False),
+        ("a" * 66, False),
+        (None, False),
+    ],
+)
+def test_a_salt_is_64_lower_case_hex_digits_anywhere_in_it(text: object, ok: bool) -> None:
+    assert is_salt(text) is ok
