@@ -12,7 +12,10 @@ unreadable for good, and no new key is ever made for that child on that channel.
 
 Unwrapped keys are cached per child for `cache_seconds`, so an erasure through
 another process is honoured within that time and one through this keyring at
-once; tombstones are cached for good (they never come back to life). The keyring
+once; tombstones are cached for good (they never come back to life). Expired keys
+are dropped from the cache at the next key cached at least `cache_seconds` after the
+last sweep, so a long-running server holds the keys of the children it used lately,
+not of every child it ever served. The keyring
 is thread-safe: simulations run in worker threads. Its lock guards only the cache
 and the KEKs it knows; store calls and unwrapping happen outside it, and when two
 threads or processes make a child's first key at once, the store's
@@ -84,6 +87,7 @@ class Keyring:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
+        self._next_sweep = clock() + cache_seconds  # when expired keys are dropped next
         if isinstance(keks, KekSource):
             if keks.channel != channel:
                 raise ValueError(
@@ -226,12 +230,21 @@ class Keyring:
                 key = self._unwrap(stored)
             aead = AESGCM(key)
             fresh = _Cached(aead, None, self._clock() + self._cache_seconds)
+        now = self._clock()
         with self._lock:
             cached = self._cache.get(child)
             if cached is not None and cached.aead is None:
                 return cached  # destroyed here while this thread read the store: stays destroyed
             self._cache[child] = fresh
+            if now >= self._next_sweep:
+                self._drop_expired(now)
         return fresh
+
+    def _drop_expired(self, now: float) -> None:
+        """Forget the keys that expired (tombstones never do); the caller holds the lock."""
+        for child in [child for child, cached in self._cache.items() if cached.expires <= now]:
+            del self._cache[child]
+        self._next_sweep = now + self._cache_seconds
 
     def _wrap(self, kek: Kek, child: str, key: bytes) -> bytes:
         nonce = secrets.token_bytes(WRAP_NONCE_BYTES)

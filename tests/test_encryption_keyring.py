@@ -511,3 +511,20 @@ def test_a_running_keyring_wraps_new_keys_with_the_next_kek_once_a_rotation_begi
     finish_rotation(kek_file, old)
     running.sealing_key("after-finish")
     assert store.kek_ids("medical") == {new.id}
+
+
+def test_expired_keys_leave_the_cache_and_tombstones_stay() -> None:
+    """A server that ran for long holds the keys of the children it used lately only."""
+    store = _CountingStore()
+    clock = FakeClock()
+    keyring = Keyring("medical", [Kek.generate()], store, cache_seconds=5.0, clock=clock)
+    for child in ("c1", "c2", "gone"):
+        keyring.sealing_key(child)
+    keyring.destroy("gone", "2026-12-07T00:00:00.000000Z")
+    clock.now += 6
+    keyring.sealing_key("c3")  # cached after the sweep was due: the expired keys go
+    assert set(keyring._cache) == {"c3", "gone"}
+    assert keyring.erased_at("gone") == "2026-12-07T00:00:00.000000Z"
+    before = store.gets
+    assert keyring.opening_key("c1") is not None  # read again from the store
+    assert store.gets == before + 1
