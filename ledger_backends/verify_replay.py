@@ -7,16 +7,11 @@ check a transaction with `check_transaction`, so they agree on what is damage.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 from .base import LedgerStore
-from .hashing import canonical_json, commitment
+from .hashing import canonical_json, commitment, is_salt
 from .records import HistoryEntry, StateRecord, Transaction, Validation, Version
-
-# `hashing.is_salt`'s rule (64 lower-case hex digits) as one regular expression: the generator
-# that function runs per character costs more than the commitment's hash.
-_SALT = re.compile("[0-9a-f]{64}")
 
 HISTORY_DIFFERS = "the key history differs from what this block wrote."
 STATE_EXTRA = "the world state holds a key no valid transaction wrote."
@@ -54,15 +49,12 @@ def write_set_text(write_set: object, written: Written) -> str:
 
 
 def commitment_holds(tx: Transaction, written: Written) -> bool:
-    """`Transaction.commitment_holds`, with the salt's form checked by `_SALT` and the
-    write-set's text made from `written`, its values' texts."""
+    """`Transaction.commitment_holds`, with the write-set's text made from `written`, its
+    values' texts."""
     if tx.is_legacy:
         return True
-    salt = tx.salt
-    return (
-        isinstance(salt, str)
-        and _SALT.fullmatch(salt) is not None
-        and tx.write_set_commitment == commitment(salt, write_set_text(tx.write_set, written))
+    return is_salt(tx.salt) and tx.write_set_commitment == commitment(
+        tx.salt, write_set_text(tx.write_set, written)
     )
 
 
