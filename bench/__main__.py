@@ -22,8 +22,8 @@ from .harness import Result, log
 SHORT = {
     "ledger_commit": "--repeats 3 --duration 1 --warmup 0.5 --submitters 256 --growth-tx 20000 "
     "--growth-checkpoints 1 --growth-backends sqlite,postgresql --families 16",
-    "api_throughput": "--repeats 3 --duration 1 --warmup 0.5 --configs sqlite:1,redis:2 "
-    "--connections 32",
+    "api_throughput": "--repeats 3 --duration 1 --warmup 0.5 "
+    "--configs sqlite:1,postgresql:2,redis:2 --connections 32",
     "identity": "--repeats 3 --duration 1 --warmup 0.5 --http httptools --connections 8 "
     "--handshake-connections 8",
     "attacker_latency": "--repeats 2 --duration 1 --warmup 0.3 --blocks 40",
@@ -35,6 +35,7 @@ SHORT = {
     "merkle_tree": "--repeats 3 --duration 1 --warmup 0.5 --backends memory,sqlite "
     "--transactions 100000",
     "verify": "--repeats 3 --transactions 20000 --sizes 5000",
+    "graphql_floor": "--repeats 5 --duration 0.5 --warmup 0.2",
 }
 
 
