@@ -18,6 +18,7 @@ from strawberry.extensions import SchemaExtension
 from domain.errors import RefusalError
 from ledger_backends import BackendUnavailableError, LedgerDamagedError, ReadConflictError
 from ledger_backends.proofs import TreeNotAvailableError
+from ledger_backends.verify_disk import ScratchSpaceError
 
 log = logging.getLogger("healthledger.api")
 
@@ -26,7 +27,12 @@ LEDGER_CODES: dict[type[Exception], str] = {
     ReadConflictError: "CONFLICT",
     LedgerDamagedError: "UNAVAILABLE",
     TreeNotAvailableError: "UNAVAILABLE",  # a ledger older than trees, until its next block
+    ScratchSpaceError: "UNAVAILABLE",  # verify's temporary database could not be made
 }
+CHECK_NOT_RUN = (
+    "The server could not check the chain right now: it has no room for the check's "
+    "temporary file. This says nothing about the chain; try again later."
+)
 
 
 def error_code(error: GraphQLError) -> str:
@@ -104,6 +110,9 @@ def with_code(error: GraphQLError) -> GraphQLError:
     # A damaged chain is no passing outage: its own message says where, and that retrying
     # fails; a tree that cannot answer (a ledger older than trees, a version older than
     # commitments) says why, naming nothing the caller may not know.
+    elif isinstance(error.original_error, ScratchSpaceError):
+        log.error("A chain check could not run: %s", error.original_error)
+        message = CHECK_NOT_RUN
     elif code == "UNAVAILABLE" and not isinstance(
         error.original_error, LedgerDamagedError | TreeNotAvailableError
     ):

@@ -19,10 +19,11 @@ import psycopg
 import pytest
 from graphql import GraphQLError
 
-from api.errors import with_code
+from api.errors import CHECK_NOT_RUN, with_code
 from authz import ca, provision
 from ledger_backends import BackendUnavailableError
 from ledger_backends.testing import POSTGRES_URL, needs_backend, query_option, scratch_url
+from ledger_backends.verify_disk import ScratchSpaceError
 from tests.api_client import (
     ACCEPT,
     ACCEPT_ADMISSION,
@@ -489,3 +490,14 @@ def test_unavailable_says_nothing_was_written_only_when_that_is_known(
     coded = with_code(GraphQLError("socket closed", original_error=cause))
     assert coded.extensions == {"code": "UNAVAILABLE"}
     assert message in coded.message and "socket" not in coded.message
+
+
+def test_a_check_without_room_for_its_scratch_file_is_unavailable_and_names_no_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cause = ScratchSpaceError("The check's temporary database could not be made: /tmp/x full.")
+    with caplog.at_level(logging.ERROR, logger="healthledger.api"):
+        coded = with_code(GraphQLError("full", original_error=cause))
+    assert coded.extensions == {"code": "UNAVAILABLE"}
+    assert coded.message == CHECK_NOT_RUN and "/tmp" not in coded.message
+    assert any("/tmp/x full" in record.getMessage() for record in caplog.records)
