@@ -9,11 +9,19 @@ brings no new transaction, when `max_batch` transactions are waiting, or when
 `batch_timeout` has passed since the first of them arrived (Fabric's
 BatchTimeout), whichever comes first. One durable write per block, not per
 transaction.
+
+Blocks are written on threads of their own (`COMMIT_THREADS`, shared by every committer
+of the process; each committer writes one block at a time), not on asyncio's default
+pool: there a block ready to be written queued behind the simulations waiting for a
+thread, and every transaction in it waited with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .chain import ChainWriter
@@ -21,6 +29,8 @@ from .errors import BackendUnavailableError, LedgerError, ReadConflictError
 from .records import Proposal, Receipt, Validation
 
 DEFAULT_BATCH_TIMEOUT_MS = 2.0
+COMMIT_THREADS = 8
+_commit_threads = ThreadPoolExecutor(COMMIT_THREADS, thread_name_prefix="healthledger-commit")
 
 
 @dataclass
@@ -147,7 +157,8 @@ class GroupCommitter:
     async def _commit(self, batch: list[tuple[Proposal, asyncio.Future[Receipt]]]) -> None:
         proposals = [proposal for proposal, _ in batch]
         try:
-            receipts = await asyncio.to_thread(self.writer.commit, proposals)
+            write = functools.partial(contextvars.copy_context().run, self.writer.commit, proposals)
+            receipts = await asyncio.get_running_loop().run_in_executor(_commit_threads, write)
         except Exception as exc:  # every waiter learns why its block failed
             for _, future in batch:
                 if not future.done():
