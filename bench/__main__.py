@@ -20,7 +20,7 @@ from . import harness
 from .harness import Result, log
 
 SHORT = {
-    "ledger_commit": "--repeats 3 --duration 1 --warmup 0.5 --submitters 256 --growth-tx 20000 "
+    "ledger_commit": "--repeats 3 --duration 1 --warmup 0.5 --submitters 1,256 --growth-tx 20000 "
     "--growth-checkpoints 1 --growth-backends sqlite,postgresql --families 16",
     "api_throughput": "--repeats 3 --duration 1 --warmup 0.5 "
     "--configs sqlite:1,postgresql:2,redis:2 --connections 32",
