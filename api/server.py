@@ -24,6 +24,7 @@ from authz.client_cert_protocols import HttpToolsClientCertProtocol, WebSocketCl
 from authz.network import load_network
 from authz.tls_context import server_ssl_context
 
+from . import allocator
 from .access_log import configure_logging
 from .app import create_app
 from .connection_limits import HandshakeLimitedLoop
@@ -44,6 +45,8 @@ KEEP_ALIVE_SECONDS = 5
 
 
 def app_from_environment() -> Starlette:
+    # Before the stores, pools and committers start their threads: each would take an arena.
+    allocator.configure()
     network = load_network(os.environ[NETWORK_ENV])
     health = None
     if os.environ.get(HEALTH_PORT_ENV):
