@@ -117,17 +117,14 @@ class Proposal:
         the write-set in the text and the commitment to it. Keys and text fields are strings,
         as typed; anything else raises TypeError instead of being hashed some other way.
         """
-        values = {
-            key: None if value is None else canonical_json(value)
-            for key, value in self.write_set.items()
-        }
-        write_text = _object_text(values)
+        values = value_texts(self.write_set)
+        write_text = object_text(values)
         events = "[]"
         if self.events:
             events = canonical_json([{"name": e.name, "payload": e.payload} for e in self.events])
         foreign = "{}"
         if self.foreign_reads:
-            foreign = _object_text(
+            foreign = object_text(
                 {channel: _versions_text(reads) for channel, reads in self.foreign_reads.items()}
             )
         text = (
@@ -149,8 +146,16 @@ class Proposal:
         return text, values
 
 
-def _object_text(values: Mapping[str, str | None]) -> str:
-    """The canonical JSON of an object with string keys whose values are already encoded."""
+def value_texts(write_set: Mapping[str, JSONValue | None]) -> dict[str, str | None]:
+    """Each written value as canonical JSON, by key (None: the key is deleted)."""
+    return {
+        key: None if value is None else canonical_json(value) for key, value in write_set.items()
+    }
+
+
+def object_text(values: Mapping[str, str | None]) -> str:
+    """The canonical JSON of an object with string keys whose values are already encoded
+    (None: null), as `canonical_json` would write the object of the decoded values."""
     members = [
         f"{json_string(key)}:{'null' if values[key] is None else values[key]}"
         for key in sorted(values)
@@ -168,7 +173,7 @@ def _versions_text(reads: Mapping[str, Version | None]) -> str:
             texts[key] = f"[{version[0]},{version[1]}]"
         else:  # not a version as the ledger makes them: leave its form to the encoder
             texts[key] = canonical_json(list(version))
-    return _object_text(texts)
+    return object_text(texts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,15 @@ from collections.abc import Callable, Iterable, Mapping
 
 from .base import LedgerStore
 from .hashing import canonical_json, commitment, is_salt
-from .records import HistoryEntry, StateRecord, Transaction, Validation, Version
+from .records import (
+    HistoryEntry,
+    StateRecord,
+    Transaction,
+    Validation,
+    Version,
+    object_text,
+    value_texts,
+)
 
 HISTORY_DIFFERS = "the key history differs from what this block wrote."
 STATE_EXTRA = "the world state holds a key no valid transaction wrote."
@@ -32,20 +40,13 @@ Written = dict[str, str | None]
 """The canonical text of each value a write-set writes (None: the key is deleted)."""
 
 
-def written_texts(write_set: Mapping[str, object]) -> Written:
-    return {
-        key: None if value is None else canonical_json(value) for key, value in write_set.items()
-    }
-
-
 def write_set_text(write_set: object, written: Written) -> str:
     """`canonical_json(write_set)`, put together from its values' texts, `written`, when it is
     a mapping (as every readable transaction's is): sorted keys, each value's text (never
     empty: the text of "" is two quotes), null for a delete."""
     if not isinstance(write_set, dict):
         return canonical_json(write_set)
-    pairs = sorted(written.items())
-    return "{" + ",".join(f"{canonical_json(k)}:{v or 'null'}" for k, v in pairs) + "}"
+    return object_text(written)
 
 
 def commitment_holds(tx: Transaction, written: Written) -> bool:
@@ -69,7 +70,7 @@ def check_transaction(
     channel's, whose order relative to this one the chain does not record, so a
     transaction that has some may also be a conflict because of them.
     """
-    written = written_texts(tx.write_set)
+    written = value_texts(tx.write_set)
     if not commitment_holds(tx, written):
         raise DamageFoundError(
             tx.block_number,
