@@ -260,6 +260,12 @@ class SqlStore(LedgerStore):
             yield self._pinned.connection
 
     @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A driver cursor of the reading connection (this thread's pinned one, if any)."""
+        with self._reading() as conn, self._driver_cursor(conn) as cursor:
+            yield cursor
+
+    @contextmanager
     def _driver_cursor(self, conn: Connection) -> Iterator[Any]:
         """A cursor of `conn`'s driver connection, for statements around which SQLAlchemy's
         execution would cost several times the statement; the driver's errors come out as
@@ -333,7 +339,7 @@ class SqlStore(LedgerStore):
         return Tip.empty() if row is None else Tip(row.number + 1, row.hash)
 
     def read_state(self, channel: str, key: str) -> StateRecord | None:
-        with self._reading() as conn, self._driver_cursor(conn) as cursor:
+        with self._cursor() as cursor:
             cursor.execute(self._state_sql, (channel, key))
             row = cursor.fetchone()
         return None if row is None else StateRecord(key, row[0], (row[1], row[2]))

@@ -117,12 +117,6 @@ class SQLiteStore(SqlStore):
             yield lambda query, values: cursor.execute(query.text, values)
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        """A driver cursor of the reading connection (this thread's pinned one, if any)."""
-        with self._reading() as conn, self._driver_cursor(conn) as cursor:
-            yield cursor
-
-    @contextmanager
     def _writing(self) -> Iterator[Connection]:
         """SqlStore's write transaction, begun once this process's writers of the file before
         it are done (`write_lock`)."""
