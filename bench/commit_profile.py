@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import dataclasses
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ from ledger_backends.testing import scratch_url
 
 from . import harness
 from .ledger_workloads import Sample, commits
+from .server_profile import py_spy, tally
 
 # (step, functions that mark it), matched from the innermost frame outwards; first hit wins.
 STEPS = (
@@ -78,15 +77,6 @@ def step_of(frames: Sequence[str]) -> str:
     return OTHER
 
 
-def shares(raw: Path) -> collections.Counter[str]:
-    """Samples per step from py-spy's raw (collapsed) output: `thread;frame;frame count`."""
-    found: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        found[step_of(stack.split(";")[2:])] += int(count)
-    return found
-
-
 async def _one_run(url: str, args: argparse.Namespace) -> Sample:
     ledger = open_ledger(url)
     try:
@@ -103,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample = asyncio.run(_one_run(url, args))
         args.run.write_text(json.dumps(dataclasses.asdict(sample)))
         return 0
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    spy = py_spy()
     with tempfile.TemporaryDirectory(prefix="commit-profile-") as temp:
         raw, result = Path(temp) / "samples.txt", Path(temp) / "sample.json"
         own = list(sys.argv[1:] if argv is None else argv)
@@ -119,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if run.returncode:
             raise SystemExit(f"The profiled run failed:\n{run.stderr}")
         sample = Sample(**json.loads(result.read_text()))
-        counted = shares(raw)
+        counted = tally(raw.read_text().splitlines(), step_of)
     busy = {step: n for step, n in counted.items() if not step.startswith(LEFT_OUT)}
     total = sum(busy.values())
     cpu_us = sample.cpu_ms_per_op * 1000

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from .harness import log
@@ -69,15 +69,16 @@ def part_of(stack: Sequence[str]) -> str:
     return OTHER
 
 
-def shares(raw_lines: Iterable[str]) -> Counter[str]:
-    """Samples per part, from py-spy's raw output (`frame;frame;... count` per line)."""
+def tally(raw_lines: Iterable[str], classify: Callable[[Sequence[str]], str]) -> Counter[str]:
+    """Samples per class, from py-spy's raw output (`frame;frame;... count` per line): each
+    stack's frames, outermost first and without the process and thread names, classified."""
     counted: Counter[str] = Counter()
     for line in raw_lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if not stack or not count.isdigit():
             continue
         frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
-        counted[part_of(frames)] += int(count)
+        counted[classify(frames)] += int(count)
     return counted
 
 
@@ -126,7 +127,7 @@ class ServerProfile:
         if not self.output.exists():
             return Counter()
         with self.output.open() as lines:
-            return shares(lines)
+            return tally(lines, part_of)
 
 
 def table_rows(counted: Counter[str], us_per_request: float) -> list[str]:
