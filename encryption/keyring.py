@@ -221,6 +221,7 @@ class Keyring:
     ) -> _Cached:
         """Cache what the store holds for `child`. `offered` is the key just offered to the
         store, in clear and wrapped: when the store kept it, it needs no unwrapping."""
+        now = self._clock()
         if stored.wrapped is None:
             fresh = _Cached(None, stored.erased_at, math.inf)
         else:
@@ -229,8 +230,7 @@ class Keyring:
             else:
                 key = self._unwrap(stored)
             aead = AESGCM(key)
-            fresh = _Cached(aead, None, self._clock() + self._cache_seconds)
-        now = self._clock()
+            fresh = _Cached(aead, None, now + self._cache_seconds)
         with self._lock:
             cached = self._cache.get(child)
             if cached is not None and cached.aead is None:
