@@ -151,7 +151,6 @@ class Bench:
             provision.enroll(network, org="parents", uid=uid, role="parent", name=uid.title())
         self.contexts = {uid: user_context(network, "parents", uid) for uid in self.parents}
         self.doctor = user_context(network, "hospital", "dr-house")
-        self.pid = 0  # the server being profiled
         self.samples: dict[Key, list[Sample]] = {}
         # (configuration, operation): samples per part of a request, server µs per request
         self.profiles: dict[tuple[str, str], tuple[Counter[str], float]] = {}
@@ -188,12 +187,14 @@ class Bench:
                 f"ms, server {sample.server_us:,.0f} µs/req{refused}"
             )
 
-    def profile(self, label: str, operation: str, server: Server, flows: list[Connection]) -> None:
-        """One more API window with py-spy sampling the server (its processes and workers)."""
+    def profile(
+        self, label: str, operation: str, server: Server, pid: int, flows: list[Connection]
+    ) -> None:
+        """One more API window with py-spy sampling the server process `pid` and its workers."""
         port, _, cpu = server
         output = self.network.parent / f"profile-{len(self.profiles)}.txt"
         seconds = self.args.warmup + self.args.duration
-        with ServerProfile(self.pid, seconds, output) as recording:
+        with ServerProfile(pid, seconds, output) as recording:
             ((_, sample),) = asyncio.run(measure(port, flows, [API], self.args, cpu))
         self.profiles[label, operation] = (recording.shares(), sample.server_us)
         log(f"{label} {operation} profiled: {sample.rate:,.0f}/s, {sample.server_us:,.0f} µs/req")
@@ -231,11 +232,11 @@ def measure_config(bench: Bench, backend: str, workers: int, baselines: BenchSer
                     for server in harness.alternating([api, nop], repeat):
                         bench.run((label, operation, n), server, flows)
         if bench.args.profile:
-            bench.pid = serve.process.pid
+            api = (serve.port, [API], lambda: harness.cpu_seconds(pids))
             n = max(bench.args.connections)
             for operation in (REGISTER, UPDATE):
-                api = (serve.port, [API], lambda: harness.cpu_seconds(pids))
-                bench.profile(label, operation, api, bench.connections(operation, n, updates))
+                flows = bench.connections(operation, n, updates)
+                bench.profile(label, operation, api, serve.process.pid, flows)
         serve.terminate()
     return pinning
 
