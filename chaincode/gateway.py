@@ -151,7 +151,7 @@ class Gateway:
         commits first wins: the report becomes a conflict, and the card is read again
         for the next attempt, which the doctor then finds not found.
         """
-        patients = await self._patients(caller)
+        patients = await self._patient_of_request(caller, report_request_id)
         request: ReportRequestView = await self._evaluate(
             caller, "report", "readReportRequest", {"id": report_request_id}, patients
         )
@@ -233,7 +233,7 @@ class Gateway:
         return found
 
     async def read_report_request(self, caller: Caller, request_id: str) -> ReportRequestView:
-        patients = await self._patients(caller)
+        patients = await self._patient_of_request(caller, request_id)
         found: ReportRequestView = await self._evaluate(
             caller, "report", "readReportRequest", {"id": request_id}, patients
         )
@@ -359,11 +359,30 @@ class Gateway:
         return found
 
     async def _patients(self, caller: Caller) -> Transient:
-        """A doctor's children under ACTIVE agreements, read on `medical`; none for others."""
+        """A doctor's children under ACTIVE agreements, read on `medical`; none for others.
+        It opens every patient's index entry: for lists only (see _patient_of_request)."""
         if caller.role != "doctor":
             return {}
         ids: list[str] = await self._evaluate(caller, "medical", "listPatientIds", {})
         return {"patients": ids}
+
+    async def _patient_of_request(self, caller: Caller, request_id: str) -> Transient:
+        """The `patients` that prove a doctor's access to one report request: its child, if
+        `medical` says the doctor treats it now (one point read on each channel, however
+        many patients the doctor has); none for others.
+
+        The child is looked up as the server and only ever given to the doctor's own
+        `isPatient`, which is asked for an id that names no request too, so a refusal reads
+        as much as an answer."""
+        if caller.role != "doctor":
+            return {}
+        child_id: str | None = await self._evaluate(
+            SERVER, "report", "reportRequestChild", {"id": request_id}
+        )
+        treated: bool = await self._evaluate(
+            caller, "medical", "isPatient", {"childId": child_id or ""}
+        )
+        return {"patients": [child_id]} if treated and child_id else {}
 
     # -- machinery -------------------------------------------------------------------------
 

@@ -223,6 +223,16 @@ class MedicalContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract
         """
         return _patient_ids(ctx) if ctx.caller.role == "doctor" else []
 
+    @query("isPatient")
+    def is_patient(self, ctx: TxContext, childId: str) -> bool:
+        """Whether the calling doctor has an ACTIVE agreement for the child in force now (one
+        point read); False for everyone else and for a child that is not there.
+
+        What the gateway proves a doctor's access to one report request with: its cost does
+        not grow with the doctor's patients, as listPatientIds' does.
+        """
+        return _treats(ctx, childId)
+
     # -- agreements ------------------------------------------------------------------
 
     @transaction("signAgreement")

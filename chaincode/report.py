@@ -221,6 +221,14 @@ class ReportContract(access_log.RecordsAccess, erasure.RecordsErasure, Contract)
         ctx.set_event("ReportRequested", audience)
         return _request_view(request)
 
+    @query("reportRequestChild")
+    def report_request_child(self, ctx: TxContext, id: str) -> str | None:
+        """For the server: the child a report request is for, None if there is none; what
+        the gateway asks `medical` whether a doctor treats (never shown to the caller)."""
+        consent.require_server(ctx)
+        request: ReportRequest | None = _get(ctx, "report-request", id)
+        return None if request is None else request["childId"]
+
     @query("readReportRequest")
     def read_report_request(self, ctx: TxContext, id: str) -> ReportRequestView:
         return _request_view(_visible_request(ctx, id))

@@ -138,6 +138,7 @@ def test_an_agreement_gives_its_doctor_the_card_until_one_second_before_its_end(
     assert card["version"] == 2
     assert statuses(world, DOCTOR) == ["ACTIVE"]
     assert world.call(DOCTOR, "listPatientIds") == [world.child_id]
+    assert world.call(DOCTOR, "isPatient", childId=world.child_id) is True
     assert world.call(PARENT, "readChild", childId=world.child_id)["doctorUid"] == DOCTOR.uid
 
     world.at(end)  # at validUntil it has ended
@@ -157,6 +158,7 @@ def test_an_agreement_gives_its_doctor_the_card_until_one_second_before_its_end(
     )
     assert statuses(world, DOCTOR) == statuses(world, PARENT) == ["EXPIRED"]
     assert world.call(DOCTOR, "listPatientIds") == []
+    assert world.call(DOCTOR, "isPatient", childId=world.child_id) is False
     assert items(world.call(DOCTOR, "listChildren")) == []
     assert world.call(PARENT, "readChild", childId=world.child_id)["doctorUid"] is None
 

@@ -388,6 +388,31 @@ def test_no_one_else_has_patient_ids(world: World, caller: FakeCaller) -> None:
     assert world.call(caller, "listPatientIds") == []
 
 
+# -- isPatient ---------------------------------------------------------------------------
+
+
+def test_a_doctor_of_an_active_agreement_is_told_the_child_is_a_patient(world: World) -> None:
+    assert world.call(DOCTOR, "isPatient", childId=world.child_id) is True
+
+
+@pytest.mark.parametrize("caller", [p for p in OUTSIDERS if p.id != "unrelated parent"])
+def test_no_one_outside_an_active_agreement_is_told_the_child_is_a_patient(
+    world: World, caller: FakeCaller
+) -> None:
+    assert world.call(caller, "isPatient", childId=world.child_id) is False
+
+
+@pytest.mark.parametrize("caller", [*GUARDIANS, pytest.param(OTHER_PARENT, id="unrelated parent")])
+def test_parents_are_never_told_a_child_is_a_patient(world: World, caller: FakeCaller) -> None:
+    assert world.call(caller, "isPatient", childId=world.child_id) is False
+
+
+@pytest.mark.parametrize("child_id", ["", "child-missing", "other"])
+def test_a_doctor_is_not_told_of_a_child_outside_the_agreement(world: World, child_id: str) -> None:
+    named = world.other_child_id if child_id == "other" else child_id
+    assert world.call(DOCTOR, "isPatient", childId=named) is False
+
+
 # -- signAgreement -----------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from chaincode.consent import SERVER
 from chaincode.medical import MedicalContract
 from chaincode.people import person_of
 from chaincode.records import Transient
@@ -99,6 +100,14 @@ class World:
             return {}
         return {"patients": self.medical.call(caller, "listPatientIds")}
 
+    def patient_of(self, caller: FakeCaller, request_id: str) -> Transient:
+        """What proves a doctor's access to one request: its child, if the doctor treats it."""
+        if caller.role != "doctor":
+            return {}
+        child_id = self.report.call(SERVER, "reportRequestChild", id=request_id)
+        treated = self.medical.call(caller, "isPatient", childId=child_id or "")
+        return {"patients": [child_id]} if treated and child_id else {}
+
     def card(self, caller: FakeCaller, child_id: str) -> Transient:
         card = self.medical.call(caller, "readCard", childId=child_id)
         return {"card": card, "cardSalt": CARD_SALT}
@@ -109,7 +118,9 @@ class World:
         return self.call(caller, "createAdmissionRequest", self.child(caller), school=school)
 
     def read_request(self, caller: FakeCaller, request_id: str) -> dict[str, Any]:
-        return self.call(caller, "readReportRequest", self.patients(caller), id=request_id)
+        return self.call(
+            caller, "readReportRequest", self.patient_of(caller, request_id), id=request_id
+        )
 
     def list_requests(self, caller: FakeCaller, status: str | None = None) -> list[Any]:
         return items(self.call(caller, "listReportRequests", self.patients(caller), status=status))
@@ -121,7 +132,7 @@ class World:
         return self.call(
             doctor,
             "createReport",
-            {**self.patients(doctor), **self.card(doctor, request["childId"])},
+            {**self.patient_of(doctor, request_id), **self.card(doctor, request["childId"])},
             reportRequestId=request_id,
             conclusion=conclusion,
         )
@@ -619,6 +630,25 @@ def test_a_caller_cannot_name_patients_as_an_argument(world: World) -> None:
 
 def test_reading_an_unknown_report_request_is_not_found(world: World) -> None:
     refused(world, SCHOOL_A, "readReportRequest", NotFoundError, id="report-request-00000000")
+
+
+def test_a_doctor_is_not_found_an_unknown_report_request(world: World) -> None:
+    with pytest.raises(NotFoundError):
+        world.read_request(DOCTOR, "report-request-00000000")
+
+
+def test_the_server_learns_which_child_a_report_request_is_for(world: World) -> None:
+    request = world.pending_request()
+    assert world.call(SERVER, "reportRequestChild", id=request["id"]) == world.child_id
+    assert world.call(SERVER, "reportRequestChild", id="report-request-00000000") is None
+
+
+@pytest.mark.parametrize("caller", EVERYONE, ids=lambda caller: caller.uid)
+def test_no_caller_but_the_server_learns_a_report_request_s_child(
+    world: World, caller: FakeCaller
+) -> None:
+    request = world.pending_request()
+    refused(world, caller, "reportRequestChild", ForbiddenError, id=request["id"])
 
 
 # -- listReportRequests ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from domain.errors import RefusalError
+from domain.errors import NotFoundError, RefusalError
 from tests.test_gateway_story import World
 
 # The story tests' fixtures: a network of enrolled users and a gateway over `ledger_url`.
@@ -249,3 +249,63 @@ def test_outsiders_list_nothing_of_the_family(world: World, uid: str) -> None:
         return found
 
     assert all(page["entries"] == [] for page in asyncio.run(lists()))
+
+
+def test_a_doctor_reaches_a_report_request_only_while_treating_its_child(world: World) -> None:
+    """The gateway proves a doctor's access to one request by a point read of the request's
+    child on `medical` (not by listing every patient): a doctor of other children, an admin
+    and a doctor whose agreement was revoked are told it does not exist, as for an unknown id."""
+    gw, alice, bob, house, quinn = (
+        world.gateway,
+        world["alice"],
+        world["bob"],
+        world["dr-house"],
+        world["dr-quinn"],
+    )
+    school_a = world["school-a-office"]
+
+    async def run() -> list[str]:
+        child = await gw.submit(
+            alice, "medical", "registerChild", {"fullName": "Cleo", "birthDate": "2019-06-01"}
+        )
+        # dr-quinn treats another family's child: he has patients, but not Cleo.
+        other = await gw.submit(
+            bob, "medical", "registerChild", {"fullName": "Dan", "birthDate": "2018-02-03"}
+        )
+        for parent, doctor, child_id in ((alice, house, child["id"]), (bob, quinn, other["id"])):
+            signed = await gw.submit(
+                parent, "medical", "signAgreement", {"childId": child_id, "doctorUid": doctor.uid}
+            )
+            await gw.submit(doctor, "medical", "acceptAgreement", {"id": signed["id"]})
+        admission = await gw.create_admission_request(alice, child["id"], "school-a")
+        await gw.submit(school_a, "report", "acceptAdmissionRequest", {"id": admission["id"]})
+        request = await gw.submit(
+            school_a, "report", "createReportRequest", {"admissionRequestId": admission["id"]}
+        )
+        assert (await gw.read_report_request(house, request["id"]))["childId"] == child["id"]
+        messages = []
+        for caller in (quinn, world["hospital-admin"]):
+            for step in (
+                gw.read_report_request(caller, request["id"]),
+                gw.create_report(caller, request["id"], "Fit."),
+            ):
+                with pytest.raises(NotFoundError) as refused:
+                    await step
+                messages.append(str(refused.value))
+        with pytest.raises(NotFoundError) as unknown:
+            await gw.read_report_request(house, "report-request-0123456789abcdef")
+        messages.append(str(unknown.value))
+        agreements = await gw.evaluate(alice, "medical", "listAgreements", {})
+        (active,) = [a for a in agreements["entries"] if a["item"]["doctorUid"] == "dr-house"]
+        await gw.submit(alice, "medical", "revokeAgreement", {"id": active["item"]["id"]})
+        for step in (
+            gw.read_report_request(house, request["id"]),
+            gw.create_report(house, request["id"], "Fit."),
+        ):
+            with pytest.raises(NotFoundError) as refused:
+                await step
+            messages.append(str(refused.value))
+        return messages
+
+    messages = asyncio.run(run())
+    assert set(messages) == {"No such report request is visible to you."}
