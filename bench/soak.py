@@ -10,8 +10,10 @@ user over HTTPS with that user's client certificate. A shared token bucket start
 
 Per interval (--repeats intervals of --duration seconds; --warmup is not used):
 operations completed, errors, p50 and p99 latency, and the resident memory of the serve
-process tree at the interval's end. An error is anything but HTTP 200 with the expected
-data and no GraphQL errors. Memory growth is the last interval's RSS minus the first's.
+process tree at the interval's end; then each operation's p99 in the first and the last
+third of the intervals, so that one whose latency grows with the data stands out. An error
+is anything but HTTP 200 with the expected data and no GraphQL errors. Memory growth is the
+last interval's RSS minus the first's.
 
 Targets (issue 21): 0 errors; memory growth under 20 MB over 10 minutes (the defaults: 10 x
 60 s); a flat p99: the median p99 of the last third of the intervals at most 1.5 times that of
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import re
 import sys
 import tempfile
 import time
@@ -74,6 +78,7 @@ class Interval:
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     rss_mb: float = 0.0
+    by_operation: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Traffic:
@@ -98,12 +103,20 @@ class Traffic:
         except (httpx.HTTPError, UnexpectedAnswerError) as exc:
             interval.errors.append(f"{uid}: {exc}")
             raise UnexpectedAnswerError(str(exc)) from None
-        interval.latencies_ms.append((time.perf_counter() - started) * 1000)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        interval.latencies_ms.append(elapsed_ms)
+        interval.by_operation.setdefault(operation_of(document), []).append(elapsed_ms)
         return body["data"]
 
     def wrong(self, what: str) -> UnexpectedAnswerError:
         self.intervals[-1].errors.append(what)
         return UnexpectedAnswerError(what)
+
+
+def operation_of(document: str) -> str:
+    """The document's first field: the operation's name (`registerChild`, `report`, ...)."""
+    found = re.search(r"\{\s*(\w+)", document)
+    return found.group(1) if found else document
 
 
 async def story(traffic: Traffic, name: str) -> None:
@@ -202,7 +215,29 @@ def report(intervals: list[Interval], args: Any) -> tuple[list[str], list[Result
         flat_p99(intervals),
     ]
     header = "interval | operations | errors | p50 ms | p99 ms | server RSS MB"
-    return [f"## {args.duration:g} s intervals", "", *harness.table(header, rows)], results
+    body = [f"## {args.duration:g} s intervals", "", *harness.table(header, rows)]
+    return [*body, *per_operation(intervals)], results
+
+
+def per_operation(intervals: list[Interval]) -> list[str]:
+    """Each operation's median p99 in the first and the last third of the intervals."""
+    third = len(intervals) // 3
+    if third == 0:
+        return []
+    first, last = intervals[:third], intervals[-third:]
+    names = sorted({name for i in intervals for name in i.by_operation})
+
+    def p99(part: list[Interval], name: str) -> float:
+        return median(percentile(i.by_operation.get(name, []), 0.99) for i in part)
+
+    def row(name: str) -> str:
+        before, after = p99(first, name), p99(last, name)
+        ratio = "—" if math.isnan(before) or math.isnan(after) else f"{after / before:.2f}x"
+        return f"{name} | {before:.1f} | {after:.1f} | {ratio}"
+
+    rows = [row(name) for name in names]
+    header = "operation | p99 ms, first third | p99 ms, last third | ratio"
+    return ["", "## p99 per operation", "", *harness.table(header, rows)]
 
 
 def flat_p99(intervals: list[Interval]) -> Result:
