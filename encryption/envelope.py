@@ -112,8 +112,55 @@ def canonical_text(value: JSONValue) -> str:
 
     ValueError (rfc8785.CanonicalizationError) for what JCS cannot state: integers beyond
     ±(2**53 - 1), NaN or infinities, strings that are not Unicode text.
+
+    A value whose JCS text is its `canonical_json` text (`_jcs_as_json`: most records) is
+    written by the C encoder, several times faster; any other by `rfc8785`.
     """
+    if _jcs_as_json(value):
+        return canonical_json(value)
     return rfc8785.dumps(value).decode("utf-8")
+
+
+_JCS_INT_MAX = 2**53 - 1
+# Code points from here on sort differently by code point (Python) and by UTF-16 code unit
+# (JCS), or are surrogates, which JCS refuses.
+_UTF16_ORDER_ENDS = "\ud800"
+
+
+def _jcs_as_json(value: object) -> bool:
+    """Whether RFC 8785 writes `value` exactly as `canonical_json` does.
+
+    Both write null, true, false, integers, strings (the same escapes: \\b \\f \\n \\r \\t,
+    \\" and \\\\, other control characters as lower-case \\u00XX; everything else as it
+    is), arrays, and objects without spaces in sorted key order. They differ on floats
+    (JCS writes ECMAScript's shortest form: 120.0 is 120), on integers beyond ±(2**53 - 1)
+    and lone surrogates (JCS refuses them), and on keys holding code points from U+D800
+    (JCS sorts by UTF-16 code unit); such values go to `rfc8785`, as do any types but
+    dict, list, str, int, bool and None.
+    """
+    if type(value) is str:
+        return value.isascii() or _is_unicode(value)
+    if type(value) is dict:
+        return all(
+            type(key) is str
+            and (key.isascii() or max(key) < _UTF16_ORDER_ENDS)
+            and _jcs_as_json(item)
+            for key, item in value.items()
+        )
+    if type(value) is list:
+        return all(_jcs_as_json(item) for item in value)
+    if type(value) is int:
+        return -_JCS_INT_MAX <= value <= _JCS_INT_MAX
+    return value is None or type(value) is bool
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` holds no lone surrogates (UTF-8 refuses them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def is_sealed(value: object) -> bool:

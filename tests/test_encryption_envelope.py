@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from encryption import (
     BrokenSealError,
@@ -157,6 +159,54 @@ def test_the_committed_text_is_rfc_8785_not_python_json() -> None:
     assert canonical_text(value) == '{"b":[true,null],"big":1e+21,"heightCm":120,"small":1e-7}'
     with pytest.raises(ValueError):
         canonical_text(2**60)  # beyond what a JSON number holds exactly
+
+
+# Text from every plane, with what JCS and Python JSON might write differently: control
+# characters, quotes and backslashes, U+007F, U+2028, the private use area above U+E000,
+# characters beyond U+FFFF (two UTF-16 code units) and lone surrogates.
+_TEXT = st.text(
+    st.one_of(
+        st.characters(codec=None, exclude_categories=()),
+        st.sampled_from(
+            ["\x00", "\x1f", '"', "\\", "\x7f", "\u2028", "\ue000", "\U0001f600", "\ud83d"]
+        ),
+    ),
+    max_size=6,
+)
+_NUMBERS = st.one_of(
+    st.integers(min_value=-(2**53) - 2, max_value=2**53 + 2),
+    st.sampled_from([2**53 - 1, -(2**53 - 1), 2**53, 0]),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), _NUMBERS, _TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_JSON)
+@example({"note": "a\ud83d"})
+@example({"\ud83d": 1})
+@example([2**53, 1.0])
+def test_the_committed_text_is_rfc8785_s_for_every_value(value: Any) -> None:
+    """canonical_text writes most values with the C encoder: always what rfc8785 writes,
+    and a refusal (ValueError) exactly where rfc8785 refuses."""
+    try:
+        expected = rfc8785.dumps(value).decode("utf-8")
+    except ValueError:
+        with pytest.raises(ValueError):
+            canonical_text(value)
+    else:
+        assert canonical_text(value) == expected
+
+
+def test_keys_sort_by_utf16_code_unit_not_by_code_point() -> None:
+    # U+E000 is one code unit (0xE000); U+1F600 is two (0xD83D 0xDE00), so it sorts first.
+    value = {"\ue000": 1, "\U0001f600": 2, "a": 3}
+    assert canonical_text(value) == '{"a":3,"\U0001f600":2,"\ue000":1}'
+    assert canonical_text(value) == rfc8785.dumps(value).decode()
 
 
 def test_every_seal_draws_a_new_salt(keyrings: dict[str, Keyring]) -> None:
