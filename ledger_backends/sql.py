@@ -72,6 +72,9 @@ SCAN_PAGE = 5000
 IN_LIST_CHUNK = 500
 # Node ids per tree read: two bound values each, within SQLite's oldest limit of 999.
 TREE_READ_CHUNK = 256
+# Consecutive ids of one level read as one range of the primary key, at least: a proof's ids
+# are never as many, the nodes a verification compares (those blocks completed) mostly are.
+TREE_RANGE_MIN = 32
 # Runs one query with its values and gives its rows, as tuples.
 RunQuery = Callable[[TextClause, dict[str, Any]], Iterable[Sequence[Any]]]
 
@@ -456,15 +459,21 @@ class SqlStore(LedgerStore):
         )
 
     def read_tree_nodes(self, channel: str, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
-        """One query per TREE_READ_CHUNK ids (so one for any proof), one primary-key lookup
-        per id; ids not stored read as NULL and are left out."""
+        """One range read of the primary key per run of TREE_RANGE_MIN or more consecutive
+        ids of a level; for the other ids one query per TREE_READ_CHUNK of them (so one for
+        any proof), one primary-key lookup per id. Ids not stored are left out."""
         wanted = list(dict.fromkeys(ids))
         if not wanted or not self._stores_tree:
             return {}
+        runs, scattered = _runs(wanted)
         found: dict[NodeId, bytes] = {}
         with self._tree_rows() as run:
-            for offset in range(0, len(wanted), TREE_READ_CHUNK):
-                query, values = self.tree_nodes_query(wanted[offset : offset + TREE_READ_CHUNK])
+            for level, low, high in runs:
+                values = {"channel": channel, "level": level, "low": low, "high": high}
+                for index, node_hash in run(_TREE_RANGE, values):
+                    found[(level, index)] = bytes(node_hash)
+            for offset in range(0, len(scattered), TREE_READ_CHUNK):
+                query, values = self.tree_nodes_query(scattered[offset : offset + TREE_READ_CHUNK])
                 for level, index, node_hash in run(query, {"channel": channel, **values}):
                     if node_hash is not None:
                         found[(level, index)] = bytes(node_hash)
@@ -472,8 +481,8 @@ class SqlStore(LedgerStore):
 
     @contextmanager
     def _tree_rows(self) -> Iterator[RunQuery]:
-        """What runs a query of `tree_nodes_query` for read_tree_nodes: rows (level, idx,
-        hash) through a pooled connection."""
+        """What runs read_tree_nodes' queries (a range read, or one of `tree_nodes_query`)
+        and gives their rows, through a pooled connection."""
         with self._reading() as conn:
             yield lambda query, values: conn.execute(query, values)
 
@@ -617,6 +626,40 @@ class SqlStore(LedgerStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_TREE_RANGE = text(
+    f"SELECT idx, hash FROM {tree_t.name} WHERE channel = :channel AND level = :level"
+    " AND idx >= :low AND idx <= :high"
+)
+
+
+def _runs(ids: list[NodeId]) -> tuple[list[tuple[int, int, int]], list[NodeId]]:
+    """`ids` (distinct) as (level, lowest, highest index) of each run of TREE_RANGE_MIN or
+    more consecutive indexes of a level, and the ids in no such run."""
+    by_level: dict[int, list[int]] = {}
+    for level, index in ids:
+        by_level.setdefault(level, []).append(index)
+    runs: list[tuple[int, int, int]] = []
+    scattered: list[NodeId] = []
+    for level, indexes in by_level.items():
+        if len(indexes) < TREE_RANGE_MIN:
+            scattered.extend((level, index) for index in indexes)
+            continue
+        indexes.sort()
+        if indexes[-1] - indexes[0] + 1 == len(indexes):  # distinct: all one run
+            runs.append((level, indexes[0], indexes[-1]))
+            continue
+        start = 0
+        for end in range(1, len(indexes) + 1):
+            if end < len(indexes) and indexes[end] == indexes[end - 1] + 1:
+                continue
+            if end - start >= TREE_RANGE_MIN:
+                runs.append((level, indexes[start], indexes[end - 1]))
+            else:
+                scattered.extend((level, index) for index in indexes[start:end])
+            start = end
+    return runs, scattered
 
 
 def _state_record(row: Any) -> StateRecord:

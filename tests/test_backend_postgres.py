@@ -17,11 +17,15 @@ from ledger_backends.testing import (
     scratch_url,
     submit_all,
 )
+from tests.sql_tree_reads import assert_runs_read_as_single_ids
 
 
 class TestPostgresStore(LedgerStoreConformance):
     backend = "postgresql"
     rolls_back = True
+
+    def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
+        assert_runs_read_as_single_ids(self.store)
 
     def test_commits_survive_server_side_disconnects(self) -> None:
         submit_all(self.ledger, "medical", [proposal("before", writes={"k": 1})])

@@ -24,6 +24,7 @@ from ledger_backends.testing import (
     needs_backend,
 )
 from ledger_backends.testing.golden import proposal
+from tests.sql_tree_reads import assert_runs_read_as_single_ids
 
 pytestmark = needs_backend("sqlite")
 
@@ -37,6 +38,9 @@ class TestSQLiteStore(LedgerStoreConformance):
         with self.store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+    def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
+        assert_runs_read_as_single_ids(self.store)
 
 
 def test_relative_path_is_relative_to_working_directory(
