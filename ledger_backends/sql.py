@@ -44,7 +44,6 @@ from sqlalchemy import (
     null,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -196,6 +195,10 @@ class SqlStore(LedgerStore):
             f"WHERE channel = {mark} AND key = {mark}"
         )
         self._driver_error: Any = engine.dialect.loaded_dbapi.Error  # the DB-API Error class
+        self._scan_sql = {
+            name: page.format(after=after.format(m=mark), m=mark)
+            for name, (page, after) in _SCAN_PAGES.items()
+        }
         # This thread's pinned reads: .held closes .connection (None until the first read).
         self._pinned = threading.local()
         # Each takes `channel` and a list of `keys` (PostgreSQL's store has its own).
@@ -594,31 +597,37 @@ class SqlStore(LedgerStore):
             conn.execute(insert(history_t), _named(HISTORY_COLUMNS, rows.history))
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
-        after: str | None = None
+        """A page of SCAN_PAGE keys per query, each through a driver cursor of its own."""
+        after: tuple[str] | None = None
         while True:
-            query = select(state_t).where(state_t.c.channel == channel)
-            if after is not None:
-                query = query.where(state_t.c.key > after)
-            with self._reading() as conn:
-                rows = conn.execute(query.order_by(state_t.c.key).limit(SCAN_PAGE)).all()
-            yield from (_state_record(row) for row in rows)
+            with self._cursor() as cursor:
+                if after is None:
+                    cursor.execute(self._scan_sql["state"], (channel, SCAN_PAGE))
+                else:
+                    cursor.execute(self._scan_sql["state after"], (channel, *after, SCAN_PAGE))
+                rows = cursor.fetchall()
+            yield from (
+                StateRecord(key, value, (number, index)) for key, value, number, index in rows
+            )
             if len(rows) < SCAN_PAGE:
                 return
-            after = rows[-1].key
+            after = (rows[-1][0],)
 
     def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        """A page of SCAN_PAGE entries per query, each through a driver cursor of its own."""
         after: tuple[str, int, int] | None = None
-        order = (history_t.c.key, history_t.c.block_number, history_t.c.tx_index)
         while True:
-            query = select(history_t).where(history_t.c.channel == channel)
-            if after is not None:
-                query = query.where(tuple_(*order) > tuple_(*after))
-            with self._reading() as conn:
-                rows = conn.execute(query.order_by(*order).limit(SCAN_PAGE)).all()
-            yield from (_history_entry(row) for row in rows)
+            with self._cursor() as cursor:
+                if after is None:
+                    cursor.execute(self._scan_sql["history"], (channel, SCAN_PAGE))
+                else:
+                    cursor.execute(self._scan_sql["history after"], (channel, *after, SCAN_PAGE))
+                rows = cursor.fetchall()
+            yield from (HistoryEntry(*row) for row in rows)
             if len(rows) < SCAN_PAGE:
                 return
-            after = (rows[-1].key, rows[-1].block_number, rows[-1].tx_index)
+            last = rows[-1]
+            after = (last[0], last[1], last[2])
 
     def ping(self) -> None:
         with self._reading() as conn:
@@ -626,6 +635,26 @@ class SqlStore(LedgerStore):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# The pages of `scan_state` and `scan_history`, from the channel's start and after a page's
+# last row, for the driver ({m}: its placeholder); the columns in the order of StateRecord
+# (its version's two apart) and of HistoryEntry.
+_STATE_PAGE = (
+    "SELECT key, value, block_number, tx_index FROM ledger_state WHERE channel = {m}{after}"
+    " ORDER BY key LIMIT {m}"
+)
+_HISTORY_PAGE = (
+    "SELECT key, block_number, tx_index, tx_id, value, creator_uid, creator_msp, timestamp"
+    " FROM ledger_history WHERE channel = {m}{after}"
+    " ORDER BY key, block_number, tx_index LIMIT {m}"
+)
+_SCAN_PAGES = {
+    "state": (_STATE_PAGE, ""),
+    "state after": (_STATE_PAGE, " AND key > {m}"),
+    "history": (_HISTORY_PAGE, ""),
+    "history after": (_HISTORY_PAGE, " AND (key, block_number, tx_index) > ({m}, {m}, {m})"),
+}
 
 
 _TREE_RANGE = text(

@@ -24,7 +24,7 @@ from ledger_backends.testing import (
     needs_backend,
 )
 from ledger_backends.testing.golden import proposal
-from tests.sql_tree_reads import assert_runs_read_as_single_ids
+from tests.sql_store_checks import assert_runs_read_as_single_ids, assert_scans_page_through
 
 pytestmark = needs_backend("sqlite")
 
@@ -41,6 +41,11 @@ class TestSQLiteStore(LedgerStoreConformance):
 
     def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
         assert_runs_read_as_single_ids(self.store)
+
+    def test_state_and_history_scans_page_through_them(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert_scans_page_through(self.store, monkeypatch)
 
 
 def test_relative_path_is_relative_to_working_directory(

@@ -1,8 +1,12 @@
-"""A check shared by the SQL backends' tests: runs of consecutive tree node ids, which
-`SqlStore.read_tree_nodes` reads as ranges of the primary key, read as the ids one at a time."""
+"""Checks shared by the SQL backends' tests, of what `SqlStore` reads its own way: runs of
+consecutive tree node ids (ranges of the primary key) and the state and history scans (pages
+through the driver's cursor)."""
 
 from __future__ import annotations
 
+import pytest
+
+from ledger_backends import sql
 from ledger_backends.base import LedgerStore
 from ledger_backends.chain import ChainWriter
 from ledger_backends.merkle import NodeId
@@ -41,3 +45,24 @@ def assert_runs_read_as_single_ids(store: LedgerStore) -> None:
         expected = {node: nodes[node] for node in ids if node in nodes}
         assert store.read_tree_nodes("medical", ids) == expected
         assert store.read_tree_nodes("report", ids) == {}
+
+
+def assert_scans_page_through(store: LedgerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page size gives every key's state row and every history entry, once each."""
+    writer = ChainWriter(store, "medical", clock=golden_clock())
+    for block in range(4):
+        writes: dict[str, object] = {f"k/{n}": [block, n] for n in range(block, 6)}
+        writes |= {"k/0": None, "z": {"block": block}}  # k/0 deleted, then written again
+        writer.commit([proposal(f"t{block}", writes=writes)])
+        writer.commit([proposal(f"u{block}", writes={"k/0": block, "z": block})])
+    ChainWriter(store, "report", clock=golden_clock()).commit(
+        [proposal("other", channel="report", writes={"k/1": "other"})]
+    )
+    state = store.read_range("medical", "", "")
+    keys = [record.key for record in state]
+    history = [entry for key in keys for entry in store.read_history("medical", key)]
+    assert len(state) == 7 and len(history) == 33  # k/0 and z: 8 entries each
+    for page in (1, 2, 3, 7, 8, sql.SCAN_PAGE):
+        monkeypatch.setattr(sql, "SCAN_PAGE", page)
+        assert list(store.scan_state("medical")) == state
+        assert list(store.scan_history("medical")) == history
