@@ -15,7 +15,7 @@ from authz.network import load_network
 from chaincode.gateway import Gateway
 from chaincode.testing import fresh_keyrings
 from domain.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError, RefusalError
-from ledger_backends import Ledger, open_ledger
+from ledger_backends import Ledger, Proposal, ReadConflictError, Receipt, open_ledger
 from ledger_backends.hashing import canonical_json, commitment, sha256_hex
 from ledger_backends.keystores import open_key_store
 from tests.networks import NetworkFixture, make_network
@@ -203,6 +203,31 @@ def test_successive_updates_each_add_one_version(world: World) -> None:
         return versions
 
     assert run(updates()) == [2, 3, 4, 5, 6]
+
+
+def test_a_read_s_access_entry_that_meets_a_conflict_is_made_again_and_recorded_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry is simulated beside the read; if its block cannot be appended (here: the
+    tip kept moving, a fault made by hand), it is simulated again and committed before the
+    read is answered, and only the second one is in the log."""
+    child_id = _registered_child_with_doctor(world)
+    doctor, alice = world["dr-house"], world["alice"]
+    medical = world.gateway.ledgers["medical"]
+    submit, refused = medical.submit, []
+
+    async def conflict_once(proposal: Proposal) -> Receipt:
+        if proposal.function == "recordAccess" and not refused:
+            refused.append(proposal.tx_id)
+            raise ReadConflictError("The channel kept changing.")
+        return await submit(proposal)
+
+    monkeypatch.setattr(medical, "submit", conflict_once)
+    card = run(world.gateway.evaluate(doctor, "medical", "readCard", {"childId": child_id}))
+    assert card["version"] == 1 and len(refused) == 1
+    log = run(world.gateway.list_access_log(alice, child_id))
+    reads = [e["item"] for e in log["entries"] if e["item"]["readerUid"] == "dr-house"]
+    assert [(r["what"], r["outcome"]) for r in reads] == [("MEDICAL_CARD", "PERMITTED")]
 
 
 def test_callers_cannot_hand_the_report_contract_what_the_gateway_reads_on_medical(
