@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from authz.identity import Identity
 from domain.errors import NotFoundError, RefusalError
 from tests.test_gateway_story import World
 
@@ -285,22 +286,19 @@ def test_a_doctor_reaches_a_report_request_only_while_treating_its_child(world: 
         assert (await gw.read_report_request(house, request["id"]))["childId"] == child["id"]
         messages = []
         for caller in (quinn, world["hospital-admin"]):
-            for step in (
-                gw.read_report_request(caller, request["id"]),
-                gw.create_report(caller, request["id"], "Fit."),
-            ):
-                with pytest.raises(NotFoundError) as refused:
-                    await step
-                messages.append(str(refused.value))
-        with pytest.raises(NotFoundError) as unknown:
-            await gw.read_report_request(house, "report-request-0123456789abcdef")
-        messages.append(str(unknown.value))
+            messages += await refusals(caller, request["id"])
+        messages += await refusals(house, "report-request-0123456789abcdef")
         agreements = await gw.evaluate(alice, "medical", "listAgreements", {})
         (active,) = [a for a in agreements["entries"] if a["item"]["doctorUid"] == "dr-house"]
         await gw.submit(alice, "medical", "revokeAgreement", {"id": active["item"]["id"]})
+        return messages + await refusals(house, request["id"])
+
+    async def refusals(caller: Identity, request_id: str) -> list[str]:
+        """What reading the request and writing its report answer `caller`: NOT_FOUND."""
+        messages = []
         for step in (
-            gw.read_report_request(house, request["id"]),
-            gw.create_report(house, request["id"], "Fit."),
+            gw.read_report_request(caller, request_id),
+            gw.create_report(caller, request_id, "Fit."),
         ):
             with pytest.raises(NotFoundError) as refused:
                 await step
