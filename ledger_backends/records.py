@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -206,28 +206,28 @@ class Transaction:
         foreign reads: it reads with an empty salt and commitment, and its write-set
         stays covered by its block's data hash as before.
         """
-        raw = json.loads(text)
+        raw = _parsed(text)
+        creator = raw["creator"]
+        events = raw["events"]
+        foreign = raw.get("foreign_reads", _NONE)
         return cls(
-            block_number=block_number,
-            tx_index=tx_index,
-            tx_id=raw["tx_id"],
-            channel=raw["channel"],
-            contract=raw["contract"],
-            function=raw["function"],
-            args_digest=raw["args_digest"],
-            creator=Creator(uid=raw["creator"]["uid"], msp=raw["creator"]["msp"]),
-            timestamp=raw["timestamp"],
-            read_set=_versions_from_json(raw["read_set"]),
-            write_set=raw["write_set"],
-            events=tuple(Event(e["name"], e["payload"]) for e in raw["events"]),
-            validation=raw["validation"],
-            text=text,
-            foreign_reads={
-                channel: _versions_from_json(reads)
-                for channel, reads in raw.get("foreign_reads", {}).items()
-            },
-            salt=raw.get("salt", LEGACY_SALT),
-            write_set_commitment=raw.get("write_set_commitment", ""),
+            block_number,
+            tx_index,
+            raw["tx_id"],
+            raw["channel"],
+            raw["contract"],
+            raw["function"],
+            raw["args_digest"],
+            Creator(creator["uid"], creator["msp"]),
+            raw["timestamp"],
+            _versions_from_json(raw["read_set"]),
+            raw["write_set"],
+            () if events == [] else tuple(Event(e["name"], e["payload"]) for e in events),
+            raw["validation"],
+            text,
+            {} if foreign == _NONE else {c: _versions_from_json(r) for c, r in foreign.items()},
+            raw.get("salt", LEGACY_SALT),
+            raw.get("write_set_commitment", ""),
         )
 
     @property
@@ -408,5 +408,31 @@ class Receipt:
     validation: Validation
 
 
+_NONE: dict[str, Any] = {}  # read only: an empty object, as read
+
+
 def _versions_from_json(raw: Mapping[str, Any]) -> dict[str, Version | None]:
+    if raw == _NONE:
+        return {}
     return {key: None if v is None else (int(v[0]), int(v[1])) for key, v in raw.items()}
+
+
+# What json.loads runs after checking its argument and skipping whitespace, in C: one JSON
+# value from an index, and the index after it.
+_ScanOnce = Callable[[str, int], tuple[Any, int]]
+_scan_once: _ScanOnce = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _parsed(text: str) -> Any:
+    """`json.loads(text)`: the decoder's own scanner straight, for a string that is one JSON
+    value from its first character to its last, as stored texts are; json.loads for any
+    other (which it parses or refuses as ever)."""
+    if type(text) is str:
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            pass
+        else:
+            if end == len(text):
+                return value
+    return json.loads(text)
