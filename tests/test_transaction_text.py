@@ -1,6 +1,9 @@
 """`Transaction.from_text` reads a stored text, or refuses it, as `json.loads` and the record's
 fields always did: the same Transaction from every readable text, the same kind of error from
-every other, whatever is malformed (the text, a field missing, a field of another type)."""
+every other, whatever is malformed (the text, a field missing, a field of another type).
+
+And what the replay checks a read transaction with, its own quicker way: the texts of its
+write-set's values are the commit path's, its salt check is `hashing.is_salt`."""
 
 from __future__ import annotations
 
@@ -9,15 +12,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ledger_backends.hashing import is_salt
 from ledger_backends.records import (
     LEGACY_SALT,
     Creator,
     Event,
     Transaction,
     Validation,
+    value_texts,
 )
 from ledger_backends.testing import proposal
+from ledger_backends.verify_replay import _is_salt, read_value_texts
 
 
 def _as_before(text: Any, block_number: int, tx_index: int) -> Transaction:
@@ -102,3 +110,65 @@ def test_every_text_reads_or_is_refused_as_it_always_was(text: Any) -> None:
 def test_the_variants_hold_both_readable_and_refused_texts() -> None:
     outcomes = [_outcome(Transaction.from_text, text)[0] for text in _variants()]
     assert outcomes.count("read") > 50 and outcomes.count("refused") > 50
+
+
+VALUES: list[Any] = [
+    0,
+    -1,
+    2**70,
+    1.5,
+    -0.0,
+    1e300,
+    True,
+    None,
+    "",
+    'é\u2028\U0001f600\u0000"\\/',
+    [],
+    [1, "a", None, [{}]],
+    {},
+    {"b": 1, "a": {"é": [True, False]}, "A": None, "\u00e9": 2},
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_a_read_write_sets_value_texts_are_those_of_the_commit_path(value: Any) -> None:
+    write_set = json.loads(json.dumps({"k": value, "gone": None, "é": [value]}))
+    assert read_value_texts(write_set) == value_texts(write_set)
+
+
+def test_a_value_canonical_json_refuses_is_refused_when_read_too() -> None:
+    write_set = json.loads('{"k": [1, NaN]}')
+    with pytest.raises(ValueError):
+        value_texts(write_set)
+    with pytest.raises(ValueError):
+        read_value_texts(write_set)
+
+
+SALT = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SALT,
+        SALT.upper(),
+        SALT[:-1],
+        SALT + "0",
+        SALT[:-2] + " 0",
+        SALT[:-1] + "g",
+        SALT[:-1] + "\u0660",  # an Arabic-Indic zero: a digit, not a hex one
+        SALT[:-2] + "\uff10\uff10",  # full-width zeros
+        "",
+        "00" * 31 + " ",
+        None,
+        7,
+        SALT.encode(),
+    ],
+)
+def test_the_replays_salt_check_is_hashings(text: Any) -> None:
+    assert _is_salt(text) == is_salt(text)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF g\u0660", min_size=62, max_size=66))
+def test_the_replays_salt_check_is_hashings_on_any_near_salt(text: str) -> None:
+    assert _is_salt(text) == is_salt(text)
