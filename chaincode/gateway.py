@@ -150,6 +150,10 @@ class Gateway:
         committed only if they are still current (see ChainWriter). A revocation that
         commits first wins: the report becomes a conflict, and the card is read again
         for the next attempt, which the doctor then finds not found.
+
+        Only a doctor's call reads the card: the contract refuses anyone else before it
+        looks at one, and a read no report could be made from would stand in the child's
+        access log as a read by a caller who was given nothing.
         """
         patients = await self._patient_of_request(caller, report_request_id)
         request: ReportRequestView = await self._evaluate(
@@ -170,7 +174,7 @@ class Gateway:
             "createReport",
             {"reportRequestId": report_request_id, "conclusion": conclusion},
             patients,
-            depends_on=read_card,
+            depends_on=read_card if caller.role == "doctor" else None,
         )
         return report
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from authz.identity import Identity
-from domain.errors import NotFoundError, RefusalError
+from domain.errors import ForbiddenError, NotFoundError, RefusalError
 from tests.test_gateway_story import World
 
 # The story tests' fixtures: a network of enrolled users and a gateway over `ledger_url`.
@@ -206,6 +206,7 @@ def _story(w: World) -> dict[str, str]:
             "agreement": agreement["id"],
             "pending": pending["id"],
             "admission": admission["id"],
+            "request": request["id"],
             "report": report["id"],
         }
 
@@ -230,6 +231,32 @@ def test_every_refusal_of_the_access_table_holds(world: World) -> None:
             wrong.append(f"{description}: allowed ({outcome!r:.80}), expected {code}")
     assert not wrong, "\n".join(wrong)
     assert {n: world.ledger.channel(n).tip().height for n in height_before} == height_before
+
+
+@pytest.mark.parametrize("uid", ["alice", "school-a-office"])
+def test_a_report_by_anyone_but_a_doctor_is_refused_without_a_read_of_the_card(
+    world: World, uid: str
+) -> None:
+    """The guardian and the requesting school see the request, but only a doctor writes its
+    report: their attempt is FORBIDDEN, the card is not read for it, and nothing is written
+    (the guardian's attempt used to leave a PERMITTED read of the card in the log)."""
+    ids = _story(world)
+    gw, alice = world.gateway, world["alice"]
+
+    async def log() -> list[Any]:
+        await gw.settle()
+        return list((await gw.list_access_log(alice, ids["child"], 200))["entries"])
+
+    async def attempt() -> tuple[list[Any], list[Any]]:
+        before = await log()
+        with pytest.raises(ForbiddenError, match="Only doctors write health reports"):
+            await gw.create_report(world[uid], ids["request"], "Fit.")
+        return before, await log()
+
+    heights = {name: world.ledger.channel(name).tip().height for name in ("medical", "report")}
+    before, after = asyncio.run(attempt())
+    assert after == before
+    assert {name: world.ledger.channel(name).tip().height for name in heights} == heights
 
 
 @pytest.mark.parametrize("uid", ["bob", "dr-quinn", "school-b-office", "hospital-admin"])
