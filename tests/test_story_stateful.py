@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -102,6 +103,7 @@ OPERATIONS = [
 READS = ["readChild", "readCard", "cardHistory", "listChildren", "readReport", "listReports"]
 # A read: (child, reader, object, record, version, purpose).
 Read = tuple[str, str, str, str, int | None, str]
+_T = TypeVar("_T")
 
 
 def _permitted(entries: list[Any]) -> Counter[Read]:
@@ -133,6 +135,13 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             # The PERMITTED entries checked so far, and each child's newest entry checked.
             self.logged: Counter[Read] = Counter()
             self.newest: dict[str, str] = {}
+            # One event loop for the whole story, as a server has: a loop (and thread pool)
+            # per call cost most of this test's time.
+            self.loop = asyncio.Runner()
+
+        def await_(self, call: Coroutine[Any, Any, _T]) -> _T:
+            """The result of `call`, run on the story's event loop."""
+            return self.loop.run(call)
 
         def attempt(self, actor: str, operation: str, family: Family, pick: int) -> Any:
             """`actor` tries `operation` on one of the family's objects; None if refused."""
@@ -209,7 +218,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 # The gateway reads the card as the doctor before the contract decides.
                 self.count(family, actor, "MEDICAL_CARD", family.child, family.version)
             try:
-                result = asyncio.run(calls[operation]())
+                result = self.await_(calls[operation]())
             except RefusalError:
                 return None
             assert not family.erased, f"{actor} did {operation} for an erased child"
@@ -289,7 +298,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             if len(self.families) >= 3:
                 return
             others = [p for p in PARENTS if p != parent] if together else []
-            child = asyncio.run(
+            child = self.await_(
                 self.gateway.submit(
                     people[parent],
                     "medical",
@@ -298,7 +307,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 )
             )
             for other in others:
-                asyncio.run(
+                self.await_(
                     self.gateway.submit(
                         people[other], "medical", "acceptGuardianship", {"childId": child["id"]}
                     )
@@ -314,7 +323,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             family = self.families[which % len(self.families)]
             guardian = people[sorted(family.guardians)[0]]
             try:
-                receipt = asyncio.run(
+                receipt = self.await_(
                     self.gateway.erase_child(SERVER, family.child, None)
                     if by_server
                     else self.gateway.erase_child(guardian, family.child, "Kid")
@@ -399,7 +408,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                 "listReports": ("report", {"first": 200}),
             }[kind]
             try:
-                found = asyncio.run(self.gateway.evaluate(people[actor], channel, kind, args))
+                found = self.await_(self.gateway.evaluate(people[actor], channel, kind, args))
             except RefusalError:
                 if kind in ("readChild", "readCard", "cardHistory"):
                     assert self.purpose(family, actor) is None, f"{actor} was refused {kind}"
@@ -432,7 +441,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                         uid in family.guardians or uid in family.active
                     )
                     try:
-                        card = asyncio.run(
+                        card = self.await_(
                             self.gateway.evaluate(
                                 people[uid], "medical", "readCard", {"childId": family.child}
                             )
@@ -449,7 +458,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             for staff, school in SCHOOLS.items():
                 for family in self.families:
                     try:
-                        asyncio.run(
+                        self.await_(
                             self.gateway.evaluate(
                                 people[staff], "medical", "readCard", {"childId": family.child}
                             )
@@ -460,7 +469,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
                         raise AssertionError("a school read a medical card")
                     for report, permitted in family.reports.items():
                         try:
-                            seen = asyncio.run(
+                            seen = self.await_(
                                 self.gateway.evaluate(
                                     people[staff], "report", "readReport", {"id": report}
                                 )
@@ -481,7 +490,7 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
         def the_access_log_holds_every_read_and_only_its_guardians_list_it(self) -> None:
             """Checked on the entries added since the step before (entries never change, and
             their ids are in time order); the whole logs once more at teardown."""
-            new, strangers = asyncio.run(self.access_logs(since=self.newest))
+            new, strangers = self.await_(self.access_logs(since=self.newest))
             for family, entries in zip(self.families, new, strict=True):
                 self.check_entries(family, entries)
                 if entries:
@@ -535,14 +544,17 @@ def test_access_rules_hold_whatever_happens(tmp_path: Path) -> None:
             return logs, strangers
 
         def teardown(self) -> None:
-            logs, _ = asyncio.run(self.access_logs(since={}))
-            for family, entries in zip(self.families, logs, strict=True):
-                self.check_entries(family, entries)
-            assert sum((_permitted(entries) for entries in logs), Counter()) == self.reads
-            for name in ("medical", "report"):
-                verification = self.ledger.channel(name).verify()
-                assert verification.ok, verification.reason
-            self.ledger.close()
+            try:
+                logs, _ = self.await_(self.access_logs(since={}))
+                for family, entries in zip(self.families, logs, strict=True):
+                    self.check_entries(family, entries)
+                assert sum((_permitted(entries) for entries in logs), Counter()) == self.reads
+                for name in ("medical", "report"):
+                    verification = self.ledger.channel(name).verify()
+                    assert verification.ok, verification.reason
+                self.ledger.close()
+            finally:
+                self.loop.close()
 
     run_state_machine_as_test(
         Story,
