@@ -41,7 +41,6 @@ from sqlalchemy import (
     delete,
     insert,
     inspect,
-    null,
     select,
     text,
 )
@@ -195,6 +194,7 @@ class SqlStore(LedgerStore):
             f"WHERE channel = {mark} AND key = {mark}"
         )
         self._driver_error: Any = engine.dialect.loaded_dbapi.Error  # the DB-API Error class
+        self._blocks_sql = {name: read.format(m=mark) for name, read in _BLOCK_READS.items()}
         self._scan_sql = {
             name: page.format(after=after.format(m=mark), m=mark)
             for name, (page, after) in _SCAN_PAGES.items()
@@ -404,51 +404,34 @@ class SqlStore(LedgerStore):
             return [_history_entry(row) for row in conn.execute(query)]
 
     def read_blocks(self, channel: str, start: int, limit: int) -> list[Block]:
+        """The headers, then the transactions of the blocks found, through a driver cursor
+        (each read sees every block it asks for whole: a block's rows commit together)."""
         start = max(start, 0)
         if limit <= 0:
             return []
-        columns = [column for column in blocks_t.c if column.name not in TREE_COLUMNS]
-        if self._stores_tree:
-            columns.extend(blocks_t.c[name] for name in TREE_COLUMNS)
-        else:
-            columns.extend(null().label(name) for name in TREE_COLUMNS)
-        headers = (
-            select(*columns)
-            .where(
-                blocks_t.c.channel == channel,
-                blocks_t.c.number >= start,
-                blocks_t.c.number < start + limit,
-            )
-            .order_by(blocks_t.c.number)
-        )
-        with self._reading() as conn:
-            rows = conn.execute(headers).all()
+        headers = self._blocks_sql["trees" if self._stores_tree else "no trees"]
+        with self._cursor() as cursor:
+            cursor.execute(headers, (channel, start, start + limit))
+            rows = cursor.fetchall()
             if not rows:
                 return []
-            texts: dict[int, list[str]] = {row.number: [] for row in rows}
-            txs = (
-                select(transactions_t.c.block_number, transactions_t.c.record)
-                .where(
-                    transactions_t.c.channel == channel,
-                    transactions_t.c.block_number >= rows[0].number,
-                    transactions_t.c.block_number <= rows[-1].number,
-                )
-                .order_by(transactions_t.c.block_number, transactions_t.c.tx_index)
-            )
-            for tx in conn.execute(txs):
-                texts.setdefault(tx.block_number, []).append(tx.record)
+            cursor.execute(self._blocks_sql["transactions"], (channel, rows[0][0], rows[-1][0]))
+            records = cursor.fetchall()
+        texts: dict[int, list[str]] = {row[0]: [] for row in rows}
+        for number, record in records:
+            texts.setdefault(number, []).append(record)
         return [
             Block(
-                number=row.number,
-                previous_hash=row.previous_hash,
-                data_hash=row.data_hash,
-                timestamp=row.timestamp,
-                hash=row.hash,
-                tx_texts=tuple(texts[row.number]),
-                tree_size=row.tree_size,
-                tree_root=row.tree_root,
+                number,
+                previous_hash,
+                data_hash,
+                timestamp,
+                block_hash,
+                tuple(texts[number]),
+                size,
+                root,
             )
-            for row in rows
+            for number, previous_hash, data_hash, timestamp, block_hash, size, root in rows
         ]
 
     def insert_tree_nodes(self, conn: Connection, channel: str, nodes: Sequence[TreeNode]) -> None:
@@ -654,6 +637,20 @@ _SCAN_PAGES = {
     "state after": (_STATE_PAGE, " AND key > {m}"),
     "history": (_HISTORY_PAGE, ""),
     "history after": (_HISTORY_PAGE, " AND (key, block_number, tx_index) > ({m}, {m}, {m})"),
+}
+
+
+# read_blocks' reads ({m}: the driver's placeholder): headers in the order of Block's fields
+# (with the tree's, or nulls in a ledger made before trees), then their transactions' texts.
+_BLOCKS_PAGE = (
+    "SELECT number, previous_hash, data_hash, timestamp, hash, {tree} FROM ledger_blocks"
+    " WHERE channel = {m} AND number >= {m} AND number < {m} ORDER BY number"
+)
+_BLOCK_READS = {
+    "trees": _BLOCKS_PAGE.format(tree=", ".join(TREE_COLUMNS), m="{m}"),
+    "no trees": _BLOCKS_PAGE.format(tree="NULL, NULL", m="{m}"),
+    "transactions": "SELECT block_number, record FROM ledger_transactions WHERE channel = {m}"
+    " AND block_number >= {m} AND block_number <= {m} ORDER BY block_number, tx_index",
 }
 
 
