@@ -580,7 +580,16 @@ class SqlStore(LedgerStore):
             conn.execute(insert(history_t), _named(HISTORY_COLUMNS, rows.history))
 
     def scan_state(self, channel: str) -> Iterator[StateRecord]:
-        """A page of SCAN_PAGE keys per query, each through a driver cursor of its own."""
+        for key, value, number, index in self.scan_state_rows(channel):
+            yield StateRecord(key, value, (number, index))
+
+    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
+        for row in self.scan_history_rows(channel):
+            yield HistoryEntry(*row)
+
+    def scan_state_rows(self, channel: str) -> Iterator[tuple[str, str, int, int]]:
+        """`scan_state` as rows (key, value, block, transaction), as the driver gives them: a
+        page of SCAN_PAGE keys per query, each through a driver cursor of its own."""
         after: tuple[str] | None = None
         while True:
             with self._cursor() as cursor:
@@ -589,15 +598,14 @@ class SqlStore(LedgerStore):
                 else:
                     cursor.execute(self._scan_sql["state after"], (channel, *after, SCAN_PAGE))
                 rows = cursor.fetchall()
-            yield from (
-                StateRecord(key, value, (number, index)) for key, value, number, index in rows
-            )
+            yield from rows
             if len(rows) < SCAN_PAGE:
                 return
             after = (rows[-1][0],)
 
-    def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
-        """A page of SCAN_PAGE entries per query, each through a driver cursor of its own."""
+    def scan_history_rows(self, channel: str) -> Iterator[tuple[Any, ...]]:
+        """`scan_history` as rows, HistoryEntry's fields in its order, as the driver gives
+        them: a page of SCAN_PAGE entries per query, each through a driver cursor of its own."""
         after: tuple[str, int, int] | None = None
         while True:
             with self._cursor() as cursor:
@@ -606,7 +614,7 @@ class SqlStore(LedgerStore):
                 else:
                     cursor.execute(self._scan_sql["history after"], (channel, *after, SCAN_PAGE))
                 rows = cursor.fetchall()
-            yield from (HistoryEntry(*row) for row in rows)
+            yield from rows
             if len(rows) < SCAN_PAGE:
                 return
             last = rows[-1]

@@ -22,7 +22,7 @@ import functools
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import attrgetter
 from pathlib import Path
@@ -210,16 +210,23 @@ class DiskReplay:
 
     # -- the comparison -------------------------------------------------------------------------
 
-    @_scratch_errors("be written")
     def load_stored(self, state: Iterable[StateRecord], history: Iterable[HistoryEntry]) -> None:
         """Take the stored world state and history, in any order, a row at a time."""
+        self.load_stored_rows(
+            ((r.key, r.value, r.version[0], r.version[1]) for r in state),
+            map(_HISTORY_ROW, history),
+        )
+
+    @_scratch_errors("be written")
+    def load_stored_rows(
+        self, state: Iterable[Sequence[object]], history: Iterable[Sequence[object]]
+    ) -> None:
+        """`load_stored` from rows: (key, value, block, transaction) of the state, and of the
+        history HistoryEntry's fields in its order."""
         self._db.execute("BEGIN")
         # A scan that meets a row twice (a Redis scan may) holds it once.
-        self._db.executemany(
-            "INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)",
-            ((r.key, r.value, r.version[0], r.version[1]) for r in state),
-        )
-        self._db.executemany(_STORED_HISTORY, map(_HISTORY_ROW, history))
+        self._db.executemany("INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)", state)
+        self._db.executemany(_STORED_HISTORY, history)
         self._db.execute("COMMIT")
 
     @_scratch_errors("be read")

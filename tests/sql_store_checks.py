@@ -10,6 +10,7 @@ from ledger_backends import sql
 from ledger_backends.base import LedgerStore
 from ledger_backends.chain import ChainWriter
 from ledger_backends.merkle import NodeId
+from ledger_backends.records import HistoryEntry
 from ledger_backends.sql import TREE_RANGE_MIN
 from ledger_backends.testing import golden_clock
 from ledger_backends.testing.conformance import recomputed_tree
@@ -66,3 +67,6 @@ def assert_scans_page_through(store: LedgerStore, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setattr(sql, "SCAN_PAGE", page)
         assert list(store.scan_state("medical")) == state
         assert list(store.scan_history("medical")) == history
+    rows = [(r.key, r.value, *r.version) for r in state]
+    assert isinstance(store, sql.SqlStore) and list(store.scan_state_rows("medical")) == rows
+    assert [HistoryEntry(*row) for row in store.scan_history_rows("medical")] == history
