@@ -162,7 +162,8 @@ def _proof_report(args: Any, url: str) -> tuple[list[str], list[Result]]:
         def read() -> None:
             channel.store.read_state(CHANNEL, f"bench/key-{pick.randrange(size):08d}")
 
-        proofs, reads = [], []
+        proofs: list[float] = []
+        reads: list[float] = []
         for repeat in range(args.repeats):
             for name in harness.alternating(("proofs", "reads"), repeat):
                 measured = rate(prove if name == "proofs" else read, args.duration)

@@ -35,6 +35,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import astuple
+from typing import Any
 
 from .merkle import NodeId
 from .records import Block, BlockCommit, HistoryEntry, StateRecord, Tip, Version
@@ -141,6 +143,18 @@ class LedgerStore(ABC):
     @abstractmethod
     def scan_history(self, channel: str) -> Iterator[HistoryEntry]:
         """Every history entry of every key, for verification (any order)."""
+
+    def scan_state_rows(self, channel: str) -> Iterator[tuple[Any, ...]]:
+        """`scan_state` as rows (key, value, block number, transaction index): what a
+        verification loads into its temporary database. A store that reads rows (the SQL
+        ones) gives them as it reads them, without making a record of each."""
+        for record in self.scan_state(channel):
+            yield (record.key, record.value, *record.version)
+
+    def scan_history_rows(self, channel: str) -> Iterator[tuple[Any, ...]]:
+        """`scan_history` as rows, HistoryEntry's fields in their order."""
+        for entry in self.scan_history(channel):
+            yield astuple(entry)
 
     @abstractmethod
     def ping(self) -> None:

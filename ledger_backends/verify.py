@@ -87,25 +87,13 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
         walk = _ChainWalk(store, channel, replay)
         try:
             walk.advance(keys=False)
-            _load_stored(replay, store, channel)
+            replay.load_stored(store.scan_state_rows(channel), store.scan_history_rows(channel))
             damage = replay.earliest_damage(_appended_meanwhile(walk))
             if damage is not None:
                 raise damage
         except _DamageFoundError as damage:
             return Verification(channel, False, walk.height, damage.block_number, damage.reason)
         return Verification(channel, True, walk.height, tip=walk.tip)
-
-
-def _load_stored(replay: DiskReplay, store: LedgerStore, channel: str) -> None:
-    """Give the replay the stored world state and history: as rows from a store that scans
-    them so (the SQL stores, `scan_state_rows` and `scan_history_rows`), which saves making
-    a record of each row, else as the records `scan_state` and `scan_history` give."""
-    state_rows = getattr(store, "scan_state_rows", None)
-    history_rows = getattr(store, "scan_history_rows", None)
-    if state_rows is not None and history_rows is not None:
-        replay.load_stored_rows(state_rows(channel), history_rows(channel))
-    else:
-        replay.load_stored(store.scan_state(channel), store.scan_history(channel))
 
 
 def _appended_meanwhile(walk: _ChainWalk) -> set[str]:

@@ -24,13 +24,12 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from operator import attrgetter
 from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from .errors import LedgerError
-from .records import HistoryEntry, StateRecord, Transaction, Version
+from .records import Transaction, Version
 from .verify_replay import (
     HISTORY_DIFFERS,
     STATE_DIFFERS,
@@ -63,9 +62,6 @@ _STORED_HISTORY = (
     "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
     " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
-)
-_HISTORY_ROW = attrgetter(
-    "key", "block_number", "tx_index", "tx_id", "value", "creator_uid", "creator_msp", "timestamp"
 )
 _SAME_HISTORY = (
     "s.tx_id IS r.tx_id AND s.value IS r.value AND s.creator_uid IS r.creator_uid"
@@ -210,19 +206,13 @@ class DiskReplay:
 
     # -- the comparison -------------------------------------------------------------------------
 
-    def load_stored(self, state: Iterable[StateRecord], history: Iterable[HistoryEntry]) -> None:
-        """Take the stored world state and history, in any order, a row at a time."""
-        self.load_stored_rows(
-            ((r.key, r.value, r.version[0], r.version[1]) for r in state),
-            map(_HISTORY_ROW, history),
-        )
-
     @_scratch_errors("be written")
-    def load_stored_rows(
+    def load_stored(
         self, state: Iterable[Sequence[object]], history: Iterable[Sequence[object]]
     ) -> None:
-        """`load_stored` from rows: (key, value, block, transaction) of the state, and of the
-        history HistoryEntry's fields in its order."""
+        """Take the stored world state and history, in any order, a row at a time: (key,
+        value, block, transaction) of the state (`LedgerStore.scan_state_rows`), and of the
+        history HistoryEntry's fields in their order (`scan_history_rows`)."""
         self._db.execute("BEGIN")
         # A scan that meets a row twice (a Redis scan may) holds it once.
         self._db.executemany("INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)", state)
