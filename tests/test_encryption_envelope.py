@@ -185,7 +185,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_JSON)
 @example({"note": "a\ud83d"})
 @example({"\ud83d": 1})
