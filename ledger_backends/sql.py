@@ -587,38 +587,33 @@ class SqlStore(LedgerStore):
         for row in self.scan_history_rows(channel):
             yield HistoryEntry(*row)
 
-    def scan_state_rows(self, channel: str) -> Iterator[tuple[str, str, int, int]]:
+    def scan_state_rows(self, channel: str) -> Iterator[tuple[Any, ...]]:
         """`scan_state` as rows (key, value, block, transaction), as the driver gives them: a
         page of SCAN_PAGE keys per query, each through a driver cursor of its own."""
-        after: tuple[str] | None = None
-        while True:
-            with self._cursor() as cursor:
-                if after is None:
-                    cursor.execute(self._scan_sql["state"], (channel, SCAN_PAGE))
-                else:
-                    cursor.execute(self._scan_sql["state after"], (channel, *after, SCAN_PAGE))
-                rows = cursor.fetchall()
-            yield from rows
-            if len(rows) < SCAN_PAGE:
-                return
-            after = (rows[-1][0],)
+        return self._scan_rows(channel, "state", position_width=1)
 
     def scan_history_rows(self, channel: str) -> Iterator[tuple[Any, ...]]:
         """`scan_history` as rows, HistoryEntry's fields in its order, as the driver gives
         them: a page of SCAN_PAGE entries per query, each through a driver cursor of its own."""
-        after: tuple[str, int, int] | None = None
+        return self._scan_rows(channel, "history", position_width=3)
+
+    def _scan_rows(
+        self, channel: str, scan: str, *, position_width: int
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of `_scan_sql[scan]` page by page; the next page starts after the last
+        row's first `position_width` columns (its place in the scan's order)."""
+        after: tuple[Any, ...] | None = None
         while True:
             with self._cursor() as cursor:
                 if after is None:
-                    cursor.execute(self._scan_sql["history"], (channel, SCAN_PAGE))
+                    cursor.execute(self._scan_sql[scan], (channel, SCAN_PAGE))
                 else:
-                    cursor.execute(self._scan_sql["history after"], (channel, *after, SCAN_PAGE))
+                    cursor.execute(self._scan_sql[f"{scan} after"], (channel, *after, SCAN_PAGE))
                 rows = cursor.fetchall()
             yield from rows
             if len(rows) < SCAN_PAGE:
                 return
-            last = rows[-1]
-            after = (last[0], last[1], last[2])
+            after = tuple(rows[-1][:position_width])
 
     def ping(self) -> None:
         with self._reading() as conn:

@@ -70,3 +70,17 @@ def assert_scans_page_through(store: LedgerStore, monkeypatch: pytest.MonkeyPatc
     rows = [(r.key, r.value, *r.version) for r in state]
     assert isinstance(store, sql.SqlStore) and list(store.scan_state_rows("medical")) == rows
     assert [HistoryEntry(*row) for row in store.scan_history_rows("medical")] == history
+
+
+class SqlStoreChecks:
+    """The checks above as tests of a SQL backend's test class, which gives `store`."""
+
+    store: LedgerStore
+
+    def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
+        assert_runs_read_as_single_ids(self.store)
+
+    def test_state_and_history_scans_page_through_them(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        assert_scans_page_through(self.store, monkeypatch)

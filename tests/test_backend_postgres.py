@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 import psycopg
-import pytest
 
 from ledger_backends.chain import ChainWriter
 from ledger_backends.registry import open_ledger
@@ -18,20 +17,12 @@ from ledger_backends.testing import (
     scratch_url,
     submit_all,
 )
-from tests.sql_store_checks import assert_runs_read_as_single_ids, assert_scans_page_through
+from tests.sql_store_checks import SqlStoreChecks
 
 
-class TestPostgresStore(LedgerStoreConformance):
+class TestPostgresStore(SqlStoreChecks, LedgerStoreConformance):
     backend = "postgresql"
     rolls_back = True
-
-    def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
-        assert_runs_read_as_single_ids(self.store)
-
-    def test_state_and_history_scans_page_through_them(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        assert_scans_page_through(self.store, monkeypatch)
 
     def test_commits_survive_server_side_disconnects(self) -> None:
         submit_all(self.ledger, "medical", [proposal("before", writes={"k": 1})])

@@ -24,12 +24,12 @@ from ledger_backends.testing import (
     needs_backend,
 )
 from ledger_backends.testing.golden import proposal
-from tests.sql_store_checks import assert_runs_read_as_single_ids, assert_scans_page_through
+from tests.sql_store_checks import SqlStoreChecks
 
 pytestmark = needs_backend("sqlite")
 
 
-class TestSQLiteStore(LedgerStoreConformance):
+class TestSQLiteStore(SqlStoreChecks, LedgerStoreConformance):
     backend = "sqlite"
     rolls_back = True
 
@@ -38,14 +38,6 @@ class TestSQLiteStore(LedgerStoreConformance):
         with self.store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-
-    def test_tree_nodes_read_as_ranges_are_those_read_one_by_one(self) -> None:
-        assert_runs_read_as_single_ids(self.store)
-
-    def test_state_and_history_scans_page_through_them(
-        self, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        assert_scans_page_through(self.store, monkeypatch)
 
 
 def test_relative_path_is_relative_to_working_directory(
