@@ -26,18 +26,34 @@ _encoder = json.JSONEncoder(
 json_string: Callable[[str], str] = encode_basestring
 
 
+def _c_encoder(markers: dict[int, Any] | None) -> Any:
+    """The C encoder with `_encoder`'s options (what `_encoder.encode` builds on every call);
+    `markers`, a dict to find circular values with, or None for values that cannot be."""
+    return c_make_encoder(
+        markers, _encoder.default, encode_basestring, None, ":", ",", True, False, False
+    )
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 characters kept as they are; NaN and Infinity refused."""
     if isinstance(value, str):
         return encode_basestring(value)
     if c_make_encoder is None:
         return _encoder.encode(value)
-    # What `_encoder.encode` does, without rebuilding its options in Python on every call;
-    # a new marker dict each time, so circular values are still refused.
-    encode = c_make_encoder(
-        {}, _encoder.default, encode_basestring, None, ":", ",", True, False, False
-    )
-    return "".join(encode(value, 0))
+    # A new marker dict each time, so circular values are still refused.
+    return "".join(_c_encoder({})(value, 0))
+
+
+_ACYCLIC_ENCODER = None if c_make_encoder is None else _c_encoder(None)
+
+
+def parsed_canonical_json(value: Any) -> str:
+    """`canonical_json` of a value parsed from JSON text, which cannot be circular: one
+    encoder made once, without the marker dict that looks for cycles (a verification's
+    replay encodes every written value of the ledger)."""
+    if _ACYCLIC_ENCODER is None:
+        return canonical_json(value)
+    return "".join(_ACYCLIC_ENCODER(value, 0))
 
 
 def sha256_hex(text: str) -> str:

@@ -146,11 +146,13 @@ class Proposal:
         return text, values
 
 
-def value_texts(write_set: Mapping[str, JSONValue | None]) -> dict[str, str | None]:
-    """Each written value as canonical JSON, by key (None: the key is deleted)."""
-    return {
-        key: None if value is None else canonical_json(value) for key, value in write_set.items()
-    }
+def value_texts(
+    write_set: Mapping[str, JSONValue | None],
+    encode: Callable[[JSONValue], str] = canonical_json,
+) -> dict[str, str | None]:
+    """Each written value as canonical JSON, by key (None: the key is deleted); `encode`:
+    `hashing.parsed_canonical_json` for a write-set read from a stored text."""
+    return {key: None if value is None else encode(value) for key, value in write_set.items()}
 
 
 def object_text(values: Mapping[str, str | None]) -> str:

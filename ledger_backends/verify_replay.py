@@ -8,18 +8,17 @@ check a transaction with `check_transaction`, so they agree on what is damage.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 
 from .base import LedgerStore
-from .hashing import SALT_BYTES, _encoder, canonical_json, commitment
+from .hashing import canonical_json, commitment, is_salt, parsed_canonical_json
 from .records import (
     HistoryEntry,
-    JSONValue,
     StateRecord,
     Transaction,
     Validation,
     Version,
     object_text,
+    value_texts,
 )
 
 HISTORY_DIFFERS = "the key history differs from what this block wrote."
@@ -55,46 +54,9 @@ def commitment_holds(tx: Transaction, written: Written) -> bool:
     values' texts."""
     if tx.is_legacy:
         return True
-    return _is_salt(tx.salt) and tx.write_set_commitment == commitment(
+    return is_salt(tx.salt) and tx.write_set_commitment == commitment(
         tx.salt, write_set_text(tx.write_set, written)
     )
-
-
-def _is_salt(text: object) -> bool:
-    """`hashing.is_salt` (64 lower-case hex digits), from C code: the only strings of 64
-    characters that are the lower-case hex of their own bytes are those."""
-    if not isinstance(text, str) or len(text) != 2 * SALT_BYTES:
-        return False
-    try:
-        return bytes.fromhex(text).hex() == text
-    except ValueError:
-        return False
-
-
-# `canonical_json` of a value parsed from JSON, which cannot be circular: one C encoder made
-# with canonical_json's options, but no marker dict to look for cycles with.
-if c_make_encoder is None:
-    _value_text: Callable[[JSONValue], str] = canonical_json
-else:
-    _encode = c_make_encoder(
-        None,
-        _encoder.default,
-        encode_basestring,
-        _encoder.indent,
-        _encoder.key_separator,
-        _encoder.item_separator,
-        _encoder.sort_keys,
-        _encoder.skipkeys,
-        _encoder.allow_nan,
-    )
-
-    def _value_text(value: JSONValue) -> str:
-        return "".join(_encode(value, 0))
-
-
-def read_value_texts(write_set: Mapping[str, JSONValue | None]) -> Written:
-    """`records.value_texts` of a write-set read from a stored transaction's text."""
-    return {key: None if value is None else _value_text(value) for key, value in write_set.items()}
 
 
 _VALID = str(Validation.VALID)
@@ -112,7 +74,7 @@ def check_transaction(
     channel's, whose order relative to this one the chain does not record, so a
     transaction that has some may also be a conflict because of them.
     """
-    written = read_value_texts(tx.write_set)
+    written = value_texts(tx.write_set, parsed_canonical_json)
     if not commitment_holds(tx, written):
         raise DamageFoundError(
             tx.block_number,

@@ -2,8 +2,9 @@
 fields always did: the same Transaction from every readable text, the same kind of error from
 every other, whatever is malformed (the text, a field missing, a field of another type).
 
-And what the replay checks a read transaction with, its own quicker way: the texts of its
-write-set's values are the commit path's, its salt check is `hashing.is_salt`."""
+And what the replay checks a read transaction with: the texts of its write-set's values,
+written by `hashing.parsed_canonical_json`, are the commit path's; a salt is 64 lower-case
+hex digits and nothing else."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger_backends.hashing import is_salt
+from ledger_backends.hashing import is_salt, parsed_canonical_json
 from ledger_backends.records import (
     LEGACY_SALT,
     Creator,
@@ -25,7 +26,6 @@ from ledger_backends.records import (
     value_texts,
 )
 from ledger_backends.testing import proposal
-from ledger_backends.verify_replay import _is_salt, read_value_texts
 
 
 def _as_before(text: Any, block_number: int, tx_index: int) -> Transaction:
@@ -133,7 +133,7 @@ VALUES: list[Any] = [
 @pytest.mark.parametrize("value", VALUES)
 def test_a_read_write_sets_value_texts_are_those_of_the_commit_path(value: Any) -> None:
     write_set = json.loads(json.dumps({"k": value, "gone": None, "é": [value]}))
-    assert read_value_texts(write_set) == value_texts(write_set)
+    assert value_texts(write_set, parsed_canonical_json) == value_texts(write_set)
 
 
 def test_a_value_canonical_json_refuses_is_refused_when_read_too() -> None:
@@ -141,7 +141,7 @@ def test_a_value_canonical_json_refuses_is_refused_when_read_too() -> None:
     with pytest.raises(ValueError):
         value_texts(write_set)
     with pytest.raises(ValueError):
-        read_value_texts(write_set)
+        value_texts(write_set, parsed_canonical_json)
 
 
 SALT = "0123456789abcdef" * 4
@@ -165,10 +165,10 @@ SALT = "0123456789abcdef" * 4
         SALT.encode(),
     ],
 )
-def test_the_replays_salt_check_is_hashings(text: Any) -> None:
-    assert _is_salt(text) == is_salt(text)
+def test_only_64_lower_case_hex_digits_are_a_salt(text: Any) -> None:
+    assert is_salt(text) is (text == SALT)
 
 
 @given(st.text(alphabet="0123456789abcdefABCDEF g\u0660", min_size=62, max_size=66))
-def test_the_replays_salt_check_is_hashings_on_any_near_salt(text: str) -> None:
-    assert _is_salt(text) == is_salt(text)
+def test_only_64_lower_case_hex_digits_are_a_salt_among_near_salts(text: str) -> None:
+    assert is_salt(text) is (len(text) == 64 and set(text) <= set("0123456789abcdef"))
