@@ -259,10 +259,15 @@ class Transaction:
 
         A legacy transaction has none to check (its block's data hash still covers it).
         """
+        return self.commits_to(canonical_json(self.write_set))
+
+    def commits_to(self, write_set_text: str) -> bool:
+        """`commitment_holds`, given the write-set's canonical text (made however is
+        quickest: a verification's replay puts it together from its values' texts)."""
         if self.is_legacy:
             return True
         return is_salt(self.salt) and self.write_set_commitment == commitment(
-            self.salt, canonical_json(self.write_set)
+            self.salt, write_set_text
         )
 
 

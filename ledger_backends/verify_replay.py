@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from .base import LedgerStore
-from .hashing import canonical_json, commitment, is_salt, parsed_canonical_json
+from .hashing import canonical_json, parsed_canonical_json
 from .records import (
     HistoryEntry,
     StateRecord,
@@ -49,16 +49,6 @@ def write_set_text(write_set: object, written: Written) -> str:
     return object_text(written)
 
 
-def commitment_holds(tx: Transaction, written: Written) -> bool:
-    """`Transaction.commitment_holds`, with the write-set's text made from `written`, its
-    values' texts."""
-    if tx.is_legacy:
-        return True
-    return is_salt(tx.salt) and tx.write_set_commitment == commitment(
-        tx.salt, write_set_text(tx.write_set, written)
-    )
-
-
 _VALID = str(Validation.VALID)
 _CONFLICT = str(Validation.MVCC_READ_CONFLICT)
 
@@ -75,7 +65,7 @@ def check_transaction(
     transaction that has some may also be a conflict because of them.
     """
     written = value_texts(tx.write_set, parsed_canonical_json)
-    if not commitment_holds(tx, written):
+    if not tx.commits_to(write_set_text(tx.write_set, written)):
         raise DamageFoundError(
             tx.block_number,
             f"the write-set commitment of transaction {tx.tx_index} does not match its write-set.",
