@@ -11,7 +11,6 @@ then drains every channel's committer before closing the stores.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import ssl
 from pathlib import Path
@@ -24,7 +23,7 @@ from authz.client_cert_protocols import HttpToolsClientCertProtocol, WebSocketCl
 from authz.network import load_network
 from authz.tls_context import server_ssl_context
 
-from . import allocator
+from . import allocator, collector
 from .access_log import configure_logging
 from .app import create_app
 from .connection_limits import HandshakeLimitedLoop
@@ -56,9 +55,7 @@ def app_from_environment() -> Starlette:
     configure_logging()
     operations = persisted_operations_from_environment()
     app = create_app(Services.open(network, os.environ.get(LEDGER_ENV) or None), health, operations)
-    # What the process holds from here on (modules, schema, stores) is never garbage: frozen,
-    # a full collection no longer walks it, which kept every request waiting 25-40 ms.
-    gc.freeze()
+    collector.settle()
     return app
 
 

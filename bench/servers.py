@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import select
@@ -54,6 +53,7 @@ from starlette.routing import Route
 from strawberry.types import Info
 from uvicorn.supervisors import Multiprocess
 
+from api import collector
 from api import schema as production
 from api.access_log import configure_logging
 from api.app import MAX_BODY_BYTES, BodyLimit, HealthLedgerGraphQL, IdentityGate, create_app
@@ -231,7 +231,7 @@ def api_from_environment() -> Starlette:
         encryption=os.environ[ENCRYPTION_ENV] == "on",
     )
     app = create_app(services, None, persisted_operations_from_environment())
-    gc.freeze()  # as api.server does once the app is built
+    collector.settle()  # as api.server does once the app is built
     return app
 
 
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging()
         schema, announce = nop_schema()
         app = baselines_app(network, schema)
-        gc.freeze()  # as api.server does once the app is built
+        collector.settle()  # as api.server does once the app is built
         loop = loop_from_environment
         options = {
             "http": HttpToolsClientCertProtocol,
