@@ -53,7 +53,7 @@ from starlette.routing import Route
 from strawberry.types import Info
 from uvicorn.supervisors import Multiprocess
 
-from api import collector
+from api import allocator, collector
 from api import schema as production
 from api.access_log import configure_logging
 from api.app import MAX_BODY_BYTES, BodyLimit, HealthLedgerGraphQL, IdentityGate, create_app
@@ -223,6 +223,7 @@ def baselines_app(network: NetworkConfig, schema: strawberry.Schema) -> Starlett
 def api_from_environment() -> Starlette:
     """Each worker's app: `api.server.app_from_environment`'s, on HEALTHLEDGER_LEDGER_URL, with
     the access log as HEALTHLEDGER_BENCH_ACCESS_LOG says (`on` or `off`) and no health port."""
+    allocator.configure()  # as api.server does, before the stores start their threads
     configure_logging()
     services = Services.open(
         load_network(os.environ[NETWORK_ENV]),
@@ -369,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     else:
         os.environ[NETWORK_ENV] = str(args.network)
+        allocator.configure()  # as api.server does
         configure_logging()
         schema, announce = nop_schema()
         app = baselines_app(network, schema)
