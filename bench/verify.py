@@ -72,6 +72,11 @@ def _timed_functions(store: Any) -> list[tuple[Any, str, str]]:
         (store, "read_tree_nodes", "read_tree_nodes: the stored tree nodes"),
         (
             replay,
+            "copy_stored",
+            "stored state and history: copied by SQLite, the ledger attached",
+        ),
+        (
+            replay,
             "load_stored",
             "stored state and history: scans, into the temporary database",
         ),

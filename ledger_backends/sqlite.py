@@ -159,11 +159,16 @@ class SQLiteStore(SqlStore):
             raise
         return store
 
+    @property
+    def read_only_uri(self) -> str:
+        """The ledger file as SQLite opens it to read only (as `create=False` opens it)."""
+        return read_only_uri(sqlite_path(self.url))
+
     @classmethod
     def _open_read_only(cls, url: str, path: Path) -> SQLiteStore:
         if not path.exists():
             raise LedgerNotFoundError(str(path))
-        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        uri = read_only_uri(path)
         engine = create_engine(
             "sqlite://",
             creator=lambda: sqlite3.connect(
@@ -196,6 +201,11 @@ def sqlite_path(url: str) -> Path:
             "A SQLite ledger must be a file (use memory:// for a ledger that lives in memory)."
         )
     return Path(raw)
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI that opens the SQLite file at `path` to read only."""
+    return f"file:{quote(str(path.resolve()))}?mode=ro"
 
 
 def create_private_file(path: Path, what: str) -> None:

@@ -21,6 +21,7 @@ from .hashing import (
 )
 from .merkle import CompactRange, NodeId, edge_ids, leaf_hash, node_hash
 from .records import Block, Tip, Transaction
+from .sqlite import SQLiteStore
 from .verify_disk import DiskReplay
 from .verify_replay import DamageFoundError as _DamageFoundError
 from .verify_replay import HistoryBefore, MemoryReplay, earliest
@@ -87,13 +88,36 @@ def verify_channel(store: LedgerStore, channel: str) -> Verification:
         walk = _ChainWalk(store, channel, replay)
         try:
             walk.advance(keys=False)
-            replay.load_stored(store.scan_state_rows(channel), store.scan_history_rows(channel))
-            damage = replay.earliest_damage(_appended_meanwhile(walk))
+            damage = _stored_damage(store, channel, walk, replay)
             if damage is not None:
                 raise damage
         except _DamageFoundError as damage:
             return Verification(channel, False, walk.height, damage.block_number, damage.reason)
         return Verification(channel, True, walk.height, tip=walk.tip)
+
+
+def _stored_damage(
+    store: LedgerStore, channel: str, walk: _ChainWalk, replay: DiskReplay
+) -> _DamageFoundError | None:
+    """The earliest damage to the stored world state and history, compared with the replay of
+    the walked blocks and of those appended since (`_appended_meanwhile`, whose keys are left
+    out), or None.
+
+    A SQLite ledger's rows are first copied by SQLite itself (`DiskReplay.copy_stored`); what
+    that copy finds intact is intact (`DiskReplay.copy_matches`). Anything else, and any
+    other store's rows, is decided on the store's scans, as every store's rows once were:
+    damage named as they name it, a row they cannot read reported as their failure.
+    """
+    left_out: set[str] = set()
+    if isinstance(store, SQLiteStore) and replay.copy_stored(store.read_only_uri, channel):
+        left_out = _appended_meanwhile(walk)
+        if replay.copy_matches(left_out):
+            return None
+        replay.forget_stored()
+    replay.load_stored(store.scan_state_rows(channel), store.scan_history_rows(channel))
+    # Taken after the copy's walk, the scans may hold rows of blocks appended since: those
+    # blocks are walked too, as after a first scan.
+    return replay.earliest_damage(left_out | _appended_meanwhile(walk))
 
 
 def _appended_meanwhile(walk: _ChainWalk) -> set[str]:

@@ -8,6 +8,11 @@ in whatever order the store scans them and finds the earliest damage with SQL. T
 is a file in a temporary directory, written without a journal or syncs (it is thrown away
 with the check) and with a bounded page cache; `close` deletes it.
 
+A SQLite ledger's state and history can instead be copied by SQLite itself, the ledger file
+attached read-only (`copy_stored`): no row becomes Python values on the way. What the copy
+finds intact is intact as the scans would have found it (`copy_matches` says when); anything
+else, the scans decide.
+
 Which damage is named is as `MemoryReplay` (and the check before this one) names it: the
 earliest block; on a tie a stored world-state row that no valid transaction wrote or that
 differs (the first such key in code-point order), then a missing row, then a key's history.
@@ -27,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import ParamSpec, TypeVar
+from urllib.parse import quote
 
 from .errors import LedgerError
 from .records import Transaction, Version
@@ -61,6 +67,18 @@ _SCHEMA = (
 _STORED_HISTORY = (
     "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
     " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+)
+# The stored rows of a channel, as the store's scans give them (`load_stored`), copied from the
+# ledger file attached as `ledger` (`copy_stored`).
+_COPY_STATE = (
+    "INSERT OR REPLACE INTO stored_state SELECT key, value, block_number, tx_index"
+    " FROM ledger.ledger_state WHERE channel = ?"
+)
+_COPY_HISTORY = (
+    "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
+    " timestamp) SELECT key, block_number, tx_index, tx_id, value, creator_uid, creator_msp,"
+    " timestamp FROM ledger.ledger_history WHERE channel = ?"
     " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
 )
 _SAME_HISTORY = (
@@ -124,11 +142,12 @@ class DiskReplay:
 
     @staticmethod
     def _create(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, isolation_level=None)
+        # Opened by URI, so that a ledger file is attached by one (read-only: `copy_stored`).
+        db = sqlite3.connect(f"file:{quote(str(path))}", uri=True, isolation_level=None)
         for pragma in (
             "journal_mode = OFF",
             "synchronous = OFF",
-            "locking_mode = EXCLUSIVE",
+            "main.locking_mode = EXCLUSIVE",  # main only: an attached ledger's locks as ever
             f"cache_size = -{CACHE_KIB}",
             "temp_store = FILE",
         ):
@@ -219,6 +238,69 @@ class DiskReplay:
         self._db.executemany(_STORED_HISTORY, history)
         self._db.execute("COMMIT")
 
+    def copy_stored(self, ledger: str, channel: str) -> bool:
+        """Take the stored world state and history of `channel` as `load_stored` takes them,
+        copied from the SQLite ledger file at the URI `ledger` (opened read-only): one
+        INSERT ... SELECT each, in one read transaction of the ledger. False, with nothing
+        taken (the copy rolled back), when that failed for whatever reason (a file it cannot
+        open or read, no room here): the caller then takes the store's scans, which report
+        their own failure as ever (the ledger's, or ScratchSpaceError).
+
+        The copy holds each row as the scans would, value for value and type for type, but
+        for a text that is not UTF-8: the scans refuse it (as a failure to read the ledger),
+        the copy keeps its bytes. Such a row differs from every replayed one, so the copy is
+        trusted only where `copy_matches`."""
+        with _scratch("be written"):
+            # A journal for the copy alone: a copy that fails is rolled back, leaving this
+            # database as it was (without one, a failed statement may leave it damaged).
+            if self._db.execute("PRAGMA main.journal_mode = MEMORY").fetchone()[0] != "memory":
+                return False
+        try:
+            self._db.execute("ATTACH DATABASE ? AS ledger", (ledger,))
+        except sqlite3.Error:
+            self._journal_off()
+            return False
+        try:
+            self._db.execute("BEGIN")
+            self._db.execute(_COPY_STATE, (channel,))
+            self._db.execute(_COPY_HISTORY, (channel,))
+            self._db.execute("COMMIT")
+            copied = True
+        except sqlite3.Error:
+            copied = False
+        with _scratch("be written"):
+            if self._db.in_transaction:  # the copy failed: nothing of it is kept
+                self._db.execute("ROLLBACK")
+            self._db.execute("DETACH DATABASE ledger")
+        self._journal_off()
+        return copied
+
+    @_scratch_errors("be written")
+    def _journal_off(self) -> None:
+        self._db.execute("PRAGMA main.journal_mode = OFF")
+
+    @_scratch_errors("be written")
+    def forget_stored(self) -> None:
+        """Drop the stored state and history taken, to take them again."""
+        self._db.execute("DELETE FROM stored_state")
+        self._db.execute("DELETE FROM stored_history")
+
+    def copy_matches(self, left_out: set[str]) -> bool:
+        """Whether the copied state and history (`copy_stored`) are found intact, and the
+        scans would have found them so: every compared row equal to a replayed one (so
+        UTF-8, as every replayed text is), every row left out a row the scans would read.
+        False when the comparison finds damage or fails, for the scans to decide."""
+        try:
+            if self.earliest_damage(left_out) is not None:
+                return False
+            for table in ("stored_state", "stored_history"):
+                self._db.execute(
+                    f"SELECT * FROM {table} WHERE key IN (SELECT key FROM left_out)"
+                ).fetchall()  # each text decoded from UTF-8, as the scans decode it
+        except (ScratchSpaceError, sqlite3.Error):
+            return False
+        return True
+
     @_scratch_errors("be read")
     def earliest_damage(self, left_out: set[str]) -> DamageFoundError | None:
         """The earliest damage to the world state or history of a key not in `left_out`."""
@@ -272,7 +354,9 @@ class DiskReplay:
         # Each replayed entry stored once, and nothing more: the histories are the same.
         if missing is None and (copies or 1) == 1 and stored == self._count("replay_history"):
             return None
-        self._db.execute("CREATE INDEX replay_history_entry ON replay_history (key, block, tx)")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS replay_history_entry ON replay_history (key, block, tx)"
+        )
         differs = self._db.execute(
             "SELECT min(s.block) FROM stored_history AS s LEFT JOIN replay_history AS r"
             " ON r.key = s.key AND r.block = s.block AND r.tx = s.tx"

@@ -29,10 +29,21 @@ import pytest
 
 import api.chain_checks
 import ledger_backends.verify
-from ledger_backends import ChannelLedger, Tip, Validation, Version, open_ledger, verify_channel
+from ledger_backends import (
+    ChannelLedger,
+    LedgerError,
+    Tip,
+    Validation,
+    Version,
+    open_ledger,
+    open_store,
+    verify_channel,
+)
 from ledger_backends.chain import ChainWriter
+from ledger_backends.errors import BackendUnavailableError
 from ledger_backends.memory import MemoryStore
 from ledger_backends.records import Block
+from ledger_backends.sqlite import SQLiteStore
 from ledger_backends.testing import (
     BlockField,
     HistoryValue,
@@ -443,6 +454,229 @@ def test_a_check_leaves_no_temporary_files(
         raw.change(StateValue(CHANNEL, "k2"), "2", "3")
     assert not verify_channel(writer.store, CHANNEL).ok
     assert list((tmp_path / "temp").iterdir()) == []
+
+
+# -- a SQLite ledger's stored rows, copied by SQLite --------------------------------------------
+#
+# On SQLite the check copies the stored state and history with SQL (the ledger file attached
+# read-only) instead of scanning them; whatever the copy does not find intact is decided on
+# the scans, as before. So every outcome is the scans': each change below, made to the file
+# with SQL as only a hand at it could, is named (or reported as a ledger that cannot be read)
+# alike with the copy and without it. _grow(writer, 12) leaves k1 at (10, 0), k2 at (11, 0).
+
+RAW_CHANGES = {
+    "nothing": [],
+    "a state value that is not UTF-8": [
+        "UPDATE ledger_state SET value = CAST(x'7b22ff' AS TEXT) WHERE key = 'k1'"
+    ],
+    "a history creator that is not UTF-8": [
+        "UPDATE ledger_history SET creator_uid = CAST(x'ff' AS TEXT)"
+        " WHERE key = 'k2' AND block_number = 5"
+    ],
+    "a state key that is not UTF-8": [
+        "UPDATE ledger_state SET key = CAST(x'6bff' AS TEXT) WHERE key = 'k1'"
+    ],
+    "a state value stored as bytes": [
+        "UPDATE ledger_state SET value = CAST(value AS BLOB) WHERE key = 'k1'"
+    ],
+    "a state version stored as text": [
+        "UPDATE ledger_state SET block_number = 'ten' WHERE key = 'k1'"
+    ],
+    "a history value stored as a number": [
+        "UPDATE ledger_history SET value = 7.5 WHERE key = 'k1' AND block_number = 7"
+    ],
+    "a history key stored as bytes": [
+        "UPDATE ledger_history SET key = CAST(key AS BLOB) WHERE key = 'k2' AND block_number = 2"
+    ],
+    "a history value stored as NULL": [
+        "UPDATE ledger_history SET value = NULL WHERE key = 'k0' AND block_number = 6"
+    ],
+    "a history entry deleted": ["DELETE FROM ledger_history WHERE key = 'k1' AND block_number = 4"],
+    "a state row added": [
+        "INSERT INTO ledger_state (channel, key, value, block_number, tx_index)"
+        " VALUES ('medical', 'ghost', '1', 4, 0)"
+    ],
+    "a state row of another channel": [
+        "INSERT INTO ledger_state (channel, key, value, block_number, tx_index)"
+        " VALUES ('other', 'k1', '1', 4, 0)"
+    ],
+}
+
+
+def _changed(url: str, statements: list[str]) -> None:
+    with sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None) as db:
+        for statement in statements:
+            db.execute(statement)
+
+
+def _check_outcome(url: str) -> tuple[Any, ...]:
+    """A check from block 0 of the ledger opened read-only, as `healthledger verify` opens it:
+    its verdict, or the error it raised."""
+    store = open_store(url, create=False)
+    try:
+        found = verify_channel(store, CHANNEL)
+    except LedgerError as exc:
+        return ("raised", type(exc), str(exc))
+    finally:
+        store.close()
+    return ("checked", found.ok, found.first_bad_block, found.reason)
+
+
+def _without_the_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DiskReplay, "copy_stored", lambda replay, ledger, channel: False)
+
+
+class Scans:
+    """Counts the times a check took the store's scans."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.taken = 0
+        load = DiskReplay.load_stored
+
+        def counted(replay: DiskReplay, *rows: Any) -> None:
+            self.taken += 1
+            load(replay, *rows)
+
+        monkeypatch.setattr(DiskReplay, "load_stored", counted)
+
+
+@pytest.mark.parametrize("kind", list(RAW_CHANGES))
+def test_a_sqlite_ledgers_rows_are_judged_as_the_scans_judge_them(
+    monkeypatch: pytest.MonkeyPatch, ledger: tuple[str, ChainWriter], kind: str
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    _changed(url, RAW_CHANGES[kind])
+    scans = Scans(monkeypatch)
+    copied = _check_outcome(url)
+    assert scans.taken == (0 if kind in ("nothing", "a state row of another channel") else 1)
+    with monkeypatch.context() as scans_only:
+        _without_the_copy(scans_only)
+        assert _check_outcome(url) == copied
+
+
+def test_rows_that_are_not_utf_8_are_reported_as_a_ledger_that_cannot_be_read(
+    ledger: tuple[str, ChainWriter],
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    _changed(url, RAW_CHANGES["a history creator that is not UTF-8"])
+    assert _check_outcome(url) == (
+        "raised",
+        BackendUnavailableError,
+        "The SQLite ledger cannot be reached: Could not decode to UTF-8 column 'creator_uid'"
+        " with text '\ufffd'. Nothing was written.",
+    )
+    _changed(url, ["UPDATE ledger_history SET creator_uid = 'ghost' WHERE key = 'k2'"])
+    assert _check_outcome(url) == (
+        "checked",
+        False,
+        2,
+        "the key history differs from what this block wrote.",
+    )
+
+
+def _appending_before_the_copy(
+    monkeypatch: pytest.MonkeyPatch, url: str, writer: ChainWriter, statements: list[str]
+) -> None:
+    """Make a check's walk end before a block writing k1 is appended, and the ledger file
+    changed by `statements`, just before the stored rows are copied."""
+    copy = DiskReplay.copy_stored
+
+    def after_a_write(replay: DiskReplay, ledger: str, channel: str) -> bool:
+        writer.commit([proposal("meanwhile", writes={"k1": "late"})])
+        _changed(url, statements)
+        return copy(replay, ledger, channel)
+
+    monkeypatch.setattr(DiskReplay, "copy_stored", after_a_write)
+
+
+def test_a_block_appended_before_the_copy_is_walked_and_its_keys_left_out(
+    monkeypatch: pytest.MonkeyPatch, ledger: tuple[str, ChainWriter]
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    _appending_before_the_copy(monkeypatch, url, writer, [])
+    scans = Scans(monkeypatch)
+    assert _check_outcome(url)[:3] == ("checked", True, None)
+    assert scans.taken == 0
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_row_left_out_that_is_not_utf_8_is_reported_as_the_scans_report_it(
+    monkeypatch: pytest.MonkeyPatch, ledger: tuple[str, ChainWriter], copy: bool
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    # k1 is written by the block appended meanwhile, so left out of the comparison.
+    not_utf_8 = "UPDATE ledger_history SET tx_id = CAST(x'ff' AS TEXT) WHERE key = 'k1'"
+    if not copy:
+        _without_the_copy(monkeypatch)
+    _appending_before_the_copy(monkeypatch, url, writer, [not_utf_8])
+    raised, kind, message = _check_outcome(url)
+    assert (raised, kind) == ("raised", BackendUnavailableError)
+    assert "Could not decode to UTF-8 column 'tx_id'" in message
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_a_block_appended_before_the_scans_is_walked_and_its_keys_left_out(
+    monkeypatch: pytest.MonkeyPatch, ledger: tuple[str, ChainWriter], copy: bool
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    with raw_store(url) as raw:
+        raw.change(HistoryValue(CHANNEL, "k2", 11, 0), "11", "12")
+    if not copy:
+        _without_the_copy(monkeypatch)
+    load = DiskReplay.load_stored
+
+    def after_a_write(replay: DiskReplay, *rows: Any) -> None:
+        # k1, last written by block 10, is written again: its new row must not be damage.
+        writer.commit([proposal("meanwhile", reads={"k1": (10, 0)}, writes={"k1": "late"})])
+        load(replay, *rows)
+
+    monkeypatch.setattr(DiskReplay, "load_stored", after_a_write)
+    assert _check_outcome(url) == (
+        "checked",
+        False,
+        11,
+        "the key history differs from what this block wrote.",
+    )
+
+
+def test_a_copy_that_fails_halfway_is_rolled_back_and_the_scans_decide(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ledger: tuple[str, ChainWriter]
+) -> None:
+    url, writer = ledger
+    _grow(writer, 12)
+    # What the copy reads: the ledger with a key no transaction wrote, and no history table,
+    # so that its state is copied and its history is not.
+    other = tmp_path / "other.db"
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(other) as db:
+        source.backup(db)
+    _changed(f"sqlite:///{other}", [*RAW_CHANGES["a state row added"], "DROP TABLE ledger_history"])
+    monkeypatch.setattr(SQLiteStore, "read_only_uri", f"file:{other}?mode=ro")
+    scans = Scans(monkeypatch)
+    assert _check_outcome(url)[:3] == ("checked", True, None)
+    assert scans.taken == 1
+    monkeypatch.setattr(SQLiteStore, "read_only_uri", f"file:{tmp_path}/missing.db?mode=ro")
+    assert _check_outcome(url)[:3] == ("checked", True, None)
+    assert scans.taken == 2
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_check_leaves_the_sqlite_ledger_free_to_append_to(
+    ledger: tuple[str, ChainWriter],
+) -> None:
+    url, writer = ledger
+    _grow(writer, 3)
+    store = open_store(url, create=False)
+    try:
+        assert verify_channel(store, CHANNEL).ok
+        writer.commit([proposal("after", writes={"k9": 9})])  # no lock of the check's is held
+        assert verify_channel(store, CHANNEL).ok
+    finally:
+        store.close()
 
 
 # -- through the API --------------------------------------------------------------------------
