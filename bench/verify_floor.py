@@ -188,7 +188,7 @@ def one_run(store: SQLiteStore, channel: str, per_read: int) -> tuple[int, dict[
             db.execute("COMMIT")
             spent.took("replay writes: one state row and one history entry per key")
         spent.start()
-        if not replay.copy_stored(store.read_only_uri, channel):
+        if not replay.copy_stored(store.sqlite_file_uri(), channel):
             raise RuntimeError("the stored rows could not be copied")
         spent.took("stored state and history: copied by SQLite")
         if replay.earliest_damage(set()) is not None:

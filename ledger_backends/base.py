@@ -156,6 +156,11 @@ class LedgerStore(ABC):
         for entry in self.scan_history(channel):
             yield astuple(entry)
 
+    def sqlite_file_uri(self) -> str | None:
+        """The URI that opens this store's SQLite file to read only, for a verification to
+        attach and copy the stored rows from with SQL; None for a store that is no such file."""
+        return None
+
     @abstractmethod
     def ping(self) -> None:
         """Raise `BackendUnavailableError` unless the store answers now."""

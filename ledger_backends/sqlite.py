@@ -159,8 +159,7 @@ class SQLiteStore(SqlStore):
             raise
         return store
 
-    @property
-    def read_only_uri(self) -> str:
+    def sqlite_file_uri(self) -> str:
         """The ledger file as SQLite opens it to read only (as `create=False` opens it)."""
         return read_only_uri(sqlite_path(self.url))
 

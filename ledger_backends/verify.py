@@ -21,7 +21,6 @@ from .hashing import (
 )
 from .merkle import CompactRange, NodeId, edge_ids, leaf_hash, node_hash
 from .records import Block, Tip, Transaction
-from .sqlite import SQLiteStore
 from .verify_disk import DiskReplay
 from .verify_replay import DamageFoundError as _DamageFoundError
 from .verify_replay import HistoryBefore, MemoryReplay, earliest
@@ -109,7 +108,8 @@ def _stored_damage(
     damage named as they name it, a row they cannot read reported as their failure.
     """
     left_out: set[str] = set()
-    if isinstance(store, SQLiteStore) and replay.copy_stored(store.read_only_uri, channel):
+    ledger_file = store.sqlite_file_uri()
+    if ledger_file is not None and replay.copy_stored(ledger_file, channel):
         left_out = _appended_meanwhile(walk)
         if replay.copy_matches(left_out):
             return None

@@ -655,11 +655,12 @@ def test_a_copy_that_fails_halfway_is_rolled_back_and_the_scans_decide(
     with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(other) as db:
         source.backup(db)
     _changed(f"sqlite:///{other}", [*RAW_CHANGES["a state row added"], "DROP TABLE ledger_history"])
-    monkeypatch.setattr(SQLiteStore, "read_only_uri", f"file:{other}?mode=ro")
+    monkeypatch.setattr(SQLiteStore, "sqlite_file_uri", lambda _: f"file:{other}?mode=ro")
     scans = Scans(monkeypatch)
     assert _check_outcome(url)[:3] == ("checked", True, None)
     assert scans.taken == 1
-    monkeypatch.setattr(SQLiteStore, "read_only_uri", f"file:{tmp_path}/missing.db?mode=ro")
+    missing = f"file:{tmp_path}/missing.db?mode=ro"
+    monkeypatch.setattr(SQLiteStore, "sqlite_file_uri", lambda _: missing)
     assert _check_outcome(url)[:3] == ("checked", True, None)
     assert scans.taken == 2
     assert not (tmp_path / "missing.db").exists()
