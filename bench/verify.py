@@ -5,7 +5,8 @@ Each ledger (--transactions, and each of --sizes) holds one key written by every
 --block transactions per block, committed straight through the chain writer
 (`merkle_tree.filled`); it is made once per run, or kept in --ledger-dir and reused. Each
 check runs `verify_channel` on the store opened read-only, as `healthledger verify` opens it,
-in a fresh child process (`--check URL`), which reports the seconds the check took and its
+in a fresh child process (`--check URL`) with the garbage collector set up as that command
+sets it (`api.collector.settle`), which reports the seconds the check took and its
 own peak RSS (`ru_maxrss`, the interpreter and its imports included). The sizes alternate
 within each of --repeats; figures are medians.
 
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from api import collector
 from ledger_backends import open_ledger, open_store, verify_channel
 
 from . import harness
@@ -128,6 +130,7 @@ def timed_steps(store: Any, channel: str) -> dict[str, float]:
 def check(url: str, channel: str, steps: bool) -> None:
     """The child: one check of `channel` at `url`; print seconds, outcome and peak RSS (or,
     with `steps`, the seconds of each step)."""
+    collector.settle()  # as `healthledger verify` does
     store = open_store(url, create=False)
     if steps:
         try:
