@@ -53,7 +53,7 @@ from ledger_backends.merkle import CompactRange, NodeId, leaf_hash
 from ledger_backends.records import Block, _scan_once, object_text, value_texts
 from ledger_backends.sqlite import SQLiteStore
 from ledger_backends.verify import VERIFY_CHUNK_TRANSACTIONS, _TreeCheck
-from ledger_backends.verify_disk import DiskReplay
+from ledger_backends.verify_disk import REPLAY_HISTORY_WRITE, REPLAY_STATE_WRITE, DiskReplay
 
 from . import harness
 from .harness import Result, log, median
@@ -74,8 +74,6 @@ CHECK_NEEDS = (
     "stored tree nodes: read and compared",
     "the comparison, in SQL",
 )
-_REPLAY_STATE = "INSERT OR REPLACE INTO replay_state VALUES (?, ?, ?, ?)"
-_REPLAY_HISTORY = "INSERT INTO replay_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def arguments() -> Any:
@@ -183,8 +181,8 @@ def one_run(store: SQLiteStore, channel: str, per_read: int) -> tuple[int, dict[
                 for key, value in written.items():
                     rows.append((key, block.number, index, tx_id, value, uid, msp, stamp))
             db.execute("BEGIN")
-            db.executemany(_REPLAY_STATE, ((r[0], r[4], r[1], r[2]) for r in rows))
-            db.executemany(_REPLAY_HISTORY, rows)
+            db.executemany(REPLAY_STATE_WRITE, ((r[0], r[4], r[1], r[2]) for r in rows))
+            db.executemany(REPLAY_HISTORY_WRITE, rows)
             db.execute("COMMIT")
             spent.took("replay writes: one state row and one history entry per key")
         spent.start()

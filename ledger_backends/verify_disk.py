@@ -64,22 +64,26 @@ _SCHEMA = (
     " timestamp, copies DEFAULT 1, PRIMARY KEY (key, block, tx)) WITHOUT ROWID",
     "CREATE TABLE left_out (key PRIMARY KEY) WITHOUT ROWID",
 )
-_STORED_HISTORY = (
-    "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
-    " timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+# The replay's writes (`end_chunk`; bench.verify_floor times them alone).
+REPLAY_STATE_WRITE = "INSERT OR REPLACE INTO replay_state VALUES (?, ?, ?, ?)"
+REPLAY_HISTORY_WRITE = "INSERT INTO replay_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# The stored rows of a channel, taken row by row as the store's scans give them
+# (`load_stored`) or copied from the ledger file attached as `ledger` (`copy_stored`), by the
+# same rules: a state row met twice is held once, a history entry met twice is counted.
+_INTO_STORED_STATE = "INSERT OR REPLACE INTO stored_state"
+_INTO_STORED_HISTORY = (
+    "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp, timestamp)"
 )
-# The stored rows of a channel, as the store's scans give them (`load_stored`), copied from the
-# ledger file attached as `ledger` (`copy_stored`).
+_COUNT_COPIES = " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+_STORED_STATE = f"{_INTO_STORED_STATE} VALUES (?, ?, ?, ?)"
+_STORED_HISTORY = f"{_INTO_STORED_HISTORY} VALUES (?, ?, ?, ?, ?, ?, ?, ?){_COUNT_COPIES}"
 _COPY_STATE = (
-    "INSERT OR REPLACE INTO stored_state SELECT key, value, block_number, tx_index"
+    f"{_INTO_STORED_STATE} SELECT key, value, block_number, tx_index"
     " FROM ledger.ledger_state WHERE channel = ?"
 )
 _COPY_HISTORY = (
-    "INSERT INTO stored_history (key, block, tx, tx_id, value, creator_uid, creator_msp,"
-    " timestamp) SELECT key, block_number, tx_index, tx_id, value, creator_uid, creator_msp,"
-    " timestamp FROM ledger.ledger_history WHERE channel = ?"
-    " ON CONFLICT (key, block, tx) DO UPDATE SET copies = copies + 1"
+    f"{_INTO_STORED_HISTORY} SELECT key, block_number, tx_index, tx_id, value, creator_uid,"
+    f" creator_msp, timestamp FROM ledger.ledger_history WHERE channel = ?{_COUNT_COPIES}"
 )
 _SAME_HISTORY = (
     "s.tx_id IS r.tx_id AND s.value IS r.value AND s.creator_uid IS r.creator_uid"
@@ -213,14 +217,14 @@ class DiskReplay:
         history, self._history = self._history, []
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT OR REPLACE INTO replay_state VALUES (?, ?, ?, ?)",
+            REPLAY_STATE_WRITE,
             ((key, w[0], w[1][0], w[1][1]) for key, w in written.items() if w is not None),
         )
         self._db.executemany(
             "DELETE FROM replay_state WHERE key = ?",
             ((key,) for key, w in written.items() if w is None),
         )
-        self._db.executemany("INSERT INTO replay_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)", history)
+        self._db.executemany(REPLAY_HISTORY_WRITE, history)
         self._db.execute("COMMIT")
 
     # -- the comparison -------------------------------------------------------------------------
@@ -234,7 +238,7 @@ class DiskReplay:
         history HistoryEntry's fields in their order (`scan_history_rows`)."""
         self._db.execute("BEGIN")
         # A scan that meets a row twice (a Redis scan may) holds it once.
-        self._db.executemany("INSERT OR REPLACE INTO stored_state VALUES (?, ?, ?, ?)", state)
+        self._db.executemany(_STORED_STATE, state)
         self._db.executemany(_STORED_HISTORY, history)
         self._db.execute("COMMIT")
 
